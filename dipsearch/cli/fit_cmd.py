@@ -1,0 +1,102 @@
+"""`dipsearch fit`: one DIP fit of one image, saved as a run folder."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from ..arch import ArchSpec
+from ..fit import FitConfig, FitHook, check_size, fit, resolve_device
+from ..progress import ProgressHook, fit_progress, summary_table
+from ..runs import RunDir
+from ..space import find_space, load_space
+from ..tomlio import load_toml
+from .problem_args import add_problem_args, problem_from_args, problem_tag
+
+
+def add_fit_settings(parser: argparse.ArgumentParser, iters_default: int | None = None) -> None:
+    group = parser.add_argument_group("fit settings")
+    group.add_argument("--iters", type=int, default=iters_default, help="iterations (default 2400, or the arch file's)")
+    group.add_argument("--lr", type=float, help="Adam learning rate (default 0.01, or the space/arch file's)")
+    group.add_argument("--reg-noise", type=float, dest="reg_noise_std", help="input noise sigma_p (default 1/30)")
+    group.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
+    group.add_argument("--out", default="runs", metavar="DIR", help="runs root folder (default ./runs)")
+    group.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "fit",
+        help="fit the DIP hourglass to one image",
+        description="Fit a DIP hourglass to one corrupted image and save the run under runs/fit/.",
+    )
+    add_problem_args(parser)
+    arch = parser.add_mutually_exclusive_group()
+    arch.add_argument("--space", metavar="PATH", help="use this search space's default genome (default: the seed network)")
+    arch.add_argument("--arch", metavar="PATH", help="an architecture file (best_arch.toml of a search, or ArchSpec TOML/JSON)")
+    add_fit_settings(parser)
+    parser.set_defaults(func=run, extra_hooks=[])
+
+
+def resolve_arch(args: argparse.Namespace) -> tuple[ArchSpec, dict[str, Any], dict[str, Any]]:
+    """The ArchSpec, the fit settings that came with it, and where it came from."""
+    if getattr(args, "arch", None):
+        spec = ArchSpec.load(args.arch)
+        data = load_toml(args.arch, "architecture file") if Path(args.arch).suffix.lower() != ".json" else {}
+        settings = {k: v for k, v in data.get("fit", {}).items() if k in ("lr", "reg_noise_std", "iters")}
+        return spec, settings, {"arch_file": str(Path(args.arch).resolve())}
+    if getattr(args, "space", None):
+        space = load_space(find_space(args.space))
+        genome = space.default()
+        return space.decode(genome), space.fit_settings(genome), {"space_file": space.source}
+    return ArchSpec(), {}, {"arch": "seed default"}
+
+
+def fit_config(args: argparse.Namespace, from_arch: dict[str, Any]) -> FitConfig:
+    settings = dict(from_arch)
+    for name in ("iters", "lr", "reg_noise_std"):
+        if getattr(args, name, None) is not None:
+            settings[name] = getattr(args, name)
+    return FitConfig(seed=args.seed, device=args.device, **settings)
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
+    problem = problem_from_args(args)
+    spec, from_arch, source = resolve_arch(args)
+    config = fit_config(args, from_arch)
+    check_size(problem, spec)
+    device = str(resolve_device(config.device))
+    hooks: list[FitHook] = [factory(args, problem) for factory in args.extra_hooks]
+
+    run_dir = RunDir.create(args.out, "fit", problem_tag(args))
+    try:
+        run_dir.write_toml(
+            "config.toml", {"source": source, "problem": problem.meta, "fit": config.to_dict(), "arch": spec.to_dict()}
+        )
+        run_dir.write_versions(device)
+        run_dir.save_image("observed.png", problem.observed)
+        if problem.clean is not None:
+            run_dir.save_image("clean.png", problem.clean)
+        progress = fit_progress(console, transient=False)
+        if not args.no_progress:
+            hooks.append(ProgressHook(progress, description="fit"))
+            with progress:
+                result = fit(problem, spec, config, hooks)
+        else:
+            result = fit(problem, spec, config, hooks)
+        run_dir.write_csv("trace.csv", result.trace)
+        run_dir.save_image("output.png", result.output)
+        run_dir.save_image("output_ema.png", result.ema)
+        for name, image in result.extras.get("images", {}).items():
+            run_dir.save_image(f"{name}.png", image)
+        summary = result.summary(problem)
+        run_dir.write_json("summary.json", summary)
+    except BaseException:
+        run_dir.discard()
+        raise
+    console.print(summary_table(f"fit: {problem.task}, {result.iters_run} iterations on {device}", summary))
+    console.print(f"run folder: [bold]{run_dir.path}[/bold]")
+    return 0

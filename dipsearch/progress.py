@@ -1,0 +1,64 @@
+"""Rich progress bars as fit hooks, and the closing tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .fit import FitHook, StepState
+
+
+def fit_progress(console: Console | None = None, transient: bool = False) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TextColumn("[cyan]{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=transient,
+    )
+
+
+class ProgressHook(FitHook):
+    """Advances a rich progress task every step and shows loss, PSNR (when known) and it/s."""
+
+    name = "progress"
+
+    def __init__(self, progress: Progress, description: str = "fit", every: int = 10):
+        self.progress = progress
+        self.description = description
+        self.every = every
+        self.task = None
+
+    def on_start(self, problem, spec, config) -> None:
+        self.task = self.progress.add_task(self.description, total=config.iters, status="", rate="")
+
+    def on_step(self, state: StepState) -> bool:
+        if state.step % self.every == 0 or state.step == 1:
+            status = f"loss {state.loss:.5f}"
+            if "psnr" in state.record:
+                status += f"  PSNR {state.record['psnr']:.2f} (EMA {state.record['psnr_ema']:.2f})"
+            seconds = state.record.get("seconds", 0.0)
+            rate = f"{state.step / seconds:.1f} it/s" if seconds > 0 else ""
+            self.progress.update(self.task, completed=state.step, status=status, rate=rate)
+        return False
+
+    def on_end(self, result) -> None:
+        self.progress.update(self.task, completed=result.iters_run, total=result.iters_run)
+
+
+def summary_table(title: str, summary: dict[str, Any]) -> Table:
+    table = Table(title=title, show_header=True, header_style="bold")
+    table.add_column("key")
+    table.add_column("value", justify="right")
+    for key, value in summary.items():
+        if isinstance(value, float):
+            value = f"{value:.4f}" if abs(value) < 1000 else f"{value:.1f}"
+        table.add_row(key, str(value))
+    return table
