@@ -65,7 +65,7 @@ class StepState:
     problem: Problem
     record: dict[str, float]
     net: torch.nn.Module  # for hooks that need an extra forward pass (e.g. SURE's divergence probe)
-    net_input: torch.Tensor  # the fixed input z (padded size; crop outputs to the image)
+    net_input: torch.Tensor  # the input fed this step: z plus this step's noise (padded size; crop outputs)
 
 
 class FitHook:
@@ -236,7 +236,7 @@ def fit(problem: Problem, spec: ArchSpec, config: FitConfig = FitConfig(), hooks
                 record["ssim"] = ssim(out, clean)
                 record["ssim_ema"] = ssim(ema, clean)
         record["seconds"] = time.perf_counter() - start
-        state = StepState(step, out, ema, loss_value, problem, record, net, z)
+        state = StepState(step, out, ema, loss_value, problem, record, net, net_input)
         stop = False
         for hook in hooks:
             if hook.on_step(state) and not stop:

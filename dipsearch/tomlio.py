@@ -46,6 +46,11 @@ def _value(value: Any) -> str:
     raise TypeError(f"cannot write {type(value).__name__} to TOML")
 
 
+def _key(key: str) -> str:
+    bare = key and all(c.isalnum() or c in "-_" for c in key)
+    return key if bare else json.dumps(key)
+
+
 def dumps_toml(data: dict[str, Any], _prefix: str = "") -> str:
     """Scalars and lists first, then one [table] per nested dict; None values are left out."""
     lines: list[str] = []
@@ -56,9 +61,10 @@ def dumps_toml(data: dict[str, Any], _prefix: str = "") -> str:
         if isinstance(value, dict):
             tables.append((key, value))
         else:
-            lines.append(f"{key} = {_value(value)}")
+            lines.append(f"{_key(key)} = {_value(value)}")
     out = "\n".join(lines)
     for key, table in tables:
-        name = f"{_prefix}{key}"
-        out += ("\n\n" if out else "") + f"[{name}]\n" + dumps_toml(table, _prefix=name + ".")
+        name = f"{_prefix}{_key(key)}"
+        body = dumps_toml(table, _prefix=name + ".").rstrip("\n")
+        out = out.rstrip("\n") + ("\n\n" if out else "") + f"[{name}]\n" + body
     return out.rstrip("\n") + "\n" if out else ""

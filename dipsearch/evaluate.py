@@ -1,0 +1,175 @@
+"""Candidate evaluation: one short DIP fit of one architecture, scored by a fitness.
+
+`evaluate(candidate)` is a module-level function of picklable arguments, so any
+concurrent.futures.Executor (in-process, local process pool, Dask) can run it. It never raises for a
+failing fit: the error is recorded and the candidate gets the worst fitness, so a search goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import socket
+import time
+import traceback
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Protocol
+
+import torch
+
+from .arch import ArchSpec, build_net, count_params
+from .errors import DipsearchError
+from .fit import FitConfig, FitHook, StepState, fit
+from .fitness import make_fitness
+from .metrics import psnr
+from .tasks import Problem
+
+
+class Reporter(Protocol):
+    """Receives the running fitness during a fit (e.g. an Optuna trial); returns True to prune it."""
+
+    def report(self, step: int, value: float) -> bool: ...
+
+
+@dataclass
+class Candidate:
+    genome: dict[str, Any]
+    arch: ArchSpec
+    problem: Problem
+    iters: int
+    seed: int = 0
+    fitness: str = "holdout"
+    fit_settings: dict[str, Any] = field(default_factory=dict)  # lr, reg_noise_std, iters from the genome
+    scale: float = 1.0  # evaluate on a 1/2 or 1/4 subsampled problem: a cheaper proxy
+    device: str = "auto"
+    index: int = 0
+    output: str = "ema"  # which image is scored: the averaged output (ema) or the last one (final)
+    reporter: Reporter | None = None
+    report_every: int = 100
+
+    @property
+    def key(self) -> str:
+        return candidate_key(self.arch, self.fit_settings, self.iters, self.fitness, self.scale, self.seed, self.output)
+
+
+def candidate_key(arch: ArchSpec, settings: dict, iters: int, fitness: str, scale: float, seed: int, output: str) -> str:
+    """Canonical hash: two genomes that decode to the same network and budget share one evaluation."""
+    text = json.dumps(
+        {"arch": arch.to_dict(), "fit": settings, "iters": iters, "fitness": fitness, "scale": scale, "seed": seed,
+         "output": output},
+        sort_keys=True,
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Evaluation:
+    index: int
+    key: str
+    genome: dict[str, Any]
+    fitness: float | None  # None when the fit failed
+    psnr: float | None  # true PSNR of the scored output, when a clean image is known
+    params: int | None
+    iters_run: int
+    seconds: float
+    error: str | None = None
+    pruned: bool = False
+    host: str = ""
+    image: torch.Tensor | None = field(default=None, repr=False)  # the scored output; not written to the log
+
+    @property
+    def search_value(self) -> float:
+        """The value a searcher maximises: failed candidates rank below every real one."""
+        return -math.inf if self.fitness is None or math.isnan(self.fitness) else self.fitness
+
+    def to_row(self) -> dict[str, Any]:
+        row = asdict(self)
+        row.pop("image")
+        return row
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> "Evaluation":
+        known = {k: v for k, v in row.items() if k in cls.__dataclass_fields__ and k != "image"}
+        return cls(**known)
+
+
+class _RunningFitness(FitHook):
+    name = "pruner"
+
+    def __init__(self, candidate: Candidate, score):
+        self.candidate = candidate
+        self.score = score
+        self.pruned = False
+
+    def on_step(self, state: StepState) -> bool:
+        if state.step % self.candidate.report_every:
+            return False
+        image = state.ema if self.candidate.output == "ema" else state.out
+        value = self.score(image, state.problem)
+        state.record["fitness"] = value
+        self.pruned = bool(self.candidate.reporter.report(state.step, value))
+        return self.pruned
+
+
+def subsample(problem: Problem, scale: float) -> Problem:
+    """Every (1/scale)-th pixel: keeps the noise statistics (unlike averaging), at 1/scale^2 the cost."""
+    if scale == 1:
+        return problem
+    stride = round(1 / scale)
+    if stride not in (2, 4) or abs(1 / stride - scale) > 1e-9:
+        raise DipsearchError(f"evaluation scale must be 1, 0.5 or 0.25, got {scale}")
+    if problem.task == "sr":
+        raise DipsearchError("evaluation at reduced scale is not available for super-resolution")
+    take = lambda t: None if t is None else t[..., ::stride, ::stride].contiguous()  # noqa: E731
+    observed = take(problem.observed)
+    channels = problem.image_shape[0]
+    return replace(
+        problem,
+        observed=observed,
+        image_shape=(channels, observed.shape[-2], observed.shape[-1]),
+        mask=take(problem.mask),
+        clean=take(problem.clean),
+        meta={**problem.meta, "eval_scale": scale},
+    )
+
+
+def evaluate(candidate: Candidate) -> Evaluation:
+    """Fit and score one candidate. Module-level and picklable: runs in any executor."""
+    start = time.perf_counter()
+    base = dict(index=candidate.index, key=candidate.key, genome=candidate.genome, host=socket.gethostname())
+    try:
+        problem = subsample(candidate.problem, candidate.scale)
+        fitness = make_fitness(candidate.fitness, problem)
+        prepared = fitness.prepare(problem, candidate.seed)
+        settings = {k: v for k, v in candidate.fit_settings.items() if k in ("lr", "reg_noise_std")}
+        iters = int(candidate.fit_settings.get("iters", candidate.iters))
+        config = FitConfig(iters=iters, seed=candidate.seed, device=candidate.device, ssim_every=0, **settings)
+        hooks: list[FitHook] = []
+        running = None
+        if candidate.reporter is not None:
+            running = _RunningFitness(candidate, fitness.score)
+            hooks.append(running)
+        result = fit(prepared, candidate.arch, config, hooks)
+        image = result.ema if candidate.output == "ema" else result.output
+        value = fitness.score(image, prepared)
+        true_psnr = psnr(image, problem.clean) if problem.clean is not None else None
+        return Evaluation(
+            **base,
+            fitness=value,
+            psnr=true_psnr,
+            params=result.params,
+            iters_run=result.iters_run,
+            seconds=time.perf_counter() - start,
+            pruned=bool(running and running.pruned),
+            image=image,
+        )
+    except Exception as err:  # noqa: BLE001 - a failing candidate must not stop the search
+        detail = str(err) if isinstance(err, DipsearchError) else "".join(traceback.format_exception_only(err)).strip()
+        params = None
+        try:
+            params = count_params(build_net(candidate.arch, candidate.problem.image_shape[0]))
+        except Exception:  # noqa: BLE001
+            pass
+        return Evaluation(**base, fitness=None, psnr=None, params=params, iters_run=0,
+                          seconds=time.perf_counter() - start, error=detail)

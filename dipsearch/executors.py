@@ -1,0 +1,76 @@
+"""Executors that run evaluate(candidate): in-process, a local process pool, or a Dask cluster.
+
+All are plain concurrent.futures.Executor objects, so searchers submit work the same way everywhere.
+Workers never touch the driver's random state: each candidate carries its own seed.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from typing import Any, Callable
+
+import torch
+
+from .errors import DipsearchError
+
+
+class InProcessExecutor(Executor):
+    """Runs each task at submit time in this process: for tests, debugging and single-device runs."""
+
+    def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as err:  # noqa: BLE001 - delivered through the future, as executors do
+            future.set_exception(err)
+        return future
+
+
+def _init_worker(gpu_queue: Any, threads: int) -> None:
+    # Pin one GPU per worker before CUDA is initialised in this process.
+    if gpu_queue is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu_queue.get())
+    torch.set_num_threads(threads)
+
+
+def local_pool(workers: int | None = None, threads_per_worker: int | None = None) -> Executor:
+    """One worker per visible GPU (each pinned through CUDA_VISIBLE_DEVICES), else `workers` CPU workers."""
+    gpus = torch.cuda.device_count()
+    if workers is None:
+        workers = gpus or 1
+    if workers < 1:
+        raise DipsearchError(f"--workers must be >= 1, got {workers}")
+    context = mp.get_context("spawn")  # fork after torch threads exist can deadlock
+    queue = None
+    if gpus:
+        queue = context.Queue()
+        for i in range(workers):
+            queue.put(i % gpus)
+    if threads_per_worker is None:
+        threads_per_worker = max(1, (os.cpu_count() or 1) // workers) if not gpus else 1
+    return ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(queue, threads_per_worker))
+
+
+def dask_executor(address: str, timeout: float = 10.0) -> Executor:
+    """An executor on a running Dask scheduler (`dask scheduler` / `dask worker ADDRESS`), extra `dask`."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise DipsearchError("--dask needs the dask extra: pip install 'dipsearch[dask]'") from None
+    try:
+        client = Client(address, timeout=timeout)
+    except (OSError, TimeoutError) as err:
+        raise DipsearchError(f"cannot reach the Dask scheduler at {address}: {err}") from None
+    except ValueError as err:
+        raise DipsearchError(f"bad Dask scheduler address {address!r}: {err}") from None
+    return client.get_executor()
+
+
+def make_executor(workers: int | None = None, dask: str | None = None) -> Executor:
+    if dask:
+        return dask_executor(dask)
+    if workers in (None, 0, 1) and not torch.cuda.device_count() > 1:
+        return InProcessExecutor()
+    return local_pool(workers)
