@@ -1,4 +1,4 @@
-"""Image files <-> 1×C×H×W float tensors in [0, 1], and the centre crops the networks need."""
+"""Image files <-> 1xCxHxW float tensors in [0, 1], and the centre crops the networks need."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ _SIXTEEN_BIT = {"I", "I;16", "I;16L", "I;16B", "I;16N"}
 
 
 def _to_array(img: Image.Image, path: Path) -> np.ndarray:
-    """Return H×W×C float32 in [0, 1]; C is 1 or 3."""
+    """Return HxWxC float32 in [0, 1]; C is 1 or 3."""
     mode = img.mode
     if mode in _SIXTEEN_BIT:
         arr = np.asarray(img, dtype=np.float64) / 65535.0
@@ -35,7 +35,7 @@ def _to_array(img: Image.Image, path: Path) -> np.ndarray:
 
 
 def load_image(path: str | Path) -> torch.Tensor:
-    """Read a PNG/JPEG/TIFF as a 1×C×H×W float32 tensor in [0, 1] (C = 1 for grey, 3 for colour)."""
+    """Read a PNG/JPEG/TIFF as a 1xCxHxW float32 tensor in [0, 1] (C = 1 for grey, 3 for colour)."""
     path = Path(path)
     if not path.exists():
         raise DipsearchError(f"image file not found: {path} (check the path and spelling)")
@@ -53,7 +53,7 @@ def load_image(path: str | Path) -> torch.Tensor:
 
 
 def save_image(tensor: torch.Tensor, path: str | Path, format: str | None = None) -> None:
-    """Write a 1×C×H×W or C×H×W tensor (clamped to [0, 1]) as an 8-bit image, grey when C = 1.
+    """Write a 1xCxHxW or CxHxW tensor (clamped to [0, 1]) as an 8-bit image, grey when C = 1.
 
     Writes exactly `path`; the format comes from `format`, else the suffix, else PNG (so that
     temporary names such as 'out.png.tmp' used for atomic renames still produce a PNG).
@@ -65,7 +65,7 @@ def save_image(tensor: torch.Tensor, path: str | Path, format: str | None = None
             raise ValueError(f"save_image expects a batch of one image, got shape {tuple(t.shape)}")
         t = t[0]
     if t.dim() != 3 or t.shape[0] not in (1, 3):
-        raise ValueError(f"save_image expects 1×C×H×W or C×H×W with C in (1, 3), got {tuple(tensor.shape)}")
+        raise ValueError(f"save_image expects 1xCxHxW or CxHxW with C in (1, 3), got {tuple(tensor.shape)}")
     arr = (t.clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
     img = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)
     if format is None:
@@ -78,10 +78,10 @@ def save_image(tensor: torch.Tensor, path: str | Path, format: str | None = None
 
 
 def center_crop(img: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """Central h×w window of a ...×H×W tensor."""
+    """Central hxw window of a ...xHxW tensor."""
     H, W = img.shape[-2:]
     if not (0 < h <= H and 0 < w <= W):
-        raise DipsearchError(f"cannot crop a {H}×{W} image to {h}×{w}; the crop must fit inside the image")
+        raise DipsearchError(f"cannot crop a {H}x{W} image to {h}x{w}; the crop must fit inside the image")
     top, left = (H - h) // 2, (W - w) // 2
     return img[..., top : top + h, left : left + w]
 
@@ -91,5 +91,5 @@ def crop_to_multiple(img: torch.Tensor, m: int) -> torch.Tensor:
     H, W = img.shape[-2:]
     h, w = H - H % m, W - W % m
     if h == 0 or w == 0:
-        raise DipsearchError(f"image is {H}×{W}, smaller than the required multiple {m}; use a larger image")
+        raise DipsearchError(f"image is {H}x{W}, smaller than the required multiple {m}; use a larger image")
     return center_crop(img, h, w)

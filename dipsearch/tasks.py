@@ -28,7 +28,7 @@ MASK_KINDS = ("bernoulli", "text", "region")
 NOISE_KINDS = ("gaussian", "poisson", "impulse", "speckle")
 # Gaussian sigma is on the 0-255 scale; the others are in the units of their definition.
 DEFAULT_LEVEL: dict[str, float] = {"gaussian": 25, "poisson": 12, "impulse": 0.5, "speckle": 0.35}
-# Low / medium / high of the early-stopping literature (REFERENCE.md §5); Gaussian 0.12/0.18/0.26 × 255.
+# Low / medium / high of the early-stopping literature (REFERENCE.md §5); Gaussian 0.12/0.18/0.26 x 255.
 LITERATURE_LEVELS: dict[str, dict[str, float]] = {
     "gaussian": {"low": 30.6, "medium": 45.9, "high": 66.3},
     "poisson": {"low": 25, "medium": 12, "high": 5},
@@ -108,7 +108,7 @@ def lanczos_kernel(factor: int) -> Tensor:
 
 
 class LanczosDownsampler(nn.Module):
-    """Fixed depthwise Lanczos-2 conv with stride = factor; H×W -> H/factor × W/factor."""
+    """Fixed depthwise Lanczos-2 conv with stride = factor; HxW -> H/factor x W/factor."""
 
     def __init__(self, factor: int, channels: int) -> None:
         super().__init__()
@@ -143,13 +143,13 @@ def make_lr(hr: Tensor, factor: int) -> Tensor:
 
 
 def load_mask(path: str | Path, size: tuple[int, int]) -> Tensor:
-    """Mask image -> 1×1×H×W {0, 1}; white (grey >= 0.5) marks known pixels."""
+    """Mask image -> 1x1xHxW {0, 1}; white (grey >= 0.5) marks known pixels."""
     img = load_image(path)
     grey = img if img.shape[1] == 1 else (img * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
     h, w = grey.shape[-2:]
     if (h, w) != tuple(size):
         raise DipsearchError(
-            f"mask {path} is {h}×{w} but the image is {size[0]}×{size[1]}; "
+            f"mask {path} is {h}x{w} but the image is {size[0]}x{size[1]}; "
             "give a mask of the image's size (white = known pixels, black = missing)"
         )
     return (grey >= 0.5).float()
@@ -210,11 +210,11 @@ def region_mask(size: tuple[int, int], fraction: float = 0.25) -> Tensor:
 @dataclass
 class Problem:
     task: str  # "denoise" | "sr" | "inpaint"
-    observed: Tensor  # 1×C×h×w in observation space (the LR image for sr)
+    observed: Tensor  # 1xCxhxw in observation space (the LR image for sr)
     image_shape: tuple[int, int, int]  # (C, H, W) of the image to recover
     operator: nn.Module  # image space -> observation space
-    mask: Tensor | None = None  # 1×1×h×w {0, 1}: observation pixels that enter the loss (None = all)
-    clean: Tensor | None = None  # 1×C×H×W ground truth when known
+    mask: Tensor | None = None  # 1x1xhxw {0, 1}: observation pixels that enter the loss (None = all)
+    clean: Tensor | None = None  # 1xCxHxW ground truth when known
     meta: dict[str, Any] = field(default_factory=dict)  # JSON-serialisable provenance
 
     @property
@@ -246,7 +246,7 @@ class Problem:
     def with_holdout(self, fraction: float, seed: int = 0) -> tuple[Problem, Tensor]:
         """Withhold a seeded `fraction` of the known observation pixels from the loss.
 
-        Returns the copy to fit and a 1×1×h×w mask of the held-out pixels to score outputs on.
+        Returns the copy to fit and a 1x1xhxw mask of the held-out pixels to score outputs on.
         """
         if not 0 < fraction <= 0.5:
             raise DipsearchError(f"held-out fraction must be in (0, 0.5], got {fraction}")
@@ -274,12 +274,12 @@ def _batch(t: Tensor | None, name: str) -> Tensor | None:
         return None
     t = t.unsqueeze(0) if t.dim() == 3 else t
     if t.dim() != 4 or t.shape[0] != 1:
-        raise DipsearchError(f"{name} image must be 1×C×H×W or C×H×W, got shape {tuple(t.shape)}")
+        raise DipsearchError(f"{name} image must be 1xCxHxW or CxHxW, got shape {tuple(t.shape)}")
     return t.float()
 
 
 def _dims(t: Tensor) -> str:
-    return "×".join(str(s) for s in t.shape[1:])
+    return "x".join(str(s) for s in t.shape[1:])
 
 
 def make_problem(
@@ -323,8 +323,8 @@ def make_problem(
         image_shape = (c, h * factor, w * factor)
         if clean is not None and tuple(clean.shape[1:]) != image_shape:
             raise DipsearchError(
-                f"clean image is {_dims(clean)} but ×{factor} of the {h}×{w} observation is "
-                f"{image_shape[1]}×{image_shape[2]}; crop the clean image to that size"
+                f"clean image is {_dims(clean)} but x{factor} of the {h}x{w} observation is "
+                f"{image_shape[1]}x{image_shape[2]}; crop the clean image to that size"
             )
     else:
         ref = clean if synthetic else observed
@@ -350,8 +350,8 @@ def _inpaint_mask(
         if ratio is not None or kind is not None:
             raise DipsearchError("give either a mask or a mask kind / missing ratio, not both")
         if mask.dim() < 2 or tuple(mask.shape[-2:]) != size:
-            got = "×".join(map(str, mask.shape[-2:]))
-            raise DipsearchError(f"mask is {got} but the image is {H}×{W}; give a mask of the image's size")
+            got = "x".join(map(str, mask.shape[-2:]))
+            raise DipsearchError(f"mask is {got} but the image is {H}x{W}; give a mask of the image's size")
         if mask.numel() != H * W:
             raise DipsearchError(f"mask must have one channel, got shape {tuple(mask.shape)}; convert it to grey")
         m = (mask.reshape(1, 1, H, W) > 0.5).float()

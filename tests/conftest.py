@@ -7,6 +7,10 @@ import torch
 
 from dipsearch.imageio import save_image
 
+# Tiny test images gain nothing from intra-op threads, and several torch processes each spinning two
+# OpenMP threads on a 2-core machine slow everything down many times over.
+torch.set_num_threads(1)
+
 
 def synthetic_image(h: int = 32, w: int = 32, channels: int = 3) -> torch.Tensor:
     """Smooth gradients plus a bright square and a disc: structure a DIP fit can learn fast."""

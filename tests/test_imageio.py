@@ -27,7 +27,7 @@ def test_rgb_round_trip_is_exact_to_8_bits(tmp_path):
 
 def test_grey_round_trip_and_3d_input(tmp_path):
     img = smooth(1)
-    save_image(img[0], tmp_path / "g.png")  # C×H×W accepted
+    save_image(img[0], tmp_path / "g.png")  # CxHxW accepted
     with Image.open(tmp_path / "g.png") as im:
         assert im.mode == "L"
     back = load_image(tmp_path / "g.png")

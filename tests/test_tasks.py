@@ -223,7 +223,7 @@ def test_load_mask_thresholds_grey_and_colour(tmp_path):
 
 def test_load_mask_wrong_size(tmp_path):
     save_image(torch.ones(1, 1, 16, 20), tmp_path / "m.png")
-    with pytest.raises(DipsearchError, match="mask .*m.png is 16×20 but the image is 32×32"):
+    with pytest.raises(DipsearchError, match="mask .*m.png is 16x20 but the image is 32x32"):
         load_mask(tmp_path / "m.png", (32, 32))
 
 
@@ -255,7 +255,7 @@ def test_denoise_from_observation_and_seeds():
     assert torch.equal(a.observed, b.observed) and not torch.equal(a.observed, c.observed)
     given = make_problem("denoise", observed=a.observed)
     assert torch.equal(given.observed, a.observed) and given.clean is None and given.meta["synthetic"] is False
-    with pytest.raises(DipsearchError, match="clean image is 3×48×48 but the observation is 3×32×32"):
+    with pytest.raises(DipsearchError, match="clean image is 3x48x48 but the observation is 3x32x32"):
         make_problem("denoise", clean=clean, observed=smooth(3, 32, 32))
 
 
@@ -278,7 +278,7 @@ def test_sr_problem_from_lr_image():
     p = make_problem("sr", observed=lr, factor=2)
     assert p.image_shape == (1, 24, 20) and p.clean is None
     assert p.operator(torch.rand(1, 1, 24, 20)).shape == lr.shape
-    with pytest.raises(DipsearchError, match="clean image is 1×20×20 but ×2 of the 12×10 observation is 24×20"):
+    with pytest.raises(DipsearchError, match="clean image is 1x20x20 but x2 of the 12x10 observation is 24x20"):
         make_problem("sr", observed=lr, clean=smooth(1, 20, 20), factor=2)
     with pytest.raises(DipsearchError, match="factor must be 2, 4 or 8, got 3"):
         make_problem("sr", observed=lr, factor=3)
@@ -307,9 +307,9 @@ def test_inpaint_with_given_mask_and_errors():
     mask = region_mask((48, 48), 0.1)
     p = make_problem("inpaint", clean=clean, mask=mask)
     assert torch.equal(p.mask, mask) and p.meta["mask"]["source"] == "given"
-    given = make_problem("inpaint", observed=p.observed, mask=mask[0, 0])  # H×W accepted
+    given = make_problem("inpaint", observed=p.observed, mask=mask[0, 0])  # HxW accepted
     assert torch.equal(given.mask, mask)
-    with pytest.raises(DipsearchError, match="mask is 32×32 but the image is 48×48"):
+    with pytest.raises(DipsearchError, match="mask is 32x32 but the image is 48x48"):
         make_problem("inpaint", clean=clean, mask=torch.ones(1, 1, 32, 32))
     with pytest.raises(DipsearchError, match="needs its mask"):
         make_problem("inpaint", observed=p.observed)

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args, console) or 0)
     except DipsearchError as err:
-        errors.print(f"[bold red]error:[/bold red] {escape(str(err))}", highlight=False)
+        errors.print(f"[bold red]error:[/bold red] {escape(str(err))}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         errors.print("interrupted")

@@ -13,6 +13,7 @@ from ..fit import FitConfig, FitHook, check_size, fit, resolve_device
 from ..progress import ProgressHook, fit_progress, summary_table
 from ..runs import RunDir
 from ..space import find_space, load_space
+from ..stopping import prepare_problem
 from ..tomlio import load_toml
 from .problem_args import add_problem_args, problem_from_args, problem_tag
 
@@ -38,7 +39,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     arch.add_argument("--space", metavar="PATH", help="use this search space's default genome (default: the seed network)")
     arch.add_argument("--arch", metavar="PATH", help="an architecture file (best_arch.toml of a search, or ArchSpec TOML/JSON)")
     add_fit_settings(parser)
-    parser.set_defaults(func=run, extra_hooks=[])
+    from .stop_cmd import add_stop_args, stop_hook_from_args  # here, not at the top: stop_cmd imports this module
+
+    add_stop_args(parser)
+    parser.set_defaults(func=run, extra_hooks=[stop_hook_from_args])
 
 
 def resolve_arch(args: argparse.Namespace) -> tuple[ArchSpec, dict[str, Any], dict[str, Any]]:
@@ -69,7 +73,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
     config = fit_config(args, from_arch)
     check_size(problem, spec)
     device = str(resolve_device(config.device))
-    hooks: list[FitHook] = [factory(args, problem) for factory in args.extra_hooks]
+    hooks: list[FitHook] = [h for h in (factory(args, problem) for factory in args.extra_hooks) if h is not None]
+    problem = prepare_problem(problem, hooks)  # e.g. --stop holdout withholds its pixels from the loss
 
     run_dir = RunDir.create(args.out, "fit", problem_tag(args))
     try:
@@ -98,5 +103,5 @@ def run(args: argparse.Namespace, console: Console) -> int:
         run_dir.discard()
         raise
     console.print(summary_table(f"fit: {problem.task}, {result.iters_run} iterations on {device}", summary))
-    console.print(f"run folder: [bold]{run_dir.path}[/bold]")
+    console.print(f"run folder: [bold]{run_dir.path}[/bold]", soft_wrap=True, highlight=False)
     return 0

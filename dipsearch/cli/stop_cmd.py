@@ -1,0 +1,227 @@
+"""`dipsearch stop-bench` (the stopping benchmark) and the `--stop` flags that `dipsearch fit` borrows."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from ..errors import DipsearchError
+from ..fit import FitConfig, FitHook
+from ..progress import ProgressHook, fit_progress
+from ..runs import RunDir
+from ..stopping import DETECTORS, StoppingHook, make_detector
+from ..stopping import bench as sb
+from ..tasks import NOISE_KINDS, Problem
+from ..tomlio import load_toml
+
+# ---------------------------------------------------------------- `dipsearch fit --stop ...`
+
+
+def add_stop_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("automatic stopping (no ground truth needed)")
+    group.add_argument("--stop", default="none", metavar="DETECTOR",
+                       help=f"stop the fit with a detector: {', '.join(DETECTORS)} or none (default); "
+                            "saves the chosen iteration's output as output_stopped.png")
+    group.add_argument("--patience", type=int, metavar="P", help="iterations without a new minimum before stopping "
+                       "(default 1000 for wmv/emv, 500 for sure/holdout)")
+    group.add_argument("--stop-window", type=int, metavar="W", dest="stop_window", help="wmv window (default 100)")
+    group.add_argument("--stop-delta", type=float, default=0.0, metavar="D", dest="stop_delta",
+                       help="a new minimum must be below (1 - D) x the best (default 0; the paper's variant: 0.01)")
+    group.add_argument("--stop-indexing", choices=("end", "start"), default="end", dest="stop_indexing",
+                       help="return the newest (end, default) or oldest (start) frame of the best window")
+    group.add_argument("--holdout-fraction", type=float, default=0.05, metavar="F",
+                       help="holdout: fraction of observed pixels withheld from the loss (default 0.05)")
+    group.add_argument("--sure-sigma", metavar="S|estimate", dest="sure_sigma",
+                       help="sure: noise sigma on the 0-255 scale, or 'estimate' (Immerkaer); default: --sigma")
+
+
+def stop_hook_from_args(args: argparse.Namespace, problem: Problem) -> FitHook | None:
+    """The online stopping hook the flags describe (None for --stop none); bad flags raise DipsearchError."""
+    name = getattr(args, "stop", "none") or "none"
+    if name == "none":
+        return None
+    sigma: Any = None
+    if args.sure_sigma is not None:
+        if args.sure_sigma == "estimate":
+            sigma = "estimate"
+        else:
+            try:
+                sigma = float(args.sure_sigma) / 255.0
+            except ValueError:
+                raise DipsearchError(f"--sure-sigma takes a number (0-255 scale) or 'estimate', got {args.sure_sigma!r}") from None
+    detector = make_detector(name, window=args.stop_window, fraction=args.holdout_fraction, seed=args.seed, sigma=sigma)
+    detector.check(problem)
+    rule = detector.rule(patience=args.patience, delta=args.stop_delta, indexing=args.stop_indexing)
+    return StoppingHook.online(detector, rule)
+
+
+# ---------------------------------------------------------------- `dipsearch stop-bench`
+
+
+def _csv_list(text: str, what: str, cast: Any = str) -> list[Any]:
+    try:
+        return [cast(x.strip()) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise DipsearchError(f"{what}: expected a comma-separated list, got {text!r}") from None
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "stop-bench",
+        help="benchmark the stopping detectors on recorded fits",
+        description="Fit once per (image, noise, level, seed) with every detector recording, replay every stopping "
+        "rule on the traces, and write summary.csv, summary.json and curves.png under runs/stop-bench/.",
+    )
+    parser.add_argument("--images", nargs="+", metavar="PATH", help="clean images (noise is synthesised, seeded)")
+    parser.add_argument("--noise", default=",".join(NOISE_KINDS), help="comma-separated noise types (default all four)")
+    parser.add_argument("--levels", default="1,2,3", help="literature levels: 1 low, 2 medium, 3 high (default 1,2,3)")
+    parser.add_argument("--crop", type=int, metavar="N", help="centre-crop every image to N x N first")
+    parser.add_argument("--iters", type=int, default=3000, help="iterations per fit (default 3000)")
+    parser.add_argument("--seeds", type=int, default=1, metavar="N", help="seeds 0..N-1 per setting (default 1)")
+    parser.add_argument("--arch", metavar="PATH", help="architecture file (default: the seed network)")
+    parser.add_argument("--holdout-fraction", type=float, default=0.05, metavar="F",
+                        help="pixels withheld from the loss in every fit, for the holdout detector (default 0.05)")
+    parser.add_argument("--window", type=int, default=100, help="wmv window (default 100)")
+    parser.add_argument("--patience-grid", default="250,500,1000", metavar="P,...",
+                        help="extra replays of the patience rules with these patiences (default 250,500,1000)")
+    parser.add_argument("--workers", type=int, default=1, help="fits in parallel, one CPU thread each (default 1)")
+    parser.add_argument("--device", default="cpu", help="device of the fits (default cpu)")
+    parser.add_argument("--out", default="runs", metavar="DIR", help="runs root folder (default ./runs)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--resume", metavar="RUN_DIR", help="continue (or extend) a bench folder: finished fits are kept")
+    where.add_argument("--replay", metavar="RUN_DIR", help="only replay the rules on the traces of a bench folder")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
+    parser.set_defaults(func=run)
+
+
+def _protocol(args: argparse.Namespace) -> dict[str, Any]:
+    from ..arch import ArchSpec
+
+    if args.crop is not None and args.crop < 8:
+        raise DipsearchError(f"--crop must be at least 8 px, got {args.crop}")
+    if args.workers < 1:
+        raise DipsearchError(f"--workers must be >= 1, got {args.workers}")
+    if args.window > args.iters:
+        raise DipsearchError(f"the wmv window ({args.window}) is larger than the run ({args.iters} iterations)")
+    if args.iters <= 200:
+        raise DipsearchError(f"--iters {args.iters} is too short for the detectors' warm-up windows; use > 200")
+    spec = ArchSpec.load(args.arch) if args.arch else ArchSpec()
+    config = FitConfig(iters=args.iters, device=args.device, ssim_every=10)  # SSIM gaps need SSIM often enough
+    return sb.protocol_dict(args.crop, spec, config, args.holdout_fraction, args.window)
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
+    grid = _csv_list(args.patience_grid, "--patience-grid", int)
+    if args.replay:
+        run_dir = RunDir.open(args.replay)
+        protocol = load_toml(run_dir.file("config.toml"))["protocol"]
+        return _report(console, run_dir, sb.write_results(run_dir, protocol, grid))
+
+    noises = _csv_list(args.noise, "--noise")
+    for n in noises:
+        if n not in NOISE_KINDS:
+            raise DipsearchError(f"unknown noise type {n!r}; choose from {', '.join(NOISE_KINDS)}")
+    levels = _csv_list(args.levels, "--levels", int)
+    if any(lv not in sb.LEVEL_NAMES for lv in levels):
+        raise DipsearchError(f"--levels takes 1 (low), 2 (medium) and 3 (high), got {args.levels}")
+    if args.seeds < 1:
+        raise DipsearchError(f"--seeds must be >= 1, got {args.seeds}")
+    protocol = _protocol(args)
+    if args.resume:
+        run_dir = RunDir.open(args.resume)
+        config = load_toml(run_dir.file("config.toml"))
+        if config["protocol"] != protocol:  # mixing fit settings would make the traces incomparable
+            diff = sorted(k for k in protocol if protocol[k] != config["protocol"].get(k))
+            raise DipsearchError(f"{args.resume} was run with other settings ({', '.join(diff)}); "
+                                 "give the same --crop/--iters/--arch/--holdout-fraction/--window or start a new bench")
+        images = args.images or config["jobs"]["images"]
+    else:
+        if not args.images:
+            raise DipsearchError("give --images PATH... (clean images), or --resume/--replay RUN_DIR")
+        images = args.images
+        run_dir = None
+    images = [str(Path(p).resolve()) for p in images]
+    for p in images:
+        if not Path(p).is_file():
+            raise DipsearchError(f"image file not found: {p}")
+    if run_dir is None:
+        tag = f"{len(images)}img_{args.crop or 'full'}px_{args.iters}it"
+        run_dir = RunDir.create(args.out, "stop-bench", tag)
+        run_dir.write_versions(args.device)
+        old_jobs: dict[str, Any] = {"images": [], "noise": [], "levels": [], "seeds": []}
+    else:
+        old_jobs = config["jobs"]
+    jobs_record = {
+        "images": sorted({*old_jobs["images"], *images}), "noise": sorted({*old_jobs["noise"], *noises}),
+        "levels": sorted({*old_jobs["levels"], *levels}), "seeds": sorted({*old_jobs["seeds"], *range(args.seeds)}),
+    }
+    run_dir.write_toml("config.toml", {"protocol": protocol, "jobs": jobs_record})
+    jobs = sb.jobs_from(images, noises, levels, list(range(args.seeds)), protocol, run_dir.path)
+    done = sum(j.done for j in jobs)
+    console.print(f"stop-bench: {len(jobs)} fits ({done} already done) into [bold]{run_dir.path}[/bold], "
+                  f"{args.workers} worker(s)")
+    _run_fits(console, jobs, args)
+    return _report(console, run_dir, sb.write_results(run_dir, protocol, grid))
+
+
+def _run_fits(console: Console, jobs: list[sb.FitJob], args: argparse.Namespace) -> None:
+    start = time.perf_counter()
+    progress: Progress = fit_progress(console, transient=False)
+    todo = [j for j in jobs if not j.done]
+    with progress if not args.no_progress else _Null():
+        task = progress.add_task("fits", total=len(jobs), completed=len(jobs) - len(todo), status="", rate="")
+
+        def on_done(meta: dict[str, Any]) -> None:
+            progress.advance(task)
+            line = f"{meta['key']}: {meta['seconds']:.0f} s (elapsed {sb.elapsed(start)})"
+            progress.update(task, status=line)
+            if args.no_progress:
+                console.print(line)
+
+        def hooks(job: sb.FitJob) -> list[FitHook]:
+            if args.no_progress:
+                return []
+            return [_TransientProgress(progress, job.key)]
+
+        sb.run_jobs(todo, args.workers, on_done, hooks)
+
+
+class _Null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+class _TransientProgress(ProgressHook):
+    """The per-iteration bar of the fit in progress, removed when the fit ends."""
+
+    def on_end(self, result) -> None:
+        self.progress.remove_task(self.task)
+
+
+def _report(console: Console, run_dir: RunDir, results: dict[str, Any]) -> int:
+    agg = [a for a in results["aggregate"] if a["level"] == "all" and a["rule"] in results["rules"]]
+    noises = [n for n in ("all", *NOISE_KINDS) if any(a["noise"] == n for a in agg)]
+    table = Table(title=f"stop-bench: median PSNR gap (dB) / share within 1 dB / mean iterations spent, "
+                        f"{results['fits']} fits", header_style="bold")
+    table.add_column("rule")
+    for n in noises:
+        table.add_column(n, justify="right")
+    for rule in results["rules"]:
+        cells = []
+        for n in noises:
+            hit = [a for a in agg if a["rule"] == rule and a["noise"] == n]
+            cells.append(f"{hit[0]['gap_median']:.2f} / {hit[0]['within_1dB']:.0%} / {hit[0]['spent_mean']:.0f}"
+                         if hit else "n/a")
+        table.add_row(rule, *cells)
+    console.print(table)
+    console.print(f"run folder: [bold]{run_dir.path}[/bold] (summary.csv, summary.json, runs.csv, curves.png)")
+    return 0
