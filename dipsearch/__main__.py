@@ -1,0 +1,5 @@
+"""`python -m dipsearch` == `dipsearch`."""
+
+from dipsearch.cli import run
+
+run()

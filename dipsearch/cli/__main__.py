@@ -1,0 +1,5 @@
+"""`python -m dipsearch.cli` == `dipsearch`."""
+
+from dipsearch.cli import run
+
+run()
