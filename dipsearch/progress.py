@@ -54,7 +54,7 @@ class ProgressHook(FitHook):
 
 
 def summary_table(title: str, summary: dict[str, Any]) -> Table:
-    table = Table(title=title, show_header=True, header_style="bold")
+    table = Table(title=title, show_header=True, header_style="bold", min_width=len(title) + 4)
     table.add_column("key")
     table.add_column("value", justify="right")
     for key, value in summary.items():

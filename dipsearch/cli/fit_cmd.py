@@ -102,6 +102,6 @@ def run(args: argparse.Namespace, console: Console) -> int:
     except BaseException:
         run_dir.discard()
         raise
-    console.print(summary_table(f"fit: {problem.task}, {result.iters_run} iterations on {device}", summary))
+    console.print(summary_table(f"{problem.task}: {result.iters_run} iterations on {device}", summary))
     console.print(f"run folder: [bold]{run_dir.path}[/bold]", soft_wrap=True, highlight=False)
     return 0
