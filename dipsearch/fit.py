@@ -156,13 +156,26 @@ def padded_size(size: int, multiple: int) -> int:
     return -(-size // multiple) * multiple
 
 
+def min_size(spec: ArchSpec) -> int:
+    """The smallest image side this hourglass can fit.
+
+    Batch norm at the deepest level needs more than one pixel (side >= 2^(depth+1)), and a reflection
+    pad must be smaller than the map it pads: level i's second conv pads (k-1)//2 on a 1/2^(i+1) map.
+    """
+    need = 2 * spec.size_multiple
+    if spec.pad == "reflection":
+        for i, k in enumerate(spec.k_down):
+            need = max(need, 2 ** (i + 1) * ((k - 1) // 2 + 1))
+    return need
+
+
 def check_size(problem: Problem, spec: ArchSpec) -> None:
     _, h, w = problem.image_shape
-    need = 2 * spec.size_multiple  # batch norm at the deepest level needs more than one pixel
+    need = min_size(spec)
     if h < need or w < need:
         raise DipsearchError(
-            f"the image is {h}x{w} px but an hourglass of depth {spec.depth} needs at least {need}x{need} px; "
-            "use a larger image or a space/architecture with fewer levels"
+            f"the image is {h}x{w} px but an hourglass of depth {spec.depth} with kernels {list(spec.k_down)} needs "
+            f"at least {need}x{need} px; use a larger image or a space/architecture with fewer levels"
         )
 
 

@@ -31,10 +31,18 @@ from .tomlio import dumps_toml
 DEFAULT_ROOT = Path("runs")
 
 
+def _umask_mode() -> int:
+    # mkstemp creates 0600 files; give run files the permissions a plain open() would.
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, _umask_mode())
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -177,6 +185,7 @@ class RunDir:
     def save_image(self, name: str, image: torch.Tensor) -> Path:
         target = self.file(name)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=self.path)
+        os.fchmod(fd, _umask_mode())
         os.close(fd)
         try:
             save_image(image, tmp, format="PNG")

@@ -72,9 +72,18 @@ def test_odd_sizes_are_padded_and_cropped_back():
 
 
 def test_image_too_small_for_the_depth(clean32):
-    with pytest.raises(DipsearchError, match="depth 6 needs at least 128x128 px"):
+    with pytest.raises(DipsearchError, match="depth 6 .* needs at least 128x128 px"):
         fit(_denoise(clean32), ArchSpec(n_down=[8] * 6, n_up=[8] * 6, n_skip=[0] * 6, k_down=[3] * 6, k_up=[3] * 6,
                                          k_skip=[1] * 6, upsample=["nearest"] * 6), FitConfig(iters=2))
+
+
+def test_large_kernels_at_the_deepest_level_need_a_larger_image():
+    from conftest import synthetic_image
+
+    spec = ArchSpec(k_down=[3, 3, 3, 3, 5])  # a 5x5 reflection pad cannot pad the 2x2 deepest map of 64 px
+    with pytest.raises(DipsearchError, match=r"kernels \[3, 3, 3, 3, 5\] needs at least 96x96 px"):
+        fit(_denoise(synthetic_image(64, 64)), spec, FitConfig(iters=1))
+    assert fit(_denoise(synthetic_image(96, 96)), spec, FitConfig(iters=1)).output.shape[-1] == 96
 
 
 def test_divergence_guard_restores_parameters_on_nan(clean32, monkeypatch):
