@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--window", type=int, default=100, help="wmv window (default 100)")
     parser.add_argument("--patience-grid", default="250,500,1000", metavar="P,...",
                         help="extra replays of the patience rules with these patiences (default 250,500,1000)")
+    parser.add_argument("--detectors", metavar="NAME,...",
+                        help="replay only these detectors; every trace must have recorded them (default: all recorded)")
     parser.add_argument("--workers", type=int, default=1, help="fits in parallel, one CPU thread each (default 1)")
     parser.add_argument("--device", default="cpu", help="device of the fits (default cpu)")
     parser.add_argument("--out", default="runs", metavar="DIR", help="runs root folder (default ./runs)")
@@ -109,19 +112,37 @@ def _protocol(args: argparse.Namespace) -> dict[str, Any]:
         raise DipsearchError(f"--workers must be >= 1, got {args.workers}")
     if args.window > args.iters:
         raise DipsearchError(f"the wmv window ({args.window}) is larger than the run ({args.iters} iterations)")
-    if args.iters <= 200:
-        raise DipsearchError(f"--iters {args.iters} is too short for the detectors' warm-up windows; use > 200")
+    if args.iters < 200:
+        raise DipsearchError(f"--iters {args.iters} is shorter than the spectral rule's two 100-step windows; use >= 200")
     spec = ArchSpec.load(args.arch) if args.arch else ArchSpec()
     config = FitConfig(iters=args.iters, device=args.device, ssim_every=10)  # SSIM gaps need SSIM often enough
     return sb.protocol_dict(args.crop, spec, config, args.holdout_fraction, args.window)
 
 
+def _check_images(images: list[str], protocol: dict[str, Any]) -> None:
+    """Fail before any fit (and before a folder exists) on an unreadable or too small image."""
+    from ..arch import ArchSpec
+    from ..imageio import load_image
+
+    need = 2 * ArchSpec.from_dict(protocol["arch"]).size_multiple
+    for path in images:
+        h, w = load_image(path).shape[-2:]
+        crop = protocol.get("crop") or 0
+        if crop > min(h, w):
+            raise DipsearchError(f"--crop {crop} is larger than {path} ({h}x{w} px)")
+        side = crop or min(h, w)
+        if side < need:
+            raise DipsearchError(f"{path}: {side} px is too small for this network (at least {need} px); "
+                                 "use a larger --crop or an --arch with fewer levels")
+
+
 def run(args: argparse.Namespace, console: Console) -> int:
     grid = _csv_list(args.patience_grid, "--patience-grid", int)
+    detectors = _csv_list(args.detectors, "--detectors") if args.detectors else None
     if args.replay:
         run_dir = RunDir.open(args.replay)
         protocol = load_toml(run_dir.file("config.toml"))["protocol"]
-        return _report(console, run_dir, sb.write_results(run_dir, protocol, grid))
+        return _report(console, run_dir, sb.write_results(run_dir, protocol, grid, detectors))
 
     noises = _csv_list(args.noise, "--noise")
     for n in noises:
@@ -147,9 +168,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         images = args.images
         run_dir = None
     images = [str(Path(p).resolve()) for p in images]
-    for p in images:
-        if not Path(p).is_file():
-            raise DipsearchError(f"image file not found: {p}")
+    _check_images(images, protocol)
     if run_dir is None:
         tag = f"{len(images)}img_{args.crop or 'full'}px_{args.iters}it"
         run_dir = RunDir.create(args.out, "stop-bench", tag)
@@ -166,15 +185,20 @@ def run(args: argparse.Namespace, console: Console) -> int:
     done = sum(j.done for j in jobs)
     console.print(f"stop-bench: {len(jobs)} fits ({done} already done) into [bold]{run_dir.path}[/bold], "
                   f"{args.workers} worker(s)")
-    _run_fits(console, jobs, args)
-    return _report(console, run_dir, sb.write_results(run_dir, protocol, grid))
+    try:
+        _run_fits(console, jobs, args)
+    except BaseException:
+        if not args.resume and not list(run_dir.path.glob(f"{sb.TRACES}/*.json")):
+            run_dir.discard()  # nothing finished: leave no empty folder behind
+        raise
+    return _report(console, run_dir, sb.write_results(run_dir, protocol, grid, detectors))
 
 
 def _run_fits(console: Console, jobs: list[sb.FitJob], args: argparse.Namespace) -> None:
     start = time.perf_counter()
     progress: Progress = fit_progress(console, transient=False)
     todo = [j for j in jobs if not j.done]
-    with progress if not args.no_progress else _Null():
+    with progress if not args.no_progress else nullcontext():
         task = progress.add_task("fits", total=len(jobs), completed=len(jobs) - len(todo), status="", rate="")
 
         def on_done(meta: dict[str, Any]) -> None:
@@ -190,14 +214,6 @@ def _run_fits(console: Console, jobs: list[sb.FitJob], args: argparse.Namespace)
             return [_TransientProgress(progress, job.key)]
 
         sb.run_jobs(todo, args.workers, on_done, hooks)
-
-
-class _Null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 class _TransientProgress(ProgressHook):
@@ -216,6 +232,8 @@ def _report(console: Console, run_dir: RunDir, results: dict[str, Any]) -> int:
     for n in noises:
         table.add_column(n, justify="right")
     for rule in results["rules"]:
+        if not any(a["rule"] == rule for a in agg):
+            continue  # e.g. SURE when no fit had Gaussian noise
         cells = []
         for n in noises:
             hit = [a for a in agg if a["rule"] == rule and a["noise"] == n]

@@ -1,0 +1,320 @@
+"""The stopping benchmark: one recorded fit per (image, noise, level, seed), every rule replayed on it.
+
+Each fit is run once with every applicable detector recording (passive StoppingHook) on a problem whose
+held-out pixels are withheld from the loss, so all detectors see the same trajectory; its trace is written to
+traces/<key>.csv with a traces/<key>.json beside it (written last: a fit counts as done once its JSON
+exists, which makes the bench resumable and extendable). Replay reads only the traces, so a new rule or a new
+patience is evaluated on old fits without refitting.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import statistics
+import time
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import torch
+
+from ..arch import ArchSpec
+from ..errors import DipsearchError
+from ..fit import FitConfig, FitHook, baseline_psnr, fit
+from ..imageio import center_crop, load_image
+from ..runs import RunDir, rows_to_csv, write_atomic
+from ..tasks import LITERATURE_LEVELS, NOISE_KINDS, make_problem
+from .detectors import DETECTORS, EMV, WMV, Detector, Holdout, Spectral, Sure
+from .hook import StoppingHook
+from .rules import FixedRule, PatienceRule, Rule, replay
+
+LEVEL_NAMES = {1: "low", 2: "medium", 3: "high"}
+TRACES = "traces"
+
+
+@dataclass(frozen=True)
+class FitJob:
+    """One benchmark fit; plain data, so a process pool can ship it to a worker."""
+
+    image: str
+    noise: str
+    level: int  # 1, 2, 3 = low, medium, high of the early-stopping literature
+    seed: int
+    crop: int | None
+    arch: dict[str, Any]
+    fit: dict[str, Any]  # FitConfig fields (seed is the job's)
+    holdout: float
+    window: int  # WMV window
+    folder: str  # the run folder
+
+    @property
+    def key(self) -> str:
+        return job_key(self.image, self.noise, self.level, self.seed)
+
+    @property
+    def done(self) -> bool:
+        return (Path(self.folder) / TRACES / f"{self.key}.json").is_file()
+
+
+def job_key(image: str, noise: str, level: int, seed: int) -> str:
+    stem = "".join(c if c.isalnum() or c in "-_" else "-" for c in Path(image).stem)
+    return f"{stem}_{noise}_L{level}_s{seed}"
+
+
+def detectors_for(noise: str, holdout: float, window: int, seed: int) -> list[Detector]:
+    dets: list[Detector] = [WMV(window), EMV(), Holdout(holdout, seed), Spectral()]
+    if noise == "gaussian":  # SURE is only defined for Gaussian noise (and doubles the fit cost)
+        dets.insert(2, Sure(seed=seed))
+    return dets
+
+
+def run_job(job: FitJob, hooks: Iterable[FitHook] = ()) -> dict[str, Any]:
+    """Fit one job with every detector recording; write its trace and metadata into the run folder."""
+    clean = load_image(job.image)
+    if job.crop:
+        h, w = clean.shape[-2:]
+        if job.crop > min(h, w):
+            raise DipsearchError(f"--crop {job.crop} is larger than {job.image} ({h}x{w} px)")
+        clean = center_crop(clean, job.crop, job.crop)
+    level = LITERATURE_LEVELS[job.noise][LEVEL_NAMES[job.level]]
+    problem = make_problem("denoise", clean=clean, noise=job.noise, level=level, seed=job.seed)
+    hook = StoppingHook(detectors_for(job.noise, job.holdout, job.window, job.seed))
+    config = FitConfig(**{**job.fit, "seed": job.seed})
+    result = fit(hook.prepare(problem), ArchSpec.from_dict(job.arch), config, [hook, *hooks])
+    meta = {
+        "key": job.key, "image": Path(job.image).stem, "image_file": str(job.image), "noise": job.noise,
+        "level": job.level, "level_name": LEVEL_NAMES[job.level], "level_value": level, "seed": job.seed,
+        "iters": config.iters, "iters_run": result.iters_run, "seconds": round(result.seconds, 2),
+        "psnr_observed": baseline_psnr(problem), "detectors": [d.name for d in hook.detectors],
+    }
+    traces = Path(job.folder) / TRACES
+    traces.mkdir(exist_ok=True)
+    write_atomic(traces / f"{job.key}.csv", rows_to_csv(result.trace).encode())
+    write_atomic(traces / f"{job.key}.json", (json.dumps(meta, indent=1) + "\n").encode())  # last: marks it done
+    return meta
+
+
+def _init_worker() -> None:
+    torch.set_num_threads(1)  # CPU time is shared: one core per worker
+
+
+def run_jobs(jobs: list[FitJob], workers: int, on_done: Callable[[dict[str, Any]], None],
+             hooks_factory: Callable[[FitJob], list[FitHook]] | None = None) -> None:
+    """Run the jobs not done yet: in this process for workers == 1 (with per-iteration hooks), else in a pool."""
+    todo = [j for j in jobs if not j.done]
+    if workers <= 1:
+        _init_worker()
+        for job in todo:
+            on_done(run_job(job, hooks_factory(job) if hooks_factory else ()))
+        return
+    # spawn, not fork: a forked child inherits torch's thread pools in an undefined state.
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker) as pool:
+        futures: list[Future] = [pool.submit(run_job, job) for job in todo]
+        for future in futures:
+            on_done(future.result())
+
+
+# ---------------------------------------------------------------- replay and aggregation
+
+
+def _number(text: str) -> float | None:
+    return float(text) if text not in ("", None) else None
+
+
+def load_traces(folder: Path) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """Every finished fit of a bench folder: (metadata, trace rows with numbers or None)."""
+    out = []
+    for meta_path in sorted((Path(folder) / TRACES).glob("*.json")):
+        meta = json.loads(meta_path.read_text())
+        with open(meta_path.with_suffix(".csv"), newline="") as handle:
+            rows = [{k: _number(v) for k, v in row.items() if v != ""} for row in csv.DictReader(handle)]
+        out.append((meta, rows))
+    return out
+
+
+def bench_rules(window: int, patience_grid: Iterable[int] = (), fixed: int = 2400) -> dict[str, Rule]:
+    """Every detector's default rule, patience variants of the patience rules, and the fixed budget."""
+    defaults: list[Detector] = [WMV(window), EMV(), Sure(), Holdout(), Spectral()]
+    rules: dict[str, Rule] = {d.name: d.rule() for d in defaults}
+    for d in defaults:
+        base = rules[d.name]
+        if isinstance(base, PatienceRule):
+            for p in patience_grid:
+                if p != base.patience:
+                    rules[f"{d.name}/P{p}"] = d.rule(patience=p)
+    rules[f"fixed{fixed}"] = FixedRule(fixed)
+    return rules
+
+
+def score(meta: dict[str, Any], rows: list[dict[str, Any]], name: str, rule: Rule) -> dict[str, Any]:
+    """One run under one rule: peak, choice, PSNR/SSIM gaps, signed delay, iterations spent, fired."""
+    decision = replay(rows, rule)
+    by_step = {int(r["step"]): r for r in rows}
+    peak = max(rows, key=lambda r: r["psnr"])
+    detector = name.split("/")[0]
+    columns = {k for r in rows for k in r}
+    psnr_col = f"psnr_{detector}" if f"psnr_{detector}" in columns else "psnr"  # EMV returns its average
+    ssim_col = f"ssim_{detector}" if f"ssim_{detector}" in columns else "ssim"
+    chosen = decision.chosen if decision.chosen is not None else int(rows[-1]["step"])
+    # a step the divergence guard undid has no row: take the last recorded step before it
+    row = by_step.get(chosen) or max((r for r in rows if r["step"] <= chosen), key=lambda r: r["step"], default=rows[0])
+    out = {
+        **{k: meta[k] for k in ("key", "image", "noise", "level", "level_name", "seed")},
+        "rule": name, "peak_iter": int(peak["step"]), "psnr_peak": peak["psnr"], "chosen_iter": chosen,
+        "psnr_chosen": row[psnr_col], "gap": peak["psnr"] - row[psnr_col], "delay": chosen - int(peak["step"]),
+        "spent": decision.fired_at if decision.fired else int(rows[-1]["step"]), "fired": decision.fired,
+    }
+    ssim_rows = [r for r in rows if "ssim" in r]
+    if ssim_rows:  # SSIM is recorded every few steps: score the recorded step nearest the choice
+        near = min(ssim_rows, key=lambda r: abs(int(r["step"]) - chosen))
+        out["ssim_gap"] = max(r["ssim"] for r in ssim_rows) - near.get(ssim_col, near["ssim"])
+    return out
+
+
+def replay_all(traces: list[tuple[dict[str, Any], list[dict[str, Any]]]], rules: dict[str, Rule],
+               strict: bool = False) -> list[dict[str, Any]]:
+    """Score every rule on every trace. Not strict: a rule whose statistic a trace lacks (SURE off Gaussian
+    noise) skips that trace; strict (detectors asked for by name): that is an error."""
+    runs = []
+    for meta, rows in traces:
+        columns = {k for r in rows for k in r}
+        for name, rule in rules.items():
+            if strict or rule.stat in columns:
+                try:
+                    runs.append(score(meta, rows, name, rule))
+                except DipsearchError as err:
+                    raise DipsearchError(f"{meta['key']}: {err}") from None
+    return runs
+
+
+def _share(values: list[float], limit: float) -> float:
+    return sum(v <= limit for v in values) / len(values)
+
+
+def aggregate(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per rule and noise type: by level, over levels ('all'), and per rule over everything."""
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for r in runs:
+        for noise, level in ((r["noise"], r["level_name"]), (r["noise"], "all"), ("all", "all")):
+            groups.setdefault((r["rule"], noise, level), []).append(r)
+    out = []
+    for (rule, noise, level), rs in groups.items():
+        gaps = [r["gap"] for r in rs]
+        ssim_gaps = [r["ssim_gap"] for r in rs if "ssim_gap" in r]
+        out.append({
+            "rule": rule, "noise": noise, "level": level, "runs": len(rs),
+            "gap_median": statistics.median(gaps), "gap_mean": statistics.fmean(gaps),
+            "gap_std": statistics.stdev(gaps) if len(gaps) > 1 else 0.0, "gap_worst": max(gaps),
+            "within_0.5dB": _share(gaps, 0.5), "within_1dB": _share(gaps, 1.0),
+            "ssim_gap_mean": statistics.fmean(ssim_gaps) if ssim_gaps else math.nan,
+            "delay_median": statistics.median(r["delay"] for r in rs),
+            "delay_mean": statistics.fmean(r["delay"] for r in rs),
+            "spent_mean": statistics.fmean(r["spent"] for r in rs),
+            "spent_median": statistics.median(r["spent"] for r in rs),
+            "never_fired": 1 - sum(r["fired"] for r in rs) / len(rs),
+        })
+    order = {n: i for i, n in enumerate(("all", *NOISE_KINDS))}
+    levels = {n: i for i, n in enumerate(("all", *LEVEL_NAMES.values()))}
+    return sorted(out, key=lambda a: (a["rule"], order.get(a["noise"], 99), levels.get(a["level"], 99)))
+
+
+def plot_curves(traces: list[tuple[dict[str, Any], list[dict[str, Any]]]], runs: list[dict[str, Any]],
+                rules: Iterable[str], path: Path, per_noise: int = 1) -> Path | None:
+    """PSNR curves of a few fits (the medium level of each noise type), each rule's choice marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display on a compute node
+    import matplotlib.pyplot as plt
+
+    picked: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
+    for noise in NOISE_KINDS:
+        candidates = [t for t in traces if t[0]["noise"] == noise]
+        candidates.sort(key=lambda t: (abs(t[0]["level"] - 2), t[0]["key"]))
+        picked += candidates[:per_noise]
+    if not picked:
+        return None
+    rules = list(rules)
+    cols = min(2, len(picked))
+    nrows = -(-len(picked) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(6.5 * cols, 3.8 * nrows), squeeze=False)
+    colours = plt.get_cmap("tab10")
+    for ax, (meta, rows) in zip(axes.flat, picked):
+        steps = [r["step"] for r in rows]
+        ax.plot(steps, [r["psnr"] for r in rows], color="0.3", lw=0.8, label="PSNR")
+        for i, name in enumerate(rules):
+            hit = [r for r in runs if r["key"] == meta["key"] and r["rule"] == name]
+            if hit:
+                h = hit[0]
+                ax.axvline(h["chosen_iter"], color=colours(i), ls="--", lw=1)
+                ax.plot([h["chosen_iter"]], [h["psnr_chosen"]], "o", color=colours(i), label=f"{name} ({h['gap']:.2f} dB)")
+        peak = max(rows, key=lambda r: r["psnr"])
+        ax.plot([peak["step"]], [peak["psnr"]], "k*", ms=10, label="peak")
+        ax.set_title(f"{meta['image']}, {meta['noise']} {meta['level_name']} ({meta['level_value']:g}), seed {meta['seed']}")
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("PSNR (dB)")
+        ax.legend(fontsize=7, loc="lower right")
+    for ax in list(axes.flat)[len(picked):]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_results(run_dir: RunDir, protocol: dict[str, Any], patience_grid: Iterable[int] = (),
+                  detectors: list[str] | None = None) -> dict[str, Any]:
+    """Replay every rule on every trace of the folder; write runs.csv, summary.csv, summary.json, curves.png.
+
+    `detectors` restricts the replay to those detectors (and the fixed budget), and then every trace must hold them.
+    """
+    traces = load_traces(run_dir.path)
+    if not traces:
+        raise DipsearchError(f"{run_dir.path} holds no finished fit (no traces/*.json): nothing to replay")
+    rules = bench_rules(int(protocol.get("window", 100)), patience_grid, fixed=int(protocol.get("fixed_budget", 2400)))
+    if detectors:
+        unknown = [d for d in detectors if d not in DETECTORS]
+        if unknown:
+            raise DipsearchError(f"unknown detector {unknown[0]!r}; choose one of {', '.join(DETECTORS)}")
+        rules = {n: r for n, r in rules.items() if n.split("/")[0] in detectors or isinstance(r, FixedRule)}
+    runs = replay_all(traces, rules, strict=bool(detectors))
+    agg = aggregate(runs)
+    run_dir.write_csv("runs.csv", runs)
+    run_dir.write_csv("summary.csv", agg)
+    run_dir.write_json("summary.json", {
+        "protocol": protocol, "fits": len(traces), "rules": {name: r.label for name, r in rules.items()},
+        "fit_seconds_mean": statistics.fmean(m["seconds"] for m, _ in traces), "aggregate": agg,
+    })
+    main_rules = [n for n in rules if "/" not in n]
+    tmp = run_dir.file(".curves.tmp.png")
+    if plot_curves(traces, runs, main_rules, tmp):
+        tmp.replace(run_dir.file("curves.png"))
+    return {"fits": len(traces), "aggregate": agg, "rules": main_rules}
+
+
+def jobs_from(images: list[str], noises: list[str], levels: list[int], seeds: list[int], protocol: dict[str, Any],
+              folder: Path) -> list[FitJob]:
+    return [
+        FitJob(str(img), noise, level, seed, protocol.get("crop"), protocol["arch"], protocol["fit"],
+               protocol["holdout"], protocol["window"], str(folder))
+        # noise innermost: a bench cut short still covers every noise type
+        for seed in seeds for img in images for level in levels for noise in noises
+    ]
+
+
+def protocol_dict(crop: int | None, spec: ArchSpec, config: FitConfig, holdout: float, window: int,
+                  fixed: int = 2400) -> dict[str, Any]:
+    fit_settings = {k: v for k, v in config.to_dict().items() if k != "seed"}
+    return {"crop": crop or 0, "arch": spec.to_dict(), "fit": fit_settings, "holdout": holdout, "window": window,
+            "fixed_budget": fixed}
+
+
+def elapsed(start: float) -> str:
+    return time.strftime("%H:%M:%S", time.gmtime(time.perf_counter() - start))
+
+
+__all__ = ["FitJob", "aggregate", "bench_rules", "jobs_from", "load_traces", "plot_curves", "protocol_dict",
+           "replay_all", "run_job", "run_jobs", "score", "write_results"]
