@@ -1,0 +1,246 @@
+"""Bayesian architecture and hyperparameter search with Optuna: `run_bayes` drives one run folder.
+
+The study (in its storage) holds the truth; the run folder runs/search/<stamp>_bayes/ is the driver's
+view of it: evaluations.jsonl gets one line per finished trial of the study, whichever process ran it
+(driver, its pool or Dask workers, or a `dipsearch worker`), best_arch.toml and best_output.png follow
+the best complete trial, and summary.json and the plots are written at the end. Because the view is
+rebuilt from the study, a killed driver restarted on the same storage and study loses nothing but the
+fits that were running (they are failed as stale and re-asked).
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import optuna
+import torch
+from optuna.trial import FrozenTrial, TrialState
+from rich.console import Console
+
+from ..errors import DipsearchError
+from ..evaluate import Candidate, Evaluation
+from ..executors import InProcessExecutor
+from ..imageio import save_image
+from ..runs import RunDir, write_atomic
+from ..space import SearchSpace
+from ..tasks import Problem
+from ..tomlio import load_toml
+from .bayes_report import StudyDisplay, write_plots
+from .record import EVALUATIONS, SearchRecord
+from .storage import STALE, StorageSpec, fail_stale_trials, open_storage
+from .study import (
+    RECIPE, RESULT, TARGET, BayesSettings, StudyRunner, StudyStatus, check_recipe, evaluation_of, fit_iters,
+    make_recipe, open_study, specs, trial_iters,
+)
+
+IMAGES = "images"  # where `dipsearch worker` leaves the output of a trial that was the study's best
+
+
+class SetupLike(Protocol):
+    """What the driver needs of a search setup (dipsearch.cli.search_cmd.SearchSetup is one)."""
+
+    problem: Problem
+    space: SearchSpace
+
+    def candidate(self, genome: dict[str, Any], index: int, **extra: Any) -> Candidate: ...
+
+    def config(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class BayesRun:
+    run: RunDir
+    study: optuna.Study
+    storage: StorageSpec
+    summary: dict[str, Any]
+    stale: list[int]  # trials this start found abandoned and failed
+
+
+def trial_image_path(run_path: Path, number: int) -> Path:
+    return Path(run_path) / IMAGES / f"trial_{number:05d}.png"
+
+
+class RunView:
+    """The run folder as a view of the study: logs each finished trial once, keeps the best files."""
+
+    def __init__(self, run: RunDir, space: SearchSpace, study: optuna.Study):
+        self.run, self.space, self.study = run, space, study
+        self.record = SearchRecord(run, space)
+        self.logged = {row["trial"] for row in run.read_jsonl(EVALUATIONS) if "trial" in row}
+
+    def sync(self, images: dict[int, torch.Tensor | None] | None = None) -> None:
+        finished = [t for t in self.study.get_trials(deepcopy=False) if t.state.is_finished() and t.number not in self.logged]
+        for trial in sorted(finished, key=lambda t: t.number):
+            evaluation = evaluation_of(trial, self.space)
+            evaluation.image = (images or {}).get(trial.number)
+            result = trial.user_attrs.get(RESULT) or {}
+            extra = {"trial": trial.number, "state": trial.state.name, "value": trial.value,
+                     "study": self.study.study_name, "cached_from": result.get("cached_from"),
+                     "stale": trial.user_attrs.get(STALE)}
+            if self.record.add(evaluation, extra) and evaluation.image is None:
+                self._best_image_from_elsewhere(trial.number)
+            self.logged.add(trial.number)
+
+    def _best_image_from_elsewhere(self, number: int) -> None:
+        # The new best ran in another process: use the image a worker left, else drop the old best's image
+        # rather than show a picture of a different network.
+        source = trial_image_path(self.run.path, number)
+        target = self.run.file("best_output.png")
+        if source.is_file():
+            write_atomic(target, source.read_bytes())
+        else:
+            target.unlink(missing_ok=True)
+
+
+def best_image_saver(run_dir: str | None, study: optuna.Study) -> Callable[[FrozenTrial, Evaluation], None]:
+    """For processes other than the driver: keep the output of a trial that is the study's best so far,
+    in the driver's run folder when this host can reach it (a shared filesystem)."""
+
+    def save(trial: FrozenTrial, evaluation: Evaluation) -> None:
+        if run_dir is None or evaluation.image is None or trial.state != TrialState.COMPLETE:
+            return
+        if not (Path(run_dir) / "config.toml").is_file():
+            return
+        best = StudyStatus.of(study).best
+        if best is not None and best.number == trial.number:
+            path = trial_image_path(Path(run_dir), trial.number)
+            path.parent.mkdir(exist_ok=True)
+            tmp = path.with_name(f".{path.name}.tmp")
+            save_image(evaluation.image, tmp, format="PNG")
+            tmp.replace(path)
+
+    return save
+
+
+def _existing_run(study_recipe: dict[str, Any] | None) -> RunDir | None:
+    run_dir = (study_recipe or {}).get("run_dir")
+    if run_dir and (Path(run_dir) / "config.toml").is_file():
+        return RunDir(Path(run_dir))
+    return None
+
+
+def run_bayes(
+    setup: SetupLike,
+    settings: BayesSettings,
+    *,
+    storage: str | None = None,
+    study_name: str | None = None,
+    executor: Executor | None = None,
+    slots: int = 1,
+    out: str | Path = "runs",
+    problem_args: dict[str, Any] | None = None,
+    resume: str | Path | None = None,
+    console: Console | None = None,
+    progress: bool = True,
+) -> BayesRun:
+    """Run (or continue) a study of `settings.trials` trials and write its run folder.
+
+    storage: an Optuna storage URL or journal path (default: study.journal in a new run folder).
+    resume: a bayes run folder: its storage and study are continued and its files updated.
+    problem_args: the problem flags (see dipsearch.cli.bayes_cmd) that let `dipsearch worker` rebuild
+    the problem; without them only this process (and its executor) can work on the study.
+    """
+    console = console or Console()
+    space = setup.space
+    probe = setup.candidate(space.default(), 0)
+    sampler, pruner, every = specs(space, probe.iters, probe.seed, settings)
+    recipe = make_recipe(probe, space, sampler, pruner, every, problem_args, None)
+    run: RunDir | None = None
+    storage_spec = StorageSpec.parse(storage) if storage else None
+    if resume is not None:
+        run = RunDir.open(resume)
+        stored = load_toml(run.file("config.toml"), "run config").get("bayes", {})
+        if "storage" not in stored:
+            raise DipsearchError(f"{resume} is not a bayes run folder (config.toml has no [bayes] storage)")
+        storage_spec, study_name = StorageSpec.parse(stored["storage"]), stored["study"]
+    elif storage_spec is not None:
+        backend = open_storage(storage_spec)  # a bad URL fails here, before any folder is made
+        name = study_name or f"bayes-{space.name}"
+        if name in {s.study_name for s in backend.get_all_studies()}:
+            study_recipe = optuna.load_study(study_name=name, storage=backend).user_attrs.get(RECIPE)
+            if study_recipe:
+                check_recipe(study_recipe, recipe, name)
+            run = _existing_run(study_recipe)
+    created = run is None
+    if run is None:
+        run = RunDir.create(out, "search", "bayes")
+    try:
+        storage_spec = storage_spec or StorageSpec.in_run(run.path)
+        study_name = study_name or f"bayes-{space.name}"
+        run.write_toml("config.toml", {
+            **setup.config(),
+            "bayes": {"trials": settings.trials, "storage": storage_spec.url, "study": study_name,
+                      "report_every": every, "max_iters": settings.max_iters, "with_default": settings.with_default,
+                      "slots": slots, "sampler": {"name": sampler.name, **sampler.settings},
+                      "pruner": {"name": pruner.name, **pruner.settings}},
+        })
+        run.write_versions(str(probe.device))
+        study = open_study(storage_spec, study_name, sampler.build(), pruner.build(), create=True)
+        stored_recipe = study.user_attrs.get(RECIPE)
+        if stored_recipe:
+            check_recipe(stored_recipe, recipe, study_name)
+            # Problem, space and budget stay as stored; the sampler and run folder are this run's (workers follow).
+            recipe = {**stored_recipe, "sampler": recipe["sampler"], "run_dir": str(run.path.resolve())}
+        else:
+            recipe["run_dir"] = str(run.path.resolve())
+        study.set_user_attr(RECIPE, recipe)
+        study.set_user_attr(TARGET, settings.trials)
+    except BaseException:
+        if created:
+            run.discard()
+        raise
+    return _drive(setup, settings, study, storage_spec, run, pruner, every, executor, slots, console, progress)
+
+
+def _drive(setup: SetupLike, settings: BayesSettings, study: optuna.Study, storage: StorageSpec, run: RunDir,
+           pruner: Any, every: int, executor: Executor | None, slots: int, console: Console, progress: bool) -> BayesRun:
+    start = time.perf_counter()
+    stale = fail_stale_trials(study, settings.stale_after)
+    if stale:
+        console.print(f"trials {', '.join(map(str, stale))} were left running by a process that is gone: marked FAIL")
+    view = RunView(run, setup.space, study)
+    view.sync()
+    display = StudyDisplay(console, settings.trials, f"bayes {study.study_name}", enabled=progress)
+
+    def told(trial: FrozenTrial, evaluation: Evaluation) -> None:
+        view.sync({trial.number: evaluation.image})
+        display.update(StudyStatus.of(study))
+
+    def tick() -> None:
+        view.sync()
+        display.update(StudyStatus.of(study))
+
+    runner = StudyRunner(study, storage, setup.candidate, setup.space, pruner, every, settings.trials,
+                         trial_iters(setup.space, setup.candidate(setup.space.default(), 0).iters),
+                         executor or InProcessExecutor(), max(1, slots), settings.max_iters, settings.with_default,
+                         on_tell=told, on_tick=tick, stale_after=settings.stale_after)
+    try:
+        with display:
+            display.update(StudyStatus.of(study))
+            runner.run()
+    finally:
+        summary = finish(study, storage, run, view, time.perf_counter() - start, told_here=runner.told)
+    return BayesRun(run, study, storage, summary, stale)
+
+
+def finish(study: optuna.Study, storage: StorageSpec, run: RunDir, view: RunView, seconds: float,
+           told_here: int) -> dict[str, Any]:
+    """Bring the view up to date and write summary.json and the plots."""
+    view.sync()
+    status = StudyStatus.of(study)
+    finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
+    fit_seconds = sum(float((t.user_attrs.get(RESULT) or {}).get("seconds") or 0) for t in finished if fit_iters(t))
+    plots = write_plots(study, run.path)
+    fits = sum(1 for t in finished if RESULT in t.user_attrs and t.user_attrs[RESULT].get("cached_from") is None)
+    summary = view.record.summary(
+        evaluations=fits, trials=status.counted, complete=status.complete, pruned=status.pruned, failed=status.failed,
+        stale=status.stale, running=status.running, iters_run=status.iters_used, fit_seconds=round(fit_seconds, 2),
+        seconds=round(seconds, 2), told_here=told_here, best_trial=view.record.best.index if view.record.best else None,
+        study=study.study_name, storage=storage.display, plots=plots, dashboard=storage.dashboard_command(),
+    )
+    run.write_json("summary.json", summary)
+    return summary
