@@ -47,19 +47,27 @@ class Candidate:
     output: str = "ema"  # which image is scored: the averaged output (ema) or the last one (final)
     reporter: Reporter | None = None
     report_every: int = 100
+    # CPU float results depend on torch's intra-op thread count: a fixed count makes a fit bit-identical
+    # wherever it runs (in-process, any pool size, Dask). None leaves the process's setting alone.
+    threads: int | None = None
+    # Online stopping: {"detector": name, "patience", "delta", "indexing", and detector parameters such as
+    # "window", "fraction", "sigma"}; the fitness then scores the detector's chosen output. None: no stopping.
+    stop: dict[str, Any] | None = None
 
     @property
     def key(self) -> str:
-        return candidate_key(self.arch, self.fit_settings, self.iters, self.fitness, self.scale, self.seed, self.output)
+        return candidate_key(self.arch, self.fit_settings, self.iters, self.fitness, self.scale, self.seed, self.output,
+                             stop=self.stop)
 
 
-def candidate_key(arch: ArchSpec, settings: dict, iters: int, fitness: str, scale: float, seed: int, output: str) -> str:
+def candidate_key(arch: ArchSpec, settings: dict, iters: int, fitness: str, scale: float, seed: int, output: str,
+                  stop: dict[str, Any] | None = None) -> str:
     """Canonical hash: two genomes that decode to the same network and budget share one evaluation."""
-    text = json.dumps(
-        {"arch": arch.to_dict(), "fit": settings, "iters": iters, "fitness": fitness, "scale": scale, "seed": seed,
-         "output": output},
-        sort_keys=True,
-    )
+    data = {"arch": arch.to_dict(), "fit": settings, "iters": iters, "fitness": fitness, "scale": scale, "seed": seed,
+            "output": output}
+    if stop is not None:  # only then, so that keys without stopping stay what they were
+        data["stop"] = stop
+    text = json.dumps(data, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -76,6 +84,7 @@ class Evaluation:
     error: str | None = None
     pruned: bool = False
     host: str = ""
+    stopped_iter: int | None = None  # the iteration a stopping detector chose (its output was scored)
     image: torch.Tensor | None = field(default=None, repr=False)  # the scored output; not written to the log
 
     @property
@@ -112,6 +121,18 @@ class _RunningFitness(FitHook):
         return self.pruned
 
 
+def stop_hook(stop: dict[str, Any], seed: int, problem: Problem) -> FitHook:
+    """The online stopping hook a Candidate.stop spec describes (dipsearch.stopping); raises for a bad spec."""
+    from .stopping import StoppingHook, make_detector  # only when a search stops its fits
+
+    params = {k: v for k, v in stop.items() if k not in ("detector", "patience", "delta", "indexing")}
+    detector = make_detector(stop["detector"], seed=seed, **params)
+    detector.check(problem)
+    rule = detector.rule(patience=stop.get("patience"), delta=stop.get("delta") or 0.0,
+                         indexing=stop.get("indexing") or "end")
+    return StoppingHook.online(detector, rule)
+
+
 def subsample(problem: Problem, scale: float) -> Problem:
     """Every (1/scale)-th pixel: keeps the noise statistics (unlike averaging), at 1/scale^2 the cost."""
     if scale == 1:
@@ -135,7 +156,22 @@ def subsample(problem: Problem, scale: float) -> Problem:
 
 
 def evaluate(candidate: Candidate) -> Evaluation:
-    """Fit and score one candidate. Module-level and picklable: runs in any executor."""
+    """Fit and score one candidate. Module-level and picklable: runs in any executor.
+
+    With candidate.threads set, torch runs with that many threads for the duration of the fit and the
+    previous count is restored afterwards (torch's setting is process-wide).
+    """
+    if candidate.threads is None:
+        return _evaluate(candidate)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(candidate.threads)
+    try:
+        return _evaluate(candidate)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _evaluate(candidate: Candidate) -> Evaluation:
     start = time.perf_counter()
     base = dict(index=candidate.index, key=candidate.key, genome=candidate.genome, host=socket.gethostname())
     try:
@@ -145,14 +181,25 @@ def evaluate(candidate: Candidate) -> Evaluation:
         settings = {k: v for k, v in candidate.fit_settings.items() if k in ("lr", "reg_noise_std")}
         iters = int(candidate.fit_settings.get("iters", candidate.iters))
         config = FitConfig(iters=iters, seed=candidate.seed, device=candidate.device, ssim_every=0, **settings)
-        hooks: list[FitHook] = []
+        hooks: list[FitHook] = fitness.hooks()  # first: a running score may read what they record
+        if candidate.stop is not None:
+            stopper = stop_hook(candidate.stop, candidate.seed, prepared)
+            prepared = stopper.prepare(prepared)  # the held-out detector withholds its own pixels
+            hooks.append(stopper)
         running = None
         if candidate.reporter is not None:
             running = _RunningFitness(candidate, fitness.score)
             hooks.append(running)
         result = fit(prepared, candidate.arch, config, hooks)
-        image = result.ema if candidate.output == "ema" else result.output
+        stopped_iter = result.summary_extra.get("stopped_iter") if candidate.stop is not None else None
+        if stopped_iter is not None:
+            image = result.extras["images"]["output_stopped"]
+            fitness.select_step(int(stopped_iter))
+        else:
+            image = result.ema if (fitness.output or candidate.output) == "ema" else result.output
         value = fitness.score(image, prepared)
+        if math.isnan(value):
+            raise DipsearchError(f"the fit diverged: its {candidate.fitness} fitness is NaN")
         true_psnr = psnr(image, problem.clean) if problem.clean is not None else None
         return Evaluation(
             **base,
@@ -163,6 +210,7 @@ def evaluate(candidate: Candidate) -> Evaluation:
             seconds=time.perf_counter() - start,
             pruned=bool(running and running.pruned),
             image=image,
+            stopped_iter=stopped_iter,
         )
     except Exception as err:  # noqa: BLE001 - a failing candidate must not stop the search
         detail = str(err) if isinstance(err, DipsearchError) else "".join(traceback.format_exception_only(err)).strip()

@@ -53,6 +53,24 @@ def local_pool(workers: int | None = None, threads_per_worker: int | None = None
     return ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(queue, threads_per_worker))
 
 
+class DaskExecutor(Executor):
+    """Dask's ClientExecutor plus its Client: shutdown() also closes the connection (the plain one leaks it).
+
+    `client` stays public for callers that want the Dask API (dashboard link, worker count).
+    """
+
+    def __init__(self, client: Any):
+        self.client = client
+        self._inner = client.get_executor()
+
+    def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> Future:
+        return self._inner.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._inner.shutdown(wait=wait and not cancel_futures)  # Dask's wait=False cancels what is left
+        self.client.close()
+
+
 def dask_executor(address: str, timeout: float = 10.0) -> Executor:
     """An executor on a running Dask scheduler (`dask scheduler` / `dask worker ADDRESS`), extra `dask`."""
     try:
@@ -65,7 +83,7 @@ def dask_executor(address: str, timeout: float = 10.0) -> Executor:
         raise DipsearchError(f"cannot reach the Dask scheduler at {address}: {err}") from None
     except ValueError as err:
         raise DipsearchError(f"bad Dask scheduler address {address!r}: {err}") from None
-    return client.get_executor()
+    return DaskExecutor(client)
 
 
 def make_executor(workers: int | None = None, dask: str | None = None) -> Executor:

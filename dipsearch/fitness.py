@@ -5,15 +5,21 @@
   search scored this way measures what a user without a clean image gets. For denoising,
   E[held-out MSE] = true MSE + sigma^2, the same offset for every candidate on one observation.
 - psnr: PSNR against the clean image (research runs only; needs --clean).
+- sure: Stein's unbiased estimate of the true MSE under Gaussian noise of known sigma (the Sure detector of
+  dipsearch.stopping, which trains a twin network in lock-step: twice the fit cost), as 10 log10(1 / SURE).
+  It estimates the error of the current iterate, so it scores the last output (or a stopping rule's pick),
+  never the EMA.
 """
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 
 import torch
 
 from .errors import DipsearchError
+from .fit import FitHook, StepState
 from .metrics import psnr
 from .tasks import Problem
 
@@ -23,9 +29,20 @@ class Fitness(ABC):
 
     name = "fitness"
     needs_clean = False
+    output: str | None = None  # "final" when only the last iterate can be scored; None: the candidate's choice
+
+    def check(self, problem: Problem) -> None:
+        """Raise DipsearchError when this fitness cannot score `problem` (called before any work)."""
 
     def prepare(self, problem: Problem, seed: int) -> Problem:
         return problem
+
+    def hooks(self) -> list[FitHook]:
+        """Fit hooks this fitness needs to watch the fit (SURE's twin network); fresh ones per fit."""
+        return []
+
+    def select_step(self, step: int) -> None:
+        """The iterate to score is that of `step` (a stopping rule's choice), not the last one."""
 
     @abstractmethod
     def score(self, output: torch.Tensor, problem: Problem) -> float:
@@ -59,7 +76,65 @@ class PsnrFitness(Fitness):
         return psnr(output, problem.clean.to(output.device))
 
 
-FITNESSES: dict[str, type[Fitness]] = {"holdout": HoldoutFitness, "psnr": PsnrFitness}
+class _SureHook(FitHook):
+    """Runs the Sure detector alongside the fit and keeps its estimate of every step."""
+
+    name = "sure-fitness"
+
+    def __init__(self, detector):
+        self.detector = detector
+        self.values: dict[int, float] = {}
+
+    def on_start(self, problem, spec, config) -> None:
+        self.detector.start(problem, spec, config)
+
+    def on_step(self, state: StepState) -> bool:
+        value = self.detector.update(state)
+        if value is not None:
+            self.values[state.step] = value
+            state.record["sure_mse"] = value
+        return False
+
+
+class SureFitness(Fitness):
+    name = "sure"
+    output = "final"
+    floor = 1e-10  # SURE is an estimate and can dip below 0 on tiny images; 100 dB caps what that scores
+
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+        self.hook: _SureHook | None = None
+        self.step: int | None = None
+
+    def _detector(self):
+        from .stopping import Sure  # the stopping package owns the estimator; imported only when used
+
+        return Sure(seed=self.seed)
+
+    def check(self, problem: Problem) -> None:
+        self._detector().check(problem)
+
+    def prepare(self, problem: Problem, seed: int) -> Problem:
+        self.seed = seed
+        return problem
+
+    def hooks(self) -> list[FitHook]:
+        self.hook = _SureHook(self._detector())
+        self.step = None
+        return [self.hook]
+
+    def select_step(self, step: int) -> None:
+        self.step = step
+
+    def score(self, output: torch.Tensor, problem: Problem) -> float:
+        if self.hook is None or not self.hook.values:
+            raise RuntimeError("SureFitness.score called before a fit with its hooks()")
+        values = self.hook.values
+        mse = values.get(self.step, values[max(values)]) if self.step is not None else values[max(values)]
+        return 10.0 * math.log10(1.0 / max(mse, self.floor))
+
+
+FITNESSES: dict[str, type[Fitness]] = {"holdout": HoldoutFitness, "psnr": PsnrFitness, "sure": SureFitness}
 
 
 def make_fitness(name: str, problem: Problem | None = None) -> Fitness:
@@ -72,4 +147,6 @@ def make_fitness(name: str, problem: Problem | None = None) -> Fitness:
         )
     if problem is not None and name == "sure" and problem.meta.get("noise") != "gaussian":
         raise DipsearchError("fitness 'sure' needs Gaussian noise of known sigma (--noise gaussian --sigma S)")
+    if problem is not None:
+        fitness.check(problem)
     return fitness

@@ -93,3 +93,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     searchers = parser.add_subparsers(dest="searcher", metavar="SEARCHER", required=True)
     for module in SEARCHERS:
         module.register(searchers)
+
+
+# Searchers register below the shared definitions they import (add_search_args, SearchSetup).
+from . import bayes_cmd  # noqa: E402
+
+SEARCHERS.append(bayes_cmd)
+from . import ga_cmd  # noqa: E402
+SEARCHERS.append(ga_cmd)

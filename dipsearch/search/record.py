@@ -38,7 +38,10 @@ class SearchRecord:
 
     def _remember(self, evaluation: Evaluation) -> bool:
         self.cache[evaluation.key] = evaluation
-        if evaluation.fitness is not None and (self.best is None or evaluation.search_value > self.best.search_value):
+        # A pruned evaluation's fitness is from a cut-short fit: it is logged but never the best.
+        if evaluation.fitness is not None and not evaluation.pruned and (
+            self.best is None or evaluation.search_value > self.best.search_value
+        ):
             self.best = evaluation
             return True
         return False
