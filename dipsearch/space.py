@@ -208,8 +208,24 @@ def space_from_dict(data: dict[str, Any], source: str = "<space>") -> SearchSpac
         if f"{name}[0]" in genes or name in genes:
             raise DipsearchError(f"{source}: [ties] {name!r} is tied to {target!r} but also declared as a gene")
     space = SearchSpace(str(data.get("name", Path(source).stem)), genes, fixed, ties, source)
+    for name in PER_LEVEL:
+        _check_levels(space, name)
     space.decode(space.default())  # a default that cannot build is a file error, reported now
     return space
+
+
+def _check_levels(space: SearchSpace, name: str) -> None:
+    """A per-level setting that is not searched must cover every depth the space can sample."""
+    source = space.ties.get(name, name)
+    if f"{source}[0]" in space.genes or source in space.genes:
+        return
+    value = space.fixed.get(source, getattr(_SEED, source))
+    if isinstance(value, (list, tuple)) and len(value) < space.max_depth:
+        origin = "[fixed]" if source in space.fixed else "the seed default"
+        raise DipsearchError(
+            f"{space.source}: depth goes up to {space.max_depth} but {name} ({origin}: {list(value)}) has only "
+            f"{len(value)} levels; declare [levels.{source}] or give {source} for every level in [fixed]"
+        )
 
 
 def _known() -> str:

@@ -83,6 +83,8 @@ def _space(tmp_path, text):
         ('[genes.lr]\nkind = "float"\nhigh = 0.01\ndefault = 0.005\n', "'low' must be a number"),
         ('[fixed]\ninput_kind = "meshgrid"\n', "meshgrid input has 2 channels"),
         ('[search]\nx = 1\n', r"unknown table or key\(s\) search"),
+        ('[genes.depth]\nkind = "int"\nlow = 3\nhigh = 6\ndefault = 5\n',
+         r"depth goes up to 6 but n_down \(the seed default: \[8, 16, 32, 64, 128\]\) has only 5 levels"),
     ],
 )
 def test_bad_space_files_say_file_gene_and_problem(tmp_path, text, message):
