@@ -53,6 +53,29 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+def write_figure(path: Path, fig: Any, dpi: int = 110) -> Path:
+    """Render a matplotlib figure to PNG and write it atomically, like every other run-folder file."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    write_atomic(Path(path), buffer.getvalue())
+    return Path(path)
+
+
+def save_image_atomic(path: Path, image: torch.Tensor) -> Path:
+    """Write a PNG through a temporary file in the same folder, so a reader never sees half an image."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, _umask_mode())
+    os.close(fd)
+    try:
+        save_image(image, tmp, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """All complete lines of a JSON-lines file; a torn last line (from a kill mid-write) is skipped."""
     rows = []
@@ -183,17 +206,7 @@ class RunDir:
         return self.write_text(name, rows_to_csv(rows))
 
     def save_image(self, name: str, image: torch.Tensor) -> Path:
-        target = self.file(name)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=self.path)
-        os.fchmod(fd, _umask_mode())
-        os.close(fd)
-        try:
-            save_image(image, tmp, format="PNG")
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return target
+        return save_image_atomic(self.file(name), image)
 
     def append_jsonl(self, name: str, row: dict[str, Any]) -> None:
         line = (json.dumps(row, default=str) + "\n").encode()

@@ -24,8 +24,7 @@ from rich.console import Console
 from ..errors import DipsearchError
 from ..evaluate import Candidate, Evaluation
 from ..executors import InProcessExecutor
-from ..imageio import save_image
-from ..runs import RunDir, write_atomic
+from ..runs import RunDir, save_image_atomic, write_atomic
 from ..space import SearchSpace
 from ..tasks import Problem
 from ..tomlio import load_toml
@@ -109,9 +108,7 @@ def best_image_saver(run_dir: str | None, study: optuna.Study) -> Callable[[Froz
         if best is not None and best.number == trial.number:
             path = trial_image_path(Path(run_dir), trial.number)
             path.parent.mkdir(exist_ok=True)
-            tmp = path.with_name(f".{path.name}.tmp")
-            save_image(evaluation.image, tmp, format="PNG")
-            tmp.replace(path)
+            save_image_atomic(path, evaluation.image)
 
     return save
 

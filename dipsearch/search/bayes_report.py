@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ..runs import write_figure
 from .study import RESULT, StudyStatus
 
 SHOWN_GENES = ("depth", "input_depth", "lr", "reg_noise_std", "iters", "k_skip")
@@ -74,13 +74,6 @@ def top_table(study: optuna.Study, rows: int = 10) -> Table:
 # ----------------------------------------------------------------------------- plots (matplotlib, Agg)
 
 
-def _save(fig: Any, path: Path) -> None:
-    """Atomically, like every run-folder file: a temp file in the same folder, then rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, dpi=110, format="png")
-    os.replace(tmp, path)
-
-
 def _pyplot():
     import matplotlib
 
@@ -130,7 +123,7 @@ def plot_history(study: optuna.Study, path: Path) -> Path | None:
         ax2.legend(fontsize=8)
     axes[-1][0].set_xlabel("trial")
     fig.tight_layout()
-    _save(fig, path)
+    write_figure(path, fig)
     plt.close(fig)
     return path
 
@@ -154,7 +147,7 @@ def plot_importances(study: optuna.Study, path: Path) -> Path | None:
     ax.set_xlabel("importance for fitness")
     ax.set_title("parameter importances")
     fig.tight_layout()
-    _save(fig, path)
+    write_figure(path, fig)
     plt.close(fig)
     return path
 
@@ -175,7 +168,7 @@ def plot_fit_curves(study: optuna.Study, path: Path) -> Path | None:
     ax.set_ylabel("running fitness (dB)")
     ax.set_title("fit curves (grey: pruned)")
     fig.tight_layout()
-    _save(fig, path)
+    write_figure(path, fig)
     plt.close(fig)
     return path
 

@@ -6,14 +6,13 @@ PNG atomically like every other run file.
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ..runs import write_atomic
+from ..runs import write_figure
 
 
 def plot_generations(rows: list[dict[str, Any]], path: Path, fitness_name: str = "fitness") -> None:
@@ -39,6 +38,4 @@ def plot_generations(rows: list[dict[str, Any]], path: Path, fitness_name: str =
     axes[-1].set_xlabel("generation")
     axes[-1].xaxis.get_major_locator().set_params(integer=True)
     fig.subplots_adjust(left=0.12, right=0.97, top=0.97, bottom=0.1 if has_psnr else 0.16, hspace=0.08)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    write_atomic(Path(path), buffer.getvalue())
+    write_figure(Path(path), fig, dpi=100)

@@ -26,7 +26,7 @@ from ..arch import ArchSpec
 from ..errors import DipsearchError
 from ..fit import FitConfig, FitHook, baseline_psnr, fit
 from ..imageio import center_crop, load_image
-from ..runs import RunDir, rows_to_csv, write_atomic
+from ..runs import RunDir, rows_to_csv, write_atomic, write_figure
 from ..tasks import LITERATURE_LEVELS, NOISE_KINDS, make_problem
 from .detectors import DETECTORS, EMV, WMV, Detector, Holdout, Spectral, Sure
 from .hook import StoppingHook
@@ -260,7 +260,7 @@ def plot_curves(traces: list[tuple[dict[str, Any], list[dict[str, Any]]]], runs:
     for ax in list(axes.flat)[len(picked):]:
         ax.axis("off")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    write_figure(path, fig)
     plt.close(fig)
     return path
 
@@ -289,9 +289,7 @@ def write_results(run_dir: RunDir, protocol: dict[str, Any], patience_grid: Iter
         "fit_seconds_mean": statistics.fmean(m["seconds"] for m, _ in traces), "aggregate": agg,
     })
     main_rules = [n for n in rules if "/" not in n]
-    tmp = run_dir.file(".curves.tmp.png")
-    if plot_curves(traces, runs, main_rules, tmp):
-        tmp.replace(run_dir.file("curves.png"))
+    plot_curves(traces, runs, main_rules, run_dir.file("curves.png"))
     return {"fits": len(traces), "aggregate": agg, "rules": main_rules}
 
 
