@@ -119,20 +119,25 @@ class ArchSpec:
     @classmethod
     def load(cls, path: str | Path) -> "ArchSpec":
         """Read an ArchSpec from TOML (a table [arch], as best_arch.toml) or JSON."""
-        path = Path(path)
-        if path.suffix.lower() == ".json":
-            try:
-                data = json.loads(path.read_text())
-            except FileNotFoundError:
-                raise DipsearchError(f"architecture file not found: {path}") from None
-            except (OSError, ValueError) as err:
-                raise DipsearchError(f"cannot read architecture file {path}: {err}") from None
-        else:
-            data = load_toml(path, what="architecture file")
-        data = data.get("arch", data)
-        if not isinstance(data, dict):
-            raise DipsearchError(f"{path}: [arch] must be a table")
-        return cls.from_dict(data, source=str(path))
+        return cls.from_dict(read_arch_table(path), source=str(path))
+
+
+def read_arch_table(path: str | Path) -> dict[str, Any]:
+    """The [arch] table of a TOML file (as best_arch.toml), or a JSON object, of any network family."""
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise DipsearchError(f"architecture file not found: {path}") from None
+        except (OSError, ValueError) as err:
+            raise DipsearchError(f"cannot read architecture file {path}: {err}") from None
+    else:
+        data = load_toml(path, what="architecture file")
+    data = data.get("arch", data)
+    if not isinstance(data, dict):
+        raise DipsearchError(f"{path}: [arch] must be a table")
+    return data
 
 
 def _check_choice(name: str, values: tuple, allowed: tuple) -> None:

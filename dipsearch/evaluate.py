@@ -18,7 +18,8 @@ from typing import Any, Protocol
 
 import torch
 
-from .arch import ArchSpec, build_net, count_params
+from .arch import ArchSpec
+from .families import count_params_of, spec_to_dict
 from .errors import DipsearchError
 from .fit import FitConfig, FitHook, StepState, fit
 from .fitness import make_fitness
@@ -35,7 +36,7 @@ class Reporter(Protocol):
 @dataclass
 class Candidate:
     genome: dict[str, Any]
-    arch: ArchSpec
+    arch: ArchSpec  # or any other family's spec (dipsearch.families)
     problem: Problem
     iters: int
     seed: int = 0
@@ -63,7 +64,7 @@ class Candidate:
 def candidate_key(arch: ArchSpec, settings: dict, iters: int, fitness: str, scale: float, seed: int, output: str,
                   stop: dict[str, Any] | None = None) -> str:
     """Canonical hash: two genomes that decode to the same network and budget share one evaluation."""
-    data = {"arch": arch.to_dict(), "fit": settings, "iters": iters, "fitness": fitness, "scale": scale, "seed": seed,
+    data = {"arch": spec_to_dict(arch), "fit": settings, "iters": iters, "fitness": fitness, "scale": scale, "seed": seed,
             "output": output}
     if stop is not None:  # only then, so that keys without stopping stay what they were
         data["stop"] = stop
@@ -216,7 +217,7 @@ def _evaluate(candidate: Candidate) -> Evaluation:
         detail = str(err) if isinstance(err, DipsearchError) else "".join(traceback.format_exception_only(err)).strip()
         params = None
         try:
-            params = count_params(build_net(candidate.arch, candidate.problem.image_shape[0]))
+            params = count_params_of(candidate.arch, candidate.problem.image_shape[0])
         except Exception:  # noqa: BLE001
             pass
         return Evaluation(**base, fitness=None, psnr=None, params=params, iters_run=0,

@@ -1,24 +1,27 @@
-"""The one DIP fitting loop. Everything else (search candidates, stopping, pruning, progress) is a hook.
+"""The DIP fit's settings, hook protocol and result, and fit(): the simple entry point of the engine.
 
 fit() fixes a random input z, then for each step feeds z + N(0, sigma_p^2) through the network, takes an
 Adam step on the problem's data loss, keeps an exponential moving average of the outputs, and guards
-against divergence by restoring the last good parameters.
+against divergence by restoring the last good parameters. Everything else (search candidates, stopping,
+pruning, progress) is a hook. The loop itself, and its seams (network, initial weights, input, optimizer,
+update hook point, loss terms, precision, compilation), live in dipsearch.engine.
 """
 
 from __future__ import annotations
 
-import math
-import time
 from dataclasses import dataclass, field, fields
 from typing import Any, Iterable
 
 import torch
 import torch.nn.functional as F
 
-from .arch import ArchSpec, build_net, count_params
+from .arch import ArchSpec
 from .errors import DipsearchError
-from .metrics import psnr, ssim
+from .metrics import psnr
 from .tasks import Problem
+
+PRECISIONS = ("fp32", "bf16")
+FINITE_CHECKS = ("auto", "step", "guard")
 
 
 @dataclass
@@ -33,6 +36,14 @@ class FitConfig:
     ssim_every: int = 100  # SSIM is costly (CPU, skimage): only every k steps; 0 = never
     guard_every: int = 50
     guard_drop_db: float = 5.0
+    guard_floor_db: float = 1.0  # a guard step more than this below the untrained network's PSNR has diverged
+    precision: str = "fp32"  # fp32, or bf16 autocast of the network (the loss and metrics stay float32)
+    channels_last: bool = False
+    compile: bool = False  # torch.compile the network (CUDA only)
+    trace_every: int = 50  # trace rows stay on the device and are fetched every k steps (1: every step)
+    metrics_every: int = 1  # PSNR / PSNR-EMA columns every k steps when the clean image is known; 0 = never
+    finite_check: str = "auto"  # NaN check of each step's loss: "step", or only at guard steps ("guard");
+    # "auto": each step on CPU (free there), guard steps elsewhere (no per-step host sync)
 
     def __post_init__(self) -> None:
         checks = [
@@ -42,6 +53,10 @@ class FitConfig:
             (0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay}"),
             (self.ssim_every >= 0, f"ssim_every must be >= 0, got {self.ssim_every}"),
             (self.guard_every >= 1, f"guard_every must be >= 1, got {self.guard_every}"),
+            (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"),
+            (self.trace_every >= 1, f"trace_every must be >= 1, got {self.trace_every}"),
+            (self.metrics_every >= 0, f"metrics_every must be >= 0, got {self.metrics_every}"),
+            (self.finite_check in FINITE_CHECKS, f"finite_check must be one of {', '.join(FINITE_CHECKS)}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -54,26 +69,41 @@ class FitConfig:
         return FitConfig(**{**self.to_dict(), **changes})
 
 
-@dataclass
 class StepState:
-    """What a hook sees after each step. Hooks may add columns to `record` (this step's trace row)."""
+    """What a hook sees after each step. Hooks may add columns to `record` (this step's trace row).
 
-    step: int  # 1-based: the number of Adam steps taken so far
-    out: torch.Tensor  # this step's output, cropped to the image, detached, on the fit device
-    ema: torch.Tensor
-    loss: float
-    problem: Problem
-    record: dict[str, float]
-    net: torch.nn.Module  # for hooks that need an extra forward pass (e.g. SURE's divergence probe)
-    net_input: torch.Tensor  # the input fed this step: z plus this step's noise (padded size; crop outputs)
+    step: 1-based, the number of optimizer steps taken so far; out: this step's output, cropped to the image,
+    detached, on the fit device; ema; problem; record; net (for hooks that need an extra forward pass);
+    net_input: the input fed this step, z plus this step's noise (padded size; crop outputs).
+    `loss` is a float; reading it fetches it from the device (a host sync on a GPU), so hooks that run every
+    step should not. Values in `record` may be device scalars until the trace is flushed: use float(v).
+    """
+
+    __slots__ = ("step", "out", "ema", "_loss", "problem", "record", "net", "net_input")
+
+    def __init__(self, step: int, out: torch.Tensor, ema: torch.Tensor, loss: Any, problem: Problem,
+                 record: dict[str, Any], net: torch.nn.Module, net_input: torch.Tensor):
+        self.step, self.out, self.ema, self._loss = step, out, ema, loss
+        self.problem, self.record, self.net, self.net_input = problem, record, net, net_input
+
+    @property
+    def loss(self) -> float:
+        return float(self._loss)
 
 
 class FitHook:
-    """Base class of fit hooks: override what you need. on_step returns True to stop the fit."""
+    """Base class of fit hooks: override what you need. on_step returns True to stop the fit.
+
+    on_update(learner, step) runs after each optimizer step, under torch.no_grad(): the hook point for
+    anything that changes the update itself (Langevin noise, weight decay); see dipsearch.engine.
+    """
 
     name = "hook"
 
     def on_start(self, problem: Problem, spec: ArchSpec, config: FitConfig) -> None:
+        pass
+
+    def on_update(self, learner: Any, step: int) -> None:
         pass
 
     def on_step(self, state: StepState) -> bool | None:
@@ -87,7 +117,6 @@ class FitHook:
 class FitResult:
     output: torch.Tensor  # last step's output (CPU, 1xCxHxW)
     ema: torch.Tensor
-    peak: torch.Tensor | None  # the output at the best true PSNR, when a clean image is known
     trace: list[dict[str, float]]
     iters_run: int
     seconds: float
@@ -97,6 +126,8 @@ class FitResult:
     stopped_by: str | None = None
     extras: dict[str, Any] = field(default_factory=dict)  # hooks put their own results here
     summary_extra: dict[str, Any] = field(default_factory=dict)
+    restore_steps: list[int] = field(default_factory=list)  # the steps at which the guard restored
+    restored_to: int | None = None  # when the last guard step restored: the step whose parameters were kept
 
     def summary(self, problem: Problem) -> dict[str, Any]:
         out: dict[str, Any] = {"iters_run": self.iters_run, "seconds": round(self.seconds, 3), "params": self.params}
@@ -105,7 +136,7 @@ class FitResult:
             out["psnr_observed"] = baseline_psnr(problem)
             out["psnr_final"] = psnr(self.output, clean)
             out["psnr_ema"] = psnr(self.ema, clean)
-            peak_row = max(self.trace, key=lambda r: r["psnr"])
+            peak_row = max((r for r in self.trace if "psnr" in r), key=lambda r: r["psnr"])
             out["psnr_peak"] = peak_row["psnr"]
             out["iter_peak"] = int(peak_row["step"])
         out["restores"] = self.restores
@@ -144,134 +175,33 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def make_input(spec: ArchSpec, height: int, width: int, scale: float, generator: torch.Generator) -> torch.Tensor:
-    if spec.input_kind == "meshgrid":
-        ys = torch.linspace(0, 1, height).view(1, 1, height, 1).expand(1, 1, height, width)
-        xs = torch.linspace(0, 1, width).view(1, 1, 1, width).expand(1, 1, height, width)
-        return torch.cat([xs, ys], dim=1).contiguous()
-    return torch.rand(1, spec.input_depth, height, width, generator=generator) * scale
+def make_input(spec: Any, height: int, width: int, scale: float, generator: torch.Generator) -> torch.Tensor:
+    """The network input for an image of this padded size (kept for callers of the pre-family API)."""
+    from .families import family_of
+
+    return family_of(spec).make_input(height, width, scale, generator)
 
 
 def padded_size(size: int, multiple: int) -> int:
     return -(-size // multiple) * multiple
 
 
-def min_size(spec: ArchSpec) -> int:
-    """The smallest image side this hourglass can fit.
+def check_size(problem: Problem, spec: Any) -> None:
+    """Refuse an image the network cannot fit at the padded size it really sees (e.g. 70x52 pads to 96x64)."""
+    from .families import family_of
 
-    Batch norm at the deepest level needs more than one pixel (side >= 2^(depth+1)), and a reflection
-    pad must be smaller than the map it pads: level i's second conv pads (k-1)//2 on a 1/2^(i+1) map.
-    """
-    need = 2 * spec.size_multiple
-    if spec.pad == "reflection":
-        for i, k in enumerate(spec.k_down):
-            need = max(need, 2 ** (i + 1) * ((k - 1) // 2 + 1))
-    return need
-
-
-def check_size(problem: Problem, spec: ArchSpec) -> None:
     _, h, w = problem.image_shape
-    need = min_size(spec)
-    if h < need or w < need:
-        raise DipsearchError(
-            f"the image is {h}x{w} px but an hourglass of depth {spec.depth} with kernels {list(spec.k_down)} needs "
-            f"at least {need}x{need} px; use a larger image or a space/architecture with fewer levels"
-        )
+    message = family_of(spec).size_error(h, w)
+    if message:
+        raise DipsearchError(message)
 
 
-def fit(problem: Problem, spec: ArchSpec, config: FitConfig = FitConfig(), hooks: Iterable[FitHook] = ()) -> FitResult:
-    """Fit the hourglass of `spec` to `problem`. Deterministic on CPU for a fixed config.seed."""
-    hooks = list(hooks)
-    check_size(problem, spec)
-    device = resolve_device(config.device)
-    channels, height, width = problem.image_shape
-    ph, pw = padded_size(height, spec.size_multiple), padded_size(width, spec.size_multiple)
+def fit(problem: Problem, spec: Any, config: FitConfig = FitConfig(), hooks: Iterable[FitHook] = ()) -> FitResult:
+    """Fit the network of `spec` (an ArchSpec or another family's spec) to `problem`.
 
-    # Seed locally so that a fit never disturbs the caller's random state (searchers rely on theirs).
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        net = build_net(spec, channels).to(device)
-    generator = torch.Generator().manual_seed(config.seed)
-    z = make_input(spec, ph, pw, config.input_scale, generator).to(device)
-    noise_gen = torch.Generator(device=device).manual_seed(config.seed + 1)
-    problem = problem.to(device)
-    clean = problem.clean
-    optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
+    Deterministic on CPU for a fixed config.seed. For the seams (initial weights, optimizer, loss terms, ...)
+    use dipsearch.engine.Engine.
+    """
+    from .engine import Engine  # the engine imports this module's types
 
-    for hook in hooks:
-        hook.on_start(problem, spec, config)
-
-    trace: list[dict[str, float]] = []
-    ema = None
-    out = None
-    best_psnr, peak = -math.inf, None
-    saved = {k: v.detach().clone() for k, v in net.state_dict().items()}
-    last_guard_psnr: float | None = None
-    restores = 0
-    stopped_by = None
-    start = time.perf_counter()
-    step = 0
-    for step in range(1, config.iters + 1):
-        net_input = z
-        if config.reg_noise_std > 0:
-            net_input = z + config.reg_noise_std * torch.randn(z.shape, generator=noise_gen, device=device)
-        optimizer.zero_grad(set_to_none=True)
-        out_full = net(net_input)
-        out_step = out_full[:, :, :height, :width]
-        loss = problem.data_loss(out_step)
-        loss_value = float(loss.item())
-
-        if not math.isfinite(loss_value):
-            net.load_state_dict(saved)
-            restores += 1
-            continue
-        if step % config.guard_every == 0:
-            guard_psnr = problem.observed_psnr(out_step.detach())
-            if last_guard_psnr is not None and guard_psnr < last_guard_psnr - config.guard_drop_db:
-                net.load_state_dict(saved)
-                restores += 1
-                continue
-            last_guard_psnr = guard_psnr
-            saved = {k: v.detach().clone() for k, v in net.state_dict().items()}
-
-        loss.backward()
-        optimizer.step()
-
-        out = out_step.detach()
-        ema = out.clone() if ema is None else ema.mul_(config.ema_decay).add_(out, alpha=1 - config.ema_decay)
-        record: dict[str, float] = {"step": step, "loss": loss_value}
-        if clean is not None:
-            record["psnr"] = psnr(out, clean)
-            record["psnr_ema"] = psnr(ema, clean)
-            if record["psnr"] > best_psnr:
-                best_psnr, peak = record["psnr"], out.clone()
-            if config.ssim_every and (step % config.ssim_every == 0 or step == 1):
-                record["ssim"] = ssim(out, clean)
-                record["ssim_ema"] = ssim(ema, clean)
-        record["seconds"] = time.perf_counter() - start
-        state = StepState(step, out, ema, loss_value, problem, record, net, net_input)
-        stop = False
-        for hook in hooks:
-            if hook.on_step(state) and not stop:
-                stop, stopped_by = True, hook.name
-        trace.append(record)
-        if stop:
-            break
-
-    if out is None:
-        raise DipsearchError("the fit produced no finite output (the loss was NaN/inf from the first step)")
-    result = FitResult(
-        output=out.cpu(),
-        ema=ema.cpu(),
-        peak=peak.cpu() if peak is not None else None,
-        trace=trace,
-        iters_run=int(trace[-1]["step"]),
-        seconds=time.perf_counter() - start,
-        params=count_params(net),
-        device=str(device),
-        restores=restores,
-        stopped_by=stopped_by,
-    )
-    for hook in hooks:
-        hook.on_end(result)
-    return result
+    return Engine(spec, config).run(problem, hooks)

@@ -12,14 +12,20 @@ def _batched(x: torch.Tensor) -> torch.Tensor:
     return x.unsqueeze(0) if x.dim() == 3 else x
 
 
+def accumulator(device: torch.device) -> torch.dtype:
+    """float64 on the CPU; float32 elsewhere (MPS has no float64, and GPUs are slow at it)."""
+    return torch.float64 if device.type == "cpu" else torch.float32
+
+
 def psnr(x: torch.Tensor, ref: torch.Tensor, mask: torch.Tensor | None = None) -> float:
     """10·log10(1 / MSE); with a 1×1×H×W mask the MSE is over the masked pixels of every channel."""
-    x, ref = _batched(x.detach()).double(), _batched(ref.detach()).double()
+    dtype = accumulator(x.device)
+    x, ref = _batched(x.detach()).to(dtype), _batched(ref.detach()).to(dtype)
     err = (x - ref) ** 2
     if mask is None:
         mse = err.mean().item()
     else:
-        m = _batched(mask.detach()).double().to(err.device)
+        m = _batched(mask.detach()).to(dtype).to(err.device)
         denom = m.expand_as(err).sum().item()
         if denom == 0:
             return float("nan")  # no pixel to score

@@ -101,8 +101,12 @@ def test_factor_the_task_cannot_use(tmp_path, capsys, image_file):
 
 
 def test_image_too_small_for_the_depth(tmp_path, capsys, image_file):
-    message = _error(tmp_path, capsys, ["fit", "--clean", str(image_file("tiny.png", 32, 32))])
-    assert "needs at least 64x64 px" in message
+    message = _error(tmp_path, capsys, ["fit", "--clean", str(image_file("tiny.png", 32, 48))])
+    assert message == (
+        "error: the image is 48x32 px (width x height), which this network pads to 64x32, but an hourglass of depth 5 with "
+        "kernels [3, 3, 3, 3, 3] needs a padded size of at least 64x64, i.e. an image of at least 33x33 px; use a "
+        "larger image or a space/architecture with fewer levels"
+    )
 
 
 def test_malformed_space_and_arch_files(tmp_path, capsys, image_file):
@@ -134,3 +138,51 @@ def test_argument_errors_exit_2(tmp_path):
 def test_cli_py_is_the_same_program(tmp_path):
     done = subprocess.run([sys.executable, str(REPO / "cli.py"), "fit", "--help"], capture_output=True, text=True)
     assert done.returncode == 0 and "--arch" in done.stdout
+
+
+def test_compile_on_a_cpu_is_refused(tmp_path, capsys, image_file):
+    message = _error(tmp_path, capsys, ["fit", "--clean", str(image_file("c.png", 64, 64)), "--device", "cpu",
+                                        "--compile"])
+    assert message == ("error: --compile needs a CUDA GPU (torch.compile of the fit is only supported there); "
+                       "this fit runs on cpu")
+
+
+def test_bf16_where_the_device_has_none_is_refused(tmp_path, capsys, image_file, monkeypatch):
+    import torch
+
+    from dipsearch import engine
+
+    monkeypatch.setattr(engine, "resolve_device", lambda name: torch.device("cuda"))
+    monkeypatch.setattr("dipsearch.cli.fit_cmd.resolve_device", lambda name: torch.device("cuda"))
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    message = _error(tmp_path, capsys, ["fit", "--clean", str(image_file("c.png", 64, 64)), "--precision", "bf16"])
+    assert message == "error: --precision bf16: this GPU has no bfloat16 support; use --precision fp32"
+
+
+def test_a_huge_learning_rate_is_an_error_when_nothing_good_remains(tmp_path, capsys, image_file):
+    message = _error(tmp_path, capsys, ["fit", "--clean", str(image_file("c.png", 64, 64)), "--device", "cpu",
+                                        "--lr", "1e6"])  # _error runs 2 iterations: the guard looks at the last
+    assert message == ("error: the fit diverged (at steps [2]) and never reached parameters better than the "
+                       "untrained network's; lower the learning rate (lr 1e+06)")
+
+
+def test_a_late_divergence_is_restored_with_a_warning(tmp_path, capsys, image_file, monkeypatch):
+    from dipsearch import Problem
+
+    original = Problem.observed_psnr
+    calls = {"n": 0}
+
+    def dropping(self, x):  # guard steps 1, 50, 100: the last one looks diverged
+        calls["n"] += 1
+        return original(self, x) - (30.0 if calls["n"] == 3 else 0.0)
+
+    monkeypatch.setattr(Problem, "observed_psnr", dropping)
+    out = tmp_path / "runs"
+    code = main(["fit", "--clean", str(image_file("c.png", 64, 64)), "--device", "cpu", "--iters", "100",
+                 "--out", str(out), "--no-progress"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert code == 0
+    assert ("warning: the fit diverged 1 time(s) (at steps [100]) and the guard restored the last good parameters; "
+            "the output is that of step 50; a smaller --lr (now 0.01) may help") in text
+    summary = json.loads((_run_folders(out)[0] / "summary.json").read_text())
+    assert summary["restores"] == 1 and summary["iters_run"] == 99

@@ -39,7 +39,7 @@ def test_a_failing_fit_is_an_evaluation_with_its_error(problem):
     deep = ArchSpec()  # depth 5 needs 64 px, the image has 32
     result = evaluate(_candidate(problem, arch=deep))
     assert result.fitness is None and result.search_value == -math.inf
-    assert "needs at least 64x64" in result.error and result.params == 572_827
+    assert "needs a padded size of at least 64x64" in result.error and result.params == 572_827
 
 
 class NanFitness(Fitness):

@@ -9,6 +9,8 @@ from typing import Any
 from rich.console import Console
 
 from ..arch import ArchSpec
+from ..engine import check_fast_settings
+from ..families import family_of, load_spec
 from ..fit import FitConfig, FitHook, check_size, fit, resolve_device
 from ..progress import ProgressHook, fit_progress, summary_table
 from ..runs import RunDir
@@ -24,6 +26,10 @@ def add_fit_settings(parser: argparse.ArgumentParser, iters_default: int | None 
     group.add_argument("--lr", type=float, help="Adam learning rate (default 0.01, or the space/arch file's)")
     group.add_argument("--reg-noise", type=float, dest="reg_noise_std", help="input noise sigma_p (default 1/30)")
     group.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
+    group.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                       help="fp32 (default, exact) or bf16 autocast of the network (faster on recent GPUs)")
+    group.add_argument("--channels-last", action="store_true", help="channels_last memory format (GPU speed)")
+    group.add_argument("--compile", action="store_true", help="torch.compile the network (CUDA only)")
     group.add_argument("--out", default="runs", metavar="DIR", help="runs root folder (default ./runs)")
     group.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
 
@@ -45,10 +51,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run, extra_hooks=[stop_hook_from_args])
 
 
-def resolve_arch(args: argparse.Namespace) -> tuple[ArchSpec, dict[str, Any], dict[str, Any]]:
+def resolve_arch(args: argparse.Namespace) -> tuple[Any, dict[str, Any], dict[str, Any]]:
     """The ArchSpec, the fit settings that came with it, and where it came from."""
     if getattr(args, "arch", None):
-        spec = ArchSpec.load(args.arch)
+        spec = load_spec(args.arch)
         data = load_toml(args.arch, "architecture file") if Path(args.arch).suffix.lower() != ".json" else {}
         settings = {k: v for k, v in data.get("fit", {}).items() if k in ("lr", "reg_noise_std", "iters")}
         return spec, settings, {"arch_file": str(Path(args.arch).resolve())}
@@ -64,7 +70,8 @@ def fit_config(args: argparse.Namespace, from_arch: dict[str, Any]) -> FitConfig
     for name in ("iters", "lr", "reg_noise_std"):
         if getattr(args, name, None) is not None:
             settings[name] = getattr(args, name)
-    return FitConfig(seed=args.seed, device=args.device, **settings)
+    fast = {name: getattr(args, name) for name in ("precision", "channels_last", "compile") if hasattr(args, name)}
+    return FitConfig(seed=args.seed, device=args.device, **settings, **fast)
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
@@ -73,13 +80,14 @@ def run(args: argparse.Namespace, console: Console) -> int:
     config = fit_config(args, from_arch)
     check_size(problem, spec)
     device = str(resolve_device(config.device))
+    check_fast_settings(config, resolve_device(config.device))
     hooks: list[FitHook] = [h for h in (factory(args, problem) for factory in args.extra_hooks) if h is not None]
     problem = prepare_problem(problem, hooks)  # e.g. --stop holdout withholds its pixels from the loss
 
     run_dir = RunDir.create(args.out, "fit", problem_tag(args))
     try:
         run_dir.write_toml(
-            "config.toml", {"source": source, "problem": problem.meta, "fit": config.to_dict(), "arch": spec.to_dict()}
+            "config.toml", {"source": source, "problem": problem.meta, "fit": config.to_dict(), "arch": family_of(spec).to_dict()}
         )
         run_dir.write_versions(device)
         run_dir.save_image("observed.png", problem.observed)
@@ -103,5 +111,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
         run_dir.discard()
         raise
     console.print(summary_table(f"{problem.task}: {result.iters_run} iterations on {device}", summary))
+    if result.restores:
+        kept = f"; the output is that of step {result.restored_to}" if result.restored_to else ""
+        console.print(f"warning: the fit diverged {result.restores} time(s) (at steps {result.restore_steps}) and the "
+                      f"guard restored the last good parameters{kept}; a smaller --lr (now {config.lr:g}) may help",
+                      soft_wrap=True, highlight=False, markup=False)
     console.print(f"run folder: [bold]{run_dir.path}[/bold]", soft_wrap=True, highlight=False)
     return 0

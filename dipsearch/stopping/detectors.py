@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..arch import ArchSpec, build_net
+from ..arch import ArchSpec
 from ..errors import DipsearchError
 from ..fit import FitConfig, StepState
 from ..tasks import Problem
@@ -238,35 +238,31 @@ class Sure(Detector):
         # compromise: F16 64 px, sigma 46, unclipped noise: correlation 0.998 at eps 0.1 vs 0.988 at eps 0.03.
         if self.eps is None:
             self.eps = 0.5 * self.sigma
+        from ..engine import Learner, is_guard_step  # the engine imports the stopping hooks' protocol
+
+        self.is_guard_step = is_guard_step
         device = problem.observed.device
-        # Seeded exactly as fit() seeds its network, so that with eps = 0 the twin reproduces the fit bit for bit.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed)
-            self.twin = build_net(spec, problem.channels).to(device)
-        self.optimizer = torch.optim.Adam(self.twin.parameters(), lr=config.lr)
+        # The engine's own pieces, seeded as the fit's network: with eps = 0 the twin reproduces the fit bit for bit.
+        self.twin = Learner.create(spec, problem.channels, config, device)
+        self.config = config
         g = torch.Generator().manual_seed(self.seed + 7919)
         self.probe = torch.randn(problem.observed.shape, generator=g, dtype=problem.observed.dtype).to(device)
         self.twin_problem = replace(problem, observed=problem.observed + self.eps * self.probe)
-        self.guard_every = config.guard_every
-        self.saved = self._snapshot()
+        self.saved = self.twin.snapshot()
         self.last_step = 0
 
-    def _snapshot(self) -> dict[str, Tensor]:
-        return {k: v.detach().clone() for k, v in self.twin.state_dict().items()}
-
     def update(self, state: StepState) -> float | None:
-        # fit() skips hooks on a step whose update it undid (divergence guard): it then went back to the
-        # parameters saved at the last guard step, so the twin does the same to stay in lock-step.
+        # The engine skips hooks on a step whose update its divergence guard undid: it went back to what it saved
+        # at its last guard step, so the twin does the same, with the same guard steps, to stay in lock-step.
         if state.step != self.last_step + 1:
-            self.twin.load_state_dict(self.saved)
-        if state.step % self.guard_every == 0:
-            self.saved = self._snapshot()  # fit() saved its parameters before this step's update, as here
+            self.twin.restore(self.saved)
+        if self.is_guard_step(state.step, self.config):
+            self.saved = self.twin.snapshot()  # the engine saved before this step's update, as here
         self.last_step = state.step
-        self.optimizer.zero_grad(set_to_none=True)
+        self.twin.optimizer.zero_grad(set_to_none=True)
         h, w = state.out.shape[-2:]
-        twin_out = self.twin(state.net_input)[:, :, :h, :w]
-        self.twin_problem.data_loss(twin_out).backward()
-        self.optimizer.step()
+        twin_out = self.twin.output(state.net_input, h, w)
+        self.twin.update(self.twin_problem.data_loss(twin_out), state.step)
         y, x = state.problem.observed, state.out
         m = x.numel()
         diff = twin_out.detach() - x
