@@ -9,6 +9,8 @@ A space file has four tables (see search_spaces/default.toml):
   [ties]         a per-level gene that copies another, e.g. n_up = "n_down" for symmetric hourglasses.
 Each gene has a kind: int (low, high, optional log/step), float (low, high, optional log), choice
 (choices) with a default inside its range. Levels at or beyond the genome's depth are ignored.
+A top-level `family = "deep_decoder"` makes the genomes Deep Decoders (genes depth, activation, pad and per
+level n_up, k_up, upsample; see search_spaces/deep_decoder.toml); the default family is the hourglass.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 from .arch import ArchSpec
 from .errors import DipsearchError
+from .families import DeepDecoderSpec
 from .tomlio import load_toml
 
 Genome = dict[str, Any]
@@ -30,6 +33,30 @@ PER_LEVEL = ("n_down", "n_up", "n_skip", "k_down", "k_up", "k_skip", "upsample")
 FIT_GENES = ("lr", "reg_noise_std", "iters")
 GLOBAL_GENES = ARCH_GLOBALS + FIT_GENES + ("k_skip", "upsample")
 KINDS = ("int", "float", "choice")
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """The genes of one network family: architecture globals (depth first), per-level genes, seed values."""
+
+    arch_globals: tuple[str, ...]
+    per_level: tuple[str, ...]
+    seed: Any
+    global_per_level: tuple[str, ...]  # per-level settings that may also be one global gene for all levels
+
+    @property
+    def global_genes(self) -> tuple[str, ...]:
+        return self.arch_globals + FIT_GENES + self.global_per_level
+
+    def build(self, arch: dict[str, Any], source: str) -> Any:
+        return type(self.seed).from_dict(arch, source=source)
+
+
+VOCABULARIES = {
+    "hourglass": Vocabulary(ARCH_GLOBALS, PER_LEVEL, ArchSpec(), ("k_skip", "upsample")),
+    "deep_decoder": Vocabulary(("depth", "activation", "pad"), ("n_up", "k_up", "upsample"), DeepDecoderSpec(),
+                               ("k_up", "upsample")),
+}
 
 
 @dataclass(frozen=True)
@@ -84,6 +111,11 @@ class SearchSpace:
     fixed: dict[str, Any] = field(default_factory=dict)
     ties: dict[str, str] = field(default_factory=dict)
     source: str = "<space>"
+    family: str = "hourglass"
+
+    @property
+    def vocab(self) -> Vocabulary:
+        return VOCABULARIES[self.family]
 
     @property
     def max_depth(self) -> int:
@@ -121,7 +153,7 @@ class SearchSpace:
     def _value(self, genome: Genome, name: str) -> Any:
         if name in genome:
             return genome[name]
-        return self.fixed.get(name, getattr(_SEED, name, None))
+        return self.fixed.get(name, getattr(self.vocab.seed, name, None))
 
     def _levels(self, genome: Genome, name: str, depth: int) -> list:
         name = self.ties.get(name, name)
@@ -134,12 +166,12 @@ class SearchSpace:
             return list(value[:depth])
         return [value] * depth
 
-    def decode(self, genome: Genome) -> ArchSpec:
+    def decode(self, genome: Genome) -> ArchSpec | DeepDecoderSpec:
         depth = self.depth_of(genome)
-        arch = {name: self._levels(genome, name, depth) for name in PER_LEVEL}
-        for name in ARCH_GLOBALS[1:]:
+        arch = {name: self._levels(genome, name, depth) for name in self.vocab.per_level}
+        for name in self.vocab.arch_globals[1:]:
             arch[name] = self._value(genome, name)
-        return ArchSpec.from_dict(arch, source=f"{self.source}: decoded genome")
+        return self.vocab.build(arch, source=f"{self.source}: decoded genome")
 
     def fit_settings(self, genome: Genome) -> dict[str, Any]:
         """The fit-setting genes (lr, reg_noise_std, iters) that this space searches or fixes."""
@@ -150,9 +182,6 @@ class SearchSpace:
             elif name in self.fixed:
                 out[name] = self.fixed[name]
         return out
-
-
-_SEED = ArchSpec()
 
 
 # --------------------------------------------------------------------------- loading
@@ -166,15 +195,20 @@ def load_space(path: str | Path) -> SearchSpace:
 
 
 def space_from_dict(data: dict[str, Any], source: str = "<space>") -> SearchSpace:
-    allowed_top = {"name", "description", "genes", "levels", "fixed", "ties"}
+    allowed_top = {"name", "description", "family", "genes", "levels", "fixed", "ties"}
     extra = sorted(set(data) - allowed_top)
     if extra:
         raise DipsearchError(f"{source}: unknown table or key(s) {', '.join(extra)}; allowed: {sorted(allowed_top)}")
+    family = data.get("family", "hourglass")
+    if family not in VOCABULARIES:
+        raise DipsearchError(f"{source}: unknown network family {family!r}; choose one of {', '.join(VOCABULARIES)}")
+    vocab = VOCABULARIES[family]
+    GLOBAL_GENES, PER_LEVEL = vocab.global_genes, vocab.per_level  # noqa: N806 - this family's vocabulary
     fixed = dict(data.get("fixed", {}))
     ties = dict(data.get("ties", {}))
     for name in fixed:
         if name not in GLOBAL_GENES + PER_LEVEL:
-            raise DipsearchError(f"{source}: [fixed] {name!r} is not a known setting; known: {_known()}")
+            raise DipsearchError(f"{source}: [fixed] {name!r} is not a known setting; known: {_known(vocab)}")
     genes: dict[str, Gene] = {}
     for name, spec in data.get("genes", {}).items():
         if name not in GLOBAL_GENES:
@@ -185,7 +219,7 @@ def space_from_dict(data: dict[str, Any], source: str = "<space>") -> SearchSpac
         lowest = min(depth_gene.choices) if depth_gene.kind == "choice" else depth_gene.low
         if lowest < 1:
             raise DipsearchError(f"{source}: gene 'depth' must be at least 1")
-    max_depth = SearchSpace("", genes, fixed).max_depth
+    max_depth = SearchSpace("", genes, fixed, family=family).max_depth
     for name, spec in data.get("levels", {}).items():
         if name not in PER_LEVEL:
             raise DipsearchError(f"{source}: per-level gene {name!r} is not known; known: {', '.join(PER_LEVEL)}")
@@ -207,7 +241,7 @@ def space_from_dict(data: dict[str, Any], source: str = "<space>") -> SearchSpac
             raise DipsearchError(f"{source}: [ties] {name} = {target!r}: both must be per-level genes ({', '.join(PER_LEVEL)})")
         if f"{name}[0]" in genes or name in genes:
             raise DipsearchError(f"{source}: [ties] {name!r} is tied to {target!r} but also declared as a gene")
-    space = SearchSpace(str(data.get("name", Path(source).stem)), genes, fixed, ties, source)
+    space = SearchSpace(str(data.get("name", Path(source).stem)), genes, fixed, ties, source, family)
     for name in PER_LEVEL:
         _check_levels(space, name)
     space.decode(space.default())  # a default that cannot build is a file error, reported now
@@ -219,7 +253,7 @@ def _check_levels(space: SearchSpace, name: str) -> None:
     source = space.ties.get(name, name)
     if f"{source}[0]" in space.genes or source in space.genes:
         return
-    value = space.fixed.get(source, getattr(_SEED, source))
+    value = space.fixed.get(source, getattr(space.vocab.seed, source))
     if isinstance(value, (list, tuple)) and len(value) < space.max_depth:
         origin = "[fixed]" if source in space.fixed else "the seed default"
         raise DipsearchError(
@@ -228,8 +262,8 @@ def _check_levels(space: SearchSpace, name: str) -> None:
         )
 
 
-def _known() -> str:
-    return ", ".join(GLOBAL_GENES + PER_LEVEL)
+def _known(vocab: Vocabulary = VOCABULARIES["hourglass"]) -> str:
+    return ", ".join(vocab.global_genes + vocab.per_level)
 
 
 def _gene(name: str, spec: Any, source: str, level: int | None = None) -> Gene:

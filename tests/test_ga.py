@@ -129,7 +129,7 @@ def test_failing_candidates_are_recorded_and_the_search_goes_on(tmp_path):
     rows = RunDir(tmp_path / "deep").read_jsonl("evaluations.jsonl")
     failed = [r for r in rows if r["error"]]
     assert failed and all(r["fitness"] is None for r in failed)
-    assert all("needs at least 64x64" in r["error"] for r in failed)
+    assert all("needs a padded size of at least 64x64" in r["error"] for r in failed)
     assert result.best_evaluation.error is None and result.best["depth"] == 4
     assert result.summary["failed"] == len(failed)
     best_arch = load_toml(tmp_path / "deep" / "best_arch.toml")

@@ -130,7 +130,7 @@ def test_stop_bench_writes_summary_resumes_and_replays(tmp_path, image_file, arc
         (["--iters", "250", "--window", "300"], r"wmv window \(300\) is larger than the run \(250 iterations\)"),
         (["--noise", "gauss"], "unknown noise type 'gauss'"),
         (["--levels", "4"], "--levels takes 1 \\(low\\), 2 \\(medium\\) and 3 \\(high\\)"),
-        (["--crop", "16"], "16 px is too small for this network"),
+        (["--crop", "16"], r"clean\.png: the image is 16x16 px \(width x height\), which this network pads to 32x32"),
     ],
 )
 def test_stop_bench_bad_input(tmp_path, image_file, capsys, extra, message):

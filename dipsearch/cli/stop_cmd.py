@@ -105,6 +105,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _protocol(args: argparse.Namespace) -> dict[str, Any]:
     from ..arch import ArchSpec
+    from ..families import load_spec
 
     if args.crop is not None and args.crop < 8:
         raise DipsearchError(f"--crop must be at least 8 px, got {args.crop}")
@@ -114,26 +115,27 @@ def _protocol(args: argparse.Namespace) -> dict[str, Any]:
         raise DipsearchError(f"the wmv window ({args.window}) is larger than the run ({args.iters} iterations)")
     if args.iters < 200:
         raise DipsearchError(f"--iters {args.iters} is shorter than the spectral rule's two 100-step windows; use >= 200")
-    spec = ArchSpec.load(args.arch) if args.arch else ArchSpec()
+    spec = load_spec(args.arch) if args.arch else ArchSpec()
     config = FitConfig(iters=args.iters, device=args.device, ssim_every=10)  # SSIM gaps need SSIM often enough
     return sb.protocol_dict(args.crop, spec, config, args.holdout_fraction, args.window)
 
 
 def _check_images(images: list[str], protocol: dict[str, Any]) -> None:
     """Fail before any fit (and before a folder exists) on an unreadable or too small image."""
-    from ..arch import ArchSpec
+    from ..families import family_of, spec_from_dict
     from ..imageio import load_image
 
-    need = 2 * ArchSpec.from_dict(protocol["arch"]).size_multiple
+    family = family_of(spec_from_dict(protocol["arch"]))
     for path in images:
         h, w = load_image(path).shape[-2:]
         crop = protocol.get("crop") or 0
         if crop > min(h, w):
             raise DipsearchError(f"--crop {crop} is larger than {path} ({h}x{w} px)")
-        side = crop or min(h, w)
-        if side < need:
-            raise DipsearchError(f"{path}: {side} px is too small for this network (at least {need} px); "
-                                 "use a larger --crop or an --arch with fewer levels")
+        if crop:
+            h = w = crop
+        problem = family.size_error(h, w)
+        if problem:
+            raise DipsearchError(f"{path}: {problem}; or use a larger --crop")
 
 
 def run(args: argparse.Namespace, console: Console) -> int:

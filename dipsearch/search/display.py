@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..evaluate import Evaluation
+from ..families import family_of
 from ..space import Genome, SearchSpace
 
 
@@ -111,10 +112,9 @@ class LogDisplay:
 def describe(space: SearchSpace, genome: Genome) -> str:
     """A compact architecture label: depth, channels, skips, kernels, upsampling and the searched settings."""
     arch = space.decode(genome)
-    join = lambda values: "/".join(str(v) for v in values)  # noqa: E731
-    text = f"d{arch.depth} down {join(arch.n_down)} up {join(arch.n_up)} skip {join(arch.n_skip)}"
-    text += f" kd {join(arch.k_down)} ku {join(arch.k_up)} {join(m[:3] for m in arch.upsample)}"
-    globals_ = [f"{k} {v}" for k, v in arch.to_dict().items() if k in space.genes and not isinstance(v, (list, tuple))]
+    family = family_of(arch)
+    text = family.describe()
+    globals_ = [f"{k} {v}" for k, v in family.to_dict().items() if k in space.genes and not isinstance(v, (list, tuple))]
     settings = [f"{k} {v:.3g}" for k, v in space.fit_settings(genome).items() if k in space.genes and isinstance(v, float)]
     return "  ".join([text] + globals_ + settings)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..evaluate import Evaluation
+from ..families import spec_to_dict
 from ..runs import RunDir
 from ..space import SearchSpace
 
@@ -59,7 +60,7 @@ class SearchRecord:
         self.run.write_toml(
             "best_arch.toml",
             {
-                "arch": arch.to_dict(),
+                "arch": spec_to_dict(arch),
                 "fit": self.space.fit_settings(evaluation.genome) or None,
                 "search": {
                     "fitness": evaluation.fitness,

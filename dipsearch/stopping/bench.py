@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable
 import torch
 
 from ..arch import ArchSpec
+from ..families import spec_from_dict, spec_to_dict
 from ..errors import DipsearchError
 from ..fit import FitConfig, FitHook, baseline_psnr, fit
 from ..imageio import center_crop, load_image
@@ -84,7 +85,7 @@ def run_job(job: FitJob, hooks: Iterable[FitHook] = ()) -> dict[str, Any]:
     problem = make_problem("denoise", clean=clean, noise=job.noise, level=level, seed=job.seed)
     hook = StoppingHook(detectors_for(job.noise, job.holdout, job.window, job.seed))
     config = FitConfig(**{**job.fit, "seed": job.seed})
-    result = fit(hook.prepare(problem), ArchSpec.from_dict(job.arch), config, [hook, *hooks])
+    result = fit(hook.prepare(problem), spec_from_dict(job.arch), config, [hook, *hooks])
     meta = {
         "key": job.key, "image": Path(job.image).stem, "image_file": str(job.image), "noise": job.noise,
         "level": job.level, "level_name": LEVEL_NAMES[job.level], "level_value": level, "seed": job.seed,
@@ -306,7 +307,7 @@ def jobs_from(images: list[str], noises: list[str], levels: list[int], seeds: li
 def protocol_dict(crop: int | None, spec: ArchSpec, config: FitConfig, holdout: float, window: int,
                   fixed: int = 2400) -> dict[str, Any]:
     fit_settings = {k: v for k, v in config.to_dict().items() if k != "seed"}
-    return {"crop": crop or 0, "arch": spec.to_dict(), "fit": fit_settings, "holdout": holdout, "window": window,
+    return {"crop": crop or 0, "arch": spec_to_dict(spec), "fit": fit_settings, "holdout": holdout, "window": window,
             "fixed_budget": fixed}
 
 
