@@ -2,6 +2,10 @@
 
 All are plain concurrent.futures.Executor objects, so searchers submit work the same way everywhere.
 Workers never touch the driver's random state: each candidate carries its own seed.
+
+On GPUs, `--workers N` means N concurrent fits: worker processes are dealt to the visible GPUs round-robin,
+so N workers on one GPU run N fits side by side on it (small DIP fits leave most of a GPU idle; several at
+once raise the candidates per hour). The default is one worker per GPU.
 """
 
 from __future__ import annotations
@@ -35,8 +39,14 @@ def _init_worker(gpu_queue: Any, threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def gpu_slots(workers: int, gpus: int) -> list[int]:
+    """The GPU of each worker: round-robin, so that N workers on G GPUs put ceil(N/G) fits on the busiest."""
+    return [i % gpus for i in range(workers)] if gpus else []
+
+
 def local_pool(workers: int | None = None, threads_per_worker: int | None = None) -> Executor:
-    """One worker per visible GPU (each pinned through CUDA_VISIBLE_DEVICES), else `workers` CPU workers."""
+    """`workers` processes (default: one per visible GPU), each pinned to a GPU through CUDA_VISIBLE_DEVICES
+    round-robin, so several share a GPU when there are more workers than GPUs; without a GPU, CPU workers."""
     gpus = torch.cuda.device_count()
     if workers is None:
         workers = gpus or 1
@@ -46,8 +56,8 @@ def local_pool(workers: int | None = None, threads_per_worker: int | None = None
     queue = None
     if gpus:
         queue = context.Queue()
-        for i in range(workers):
-            queue.put(i % gpus)
+        for gpu in gpu_slots(workers, gpus):
+            queue.put(gpu)
     if threads_per_worker is None:
         threads_per_worker = max(1, (os.cpu_count() or 1) // workers) if not gpus else 1
     return ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(queue, threads_per_worker))

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from dipsearch import DipsearchError
-from dipsearch.executors import InProcessExecutor, dask_executor, make_executor
+from dipsearch.executors import InProcessExecutor, dask_executor, gpu_slots, make_executor
 
 
 def _boom():
@@ -41,3 +41,9 @@ def test_unreachable_dask_scheduler_is_a_user_error():
     with pytest.raises(DipsearchError, match="cannot reach the Dask scheduler"):
         dask_executor("tcp://127.0.0.1:9", timeout=0.5)
     assert time.monotonic() - start < 15
+
+
+def test_workers_share_gpus_round_robin():
+    assert gpu_slots(4, 1) == [0, 0, 0, 0]  # --workers 4 on one GPU: four concurrent fits on it
+    assert gpu_slots(5, 2) == [0, 1, 0, 1, 0]
+    assert gpu_slots(3, 0) == []

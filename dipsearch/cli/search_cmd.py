@@ -28,7 +28,8 @@ def add_search_args(parser: argparse.ArgumentParser, iters_default: int = 1200) 
     group.add_argument("--eval-scale", type=float, default=1.0, metavar="S",
                        help="score candidates on a 1/2 or 1/4 subsampled image (cheaper proxy; default 1)")
     group.add_argument("--workers", type=int, metavar="N",
-                       help="local worker processes (default: one per GPU, else 1 = in-process)")
+                       help="local worker processes, dealt to the GPUs round-robin: N on one GPU = N concurrent fits "
+                       "(default: one per GPU, else 1 = in-process)")
     group.add_argument("--dask", metavar="ADDRESS", help="run evaluations on a Dask scheduler, e.g. tcp://host:8786")
     group.add_argument("--device", default="auto", help="device for each fit: auto, cpu, cuda, mps")
     group.add_argument("--out", default="runs", metavar="DIR", help="runs root folder (default ./runs)")
