@@ -26,7 +26,7 @@ from ..arch import ArchSpec
 from ..errors import DipsearchError
 from ..fit import FitConfig, FitHook, baseline_psnr, fit
 from ..imageio import center_crop, load_image
-from ..runs import RunDir, rows_to_csv, write_atomic, write_figure
+from ..runs import RunDir, dumps_json, rows_to_csv, write_atomic, write_figure
 from ..tasks import LITERATURE_LEVELS, NOISE_KINDS, make_problem
 from .detectors import DETECTORS, EMV, WMV, Detector, Holdout, Spectral, Sure
 from .hook import StoppingHook
@@ -94,7 +94,7 @@ def run_job(job: FitJob, hooks: Iterable[FitHook] = ()) -> dict[str, Any]:
     traces = Path(job.folder) / TRACES
     traces.mkdir(exist_ok=True)
     write_atomic(traces / f"{job.key}.csv", rows_to_csv(result.trace).encode())
-    write_atomic(traces / f"{job.key}.json", (json.dumps(meta, indent=1) + "\n").encode())  # last: marks it done
+    write_atomic(traces / f"{job.key}.json", (dumps_json(meta, indent=1) + "\n").encode())  # last: marks it done
     return meta
 
 
