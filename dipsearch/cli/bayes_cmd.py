@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 from ..errors import DipsearchError
 from .names import PRUNERS, SAMPLERS, SQLITE_HELP, STALE_AFTER
 from .problem_args import problem_flags, problem_from_args
-from .search_cmd import (SearchSetup, add_search_args, check_workers, no_winner, refuse_resume_flags,
-                         remember_resume_defaults, search_setup)
+from .search_cmd import (SearchSetup, add_search_args, check_workers, fit_space_to_image, no_winner,
+                         refuse_resume_flags, remember_resume_defaults, search_setup)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -86,8 +86,10 @@ def setup_from_recipe(recipe: dict[str, Any], study: str, device: str) -> Search
             f"the problem rebuilt here differs from the one study {study!r} was started with "
             "(changed image files, or another torch version synthesising the noise); use the same files and versions"
         )
-    space = space_from_dict(recipe["space"], source=recipe["space_source"])
     search = recipe["search"]
+    # The recipe's tables hold one choice list per per-level gene; cutting again restores the per-level cuts.
+    space, _ = fit_space_to_image(space_from_dict(recipe["space"], source=recipe["space_source"]), problem,
+                                  search["eval_scale"])
     args = argparse.Namespace(iters=search["iters"], seed=search["seed"], fitness=search["fitness"],
                               eval_scale=search["eval_scale"], device=device, workers=None, dask=None)
     return SearchSetup(problem, space, args)
