@@ -7,7 +7,11 @@ status 130, never with a traceback.
 
 from __future__ import annotations
 
+import importlib
+import os
+import signal
 import sys
+from typing import Any
 
 
 def run() -> None:
@@ -19,3 +23,19 @@ def run() -> None:
         print("interrupted", file=sys.stderr)
         code = 130
     sys.exit(code)
+
+
+def quiet_worker(init: str, *args: Any) -> None:
+    """Initializer of worker processes: Ctrl-C, which the terminal sends to every process of the command,
+    ends a worker without a traceback (the driver reports the interruption and how to resume).
+
+    `init` ("module:function", then called with `args`) is imported only after the handler is in place:
+    unpickling this initializer must not import torch, which takes seconds.
+    """
+    signal.signal(signal.SIGINT, _exit_quietly)
+    module, name = init.split(":")
+    getattr(importlib.import_module(module), name)(*args)
+
+
+def _exit_quietly(signum: int, frame: Any) -> None:
+    os._exit(128 + signum)

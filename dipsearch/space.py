@@ -389,7 +389,8 @@ SPACES_DIR = _CHECKOUT_SPACES if _CHECKOUT_SPACES.is_dir() else _PACKAGED_SPACES
 def find_space(name_or_path: str | Path) -> Path:
     """A path as given, or a bare name ('default', 'wide') looked up among the named spaces (search_spaces/)."""
     path = Path(name_or_path)
-    if path.exists() or path.suffix == ".toml" or len(path.parts) > 1:
+    # A folder that happens to share a space's name (./demo/) does not hide the named space.
+    if path.is_file() or path.suffix == ".toml" or len(path.parts) > 1:
         return path
     candidate = SPACES_DIR / f"{path.name}.toml"
     if candidate.exists():

@@ -141,6 +141,14 @@ def test_bayes_search_whose_every_trial_failed_exits_non_zero(tmp_path, clean, c
     assert "the search has no winner: of its 2 evaluations 2 failed" in " ".join(captured.err.split())
 
 
+def test_a_folder_named_like_a_space_does_not_hide_it(tmp_path, monkeypatch):
+    from dipsearch.space import SPACES_DIR, find_space
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo").mkdir()
+    assert find_space("demo") == SPACES_DIR / "demo.toml"
+
+
 def test_space_without_a_searchable_gene_is_refused(tmp_path, clean, capsys):
     empty = tmp_path / "empty.toml"
     empty.write_text("")

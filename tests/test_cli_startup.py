@@ -111,3 +111,25 @@ def test_output_to_a_pipe_is_not_wrapped(tmp_path, image_file):
     (line,) = [line for line in done.stdout.splitlines() if line.startswith("run folder:")]
     run = Path(line.removeprefix("run folder:").strip())
     assert len(line) > 120 and run.is_dir() and run.parent == out / "fit"
+
+
+def test_ctrl_c_ends_worker_processes_without_a_traceback():
+    # The terminal sends Ctrl-C to every process of the command; a pool worker must not print a traceback.
+    done = _python("""
+        import signal
+        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures.process import BrokenProcessPool
+        from multiprocessing import get_context
+
+        from dipsearch.launch import quiet_worker
+
+        if __name__ == "__main__":
+            pool = ProcessPoolExecutor(1, mp_context=get_context("spawn"), initializer=quiet_worker,
+                                       initargs=("os:getpid",))
+            try:
+                pool.submit(signal.raise_signal, signal.SIGINT).result(timeout=120)
+            except BrokenProcessPool:
+                print("worker ended")
+    """)
+    assert done.stdout.strip() == "worker ended", done.stderr
+    assert "Traceback" not in done.stderr and "KeyboardInterrupt" not in done.stderr

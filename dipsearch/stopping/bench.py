@@ -26,6 +26,7 @@ from ..arch import ArchSpec
 from ..errors import DipsearchError
 from ..fit import FitConfig, FitHook, baseline_psnr, fit
 from ..imageio import center_crop, load_image
+from ..launch import quiet_worker
 from ..runs import RunDir, dumps_json, rows_to_csv, write_atomic, write_figure
 from ..tasks import LITERATURE_LEVELS, NOISE_KINDS, make_problem
 from .detectors import DETECTORS, EMV, WMV, Detector, Holdout, Spectral, Sure
@@ -112,7 +113,8 @@ def run_jobs(jobs: list[FitJob], workers: int, on_done: Callable[[dict[str, Any]
             on_done(run_job(job, hooks_factory(job) if hooks_factory else ()))
         return
     # spawn, not fork: a forked child inherits torch's thread pools in an undefined state.
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker) as pool:
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=quiet_worker,
+                             initargs=("dipsearch.stopping.bench:_init_worker",)) as pool:
         futures: list[Future] = [pool.submit(run_job, job) for job in todo]
         for future in futures:
             on_done(future.result())
