@@ -355,6 +355,7 @@ def make_problem(
             raise DipsearchError(f"clean image is {_dims(clean)} but the observation is {_dims(observed)}; they must match")
         size = tuple(ref.shape[-2:])
         mask, meta["mask"] = _inpaint_mask(size, mask, mask_ratio, mask_kind, synthetic, seed, gen)
+        _check_known(mask, f"the {meta['mask']['source']} mask")
         mask = mask.to(ref.device)
         if synthetic:
             observed = noisy(clean) * mask
@@ -378,7 +379,6 @@ def _inpaint_mask(
         if mask.numel() != H * W:
             raise DipsearchError(f"mask must have one channel, got shape {tuple(mask.shape)}; convert it to grey")
         m = (mask.reshape(1, 1, H, W) > 0.5).float()
-        _check_known(m, "the mask")
         return m, {"source": "given", "missing": 1 - m.mean().item()}
     if kind is None:
         if ratio is None and not synthetic:

@@ -209,6 +209,15 @@ def test_all_black_mask_is_refused_before_fitting(tmp_path, clean, capsys):
     assert f"mask {mask} marks no pixel as known (it is all black): there is nothing to fit" in message
 
 
+def test_mask_without_known_pixels_from_the_api():
+    from dipsearch import DipsearchError, make_problem
+
+    with pytest.raises(DipsearchError, match="the given mask marks no pixel as known"):
+        make_problem("inpaint", clean=synthetic_image(16, 16), mask=torch.zeros(1, 1, 16, 16))
+    with pytest.raises(DipsearchError, match="the bernoulli mask marks no pixel as known"):
+        make_problem("inpaint", clean=synthetic_image(2, 2), mask_ratio=0.99, seed=0)
+
+
 def test_sizes_are_printed_width_first(tmp_path, image_file, capsys):
     clean = image_file("wide.png", 48, 64)  # 64 wide, 48 high
     mask = _mask_file(tmp_path / "mask.png", 40, 32)
