@@ -102,6 +102,14 @@ def test_search_where_no_network_fits_stops_before_any_fit(tmp_path, image_file,
                "least 64 px per side" in message
 
 
+def test_search_where_one_network_is_left(tmp_path, image_file, capsys):
+    space = tmp_path / "depths.toml"
+    space.write_text('[genes.depth]\nkind = "int"\nlow = 3\nhigh = 5\ndefault = 4\n')
+    message = _error(tmp_path, capsys, _search("ga", "--clean", image_file("small.png", 16, 16), "--space", space))
+    assert "space 'depths' restricted to the networks that fit the 16x16 image: depth {3} (of 3-5); that leaves a " \
+           "single network and nothing to search" in message
+
+
 def test_eval_scale_counts_in_what_fits(tmp_path, image_file, capsys):
     clean = image_file("small.png", 32, 32)
     message = _error(tmp_path, capsys, _search("ga", "--clean", clean, "--space", "demo", "--eval-scale", "1/4"))
@@ -289,13 +297,15 @@ def test_factor_is_refused_outside_super_resolution(tmp_path, clean, capsys):
     (_search("bayes", "--demo", "--trials", "0"), "--trials must be >= 1, got 0 (0 only with --storage"),
     (_search("bayes", "--demo", "--trials", "-3"), "--trials must be >= 1, got -3"),
     (_search("ga", "--demo", "--eval-scale", "1/3"), "--eval-scale must be 1, 0.5 or 0.25, got 0.333333"),
+    (_search("ga", "--task", "sr", "--clean", "{clean}", "--eval-scale", "1/2"),
+     "--eval-scale is for denoising and inpainting; super-resolution candidates are scored at full scale"),
     (_fit("--demo", "--stop", "nosuch"), "unknown detector 'nosuch'; choose one of wmv, emv, sure, holdout, spectral "
                                          "or none (no stopping)"),
     (_search("ga", "--demo", "--stop", "nosuch"), "unknown detector 'nosuch'; choose one of wmv, emv, sure, holdout, "
                                                   "spectral or none"),
 ])
-def test_flag_values_that_cannot_work(tmp_path, capsys, argv, message):
-    assert message in _error(tmp_path, capsys, argv)
+def test_flag_values_that_cannot_work(tmp_path, capsys, clean, argv, message):
+    assert message in _error(tmp_path, capsys, [a.replace("{clean}", str(clean)) for a in argv])
 
 
 def test_eval_scale_accepts_fractions():

@@ -141,10 +141,12 @@ def search_setup(args: argparse.Namespace) -> SearchSetup:
     make_fitness(args.fitness, problem)  # unknown fitness, or psnr without --clean: fail before any work
     if args.eval_scale not in (1.0, 0.5, 0.25):
         raise DipsearchError(f"--eval-scale must be 1, 0.5 or 0.25, got {args.eval_scale:g}")
+    if args.eval_scale != 1 and problem.task == "sr":
+        raise DipsearchError("--eval-scale is for denoising and inpainting; super-resolution candidates are scored "
+                             "at full scale (drop --eval-scale)")
     space, note = fit_space_to_image(space, problem, args.eval_scale)
     if not space.genes:
-        raise DipsearchError(f"{note}; that leaves a single network: fit it with `dipsearch fit --space {args.space}`, "
-                             "or search a larger image")
+        raise DipsearchError(f"{note}; that leaves a single network and nothing to search: use a larger image")
     return SearchSetup(problem, space, args, note)
 
 
