@@ -1,6 +1,6 @@
 """`python cli.py ...` does the same as `dipsearch ...`."""
 
-from dipsearch.cli import run
+from dipsearch.launch import run
 
 if __name__ == "__main__":
     run()

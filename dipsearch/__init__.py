@@ -1,24 +1,56 @@
-"""dipsearch: Deep Image Prior architecture search, automatic stopping and reproducible runs."""
+"""dipsearch: Deep Image Prior architecture search, automatic stopping and reproducible runs.
 
-from .arch import ArchSpec, build_net, count_params
+The public names below are imported on first use, so `import dipsearch` (and with it every `dipsearch`
+command, `--help` included) does not pay for torch until something needs it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import Any
+
 from .errors import DipsearchError
-from .fit import FitConfig, FitHook, FitResult, StepState, fit
-from .space import Genome, SearchSpace, load_space
-from .tasks import Problem, make_problem
 
-__all__ = [
-    "ArchSpec",
-    "DipsearchError",
-    "FitConfig",
-    "FitHook",
-    "FitResult",
-    "Genome",
-    "Problem",
-    "SearchSpace",
-    "StepState",
-    "build_net",
-    "count_params",
-    "fit",
-    "load_space",
-    "make_problem",
-]
+_EXPORTS = {
+    "ArchSpec": "arch",
+    "build_net": "arch",
+    "count_params": "arch",
+    "FitConfig": "fit",
+    "FitHook": "fit",
+    "FitResult": "fit",
+    "StepState": "fit",
+    "fit": "fit",
+    "Genome": "space",
+    "SearchSpace": "space",
+    "load_space": "space",
+    "Problem": "tasks",
+    "make_problem": "tasks",
+}
+
+__all__ = sorted([*_EXPORTS, "DipsearchError"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dipsearch' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+
+
+class _Package(types.ModuleType):
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Importing the submodule dipsearch.fit binds it on the package; `dipsearch.fit` stays the function.
+        if name == "fit" and isinstance(value, types.ModuleType) and hasattr(value, "fit"):
+            value = value.fit
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

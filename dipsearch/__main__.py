@@ -1,5 +1,5 @@
 """`python -m dipsearch` == `dipsearch`."""
 
-from dipsearch.cli import run
+from dipsearch.launch import run
 
 run()

@@ -18,6 +18,7 @@ from typing import Any, Callable
 import torch
 
 from .errors import DipsearchError
+from .launch import quiet_worker
 
 
 class InProcessExecutor(Executor):
@@ -60,7 +61,8 @@ def local_pool(workers: int | None = None, threads_per_worker: int | None = None
             queue.put(gpu)
     if threads_per_worker is None:
         threads_per_worker = max(1, (os.cpu_count() or 1) // workers) if not gpus else 1
-    return ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(queue, threads_per_worker))
+    return ProcessPoolExecutor(workers, mp_context=context, initializer=quiet_worker,
+                               initargs=("dipsearch.executors:_init_worker", queue, threads_per_worker))
 
 
 class DaskExecutor(Executor):

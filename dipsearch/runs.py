@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import platform
 import shutil
@@ -105,6 +106,23 @@ def _drop_torn_tail(path: Path) -> None:
         handle.truncate(data.rfind(b"\n") + 1)
 
 
+def json_safe(data: Any) -> Any:
+    """`data` with every non-finite float (inf, -inf, nan) as None: JSON has no infinities, and Python's
+    json module would write a bare `Infinity` that other readers reject (e.g. PSNR of a noise-free observation)."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: json_safe(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [json_safe(v) for v in data]
+    return data
+
+
+def dumps_json(data: Any, **kwargs: Any) -> str:
+    """Strict JSON: non-finite floats become null, objects json cannot write become their str()."""
+    return json.dumps(json_safe(data), allow_nan=False, default=str, **kwargs)
+
+
 def rows_to_csv(rows: Iterable[dict[str, Any]]) -> str:
     rows = list(rows)
     columns: list[str] = []
@@ -197,7 +215,7 @@ class RunDir:
         return self.file(name)
 
     def write_json(self, name: str, data: Any) -> Path:
-        return self.write_text(name, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+        return self.write_text(name, dumps_json(data, indent=2) + "\n")
 
     def write_toml(self, name: str, data: dict[str, Any]) -> Path:
         return self.write_text(name, dumps_toml(data))
@@ -209,7 +227,7 @@ class RunDir:
         return save_image_atomic(self.file(name), image)
 
     def append_jsonl(self, name: str, row: dict[str, Any]) -> None:
-        line = (json.dumps(row, default=str) + "\n").encode()
+        line = (dumps_json(row) + "\n").encode()
         _drop_torn_tail(self.file(name))
         with open(self.file(name), "ab") as handle:
             handle.write(line)

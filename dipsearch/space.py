@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .arch import ArchSpec
 from .errors import DipsearchError
@@ -184,6 +184,114 @@ class SearchSpace:
         return out
 
 
+    def fitting(self, side: int, need: Callable[[ArchSpec], int], image: str = "") -> tuple[SearchSpace, str | None]:
+        """This space cut down to the networks that can fit an image whose smaller side is `side` px.
+
+        `need(spec)` is the smallest side a network can fit (dipsearch.families.min_side). Depth is capped and the
+        per-level values that would not fit (e.g. 5x5 kernels at the deepest level under reflection padding) are
+        dropped, so that no sampled candidate is a certain failure. Returns the space (self when nothing had to
+        go) and a one-line note saying what was cut; raises DipsearchError when no network of the space fits.
+        """
+        fit_check = _FitCheck(self, side, need)
+        depths = [d for d in self._depth_values() if d <= fit_check.max_depth]
+        if not depths:
+            smallest = min(self._depth_values())
+            raise DipsearchError(
+                f"no network of space {self.name!r} fits the {image or f'{side} px image'}: depth {smallest}, the "
+                f"smallest this space has, needs at least {fit_check.need_at(smallest)} px per side; use a larger "
+                "image or a space with fewer levels"
+            )
+        genes: dict[str, Gene] = {}
+        fixed = dict(self.fixed)
+        cut: list[str] = []
+        for name, gene in self.genes.items():
+            if gene.level is not None and gene.level >= max(depths):
+                continue
+            values = depths if name == "depth" else fit_check.allowed.get(name)
+            if values is None or len(values) == len(_values(gene)):
+                genes[name] = gene
+                continue
+            cut.append(f"{name} {_show(values)} (of {_show(_values(gene))})")
+            if len(values) == 1:
+                if name == "depth":
+                    fixed["depth"] = values[0]
+                    continue
+                genes[name] = replace(gene, kind="choice", choices=tuple(values), default=values[0], low=None, high=None)
+                continue
+            default = gene.default if gene.default in values else min(values, key=lambda v: abs(v - gene.default))
+            if gene.kind == "choice":
+                genes[name] = replace(gene, choices=tuple(values), default=default)
+            elif list(values) == _values(gene)[: len(values)]:
+                genes[name] = replace(gene, high=max(values), default=default)
+            else:
+                genes[name] = Gene(name, "choice", default, choices=tuple(values), level=gene.level)
+        if not cut:
+            return self, None
+        space = SearchSpace(self.name, genes, fixed, dict(self.ties), self.source, self.family)
+        space.decode(space.default())
+        return space, (f"space {self.name!r} restricted to the networks that fit the {image or f'{side} px image'}: "
+                       + "; ".join(cut))
+
+    def _depth_values(self) -> list[int]:
+        if "depth" in self.genes:
+            return [int(v) for v in _values(self.genes["depth"])]
+        return [self.depth_of({})]
+
+
+def _values(gene: Gene) -> list[Any]:
+    if gene.kind == "choice":
+        return list(gene.choices)
+    return list(range(int(gene.low), int(gene.high) + 1, gene.step))
+
+
+def _show(values: list[Any]) -> str:
+    numbers = all(isinstance(v, int) for v in values)
+    if numbers and len(values) > 2 and values == list(range(values[0], values[-1] + 1)):
+        return f"{values[0]}-{values[-1]}"
+    return "{" + ", ".join(map(str, values)) + "}"
+
+
+class _FitCheck:
+    """Which depths and per-level values fit an image side, asking `need` (the fit's own size rule).
+
+    Level by level: the level's integer and choice genes are first set to the values that need the least,
+    then each value is tried in that context at the shallowest depth that uses the level. The size rule is
+    a maximum of per-level terms, so a value that fits there fits in every deeper network too.
+    """
+
+    def __init__(self, space: SearchSpace, side: int, need: Callable[[ArchSpec], int]):
+        self.space, self.side, self.need = space, side, need
+        pad = space.genes.get("pad")
+        self.pads = list(pad.choices) if pad is not None and pad.kind == "choice" else [None]
+        self.allowed: dict[str, list[Any]] = {}
+        self.context = space.default()
+        self.max_depth = 0
+        for level in range(space.max_depth):
+            if not self._level_fits(level):
+                break
+            self.max_depth = level + 1
+
+    def needed(self, genome: Genome) -> int:
+        # The padding is the global gene the size rule depends on: every candidate padding must fit.
+        return max(self.need(self.space.decode(genome if p is None else {**genome, "pad": p})) for p in self.pads)
+
+    def need_at(self, depth: int) -> int:
+        return self.needed({**self.context, "depth": depth})
+
+    def _level_fits(self, level: int) -> bool:
+        context = {**self.context, "depth": level + 1}
+        genes = [g for g in self.space.genes.values() if g.level == level and g.kind != "float"]
+        for _ in range(2):  # twice: a gene tried first must not be judged beside another gene's unfit default
+            for gene in genes:
+                context[gene.name] = min(_values(gene), key=lambda v: self.needed({**context, gene.name: v}))
+        if self.needed(context) > self.side:
+            return False
+        for gene in genes:
+            self.allowed[gene.name] = [v for v in _values(gene) if self.needed({**context, gene.name: v}) <= self.side]
+        self.context = context
+        return True
+
+
 # --------------------------------------------------------------------------- loading
 
 
@@ -307,13 +415,16 @@ def _gene(name: str, spec: Any, source: str, level: int | None = None) -> Gene:
     return gene
 
 
-SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
+_CHECKOUT_SPACES = Path(__file__).resolve().parent.parent / "search_spaces"  # the edited copy, in a checkout
+_PACKAGED_SPACES = Path(__file__).resolve().parent / "spaces"  # what setup.py ships in an installed wheel
+SPACES_DIR = _CHECKOUT_SPACES if _CHECKOUT_SPACES.is_dir() else _PACKAGED_SPACES
 
 
 def find_space(name_or_path: str | Path) -> Path:
-    """A path as given, or a bare name ('default', 'wide') looked up in the project's search_spaces/."""
+    """A path as given, or a bare name ('default', 'wide') looked up among the named spaces (search_spaces/)."""
     path = Path(name_or_path)
-    if path.exists() or path.suffix == ".toml" or len(path.parts) > 1:
+    # A folder that happens to share a space's name (./demo/) does not hide the named space.
+    if path.is_file() or path.suffix == ".toml" or len(path.parts) > 1:
         return path
     candidate = SPACES_DIR / f"{path.name}.toml"
     if candidate.exists():
@@ -321,5 +432,5 @@ def find_space(name_or_path: str | Path) -> Path:
     known = sorted(p.stem for p in SPACES_DIR.glob("*.toml")) if SPACES_DIR.is_dir() else []
     raise DipsearchError(
         f"search space {str(name_or_path)!r} is neither a file nor a known space name"
-        + (f" ({', '.join(known)})" if known else "")
+        + (f" ({', '.join(known)})" if known else f" (no named spaces are installed in {SPACES_DIR})")
     )

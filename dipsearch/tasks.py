@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor, nn
 
 from .errors import DipsearchError
-from .imageio import crop_to_multiple, load_image
+from .imageio import center_crop, crop_to_multiple, load_image
 from .metrics import psnr, ssim  # noqa: F401  (re-exported: callers score problems from here)
 
 TASKS = ("denoise", "sr", "inpaint")
@@ -29,6 +29,8 @@ NOISE_KINDS = ("gaussian", "poisson", "impulse", "speckle")
 # Gaussian sigma is on the 0-255 scale; the others are in the units of their definition.
 DEFAULT_LEVEL: dict[str, float] = {"gaussian": 25, "poisson": 12, "impulse": 0.5, "speckle": 0.35}
 # Low / medium / high of the early-stopping literature (REFERENCE.md §5); Gaussian 0.12/0.18/0.26 x 255.
+# Beyond these the observation is noise alone (clipped to 0/1): a typo, not an experiment.
+SPECKLE_MAX = 5.0
 LITERATURE_LEVELS: dict[str, dict[str, float]] = {
     "gaussian": {"low": 30.6, "medium": 45.9, "high": 66.3},
     "poisson": {"low": 25, "medium": 12, "high": 5},
@@ -47,14 +49,16 @@ def check_level(kind: str, level: float) -> float:
         raise DipsearchError(f"{kind} noise level must be a number, got {level!r}") from None
     if not math.isfinite(level):
         raise DipsearchError(f"{kind} noise level must be finite, got {level}")
-    if kind == "gaussian" and level < 0:
-        raise DipsearchError(f"gaussian noise level is sigma on the 0-255 scale and must be >= 0, got {level}")
+    if kind == "gaussian" and not 0 <= level <= 255:
+        raise DipsearchError(f"gaussian noise level is sigma on the 0-255 scale and must be >= 0 and at most 255, "
+                             f"got {level:g}")
     if kind == "poisson" and level <= 0:
         raise DipsearchError(f"poisson noise level is the photon scale c (x0 = Poisson(c·x)/c) and must be > 0, got {level}")
     if kind == "impulse" and not 0 < level < 1:
         raise DipsearchError(f"impulse noise level is the fraction of pixels replaced and must be in (0, 1), got {level}")
-    if kind == "speckle" and level < 0:
-        raise DipsearchError(f"speckle noise level is a relative sigma and must be >= 0, got {level}")
+    if kind == "speckle" and not 0 <= level <= SPECKLE_MAX:
+        raise DipsearchError(f"speckle noise level is a relative sigma and must be >= 0 and at most {SPECKLE_MAX:g}, "
+                             f"got {level:g}")
     return level
 
 
@@ -142,17 +146,35 @@ def make_lr(hr: Tensor, factor: int) -> Tensor:
 # ---------------------------------------------------------------- inpainting masks (1 = known pixel)
 
 
-def load_mask(path: str | Path, size: tuple[int, int]) -> Tensor:
-    """Mask image -> 1x1xHxW {0, 1}; white (grey >= 0.5) marks known pixels."""
+def load_mask(path: str | Path, size: tuple[int, int], crop: int | None = None) -> Tensor:
+    """Mask image -> 1x1xHxW {0, 1}; white (grey >= 0.5) marks known pixels.
+
+    `size` is (H, W) of the image the mask belongs to, after the image's own centre crop `crop` (N x N),
+    which the mask gets too, so that a mask drawn for the whole image fits the cropped one.
+    """
     img = load_image(path)
     grey = img if img.shape[1] == 1 else (img * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
     h, w = grey.shape[-2:]
+    if crop:
+        if crop > min(h, w):
+            raise DipsearchError(f"--crop {crop} is larger than the mask {path} ({w}x{h} px, width x height)")
+        grey = center_crop(grey, crop, crop)
+        h, w = grey.shape[-2:]
     if (h, w) != tuple(size):
         raise DipsearchError(
-            f"mask {path} is {h}x{w} but the image is {size[0]}x{size[1]}; "
-            "give a mask of the image's size (white = known pixels, black = missing)"
+            f"mask {path} is {w}x{h} but the image is {size[1]}x{size[0]} (width x height"
+            f"{', after --crop' if crop else ''}); give a mask of the image's size (white = known pixels, black = missing)"
         )
-    return (grey >= 0.5).float()
+    mask = (grey >= 0.5).float()
+    _check_known(mask, f"mask {path}")
+    return mask
+
+
+def _check_known(mask: Tensor, what: str) -> None:
+    # An all-missing mask leaves the loss 0/0: refuse it before any fit rather than report NaN afterwards.
+    if not bool((mask > 0.5).any()):
+        raise DipsearchError(f"{what} marks no pixel as known (it is all black): there is nothing to fit; "
+                             "white marks the known pixels, black the missing ones")
 
 
 def bernoulli_mask(size: tuple[int, int], missing_ratio: float, generator: torch.Generator | None = None) -> Tensor:
@@ -279,7 +301,8 @@ def _batch(t: Tensor | None, name: str) -> Tensor | None:
 
 
 def _dims(t: Tensor) -> str:
-    return "x".join(str(s) for s in t.shape[1:])
+    c, h, w = t.shape[1:]
+    return f"{w}x{h} px ({c} channel{'s' if c > 1 else ''})"
 
 
 def make_problem(
@@ -323,8 +346,8 @@ def make_problem(
         image_shape = (c, h * factor, w * factor)
         if clean is not None and tuple(clean.shape[1:]) != image_shape:
             raise DipsearchError(
-                f"clean image is {_dims(clean)} but x{factor} of the {h}x{w} observation is "
-                f"{image_shape[1]}x{image_shape[2]}; crop the clean image to that size"
+                f"clean image is {_dims(clean)} but x{factor} of the {w}x{h} observation is "
+                f"{image_shape[2]}x{image_shape[1]} (width x height); crop the clean image to that size"
             )
     else:
         ref = clean if synthetic else observed
@@ -332,6 +355,7 @@ def make_problem(
             raise DipsearchError(f"clean image is {_dims(clean)} but the observation is {_dims(observed)}; they must match")
         size = tuple(ref.shape[-2:])
         mask, meta["mask"] = _inpaint_mask(size, mask, mask_ratio, mask_kind, synthetic, seed, gen)
+        _check_known(mask, f"the {meta['mask']['source']} mask")
         mask = mask.to(ref.device)
         if synthetic:
             observed = noisy(clean) * mask
@@ -350,8 +374,8 @@ def _inpaint_mask(
         if ratio is not None or kind is not None:
             raise DipsearchError("give either a mask or a mask kind / missing ratio, not both")
         if mask.dim() < 2 or tuple(mask.shape[-2:]) != size:
-            got = "x".join(map(str, mask.shape[-2:]))
-            raise DipsearchError(f"mask is {got} but the image is {H}x{W}; give a mask of the image's size")
+            got = "x".join(map(str, mask.shape[-2:][::-1]))
+            raise DipsearchError(f"mask is {got} but the image is {W}x{H} (width x height); give a mask of the image's size")
         if mask.numel() != H * W:
             raise DipsearchError(f"mask must have one channel, got shape {tuple(mask.shape)}; convert it to grey")
         m = (mask.reshape(1, 1, H, W) > 0.5).float()

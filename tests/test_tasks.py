@@ -223,7 +223,7 @@ def test_load_mask_thresholds_grey_and_colour(tmp_path):
 
 def test_load_mask_wrong_size(tmp_path):
     save_image(torch.ones(1, 1, 16, 20), tmp_path / "m.png")
-    with pytest.raises(DipsearchError, match="mask .*m.png is 16x20 but the image is 32x32"):
+    with pytest.raises(DipsearchError, match="mask .*m.png is 20x16 but the image is 32x32"):
         load_mask(tmp_path / "m.png", (32, 32))
 
 
@@ -255,7 +255,7 @@ def test_denoise_from_observation_and_seeds():
     assert torch.equal(a.observed, b.observed) and not torch.equal(a.observed, c.observed)
     given = make_problem("denoise", observed=a.observed)
     assert torch.equal(given.observed, a.observed) and given.clean is None and given.meta["synthetic"] is False
-    with pytest.raises(DipsearchError, match="clean image is 3x48x48 but the observation is 3x32x32"):
+    with pytest.raises(DipsearchError, match=r"clean image is 48x48 px \(3 channels\) but the observation is 32x32 px \(3 channels\)"):
         make_problem("denoise", clean=clean, observed=smooth(3, 32, 32))
 
 
@@ -278,7 +278,7 @@ def test_sr_problem_from_lr_image():
     p = make_problem("sr", observed=lr, factor=2)
     assert p.image_shape == (1, 24, 20) and p.clean is None
     assert p.operator(torch.rand(1, 1, 24, 20)).shape == lr.shape
-    with pytest.raises(DipsearchError, match="clean image is 1x20x20 but x2 of the 12x10 observation is 24x20"):
+    with pytest.raises(DipsearchError, match=r"clean image is 20x20 px \(1 channel\) but x2 of the 10x12 observation is 20x24"):
         make_problem("sr", observed=lr, clean=smooth(1, 20, 20), factor=2)
     with pytest.raises(DipsearchError, match="factor must be 2, 4 or 8, got 3"):
         make_problem("sr", observed=lr, factor=3)

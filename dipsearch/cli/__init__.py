@@ -1,15 +1,27 @@
-"""The `dipsearch` command line. Each subcommand lives in its own module and registers itself here."""
+"""The `dipsearch` command line. Each subcommand lives in its own module and registers itself here.
+
+Adding a subcommand: write dipsearch/cli/<name>_cmd.py with `register(subparsers)` (which adds the parser
+and `set_defaults(func=run)`) and `run(args, console) -> int`, then list the module in SUBCOMMANDS.
+
+The start-up rule: `dipsearch --help` builds every subcommand's parser, so importing a *_cmd module and
+calling its register() must stay cheap. At module level import only the standard library, `..errors`,
+`.names` (the choices and defaults help texts need) and other *_cmd modules; import torch, numpy,
+Optuna, DEAP, matplotlib, rich and every dipsearch module that pulls them in inside run() and the
+helpers it calls. tests/test_cli_startup.py fails when building the parser imports one of them.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-
-from rich.console import Console
-from rich.markup import escape
+import warnings
+from typing import TYPE_CHECKING
 
 from ..errors import DipsearchError
 from . import fit_cmd, search_cmd, stop_cmd, worker_cmd
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 SUBCOMMANDS = [fit_cmd, search_cmd, stop_cmd, worker_cmd]
 
@@ -25,20 +37,52 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def consoles() -> tuple[Console, Console]:
+    """stdout and stderr consoles; when not a terminal, lines are never wrapped (copied commands stay whole)."""
+    from rich.console import Console
+
+    def make(stderr: bool) -> Console:
+        stream = sys.stderr if stderr else sys.stdout
+        if stream.isatty():
+            return Console(stderr=stderr)
+        # A file or pipe has no width: rich would wrap at 80 columns and cut table cells to "tri…".
+        return Console(stderr=stderr, width=100_000, soft_wrap=True)
+
+    return make(False), make(True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    console = Console(stderr=False)
-    errors = Console(stderr=True)
+    errors = None
     try:
-        return int(args.func(args, console) or 0)
+        console, errors = consoles()
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return int(args.func(args, console) or 0)
     except DipsearchError as err:
-        errors.print(f"[bold red]error:[/bold red] {escape(str(err))}", highlight=False, soft_wrap=True)
+        _print_error(errors, str(err))
         return 2
     except KeyboardInterrupt:
-        errors.print("interrupted")
+        print("interrupted", file=sys.stderr)
         return 130
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    # One line, like the errors: a user needs the message, not the source line that raised it.
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def _print_error(errors: Console | None, message: str) -> None:
+    if errors is None:
+        print(f"error: {message}", file=sys.stderr)
+        return
+    from rich.markup import escape
+
+    errors.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False, soft_wrap=True)
+
+
 def run() -> None:
-    sys.exit(main())
+    from ..launch import run as launch
+
+    launch()

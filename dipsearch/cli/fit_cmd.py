@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-
-from ..arch import ArchSpec
-from ..engine import check_fast_settings
-from ..families import family_of, load_spec
-from ..fit import FitConfig, FitHook, check_size, fit, resolve_device
-from ..progress import ProgressHook, fit_progress, summary_table
-from ..runs import RunDir
-from ..space import find_space, load_space
-from ..stopping import prepare_problem
-from ..tomlio import load_toml
+from ..errors import DipsearchError
 from .problem_args import add_problem_args, problem_from_args, problem_tag
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ..arch import ArchSpec
+    from ..fit import FitConfig
 
 
 def add_fit_settings(parser: argparse.ArgumentParser, iters_default: int | None = None) -> None:
@@ -53,6 +50,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def resolve_arch(args: argparse.Namespace) -> tuple[Any, dict[str, Any], dict[str, Any]]:
     """The ArchSpec, the fit settings that came with it, and where it came from."""
+    from ..arch import ArchSpec
+    from ..families import load_spec
+    from ..space import find_space, load_space
+    from ..tomlio import load_toml
+
     if getattr(args, "arch", None):
         spec = load_spec(args.arch)
         data = load_toml(args.arch, "architecture file") if Path(args.arch).suffix.lower() != ".json" else {}
@@ -65,16 +67,41 @@ def resolve_arch(args: argparse.Namespace) -> tuple[Any, dict[str, Any], dict[st
     return ArchSpec(), {}, {"arch": "seed default"}
 
 
+def check_fit_settings(settings: dict[str, Any], where: str | None = None) -> None:
+    """Refuse learning rates, input noise and budgets no fit can use (inf, nan, <= 0) before any work.
+
+    Without `where` the values came from the flags; with it, from a file (named by `where`).
+    """
+    checks = {"lr": ("--lr", lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
+              "reg_noise_std": ("--reg-noise", lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0"),
+              "iters": ("--iters", lambda v: v >= 1, "at least 1")}
+    for name, (flag, ok, wanted) in checks.items():
+        value = settings.get(name)
+        if value is not None and not ok(value):
+            raise DipsearchError(f"{flag} must be {wanted}, got {value}" if where is None else
+                                 f"{name} must be {wanted}, got {value} ({where})")
+
+
 def fit_config(args: argparse.Namespace, from_arch: dict[str, Any]) -> FitConfig:
+    from ..fit import FitConfig
+
     settings = dict(from_arch)
     for name in ("iters", "lr", "reg_noise_std"):
         if getattr(args, name, None) is not None:
             settings[name] = getattr(args, name)
+    check_fit_settings(settings)
     fast = {name: getattr(args, name) for name in ("precision", "channels_last", "compile") if hasattr(args, name)}
     return FitConfig(seed=args.seed, device=args.device, **settings, **fast)
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
+    from ..engine import check_fast_settings
+    from ..families import family_of
+    from ..fit import FitHook, check_size, fit, resolve_device
+    from ..progress import ProgressHook, fit_progress, summary_table
+    from ..runs import RunDir
+    from ..stopping import prepare_problem
+
     problem = problem_from_args(args)
     spec, from_arch, source = resolve_arch(args)
     config = fit_config(args, from_arch)

@@ -7,24 +7,20 @@ import hashlib
 import os
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any
-
-from rich.console import Console
+from typing import TYPE_CHECKING, Any
 
 from ..errors import DipsearchError
-from ..evaluate import Candidate, stop_hook
-from ..executors import dask_executor, make_executor
-from ..fit import resolve_device
-from ..progress import summary_table
-from ..runs import RunDir
-from ..search.display import LiveDisplay, LogDisplay, top_table
-from ..search.checkpoint import STATE
-from ..search.ga import GAConfig, GASearch
-from ..search.operators import CROSSOVERS
-from ..search.record import EVALUATIONS, SearchRecord
-from ..space import find_space
-from ..tomlio import dumps_toml, load_toml
-from .search_cmd import SearchSetup, add_search_args, search_setup
+from .names import CROSSOVERS, DETECTORS
+from .problem_args import problem_flags
+from .search_cmd import (SearchSetup, add_search_args, check_workers, no_winner, refuse_resume_flags,
+                         remember_resume_defaults, search_setup)
+from .stop_cmd import check_stop_name
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ..runs import RunDir
+    from ..search.ga import GAConfig
 
 DEFAULTS = {"pop": 8, "gens": 5, "iters": 1200, "space": "default"}
 # Small enough for a few minutes on 2 CPU cores: 6 + 3 x 6 candidates at most, 200 iterations each, on the
@@ -35,6 +31,7 @@ PROBLEM_KEYS = ("observation", "task", "clean", "noise", "sigma", "factor", "mas
 SEARCH_KEYS = ("iters", "fitness", "eval_scale", "device")
 RUNTIME_KEYS = ("workers", "dask", "dask_timeout", "no_progress", "out")  # may change when a run is resumed
 SPACE_SNAPSHOT = "space.toml"
+RESUME_FREE = {"gens", "workers", "dask", "dask_timeout", "no_progress", "out"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -63,19 +60,21 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "a seeded search bit-identical with any --workers or --dask; more threads only pay on a big CPU")
     g.add_argument("--dask-timeout", type=float, default=10.0, metavar="S", help="seconds to reach --dask (default 10)")
     g.add_argument("--resume", metavar="RUN_DIR", help="continue a killed or finished GA run from its folder; "
-                   "its config.toml decides everything but --workers, --dask, --no-progress and --gens")
+                   "its config.toml decides everything but --workers, --dask, --no-progress and --gens (other flags "
+                   "given with it are refused)")
     from .stop_cmd import add_stop_args  # here, not at the top: stop_cmd imports fit_cmd, which is loaded first
 
     add_stop_args(parser)  # --stop DETECTOR: every candidate's fit stops online; its chosen output is scored
-    from ..stopping import DETECTORS
-
     # argparse has no public way to reword a borrowed flag's help; here it means something else than in `fit`
     parser._option_string_actions["--stop"].help = (f"stop every candidate's fit with a detector: {', '.join(DETECTORS)}"
                                                     " or none (default); the fitness scores the output it chose")
+    # What --resume takes from the run folder: a flag here that differs from its default is refused, not ignored.
+    remember_resume_defaults(parser, RESUME_FREE)
 
 
 def _stop_spec(args: argparse.Namespace) -> dict[str, Any] | None:
     """Candidate.stop from the --stop flags (the same flags as `dipsearch fit --stop`)."""
+    check_stop_name(args.stop or "none")
     if (args.stop or "none") == "none":
         return None
     sigma: Any = args.sure_sigma
@@ -90,6 +89,8 @@ def _stop_spec(args: argparse.Namespace) -> dict[str, Any] | None:
 
 
 def _fresh(args: argparse.Namespace, console: Console) -> tuple[argparse.Namespace, GAConfig]:
+    from ..search.ga import GAConfig
+
     defaults = DEMO if args.demo else DEFAULTS
     for name, value in defaults.items():
         if getattr(args, name, None) is None:
@@ -107,6 +108,11 @@ def _fresh(args: argparse.Namespace, console: Console) -> tuple[argparse.Namespa
 
 
 def _resumed(args: argparse.Namespace, console: Console) -> tuple[argparse.Namespace, GAConfig, RunDir, dict[str, Any]]:
+    from ..runs import RunDir
+    from ..search.ga import GAConfig
+    from ..tomlio import load_toml
+
+    refuse_resume_flags(args, "--gens, --workers, --dask, --dask-timeout, --no-progress and --out")
     run_dir = RunDir.open(args.resume)
     config = load_toml(run_dir.file("config.toml"), "run configuration")
     if config.get("search", {}).get("searcher") != "ga" or "ga" not in config or not run_dir.file(SPACE_SNAPSHOT).is_file():
@@ -115,6 +121,8 @@ def _resumed(args: argparse.Namespace, console: Console) -> tuple[argparse.Names
     saved = config.get("args", {})
     ns = argparse.Namespace(**{k: saved.get(k) for k in PROBLEM_KEYS + SEARCH_KEYS})
     ns.demo = bool(ns.demo)
+    if ns.task != "sr":
+        ns.factor = None  # runs made before --factor was refused outside sr stored the default 4
     for name in RUNTIME_KEYS:
         setattr(ns, name, getattr(args, name))
     ns.space = str(run_dir.file(SPACE_SNAPSHOT))
@@ -122,13 +130,12 @@ def _resumed(args: argparse.Namespace, console: Console) -> tuple[argparse.Names
     if args.gens is not None:
         ga.gens = args.gens
     ga.check()
-    if args.observation or args.clean or args.demo:
-        console.print("note: a resumed search keeps the problem and settings of its config.toml; the image flags "
-                      "given here are ignored", highlight=False)
     return ns, ga, run_dir, config
 
 
 def _threads(args: argparse.Namespace) -> int | None:
+    from ..fit import resolve_device
+
     if args.threads is not None:
         if args.threads < 1:
             raise DipsearchError(f"--threads must be >= 1, got {args.threads}")
@@ -154,12 +161,27 @@ def _config(args: argparse.Namespace, setup: SearchSetup, ga: GAConfig, threads:
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
+    from ..evaluate import Candidate, stop_hook
+    from ..executors import dask_executor, make_executor
+    from ..fit import resolve_device
+    from ..progress import summary_table
+    from ..runs import RunDir
+    from ..search.checkpoint import STATE
+    from ..search.display import LiveDisplay, LogDisplay, top_table
+    from ..search.ga import GASearch
+    from ..search.record import EVALUATIONS, SearchRecord
+    from ..space import find_space
+    from ..tomlio import dumps_toml, load_toml
+
+    check_workers(args.workers)
     if args.resume:
         args, ga, run_dir, saved = _resumed(args, console)
     else:
         args, ga = _fresh(args, console)
         run_dir, saved = None, None
     setup = search_setup(args)
+    if setup.note:
+        console.print(setup.note, highlight=False)
     if saved is not None:
         if saved.get("resume", {}).get("observed_sha256") != _fingerprint(setup):
             raise DipsearchError(f"the observation rebuilt from {run_dir.path}/config.toml differs from the one the run "
@@ -198,11 +220,17 @@ def run(args: argparse.Namespace, console: Console) -> int:
         raise
     finally:
         executor.shutdown(wait=False, cancel_futures=True)
-    console.print(top_table(setup.space, result.hall_of_fame[: ga.hof], "best architectures (hall of fame)"))
+    scored = [(genome, ev) for genome, ev in result.hall_of_fame[: ga.hof] if ev is not None and ev.fitness is not None]
+    if scored:
+        console.print(top_table(setup.space, scored, "best architectures (hall of fame)"))
     shown = {k: result.summary.get(k) for k in ("best_fitness", "best_psnr", "default_fitness", "default_psnr",
                                                 "evaluations", "failed", "generations", "seconds")}
     console.print(summary_table(f"ga search: {args.fitness} fitness, {args.iters} iterations per candidate",
                                 {k: v for k, v in shown.items() if v is not None}))
-    console.print(f"run folder: [bold]{run_dir.path}[/bold]\nrefit the winner: dipsearch fit ... --arch "
-                  f"{run_dir.file('best_arch.toml')}", highlight=False)
+    console.print(f"run folder: [bold]{run_dir.path}[/bold]", highlight=False)
+    if not scored or not run_dir.file("best_arch.toml").is_file():
+        raise DipsearchError(no_winner(list(record.cache.values()), run_dir.path))
+    console.print(f"refit the winner: dipsearch fit {problem_flags(args)} --arch {run_dir.file('best_arch.toml')}",
+                  highlight=False)
     return 0
+

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import dataclass
-from typing import Any
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any
 
 from ..errors import DipsearchError
-from ..evaluate import Candidate
-from ..fitness import FITNESSES, make_fitness
-from ..space import SearchSpace, find_space, load_space
-from ..tasks import Problem
+from .fit_cmd import check_fit_settings
+from .names import FITNESSES
 from .problem_args import add_problem_args, problem_from_args
+
+if TYPE_CHECKING:
+    from ..evaluate import Candidate
+    from ..space import SearchSpace
+    from ..tasks import Problem
 
 SEARCHERS: list[Any] = []  # modules with register(subparsers); each searcher appends itself below
 
@@ -25,8 +30,9 @@ def add_search_args(parser: argparse.ArgumentParser, iters_default: int = 1200) 
                        help=f"fit iterations per candidate (default {iters_default}; a space's iters gene overrides)")
     group.add_argument("--fitness", default="holdout",
                        help=f"how candidates are scored: {', '.join(FITNESSES)} (default holdout: no ground truth used)")
-    group.add_argument("--eval-scale", type=float, default=1.0, metavar="S",
-                       help="score candidates on a 1/2 or 1/4 subsampled image (cheaper proxy; default 1)")
+    group.add_argument("--eval-scale", type=eval_scale, default=1.0, metavar="S",
+                       help="score candidates on a 1/2 or 1/4 subsampled image (cheaper proxy; default 1); "
+                            "give 1/2 or 0.5, 1/4 or 0.25")
     group.add_argument("--workers", type=int, metavar="N",
                        help="local worker processes, dealt to the GPUs round-robin: N on one GPU = N concurrent fits "
                        "(default: one per GPU, else 1 = in-process)")
@@ -36,6 +42,14 @@ def add_search_args(parser: argparse.ArgumentParser, iters_default: int = 1200) 
     group.add_argument("--no-progress", action="store_true", help="no live display (for logs)")
 
 
+def eval_scale(text: str) -> float:
+    """--eval-scale as a fraction ("1/2") or a decimal ("0.5")."""
+    try:
+        return float(Fraction(text.strip()))
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"expected 1, 1/2 or 1/4 (or 0.5, 0.25), got {text!r}") from None
+
+
 @dataclass
 class SearchSetup:
     """What every searcher needs, resolved and validated before any run folder is created."""
@@ -43,8 +57,11 @@ class SearchSetup:
     problem: Problem
     space: SearchSpace
     args: argparse.Namespace
+    note: str | None = None  # how the space was cut down to the networks that fit the image, for the user
 
     def candidate(self, genome: dict[str, Any], index: int, **extra: Any) -> Candidate:
+        from ..evaluate import Candidate
+
         return Candidate(
             genome=genome,
             arch=self.space.decode(genome),
@@ -77,15 +94,74 @@ class SearchSetup:
         }
 
 
+def remember_resume_defaults(parser: argparse.ArgumentParser, free: set[str]) -> None:
+    """Record every flag's default, so that --resume can refuse the flags its run folder decides."""
+    parser.set_defaults(resume_fixed={a.dest: (a.option_strings[0] if a.option_strings else a.dest.upper(), a.default)
+                                      for a in parser._actions if a.dest not in free | {"help", "func", "resume"}})
+
+
+def refuse_resume_flags(args: argparse.Namespace, allowed: str) -> None:
+    given = [flag for dest, (flag, default) in args.resume_fixed.items() if getattr(args, dest, default) != default]
+    if given:
+        raise DipsearchError(f"--resume continues the run with the problem, space and settings stored in {args.resume}; "
+                             f"drop {', '.join(given)} (only {allowed} may be given again)")
+
+
+def no_winner(evaluations: list[Any], run_path: Any) -> str:
+    """Why a search has no winner: its evaluations failed (the most common error is the likely cause) or were pruned."""
+    errors = [str(e.error).strip().splitlines()[-1] for e in evaluations if e.fitness is None and e.error]
+    pruned = sum(1 for e in evaluations if e.pruned)
+    parts = []
+    if errors:
+        common = max(set(errors), key=errors.count)
+        parts.append(f"{len(errors)} failed ({errors.count(common)} with: {common})")
+    if pruned:
+        parts.append(f"{pruned} were pruned")
+    return (f"the search has no winner: of its {len(evaluations)} evaluations {' and '.join(parts) or 'none finished'}; "
+            f"the log is in {run_path}")
+
+
+def check_workers(workers: int | None) -> None:
+    if workers is not None and workers < 1:
+        raise DipsearchError(f"--workers must be >= 1, got {workers}")
+
+
 def search_setup(args: argparse.Namespace) -> SearchSetup:
+    from ..fitness import make_fitness
+    from ..space import find_space, load_space
+
     if args.iters < 1:
         raise DipsearchError(f"--iters must be >= 1, got {args.iters}")
+    check_workers(args.workers)
     problem = problem_from_args(args)
     space = load_space(find_space(args.space))
+    if not space.genes:
+        raise DipsearchError(f"{space.source} declares no gene to search (no [genes.*] or [levels.*] table); "
+                             "add the genes to vary, or fit one network with `dipsearch fit --space/--arch`")
+    check_fit_settings(space.fixed, f"in [fixed] of {space.source}")
     make_fitness(args.fitness, problem)  # unknown fitness, or psnr without --clean: fail before any work
     if args.eval_scale not in (1.0, 0.5, 0.25):
-        raise DipsearchError(f"--eval-scale must be 1, 0.5 or 0.25, got {args.eval_scale}")
-    return SearchSetup(problem, space, args)
+        raise DipsearchError(f"--eval-scale must be 1, 0.5 or 0.25, got {args.eval_scale:g}")
+    if args.eval_scale != 1 and problem.task == "sr":
+        raise DipsearchError("--eval-scale is for denoising and inpainting; super-resolution candidates are scored "
+                             "at full scale (drop --eval-scale)")
+    space, note = fit_space_to_image(space, problem, args.eval_scale)
+    if not space.genes:
+        raise DipsearchError(f"{note}; that leaves a single network and nothing to search: use a larger image")
+    return SearchSetup(problem, space, args, note)
+
+
+def fit_space_to_image(space: SearchSpace, problem: Problem, scale: float = 1.0) -> tuple[SearchSpace, str | None]:
+    """The space cut down to the networks that can fit the image the candidates are scored on."""
+    from ..families import min_side
+
+    _, h, w = problem.image_shape
+    if scale != 1:  # candidates see every (1/scale)-th pixel
+        stride = round(1 / scale)
+        h, w = math.ceil(h / stride), math.ceil(w / stride)
+    where = f"{w}x{h} image" + (f" the candidates see (the {problem.image_shape[2]}x{problem.image_shape[1]} image "
+                                f"at --eval-scale {scale:g})" if scale != 1 else "")
+    return space.fitting(min(h, w), min_side, where)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

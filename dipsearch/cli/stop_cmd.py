@@ -6,20 +6,18 @@ import argparse
 import time
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
-
-from rich.console import Console
-from rich.progress import Progress
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from ..errors import DipsearchError
-from ..fit import FitConfig, FitHook
-from ..progress import ProgressHook, fit_progress
-from ..runs import RunDir
-from ..stopping import DETECTORS, StoppingHook, make_detector
-from ..stopping import bench as sb
-from ..tasks import NOISE_KINDS, Problem
-from ..tomlio import load_toml
+from .names import DETECTORS, NOISE_KINDS
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ..fit import FitHook
+    from ..runs import RunDir
+    from ..stopping import bench as sb
+    from ..tasks import Problem
 
 # ---------------------------------------------------------------- `dipsearch fit --stop ...`
 
@@ -42,11 +40,19 @@ def add_stop_args(parser: argparse.ArgumentParser) -> None:
                        help="sure: noise sigma on the 0-255 scale, or 'estimate' (Immerkaer); default: --sigma")
 
 
+def check_stop_name(name: str) -> None:
+    if name != "none" and name not in DETECTORS:
+        raise DipsearchError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)} or none (no stopping)")
+
+
 def stop_hook_from_args(args: argparse.Namespace, problem: Problem) -> FitHook | None:
     """The online stopping hook the flags describe (None for --stop none); bad flags raise DipsearchError."""
     name = getattr(args, "stop", "none") or "none"
+    check_stop_name(name)
     if name == "none":
         return None
+    from ..stopping import StoppingHook, make_detector
+
     sigma: Any = None
     if args.sure_sigma is not None:
         if args.sure_sigma == "estimate":
@@ -106,6 +112,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _protocol(args: argparse.Namespace) -> dict[str, Any]:
     from ..arch import ArchSpec
     from ..families import load_spec
+    from ..fit import FitConfig
+    from ..stopping import bench as sb
 
     if args.crop is not None and args.crop < 8:
         raise DipsearchError(f"--crop must be at least 8 px, got {args.crop}")
@@ -120,17 +128,22 @@ def _protocol(args: argparse.Namespace) -> dict[str, Any]:
     return sb.protocol_dict(args.crop, spec, config, args.holdout_fraction, args.window)
 
 
-def _check_images(images: list[str], protocol: dict[str, Any]) -> None:
-    """Fail before any fit (and before a folder exists) on an unreadable or too small image."""
-    from ..families import family_of, spec_from_dict
+def _image_sizes(images: list[str]) -> dict[str, tuple[int, int]]:
+    """(height, width) of every image; a missing or unreadable file fails here, before any other flag is judged."""
     from ..imageio import load_image
 
+    return {path: tuple(load_image(path).shape[-2:]) for path in images}
+
+
+def _check_images(sizes: dict[str, tuple[int, int]], protocol: dict[str, Any]) -> None:
+    """Fail before any fit (and before a folder exists) on an image too small for the crop or the network."""
+    from ..families import family_of, spec_from_dict
+
     family = family_of(spec_from_dict(protocol["arch"]))
-    for path in images:
-        h, w = load_image(path).shape[-2:]
+    for path, (h, w) in sizes.items():
         crop = protocol.get("crop") or 0
         if crop > min(h, w):
-            raise DipsearchError(f"--crop {crop} is larger than {path} ({h}x{w} px)")
+            raise DipsearchError(f"--crop {crop} is larger than {path} ({w}x{h} px, width x height)")
         if crop:
             h = w = crop
         problem = family.size_error(h, w)
@@ -139,6 +152,10 @@ def _check_images(images: list[str], protocol: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
+    from ..runs import RunDir
+    from ..stopping import bench as sb
+    from ..tomlio import load_toml
+
     grid = _csv_list(args.patience_grid, "--patience-grid", int)
     detectors = _csv_list(args.detectors, "--detectors") if args.detectors else None
     if args.replay:
@@ -146,6 +163,17 @@ def run(args: argparse.Namespace, console: Console) -> int:
         protocol = load_toml(run_dir.file("config.toml"))["protocol"]
         return _report(console, run_dir, sb.write_results(run_dir, protocol, grid, detectors))
 
+    if args.resume:
+        run_dir = RunDir.open(args.resume)
+        config = load_toml(run_dir.file("config.toml"))
+        images = args.images or config["jobs"]["images"]
+    else:
+        if not args.images:
+            raise DipsearchError("give --images PATH... (clean images), or --resume/--replay RUN_DIR")
+        images = args.images
+        run_dir = None
+    images = [str(Path(p).resolve()) for p in images]
+    sizes = _image_sizes(images)
     noises = _csv_list(args.noise, "--noise")
     for n in noises:
         if n not in NOISE_KINDS:
@@ -156,21 +184,11 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if args.seeds < 1:
         raise DipsearchError(f"--seeds must be >= 1, got {args.seeds}")
     protocol = _protocol(args)
-    if args.resume:
-        run_dir = RunDir.open(args.resume)
-        config = load_toml(run_dir.file("config.toml"))
-        if config["protocol"] != protocol:  # mixing fit settings would make the traces incomparable
-            diff = sorted(k for k in protocol if protocol[k] != config["protocol"].get(k))
-            raise DipsearchError(f"{args.resume} was run with other settings ({', '.join(diff)}); "
-                                 "give the same --crop/--iters/--arch/--holdout-fraction/--window or start a new bench")
-        images = args.images or config["jobs"]["images"]
-    else:
-        if not args.images:
-            raise DipsearchError("give --images PATH... (clean images), or --resume/--replay RUN_DIR")
-        images = args.images
-        run_dir = None
-    images = [str(Path(p).resolve()) for p in images]
-    _check_images(images, protocol)
+    if run_dir is not None and config["protocol"] != protocol:  # mixing fit settings would make traces incomparable
+        diff = sorted(k for k in protocol if protocol[k] != config["protocol"].get(k))
+        raise DipsearchError(f"{args.resume} was run with other settings ({', '.join(diff)}); "
+                             "give the same --crop/--iters/--arch/--holdout-fraction/--window or start a new bench")
+    _check_images(sizes, protocol)
     if run_dir is None:
         tag = f"{len(images)}img_{args.crop or 'full'}px_{args.iters}it"
         run_dir = RunDir.create(args.out, "stop-bench", tag)
@@ -197,8 +215,17 @@ def run(args: argparse.Namespace, console: Console) -> int:
 
 
 def _run_fits(console: Console, jobs: list[sb.FitJob], args: argparse.Namespace) -> None:
+    from ..progress import ProgressHook, fit_progress
+    from ..stopping import bench as sb
+
+    class TransientProgress(ProgressHook):
+        """The per-iteration bar of the fit in progress, removed when the fit ends."""
+
+        def on_end(self, result) -> None:
+            self.progress.remove_task(self.task)
+
     start = time.perf_counter()
-    progress: Progress = fit_progress(console, transient=False)
+    progress = fit_progress(console, transient=False)
     todo = [j for j in jobs if not j.done]
     with progress if not args.no_progress else nullcontext():
         task = progress.add_task("fits", total=len(jobs), completed=len(jobs) - len(todo), status="", rate="")
@@ -213,19 +240,14 @@ def _run_fits(console: Console, jobs: list[sb.FitJob], args: argparse.Namespace)
         def hooks(job: sb.FitJob) -> list[FitHook]:
             if args.no_progress:
                 return []
-            return [_TransientProgress(progress, job.key)]
+            return [TransientProgress(progress, job.key)]
 
         sb.run_jobs(todo, args.workers, on_done, hooks)
 
 
-class _TransientProgress(ProgressHook):
-    """The per-iteration bar of the fit in progress, removed when the fit ends."""
-
-    def on_end(self, result) -> None:
-        self.progress.remove_task(self.task)
-
-
 def _report(console: Console, run_dir: RunDir, results: dict[str, Any]) -> int:
+    from rich.table import Table
+
     agg = [a for a in results["aggregate"] if a["level"] == "all" and a["rule"] in results["rules"]]
     noises = [n for n in ("all", *NOISE_KINDS) if any(a["noise"] == n for a in agg)]
     table = Table(title=f"stop-bench: median PSNR gap (dB) / share within 1 dB / mean iterations spent, "

@@ -12,17 +12,15 @@ from __future__ import annotations
 import argparse
 import os
 import time
-
-from rich.console import Console
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import DipsearchError
-from ..progress import summary_table
-from ..search.bayes import best_image_saver
-from ..search.bayes_report import StudyDisplay, top_table
-from ..search.samplers import PrunerSpec, SamplerSpec
-from ..search.storage import HOST, StorageSpec, fail_stale_trials
-from ..search.study import RECIPE, TARGET, StudyRunner, StudyStatus, open_study, trial_iters, worker_seed
 from .bayes_cmd import add_study_args, setup_from_recipe
+from .problem_args import check_seed
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,7 +39,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def existing_storage_file(url: str, study: str) -> None:
+    """A worker joins a study: a journal or SQLite file that is not there is a typo, not a file to create."""
+    path = None
+    if url.startswith("sqlite:///"):
+        path = Path(url[len("sqlite:///"):])
+    elif "://" not in url:
+        path = Path(url[len("journal:"):] if url.startswith("journal:") else url)
+    # (a missing folder is left to the storage's own message)
+    if path is not None and path.parent.is_dir() and not path.exists():
+        kind = "sqlite" if url.startswith("sqlite:") else "journal"
+        raise DipsearchError(f"no study {study!r} in {kind}:{path}: the file does not exist. `dipsearch worker` joins a "
+                             "study that `dipsearch search bayes --storage ...` started; give the same file as the driver")
+
+
 def run(args: argparse.Namespace, console: Console) -> int:
+    from ..progress import summary_table
+    from ..search.bayes import best_image_saver
+    from ..search.bayes_report import StudyDisplay, top_table
+    from ..search.samplers import PrunerSpec, SamplerSpec
+    from ..search.storage import HOST, StorageSpec, fail_stale_trials
+    from ..search.study import RECIPE, TARGET, StudyRunner, StudyStatus, open_study, trial_iters, worker_seed
+
+    check_seed(args.seed)
+    if args.trials is not None and args.trials < 1:
+        raise DipsearchError(f"--trials must be >= 1, got {args.trials}")
+    existing_storage_file(args.storage, args.study)
     spec = StorageSpec.parse(args.storage)
     # Open once with a throwaway sampler to read the recipe, then with the study's own sampler and pruner.
     probe = open_study(spec, args.study, sampler=None, pruner=None, create=False)

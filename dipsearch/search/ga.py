@@ -292,12 +292,12 @@ class GASearch:
             seconds=self._elapsed(start),
             default_fitness=default.fitness if default else None,
             default_psnr=default.psnr if default else None,
-            best_genome=dict(self.hof[0]),
-            best_key=best_eval.key,
-            best_params=best_eval.params,
+            best_genome=None,
         )
-        # The hall of fame's best, not the log's first-seen: they are the same architecture and fitness.
-        summary.update(best_fitness=best_eval.fitness, best_psnr=best_eval.psnr)
+        if best_eval.fitness is not None:  # when every candidate failed there is no best, only failures
+            summary.update(best_genome=dict(self.hof[0]), best_key=best_eval.key, best_params=best_eval.params)
+            # The hall of fame's best, not the log's first-seen: they are the same architecture and fitness.
+            summary.update(best_fitness=best_eval.fitness, best_psnr=best_eval.psnr)
         self.record.run.write_json("summary.json", summary)
         self._plot()
         hall = [(dict(ind), self.record.lookup(self.key(ind))) for ind in self.hof]

@@ -27,7 +27,8 @@ from ..families import spec_from_dict, spec_to_dict
 from ..errors import DipsearchError
 from ..fit import FitConfig, FitHook, baseline_psnr, fit
 from ..imageio import center_crop, load_image
-from ..runs import RunDir, rows_to_csv, write_atomic, write_figure
+from ..launch import quiet_worker
+from ..runs import RunDir, dumps_json, rows_to_csv, write_atomic, write_figure
 from ..tasks import LITERATURE_LEVELS, NOISE_KINDS, make_problem
 from .detectors import DETECTORS, EMV, WMV, Detector, Holdout, Spectral, Sure
 from .hook import StoppingHook
@@ -95,7 +96,7 @@ def run_job(job: FitJob, hooks: Iterable[FitHook] = ()) -> dict[str, Any]:
     traces = Path(job.folder) / TRACES
     traces.mkdir(exist_ok=True)
     write_atomic(traces / f"{job.key}.csv", rows_to_csv(result.trace).encode())
-    write_atomic(traces / f"{job.key}.json", (json.dumps(meta, indent=1) + "\n").encode())  # last: marks it done
+    write_atomic(traces / f"{job.key}.json", (dumps_json(meta, indent=1) + "\n").encode())  # last: marks it done
     return meta
 
 
@@ -113,7 +114,8 @@ def run_jobs(jobs: list[FitJob], workers: int, on_done: Callable[[dict[str, Any]
             on_done(run_job(job, hooks_factory(job) if hooks_factory else ()))
         return
     # spawn, not fork: a forked child inherits torch's thread pools in an undefined state.
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker) as pool:
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=quiet_worker,
+                             initargs=("dipsearch.stopping.bench:_init_worker",)) as pool:
         futures: list[Future] = [pool.submit(run_job, job) for job in todo]
         for future in futures:
             on_done(future.result())

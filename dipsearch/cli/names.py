@@ -1,0 +1,21 @@
+"""The names and defaults the flags offer, importable without torch, Optuna or DEAP.
+
+Registering the parser must stay cheap (see the package docstring), so the choices that help texts and
+`choices=` need are written here once more; tests/test_cli_startup.py asserts that each equals the
+constant of the module that owns it, so the two cannot drift apart unnoticed.
+"""
+
+from __future__ import annotations
+
+NOISE_KINDS = ("gaussian", "poisson", "impulse", "speckle")  # dipsearch.tasks.NOISE_KINDS
+DEFAULT_LEVEL = {"gaussian": 25, "poisson": 12, "impulse": 0.5, "speckle": 0.35}  # dipsearch.tasks.DEFAULT_LEVEL
+TASKS = ("denoise", "sr", "inpaint")  # dipsearch.tasks.TASKS
+SR_FACTORS = (2, 4, 8)  # dipsearch.tasks.SR_FACTORS
+FITNESSES = ("holdout", "psnr", "sure")  # keys of dipsearch.fitness.FITNESSES
+DETECTORS = ("wmv", "emv", "sure", "holdout", "spectral")  # keys of dipsearch.stopping.DETECTORS
+SAMPLERS = ("tpe", "random", "cmaes", "gp", "nsga2")  # dipsearch.search.samplers.SAMPLERS
+PRUNERS = ("hyperband", "median", "sha", "none")  # dipsearch.search.samplers.PRUNERS
+CROSSOVERS = ("level", "uniform")  # dipsearch.search.operators.CROSSOVERS
+STALE_AFTER = 180.0  # dipsearch.search.storage.STALE_AFTER
+SQLITE_HELP = ("SQLite is not for many parallel writers: use a journal file or PostgreSQL for parallel "
+               "workers")  # dipsearch.search.storage.SQLITE_HELP

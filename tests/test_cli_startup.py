@@ -1,0 +1,135 @@
+"""Start-up of the CLI: building the parser imports nothing heavy, the names it offers are the modules' own,
+Ctrl-C while starting prints no traceback, and output to a pipe is not wrapped at 80 columns."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+HEAVY = ("torch", "numpy", "optuna", "deap", "matplotlib", "PIL", "rich", "skimage", "scipy", "dask", "distributed")
+
+
+def _python(code: str, *args: str, **kwargs) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], capture_output=True, text=True,
+                          env=env, **kwargs)
+
+
+def test_building_the_parser_imports_no_heavy_package():
+    done = _python(f"""
+        import json, sys
+        from dipsearch.cli import build_parser
+        build_parser()
+        print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))
+    """)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [], "a *_cmd module imports these at module level or in register()"
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["fit", "--help"], ["search", "ga", "--help"], ["search", "bayes", "--help"],
+                                  ["stop-bench", "--help"], ["worker", "--help"]])
+def test_help_answers_without_heavy_imports(argv):
+    done = _python(f"""
+        import json, sys
+        from dipsearch.cli import main
+        try:
+            main(sys.argv[1:])
+        except SystemExit as exit:
+            print(json.dumps([exit.code, [m for m in {HEAVY!r} if m in sys.modules]]), file=sys.stderr)
+    """, *argv)
+    code, heavy = json.loads(done.stderr.strip().splitlines()[-1])
+    assert code == 0 and heavy == []
+    assert "usage: dipsearch" in done.stdout
+
+
+def test_the_cli_names_are_the_modules_own():
+    from dipsearch import fitness, tasks
+    from dipsearch.cli import names
+    from dipsearch.search import operators, samplers, storage
+    from dipsearch.stopping import DETECTORS
+
+    assert names.NOISE_KINDS == tasks.NOISE_KINDS and names.DEFAULT_LEVEL == tasks.DEFAULT_LEVEL
+    assert names.TASKS == tasks.TASKS and names.SR_FACTORS == tasks.SR_FACTORS
+    assert names.FITNESSES == tuple(fitness.FITNESSES) and names.DETECTORS == tuple(DETECTORS)
+    assert names.SAMPLERS == samplers.SAMPLERS and names.PRUNERS == samplers.PRUNERS
+    assert names.CROSSOVERS == operators.CROSSOVERS
+    assert names.STALE_AFTER == storage.STALE_AFTER and names.SQLITE_HELP == storage.SQLITE_HELP
+
+
+def test_the_package_imports_its_public_names_on_first_use():
+    done = _python("""
+        import sys
+        import dipsearch
+        assert "torch" not in sys.modules
+        from dipsearch.fit import FitConfig  # binds the submodule on the package ...
+        assert callable(dipsearch.fit) and dipsearch.fit.__name__ == "fit"  # ... but dipsearch.fit stays the function
+        assert dipsearch.ArchSpec.__name__ == "ArchSpec" and dipsearch.make_problem.__module__ == "dipsearch.tasks"
+        assert set(dipsearch.__all__) <= set(dir(dipsearch))
+        try:
+            dipsearch.nothing
+        except AttributeError as err:
+            print(err)
+    """)
+    assert done.returncode == 0, done.stderr
+    assert "module 'dipsearch' has no attribute 'nothing'" in done.stdout
+
+
+@pytest.mark.parametrize("module", ["dipsearch.cli.ga_cmd", "torch"])
+def test_ctrl_c_during_start_up_prints_no_traceback(tmp_path, module):
+    # Deterministic stand-in for a Ctrl-C in the first second: the import of `module` is interrupted
+    # (a module the parser needs, or torch once the command runs).
+    done = _python(f"""
+        import sys
+
+        class Interrupt:
+            def find_spec(self, name, path=None, target=None):
+                if name == {module!r}:
+                    raise KeyboardInterrupt
+                return None
+
+        sys.meta_path.insert(0, Interrupt())
+        sys.argv = ["dipsearch", *sys.argv[1:]]
+        from dipsearch.launch import run
+        run()
+    """, "fit", "--demo", "--iters", "1", "--out", str(tmp_path), cwd=tmp_path)
+    assert done.returncode == 130
+    assert done.stderr.strip() == "interrupted" and "Traceback" not in done.stderr
+
+
+def test_output_to_a_pipe_is_not_wrapped(tmp_path, image_file):
+    # A run folder path far longer than 80 columns must come out on one line, ready to be copied.
+    out = tmp_path / ("a_long_folder_name_" * 6) / "runs"
+    done = subprocess.run([sys.executable, "-m", "dipsearch", "fit", "--clean", str(image_file("c.png", 64, 64)),
+                           "--iters", "1", "--no-progress", "--out", str(out)], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "80"})
+    assert done.returncode == 0, done.stderr
+    (line,) = [line for line in done.stdout.splitlines() if line.startswith("run folder:")]
+    run = Path(line.removeprefix("run folder:").strip())
+    assert len(line) > 120 and run.is_dir() and run.parent == out / "fit"
+
+
+def test_ctrl_c_ends_worker_processes_without_a_traceback():
+    # The terminal sends Ctrl-C to every process of the command; a pool worker must not print a traceback.
+    done = _python("""
+        import signal
+        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures.process import BrokenProcessPool
+        from multiprocessing import get_context
+
+        from dipsearch.launch import quiet_worker
+
+        if __name__ == "__main__":
+            pool = ProcessPoolExecutor(1, mp_context=get_context("spawn"), initializer=quiet_worker,
+                                       initargs=("os:getpid",))
+            try:
+                pool.submit(signal.raise_signal, signal.SIGINT).result(timeout=120)
+            except BrokenProcessPool:
+                print("worker ended")
+    """)
+    assert done.stdout.strip() == "worker ended", done.stderr
+    assert "Traceback" not in done.stderr and "KeyboardInterrupt" not in done.stderr
