@@ -321,9 +321,10 @@ class _Guard:
     """Divergence guard: parameters, optimizer state, output and EMA saved at each guard step that passes.
 
     A guard step fails when the loss or the PSNR against the observation is not finite, when that PSNR fell
-    more than guard_drop_db below the last guard step's, or more than guard_floor_db below the untrained
-    network's (step 1), or below it with at least 99 % of the output saturated at exactly 0 or 1 (what a huge
-    learning rate does within a few steps): a fit worse than its flat grey start has diverged.
+    more than guard_drop_db below the last guard step's, or fell below the untrained network's (step 1) with at
+    least 99 % of the output saturated at exactly 0 or 1 (what a huge learning rate does within a few steps): a
+    dead network worse than its flat grey start has diverged. Merely being below step 1 is no divergence: the
+    first few Adam steps of a healthy fit often lose a dB or two before they gain (short search fits end there).
     """
 
     def __init__(self, config: FitConfig):
@@ -343,8 +344,6 @@ class _Guard:
             return False
         c = self.config
         if self.last_psnr is not None and psnr_value < self.last_psnr - c.guard_drop_db:
-            return False
-        if self.first_psnr is not None and psnr_value < self.first_psnr - c.guard_floor_db:
             return False
         if self.first_psnr is not None and psnr_value < self.first_psnr:
             # A sigmoid output stuck at exactly 0 or 1 passes no gradient: the network is dead, not learning.

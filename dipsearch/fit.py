@@ -36,7 +36,6 @@ class FitConfig:
     ssim_every: int = 100  # SSIM is costly (CPU, skimage): only every k steps; 0 = never
     guard_every: int = 50
     guard_drop_db: float = 5.0
-    guard_floor_db: float = 1.0  # a guard step more than this below the untrained network's PSNR has diverged
     precision: str = "fp32"  # fp32, or bf16 autocast of the network (the loss and metrics stay float32)
     channels_last: bool = False
     compile: bool = False  # torch.compile the network (CUDA only)

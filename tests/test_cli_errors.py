@@ -99,7 +99,7 @@ def test_search_where_no_network_fits_stops_before_any_fit(tmp_path, image_file,
     for kind in ("ga", "bayes"):
         message = _error(tmp_path, capsys, _search(kind, "--clean", image_file("small.png", 32, 32), "--space", space))
         assert "no network of space 'deep' fits the 32x32 image: depth 5, the smallest this space has, needs at " \
-               "least 64 px per side" in message
+               "least 33 px per side" in message
 
 
 def test_search_where_one_network_is_left(tmp_path, image_file, capsys):

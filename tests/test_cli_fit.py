@@ -153,7 +153,8 @@ def test_bf16_where_the_device_has_none_is_refused(tmp_path, capsys, image_file,
     from dipsearch import engine
 
     monkeypatch.setattr(engine, "resolve_device", lambda name: torch.device("cuda"))
-    monkeypatch.setattr("dipsearch.cli.fit_cmd.resolve_device", lambda name: torch.device("cuda"))
+    fit_module = sys.modules["dipsearch.fit"]  # the module: `dipsearch.fit` as a name is the fit() function
+    monkeypatch.setattr(fit_module, "resolve_device", lambda name: torch.device("cuda"))
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
     message = _error(tmp_path, capsys, ["fit", "--clean", str(image_file("c.png", 64, 64)), "--precision", "bf16"])
     assert message == "error: --precision bf16: this GPU has no bfloat16 support; use --precision fp32"
