@@ -195,7 +195,7 @@ class SearchSpace:
                 genes[name] = Gene(name, "choice", default, choices=tuple(values), level=gene.level)
         if not cut:
             return self, None
-        space = SearchSpace(self.name, genes, fixed, dict(self.ties), self.source)
+        space = replace(self, genes=genes, fixed=fixed, ties=dict(self.ties))  # keeps every other field (family, ...)
         space.decode(space.default())
         return space, f"space {self.name!r} restricted to the networks that fit the {image}: " + "; ".join(cut)
 
