@@ -184,22 +184,22 @@ class SearchSpace:
         return out
 
 
-    def fitting(self, side: int, need: Callable[[ArchSpec], int], image: str = "") -> tuple[SearchSpace, str | None]:
-        """This space cut down to the networks that can fit an image whose smaller side is `side` px.
+    def fitting(self, refuse: Callable[[ArchSpec], str | None], image: str) -> tuple[SearchSpace, str | None]:
+        """This space cut down to the networks that can fit one image (`image` names it in messages).
 
-        `need(spec)` is the smallest side a network can fit (dipsearch.families.min_side). Depth is capped and the
-        per-level values that would not fit (e.g. 5x5 kernels at the deepest level under reflection padding) are
-        dropped, so that no sampled candidate is a certain failure. Returns the space (self when nothing had to
-        go) and a one-line note saying what was cut; raises DipsearchError when no network of the space fits.
+        `refuse(spec)` is the fit's own size rule: None when the network fits the image, else why not (the
+        CLI passes dipsearch.fit.check_size for the image's shape). Depth is capped and per-level values that
+        would not fit (e.g. 5x5 kernels deep in a reflection-padded net) are dropped, so that no sampled
+        candidate is a certain failure. Returns the space (self when nothing had to go) and a one-line note
+        saying what was cut; raises DipsearchError when no network of the space fits.
         """
-        fit_check = _FitCheck(self, side, need)
+        fit_check = _FitCheck(self, refuse)
         depths = [d for d in self._depth_values() if d <= fit_check.max_depth]
         if not depths:
             smallest = min(self._depth_values())
             raise DipsearchError(
-                f"no network of space {self.name!r} fits the {image or f'{side} px image'}: depth {smallest}, the "
-                f"smallest this space has, needs at least {fit_check.need_at(smallest)} px per side; use a larger "
-                "image or a space with fewer levels"
+                f"no network of space {self.name!r} fits the {image}; its smallest, of depth {smallest}, is refused: "
+                f"{fit_check.refused({**fit_check.context, 'depth': smallest})}"
             )
         genes: dict[str, Gene] = {}
         fixed = dict(self.fixed)
@@ -227,10 +227,9 @@ class SearchSpace:
                 genes[name] = Gene(name, "choice", default, choices=tuple(values), level=gene.level)
         if not cut:
             return self, None
-        space = SearchSpace(self.name, genes, fixed, dict(self.ties), self.source, self.family)
+        space = replace(self, genes=genes, fixed=fixed, ties=dict(self.ties))  # keeps every other field (family, ...)
         space.decode(space.default())
-        return space, (f"space {self.name!r} restricted to the networks that fit the {image or f'{side} px image'}: "
-                       + "; ".join(cut))
+        return space, f"space {self.name!r} restricted to the networks that fit the {image}: " + "; ".join(cut)
 
     def _depth_values(self) -> list[int]:
         if "depth" in self.genes:
@@ -252,15 +251,16 @@ def _show(values: list[Any]) -> str:
 
 
 class _FitCheck:
-    """Which depths and per-level values fit an image side, asking `need` (the fit's own size rule).
+    """Which depths and per-level values fit the image, asking `refuse` (the fit's own size rule).
 
-    Level by level: the level's integer and choice genes are first set to the values that need the least,
-    then each value is tried in that context at the shallowest depth that uses the level. The size rule is
-    a maximum of per-level terms, so a value that fits there fits in every deeper network too.
+    Level by level: the level's integer and choice genes are set to their smallest values (the least
+    demanding: small kernels), and each value is then tried in that context at the shallowest depth that uses
+    the level. The size rule asks each level for room of its own, so a value that fits there fits in every
+    deeper network too.
     """
 
-    def __init__(self, space: SearchSpace, side: int, need: Callable[[ArchSpec], int]):
-        self.space, self.side, self.need = space, side, need
+    def __init__(self, space: SearchSpace, refuse: Callable[[ArchSpec], str | None]):
+        self.space, self.refuse = space, refuse
         pad = space.genes.get("pad")
         self.pads = list(pad.choices) if pad is not None and pad.kind == "choice" else [None]
         self.allowed: dict[str, list[Any]] = {}
@@ -271,25 +271,32 @@ class _FitCheck:
                 break
             self.max_depth = level + 1
 
-    def needed(self, genome: Genome) -> int:
+    def refused(self, genome: Genome) -> str | None:
         # The padding is the global gene the size rule depends on: every candidate padding must fit.
-        return max(self.need(self.space.decode(genome if p is None else {**genome, "pad": p})) for p in self.pads)
-
-    def need_at(self, depth: int) -> int:
-        return self.needed({**self.context, "depth": depth})
+        for pad in self.pads:
+            reason = self.refuse(self.space.decode(genome if pad is None else {**genome, "pad": pad}))
+            if reason:
+                return reason
+        return None
 
     def _level_fits(self, level: int) -> bool:
         context = {**self.context, "depth": level + 1}
         genes = [g for g in self.space.genes.values() if g.level == level and g.kind != "float"]
-        for _ in range(2):  # twice: a gene tried first must not be judged beside another gene's unfit default
-            for gene in genes:
-                context[gene.name] = min(_values(gene), key=lambda v: self.needed({**context, gene.name: v}))
-        if self.needed(context) > self.side:
+        for gene in genes:
+            context[gene.name] = _smallest(_values(gene))
+        if self.refused(context):
             return False
         for gene in genes:
-            self.allowed[gene.name] = [v for v in _values(gene) if self.needed({**context, gene.name: v}) <= self.side]
+            self.allowed[gene.name] = [v for v in _values(gene) if not self.refused({**context, gene.name: v})]
         self.context = context
         return True
+
+
+def _smallest(values: list[Any]) -> Any:
+    try:
+        return min(values)
+    except TypeError:  # mixed kinds of choices: no order, keep the first
+        return values[0]
 
 
 # --------------------------------------------------------------------------- loading

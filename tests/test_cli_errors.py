@@ -3,11 +3,13 @@
 import json
 import tomllib
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 from PIL import Image
 
+from dipsearch import DipsearchError
 from dipsearch.cli import build_parser, main
 from dipsearch.imageio import save_image
 
@@ -63,18 +65,27 @@ def test_search_restricts_the_space_to_networks_that_fit_the_image(tmp_path, ima
 
 
 def test_space_restriction_keeps_only_networks_that_fit():
-    from dipsearch.families import min_side as min_size
-    from dipsearch.space import load_space
-    from dipsearch.space import SPACES_DIR
+    from dipsearch.fit import check_size
+    from dipsearch.space import SPACES_DIR, load_space
+
+    def refuse_for(side):
+        def refuse(spec):
+            try:
+                check_size(SimpleNamespace(image_shape=(3, side, side)), spec)
+            except DipsearchError as err:
+                return str(err)
+            return None
+
+        return refuse
 
     space = load_space(SPACES_DIR / "wide.toml")
     for side in (16, 24, 40, 64):
-        small, note = space.fitting(side, min_size)
+        small, note = space.fitting(refuse_for(side), f"{side}x{side} image")
         assert note is not None and small.max_depth < space.max_depth
         for seed in range(40):
-            assert min_size(small.decode(small.sample(seed))) <= side
-        assert min_size(small.decode(small.default())) <= side
-    assert space.fitting(1024, min_size) == (space, None)
+            assert refuse_for(side)(small.decode(small.sample(seed))) is None
+        assert refuse_for(side)(small.decode(small.default())) is None
+    assert space.fitting(refuse_for(1024), "1024x1024 image") == (space, None)
 
 
 def test_a_worker_rebuilds_the_same_cut_space(image_file):
@@ -98,8 +109,8 @@ def test_search_where_no_network_fits_stops_before_any_fit(tmp_path, image_file,
     space.write_text('[genes.lr]\nkind = "float"\nlow = 0.001\nhigh = 0.1\ndefault = 0.01\n[fixed]\ndepth = 5\n')
     for kind in ("ga", "bayes"):
         message = _error(tmp_path, capsys, _search(kind, "--clean", image_file("small.png", 32, 32), "--space", space))
-        assert "no network of space 'deep' fits the 32x32 image: depth 5, the smallest this space has, needs at " \
-               "least 33 px per side" in message
+        assert "no network of space 'deep' fits the 32x32 image; its smallest, of depth 5, is refused: " in message
+        assert "needs a padded size of at least 64x64, i.e. an image of at least 33x33 px" in message  # the fit's own
 
 
 def test_search_where_one_network_is_left(tmp_path, image_file, capsys):
@@ -114,7 +125,7 @@ def test_eval_scale_counts_in_what_fits(tmp_path, image_file, capsys):
     clean = image_file("small.png", 32, 32)
     message = _error(tmp_path, capsys, _search("ga", "--clean", clean, "--space", "demo", "--eval-scale", "1/4"))
     assert "no network of space 'demo' fits the 8x8 image the candidates see (the 32x32 image at --eval-scale " \
-           "0.25)" in message
+           "0.25); its smallest, of depth 3, is refused" in message
 
 
 def _failing_fits(monkeypatch):
@@ -218,7 +229,7 @@ def test_all_black_mask_is_refused_before_fitting(tmp_path, clean, capsys):
 
 
 def test_mask_without_known_pixels_from_the_api():
-    from dipsearch import DipsearchError, make_problem
+    from dipsearch import make_problem
 
     with pytest.raises(DipsearchError, match="the given mask marks no pixel as known"):
         make_problem("inpaint", clean=synthetic_image(16, 16), mask=torch.zeros(1, 1, 16, 16))

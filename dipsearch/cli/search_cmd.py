@@ -153,15 +153,26 @@ def search_setup(args: argparse.Namespace) -> SearchSetup:
 
 def fit_space_to_image(space: SearchSpace, problem: Problem, scale: float = 1.0) -> tuple[SearchSpace, str | None]:
     """The space cut down to the networks that can fit the image the candidates are scored on."""
-    from ..families import min_side
+    from types import SimpleNamespace
 
-    _, h, w = problem.image_shape
+    from ..fit import check_size
+
+    c, h, w = problem.image_shape
     if scale != 1:  # candidates see every (1/scale)-th pixel
         stride = round(1 / scale)
         h, w = math.ceil(h / stride), math.ceil(w / stride)
+    scored = SimpleNamespace(image_shape=(c, h, w))  # all the size rule reads of a problem
+
+    def refuse(spec: Any) -> str | None:
+        try:
+            check_size(scored, spec)
+        except DipsearchError as err:
+            return str(err)
+        return None
+
     where = f"{w}x{h} image" + (f" the candidates see (the {problem.image_shape[2]}x{problem.image_shape[1]} image "
                                 f"at --eval-scale {scale:g})" if scale != 1 else "")
-    return space.fitting(min(h, w), min_side, where)
+    return space.fitting(refuse, where)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -77,22 +77,9 @@ def load_spec(path: str | Path) -> Spec:
     return spec_from_dict(read_arch_table(path), source=str(path))
 
 
-def min_side(spec: Spec) -> int:
-    """The smallest side of a square image this network can fit (the size rules are monotone in the side)."""
-    family = family_of(spec)
-    low, high = 1, 1 << 16
-    while low < high:
-        mid = (low + high) // 2
-        if family.size_error(mid, mid) is None:
-            high = mid
-        else:
-            low = mid + 1
-    return low
-
-
 def count_params_of(spec: Spec, out_channels: int = 3) -> int:
     return sum(p.numel() for p in family_of(spec).build(out_channels).parameters())
 
 
 __all__ = ["FAMILIES", "DeepDecoderSpec", "Family", "Hourglass", "count_params_of", "family_of", "load_spec",
-           "min_side", "spec_from_dict", "spec_to_dict"]
+           "spec_from_dict", "spec_to_dict"]
