@@ -11,6 +11,9 @@ from ..evaluate import Candidate
 from ..fitness import FITNESSES, make_fitness
 from ..space import SearchSpace, find_space, load_space
 from ..tasks import Problem
+from ..engine import check_fast_settings
+from ..fit import FitConfig, resolve_device
+from .fit_cmd import add_fast_flags, fast_settings
 from .problem_args import add_problem_args, problem_from_args
 
 SEARCHERS: list[Any] = []  # modules with register(subparsers); each searcher appends itself below
@@ -32,6 +35,7 @@ def add_search_args(parser: argparse.ArgumentParser, iters_default: int = 1200) 
                        "(default: one per GPU, else 1 = in-process)")
     group.add_argument("--dask", metavar="ADDRESS", help="run evaluations on a Dask scheduler, e.g. tcp://host:8786")
     group.add_argument("--device", default="auto", help="device for each fit: auto, cpu, cuda, mps")
+    add_fast_flags(group)
     group.add_argument("--out", default="runs", metavar="DIR", help="runs root folder (default ./runs)")
     group.add_argument("--no-progress", action="store_true", help="no live display (for logs)")
 
@@ -55,6 +59,7 @@ class SearchSetup:
             fit_settings=self.space.fit_settings(genome),
             scale=self.args.eval_scale,
             device=self.args.device,
+            fit_options=fast_settings(self.args),
             index=index,
             **extra,
         )
@@ -71,6 +76,7 @@ class SearchSetup:
                 "eval_scale": a.eval_scale,
                 "seed": a.seed,
                 "device": a.device,
+                **fast_settings(a),
                 "workers": a.workers,
                 "dask": a.dask,
             },
@@ -85,6 +91,8 @@ def search_setup(args: argparse.Namespace) -> SearchSetup:
     make_fitness(args.fitness, problem)  # unknown fitness, or psnr without --clean: fail before any work
     if args.eval_scale not in (1.0, 0.5, 0.25):
         raise DipsearchError(f"--eval-scale must be 1, 0.5 or 0.25, got {args.eval_scale}")
+    if getattr(args, "dask", None) is None:  # a Dask worker's device is not this machine's
+        check_fast_settings(FitConfig(**fast_settings(args)), resolve_device(args.device))
     return SearchSetup(problem, space, args)
 
 
