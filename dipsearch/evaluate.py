@@ -54,20 +54,24 @@ class Candidate:
     # Online stopping: {"detector": name, "patience", "delta", "indexing", and detector parameters such as
     # "window", "fraction", "sigma"}; the fitness then scores the detector's chosen output. None: no stopping.
     stop: dict[str, Any] | None = None
+    # FitConfig speed settings (precision, channels_last, compile); empty: exact fp32 eager
+    fit_options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
         return candidate_key(self.arch, self.fit_settings, self.iters, self.fitness, self.scale, self.seed, self.output,
-                             stop=self.stop)
+                             stop=self.stop, options=self.fit_options)
 
 
 def candidate_key(arch: ArchSpec, settings: dict, iters: int, fitness: str, scale: float, seed: int, output: str,
-                  stop: dict[str, Any] | None = None) -> str:
+                  stop: dict[str, Any] | None = None, options: dict[str, Any] | None = None) -> str:
     """Canonical hash: two genomes that decode to the same network and budget share one evaluation."""
     data = {"arch": spec_to_dict(arch), "fit": settings, "iters": iters, "fitness": fitness, "scale": scale, "seed": seed,
             "output": output}
     if stop is not None:  # only then, so that keys without stopping stay what they were
         data["stop"] = stop
+    if options:  # likewise: bf16 fits are not the fp32 ones
+        data["options"] = options
     text = json.dumps(data, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -181,7 +185,8 @@ def _evaluate(candidate: Candidate) -> Evaluation:
         prepared = fitness.prepare(problem, candidate.seed)
         settings = {k: v for k, v in candidate.fit_settings.items() if k in ("lr", "reg_noise_std")}
         iters = int(candidate.fit_settings.get("iters", candidate.iters))
-        config = FitConfig(iters=iters, seed=candidate.seed, device=candidate.device, ssim_every=0, **settings)
+        config = FitConfig(iters=iters, seed=candidate.seed, device=candidate.device, ssim_every=0, **settings,
+                           **candidate.fit_options)
         hooks: list[FitHook] = fitness.hooks()  # first: a running score may read what they record
         if candidate.stop is not None:
             stopper = stop_hook(candidate.stop, candidate.seed, prepared)

@@ -38,15 +38,20 @@ class ProgressHook(FitHook):
 
     def on_start(self, problem, spec, config) -> None:
         self.task = self.progress.add_task(self.description, total=config.iters, status="", rate="")
+        # Loss and PSNR live on the fit's device until the trace is fetched: read them at that cadence only.
+        self.status_every = max(self.every, config.trace_every)
 
     def on_step(self, state: StepState) -> bool:
         if state.step % self.every == 0 or state.step == 1:
-            status = f"loss {state.loss:.5f}"
-            if "psnr" in state.record:
-                status += f"  PSNR {state.record['psnr']:.2f} (EMA {state.record['psnr_ema']:.2f})"
             seconds = state.record.get("seconds", 0.0)
             rate = f"{state.step / seconds:.1f} it/s" if seconds > 0 else ""
-            self.progress.update(self.task, completed=state.step, status=status, rate=rate)
+            fields = {"rate": rate}
+            if state.step % self.status_every == 0 or state.step == 1:
+                status = f"loss {state.loss:.5f}"
+                if "psnr" in state.record:
+                    status += f"  PSNR {state.record['psnr']:.2f} (EMA {state.record['psnr_ema']:.2f})"
+                fields["status"] = status
+            self.progress.update(self.task, completed=state.step, **fields)
         return False
 
     def on_end(self, result) -> None:

@@ -187,3 +187,13 @@ def test_a_late_divergence_is_restored_with_a_warning(tmp_path, capsys, image_fi
             "the output is that of step 50; a smaller --lr (now 0.01) may help") in text
     summary = json.loads((_run_folders(out)[0] / "summary.json").read_text())
     assert summary["restores"] == 1 and summary["iters_run"] == 99
+
+
+def test_a_search_refuses_fast_settings_the_device_cannot_run(tmp_path, capsys, image_file):
+    out = tmp_path / "runs"
+    code = main(["search", "ga", "--clean", str(image_file("c.png", 64, 64)), "--device", "cpu", "--compile",
+                 "--out", str(out), "--no-progress"])
+    assert code == 2
+    assert " ".join(capsys.readouterr().err.split()) == (
+        "error: --compile needs a CUDA GPU (torch.compile of the fit is only supported there); this fit runs on cpu")
+    assert not (out / "search").exists()

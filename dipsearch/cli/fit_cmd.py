@@ -23,12 +23,25 @@ def add_fit_settings(parser: argparse.ArgumentParser, iters_default: int | None 
     group.add_argument("--lr", type=float, help="Adam learning rate (default 0.01, or the space/arch file's)")
     group.add_argument("--reg-noise", type=float, dest="reg_noise_std", help="input noise sigma_p (default 1/30)")
     group.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
+    add_fast_flags(group)
+    group.add_argument("--out", default="runs", metavar="DIR", help="runs root folder (default ./runs)")
+    group.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+
+
+def add_fast_flags(group: Any) -> None:
     group.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                        help="fp32 (default, exact) or bf16 autocast of the network (faster on recent GPUs)")
     group.add_argument("--channels-last", action="store_true", help="channels_last memory format (GPU speed)")
     group.add_argument("--compile", action="store_true", help="torch.compile the network (CUDA only)")
-    group.add_argument("--out", default="runs", metavar="DIR", help="runs root folder (default ./runs)")
-    group.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+
+
+def fast_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The FitConfig speed settings the flags ask for: only those that differ from the exact fp32 default."""
+    from ..fit import FitConfig
+
+    fast = {"precision": getattr(args, "precision", "fp32"), "channels_last": getattr(args, "channels_last", False),
+            "compile": getattr(args, "compile", False)}
+    return {k: v for k, v in fast.items() if v != FitConfig.__dataclass_fields__[k].default}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -90,8 +103,7 @@ def fit_config(args: argparse.Namespace, from_arch: dict[str, Any]) -> FitConfig
         if getattr(args, name, None) is not None:
             settings[name] = getattr(args, name)
     check_fit_settings(settings)
-    fast = {name: getattr(args, name) for name in ("precision", "channels_last", "compile") if hasattr(args, name)}
-    return FitConfig(seed=args.seed, device=args.device, **settings, **fast)
+    return FitConfig(seed=args.seed, device=args.device, **settings, **fast_settings(args))
 
 
 def run(args: argparse.Namespace, console: Console) -> int:

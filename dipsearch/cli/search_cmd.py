@@ -9,7 +9,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DipsearchError
-from .fit_cmd import check_fit_settings
+from .fit_cmd import add_fast_flags, check_fit_settings, fast_settings
 from .names import FITNESSES
 from .problem_args import add_problem_args, problem_from_args
 
@@ -38,6 +38,7 @@ def add_search_args(parser: argparse.ArgumentParser, iters_default: int = 1200) 
                        "(default: one per GPU, else 1 = in-process)")
     group.add_argument("--dask", metavar="ADDRESS", help="run evaluations on a Dask scheduler, e.g. tcp://host:8786")
     group.add_argument("--device", default="auto", help="device for each fit: auto, cpu, cuda, mps")
+    add_fast_flags(group)
     group.add_argument("--out", default="runs", metavar="DIR", help="runs root folder (default ./runs)")
     group.add_argument("--no-progress", action="store_true", help="no live display (for logs)")
 
@@ -72,6 +73,7 @@ class SearchSetup:
             fit_settings=self.space.fit_settings(genome),
             scale=self.args.eval_scale,
             device=self.args.device,
+            fit_options=fast_settings(self.args),
             index=index,
             **extra,
         )
@@ -88,6 +90,7 @@ class SearchSetup:
                 "eval_scale": a.eval_scale,
                 "seed": a.seed,
                 "device": a.device,
+                **fast_settings(a),
                 "workers": a.workers,
                 "dask": a.dask,
             },
@@ -145,6 +148,11 @@ def search_setup(args: argparse.Namespace) -> SearchSetup:
     if args.eval_scale != 1 and problem.task == "sr":
         raise DipsearchError("--eval-scale is for denoising and inpainting; super-resolution candidates are scored "
                              "at full scale (drop --eval-scale)")
+    if getattr(args, "dask", None) is None:  # a Dask worker's device is not this machine's
+        from ..engine import check_fast_settings
+        from ..fit import FitConfig, resolve_device
+
+        check_fast_settings(FitConfig(**fast_settings(args)), resolve_device(args.device))
     space, note = fit_space_to_image(space, problem, args.eval_scale)
     if not space.genes:
         raise DipsearchError(f"{note}; that leaves a single network and nothing to search: use a larger image")
