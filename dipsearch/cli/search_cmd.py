@@ -12,6 +12,7 @@ from ..fitness import FITNESSES, make_fitness
 from ..space import SearchSpace, find_space, load_space
 from ..tasks import Problem
 from .problem_args import add_problem_args, problem_from_args
+from .rung_args import add_rung_args, plan_from_args
 
 SEARCHERS: list[Any] = []  # modules with register(subparsers); each searcher appends itself below
 
@@ -33,6 +34,7 @@ def add_search_args(parser: argparse.ArgumentParser, iters_default: int = 1200) 
     group.add_argument("--device", default="auto", help="device for each fit: auto, cpu, cuda, mps")
     group.add_argument("--out", default="runs", metavar="DIR", help="runs root folder (default ./runs)")
     group.add_argument("--no-progress", action="store_true", help="no live display (for logs)")
+    add_rung_args(parser.add_argument_group("multi-fidelity selection"))
 
 
 @dataclass
@@ -58,10 +60,16 @@ class SearchSetup:
             **extra,
         )
 
+    def plan(self):
+        """The multi-fidelity rung plan (dipsearch.search.rungs.RungPlan), None with --final 0."""
+        return plan_from_args(self.args)
+
     def config(self) -> dict[str, Any]:
-        """The [search] and [problem] tables of config.toml (the searcher adds its own settings)."""
+        """The [search], [problem] and [rungs] tables of config.toml (the searcher adds its own settings)."""
         a = self.args
+        plan = self.plan()
         return {
+            "rungs": plan.to_dict() if plan else {"final": 0},
             "problem": self.problem.meta,
             "search": {
                 "space_file": self.space.source,
@@ -84,6 +92,7 @@ def search_setup(args: argparse.Namespace) -> SearchSetup:
     make_fitness(args.fitness, problem)  # unknown fitness, or psnr without --clean: fail before any work
     if args.eval_scale not in (1.0, 0.5, 0.25):
         raise DipsearchError(f"--eval-scale must be 1, 0.5 or 0.25, got {args.eval_scale}")
+    plan_from_args(args, problem)  # bad --final/--rungs/--final-stop: fail before any work
     return SearchSetup(problem, space, args)
 
 
