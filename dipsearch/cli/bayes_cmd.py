@@ -19,6 +19,7 @@ from ..search.study import BayesSettings, problem_fingerprint, specs
 from ..space import space_from_dict
 from ..tomlio import load_toml
 from .problem_args import problem_from_args
+from .rung_args import final_table, restore_plan_args
 from .search_cmd import SearchSetup, add_search_args, search_setup
 
 PROBLEM_KEYS = ("observation", "task", "clean", "noise", "sigma", "factor", "mask", "mask_ratio", "mask_kind", "crop",
@@ -112,6 +113,7 @@ def _resume_setup(args: argparse.Namespace) -> tuple[SearchSetup, dict[str, Any]
     args.report_every = args.report_every or recipe["report_every"]
     if args.budget_iters is None:
         args.budget_iters = config["bayes"].get("max_iters")
+    restore_plan_args(setup.args, config.get("rungs", {"final": 0}))
     return setup, recipe.get("problem_args") or {}
 
 
@@ -153,6 +155,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
         shutdown(executor)
     summary = result.summary
     console.print(top_table(result.study))
+    if result.selection is not None:
+        console.print(final_table(setup.space, result.selection))
     shown = {k: v for k, v in summary.items() if k not in ("plots", "dashboard", "storage")}
     console.print(summary_table(f"bayes search: {summary['trials']} trials, {summary['pruned']} pruned", shown))
     console.print(f"run folder: [bold]{result.run.path}[/bold]")

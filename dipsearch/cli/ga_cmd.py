@@ -22,9 +22,10 @@ from ..search.checkpoint import STATE
 from ..search.ga import GAConfig, GASearch
 from ..search.operators import CROSSOVERS
 from ..search.record import EVALUATIONS, SearchRecord
+from ..search.rungs import rung_printer
 from ..space import find_space
 from ..tomlio import dumps_toml, load_toml
-from .rung_args import final_table, rung_printer
+from .rung_args import final_table
 from .search_cmd import SearchSetup, add_search_args, search_setup
 
 DEFAULTS = {"pop": 8, "gens": 5, "iters": 1200, "space": "default"}

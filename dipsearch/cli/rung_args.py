@@ -12,7 +12,7 @@ FINAL_DEFAULT = 3
 
 
 def add_rung_args(group: argparse._ArgumentGroup) -> None:
-    group.add_argument("--final", type=int, metavar="K",
+    group.add_argument("--final", type=int, metavar="K", default=FINAL_DEFAULT,
                        help=f"candidates refitted at the full budget with stopping, the space's default genome among "
                             f"them; the best by the GT-free fitness of the stopped output is the answer (default "
                             f"{FINAL_DEFAULT}; 0: no final rung, the screening's best is the answer)")
@@ -25,10 +25,9 @@ def add_rung_args(group: argparse._ArgumentGroup) -> None:
 
 
 def plan_from_args(args: argparse.Namespace, problem: Problem | None = None) -> RungPlan | None:
-    """The rung plan the flags describe (None with --final 0), validated; with a problem, the final rung's
-    detector is checked against it too."""
-    final = getattr(args, "final", None)
-    final = FINAL_DEFAULT if final is None else final
+    """The rung plan the flags describe (None with --final 0, or for a namespace made without the flags:
+    library callers opt in), validated; with a problem, the final rung's detector is checked against it too."""
+    final = getattr(args, "final", None) or 0
     if final == 0:
         return None
     raw = getattr(args, "rungs", None)
@@ -45,6 +44,15 @@ def plan_from_args(args: argparse.Namespace, problem: Problem | None = None) -> 
     return plan
 
 
+def restore_plan_args(args: argparse.Namespace, saved: dict) -> None:
+    """Set the rung flags on `args` from a run's [rungs] table (RungPlan.to_dict, or {final = 0})."""
+    args.final = int(saved.get("final", 0))
+    args.final_iters = saved.get("final_iters")
+    args.final_stop = (saved.get("stop") or {}).get("detector")
+    args.rungs = ",".join(str(b) for b in saved.get("budgets", ())) or None
+    args.eta = saved.get("eta")
+
+
 def check_final_stop(plan: RungPlan, problem: Problem, seed: int) -> None:
     from ..evaluate import stop_hook
 
@@ -54,20 +62,6 @@ def check_final_stop(plan: RungPlan, problem: Problem, seed: int) -> None:
     if plan.final_iters <= need:
         raise DipsearchError(f"--final-iters ({plan.final_iters}) must exceed the {detector.name} detector's "
                              f"warm-up/window ({need - 1} steps)")
-
-
-def rung_printer(console):
-    """One line per rung fit, for the searchers' consoles."""
-    from ..search.display import _db
-
-    def show(label: str, evaluation) -> None:
-        where = "final rung" if label == "final" else f"rung {label}"
-        stopped = f", stopped at {evaluation.stopped_iter}" if evaluation.stopped_iter is not None else ""
-        psnr = f", true PSNR {_db(evaluation.psnr)}" if evaluation.psnr is not None else ""
-        result = f"fitness {_db(evaluation.fitness)} dB" if evaluation.error is None else f"failed: {evaluation.error}"
-        console.print(f"{where}: evaluation {evaluation.index} {result}{psnr}{stopped}", highlight=False)
-
-    return show
 
 
 def final_table(space, selection):

@@ -197,6 +197,20 @@ class RungRunner:
         return [results[job.key] for _, job in jobs], {"fits": len(todo), "cached": cached}
 
 
+def rung_printer(console):
+    """One line per rung fit, for the searchers' consoles."""
+    from ..search.display import _db
+
+    def show(label: str, evaluation) -> None:
+        where = "final rung" if label == "final" else f"rung {label}"
+        stopped = f", stopped at {evaluation.stopped_iter}" if evaluation.stopped_iter is not None else ""
+        psnr = f", true PSNR {_db(evaluation.psnr)}" if evaluation.psnr is not None else ""
+        result = f"fitness {_db(evaluation.fitness)} dB" if evaluation.error is None else f"failed: {evaluation.error}"
+        console.print(f"{where}: evaluation {evaluation.index} {result}{psnr}{stopped}", highlight=False)
+
+    return show
+
+
 def _result(future: Future, job: Candidate) -> Evaluation:
     try:
         return future.result()
