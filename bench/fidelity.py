@@ -56,6 +56,7 @@ from dipsearch.evaluate import subsample  # noqa: E402
 from dipsearch.fit import FitHook, StepState, fit, min_size  # noqa: E402
 from dipsearch.imageio import center_crop, load_image  # noqa: E402
 from dipsearch.metrics import psnr  # noqa: E402
+from dipsearch.runs import read_jsonl  # noqa: E402
 from dipsearch.space import SPACES_DIR, space_from_dict  # noqa: E402
 from dipsearch.stopping import EMV, Holdout, StoppingHook, Sure, replay  # noqa: E402
 
@@ -248,8 +249,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.report:
-        rows = [json.loads(line) for line in args.out.read_text().splitlines() if line.strip()]
-        report(rows, args.out.with_suffix(".json"))
+        report(read_jsonl(args.out), args.out.with_suffix(".json"))
         return
     if args.budget < max(BUDGETS):
         parser.error(f"--budget must be at least {max(BUDGETS)}")
@@ -263,7 +263,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     done = set()
     if args.out.exists():
-        done = {(r["candidate"], r["image"]) for r in map(json.loads, args.out.read_text().splitlines()) if r}
+        done = {(r["candidate"], r["image"]) for r in read_jsonl(args.out)}
     todo = [(i, name) for i in range(len(genomes)) if i % shards == shard for name in problems if (i, name) not in done]
     start = time.perf_counter()
     for n, (i, name) in enumerate(todo, 1):
@@ -279,8 +279,7 @@ def main() -> None:
         print(f"[{n}/{len(todo)}] candidate {i} {name} s{sigma:g}: truth {row['truth']:.2f} dB (EMV at "
               f"{row['emv_chosen']}), ho@300 {row['ho@300']:.2f}, final {row['final']:.2f}; "
               f"{row['main_seconds'] + row['half_seconds']:.0f} s, eta {eta / 60:.0f} min", flush=True)
-    rows = [json.loads(line) for line in args.out.read_text().splitlines() if line.strip()]
-    report(rows, args.out.with_suffix(".json"))
+    report(read_jsonl(args.out), args.out.with_suffix(".json"))
 
 
 if __name__ == "__main__":

@@ -188,7 +188,7 @@ def test_sigkill_in_the_final_rung_then_resume_refits_only_the_missing_finalists
     clean, space = image_file("clean.png", 32, 32), write_space(tmp_path)
     out = tmp_path / "runs"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    args = _cli_args(clean, space, out, "--pop", 3, "--gens", 0, "--final-iters", 600)
+    args = _cli_args(clean, space, out, "--pop", 3, "--gens", 0, "--final-iters", 1500)
     proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), *args], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     deadline, log = time.monotonic() + 180, None
@@ -213,7 +213,7 @@ def test_sigkill_in_the_final_rung_then_resume_refits_only_the_missing_finalists
     assert summary["best_fitness"] == max(r["fitness"] for r in finals) >= summary["final_default_score"]
     assert sum(f["default"] for f in summary["final"]) == 1
     best = tomllib.loads((log.parent / "best_arch.toml").read_text())
-    assert best["fit"]["iters"] == 600 and best["search"]["rung"] == "final"
+    assert best["fit"]["iters"] == 1500 and best["search"]["rung"] == "final"
     assert (log.parent / "best_output.png").is_file()
     assert json.loads((log.parent / "summary.json").read_text())["rungs"][-1]["cached"] == len(before)
 
@@ -244,3 +244,36 @@ def test_final_zero_keeps_the_screening_choice(tmp_path, image_file):
     summary = json.loads((run / "summary.json").read_text())
     assert "final" not in summary and not any("rung" in r for r in read_jsonl(run / "evaluations.jsonl"))
     assert tomllib.loads((run / "config.toml").read_text())["rungs"] == {"final": 0}
+
+
+def test_a_finalist_must_beat_the_default_by_the_margin_on_the_held_out_pixels(tmp_path):
+    import torch
+
+    space = _space()
+    record, genomes, make = _screened(tmp_path, space, n=4)
+    problem = make(space.default(), -1).problem
+    by_lr = sorted(genomes, key=lambda g: -g["lr"])
+    flat = torch.full_like(problem.clean, 0.5)  # the default restores nothing
+    images = {json.dumps(space.default()): flat, json.dumps(by_lr[0]): (flat + 0.002).clamp(0, 1),
+              json.dumps(by_lr[1]): problem.clean}
+
+    class WithImages(Fake):
+        def __call__(self, candidate):
+            evaluation = super().__call__(candidate)
+            evaluation.image = images.get(json.dumps(candidate.genome)) if candidate.stop else None
+            return evaluation
+
+    # by_lr[0] scores highest but its output is the default's up to rounding: not significantly better
+    scores = {json.dumps(by_lr[0]): 9.0, json.dumps(by_lr[1]): 8.0}
+    fake = WithImages(lambda g, iters, stop: scores.get(json.dumps(g), 1.0) if stop else g["lr"])
+    selection = _runner(space, make, record, RungPlan(final=3, final_iters=200), fake).run()
+    z = {json.dumps(f.genome): f.z for f in selection.finalists}
+    assert abs(z[json.dumps(by_lr[0])]) < 1.64 < z[json.dumps(by_lr[1])]
+    assert selection.choice.genome == by_lr[1]  # the clearly better one, though the other scored higher
+    assert (tmp_path / "final").is_dir() and len(list((tmp_path / "final").iterdir())) == 3
+
+    # with margin 0 the higher score wins among the finalists not rated below the default on the held-out pixels
+    (tmp_path / "b").mkdir()
+    record2, _, _ = _screened(tmp_path / "b", space, n=4)
+    plain = _runner(space, make, record2, RungPlan(final=3, final_iters=200, margin=0.0), fake).run()
+    assert plain.choice.genome == (by_lr[0] if z[json.dumps(by_lr[0])] >= 0 else by_lr[1])

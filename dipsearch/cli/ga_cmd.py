@@ -34,7 +34,8 @@ DEFAULTS = {"pop": 8, "gens": 5, "iters": 1200, "space": "default"}
 DEMO = {"pop": 6, "gens": 3, "iters": 200, "space": "demo", "workers": min(2, os.cpu_count() or 1), "final_iters": 1200}
 PROBLEM_KEYS = ("observation", "task", "clean", "noise", "sigma", "factor", "mask", "mask_ratio", "mask_kind", "crop",
                 "seed", "demo")
-SEARCH_KEYS = ("iters", "fitness", "eval_scale", "device", "final", "final_iters", "final_stop", "rungs", "eta")
+SEARCH_KEYS = ("iters", "fitness", "eval_scale", "device", "final", "final_iters", "final_stop", "rungs", "eta",
+               "final_margin")
 RUNTIME_KEYS = ("workers", "dask", "dask_timeout", "no_progress", "out")  # may change when a run is resumed
 SPACE_SNAPSHOT = "space.toml"
 

@@ -22,6 +22,9 @@ def add_rung_args(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--rungs", metavar="B1,B2", help="promotion rungs between screening and final rung: budgets "
                        "in iterations; rung i keeps K*eta^(n-i) candidates (default: none)")
     group.add_argument("--eta", type=int, metavar="N", help="successive-halving ratio between rungs (default 3)")
+    group.add_argument("--final-margin", type=float, metavar="Z",
+                       help="with the holdout fitness, a finalist replaces the default only when it is better on the "
+                            "held-out pixels by Z standard errors of the paired difference (default 1.64)")
 
 
 def plan_from_args(args: argparse.Namespace, problem: Problem | None = None) -> RungPlan | None:
@@ -35,9 +38,10 @@ def plan_from_args(args: argparse.Namespace, problem: Problem | None = None) -> 
         budgets = tuple(int(b) for b in raw.split(",")) if raw else ()
     except ValueError:
         raise DipsearchError(f"--rungs takes comma-separated iteration budgets, e.g. 600,1200; got {raw!r}") from None
-    plan = RungPlan(final=final, final_iters=getattr(args, "final_iters", None) or 2400,
-                    stop={"detector": getattr(args, "final_stop", None) or "emv"}, budgets=budgets,
-                    eta=getattr(args, "eta", None) or 3)
+    given = {"final_iters": getattr(args, "final_iters", None), "eta": getattr(args, "eta", None),
+             "margin": getattr(args, "final_margin", None)}
+    plan = RungPlan(final=final, stop={"detector": getattr(args, "final_stop", None) or "emv"}, budgets=budgets,
+                    **{k: v for k, v in given.items() if v is not None})
     plan.check()
     if problem is not None:
         check_final_stop(plan, problem, getattr(args, "seed", 0) or 0)
@@ -51,6 +55,7 @@ def restore_plan_args(args: argparse.Namespace, saved: dict) -> None:
     args.final_stop = (saved.get("stop") or {}).get("detector")
     args.rungs = ",".join(str(b) for b in saved.get("budgets", ())) or None
     args.eta = saved.get("eta")
+    args.final_margin = saved.get("margin")
 
 
 def check_final_stop(plan: RungPlan, problem: Problem, seed: int) -> None:

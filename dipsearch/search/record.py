@@ -65,6 +65,14 @@ class SearchRecord:
             self.run.save_image(f"{FINAL_IMAGES}/{evaluation.key}.png", evaluation.image)
         evaluation.image = None
 
+    def final_image(self, key: str):
+        """The stopped output of a final-rung fit (a tensor), as kept in final/<key>.png; None if absent.
+        The PNG is 8-bit: its rounding error (< 0.002 RMS) is far below any noise a search faces."""
+        from ..imageio import load_image
+
+        path = self.run.file(FINAL_IMAGES) / f"{key}.png"
+        return load_image(path) if path.is_file() else None
+
     def _remember(self, evaluation: Evaluation) -> bool:
         self.cache[evaluation.key] = evaluation
         # A pruned evaluation's fitness is from a cut-short fit: it is logged but never the best.

@@ -9,6 +9,10 @@ not made there. Successive halving takes over:
       at the full budget with online stopping (default EMV, the stopping benchmark's best median), and
       scored by the GT-free fitness of the stopped output (held-out PSNR). The best of these is the
       search's answer, so a search never returns a network its own GT-free measure rates below the default.
+      With the holdout fitness a finalist must also beat the default significantly: on the same held-out
+      pixels, the paired difference of squared errors must favour it by `margin` standard errors. A held-out
+      set of a small image is a few hundred noisy values, and the default is a strong network: a finalist
+      that is better by chance would otherwise replace it as often as not.
 Every rung fit is logged in evaluations.jsonl with its rung and budget (the key includes budget and
 stopping), so a killed search resumes inside a rung without refitting finished candidates.
 """
@@ -37,12 +41,14 @@ class RungPlan:
     stop: dict[str, Any] = field(default_factory=lambda: {"detector": "emv"})  # stopping in the final rung
     budgets: tuple[int, ...] = ()  # promotion rungs between the screening and the final rung
     eta: int = 3  # each earlier rung holds eta times as many candidates as the next
+    margin: float = 1.64  # z a finalist needs over the default on the held-out pixels (one-sided 5 %)
 
     def check(self) -> None:
         problems = [
             (self.final >= 2, f"--final must be >= 2 (the default genome takes one place), got {self.final}; "
                               "--final 0 turns the final rung off"),
             (self.eta >= 2, f"--eta must be >= 2, got {self.eta}"),
+            (self.margin >= 0, f"--final-margin must be >= 0, got {self.margin}"),
             (all(b >= 1 for b in self.budgets), f"--rungs budgets must be >= 1, got {list(self.budgets)}"),
             (list(self.budgets) == sorted(set(self.budgets)), f"--rungs budgets must increase, got {list(self.budgets)}"),
             (self.final_iters > max(self.budgets, default=0),
@@ -59,12 +65,13 @@ class RungPlan:
 
     def to_dict(self) -> dict[str, Any]:
         return {"final": self.final, "final_iters": self.final_iters, "stop": dict(self.stop),
-                "budgets": list(self.budgets), "eta": self.eta}
+                "budgets": list(self.budgets), "eta": self.eta, "margin": self.margin}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RungPlan":
         return cls(final=int(data["final"]), final_iters=int(data["final_iters"]), stop=dict(data["stop"]),
-                   budgets=tuple(int(b) for b in data.get("budgets", ())), eta=int(data.get("eta", 3)))
+                   budgets=tuple(int(b) for b in data.get("budgets", ())), eta=int(data.get("eta", 3)),
+                   margin=float(data.get("margin", cls.margin)))
 
 
 @dataclass
@@ -73,12 +80,14 @@ class Finalist:
     evaluation: Evaluation
     default: bool
     screen_fitness: float | None
+    z: float | None = None  # paired held-out advantage over the default in standard errors (> 0: better)
 
     def row(self) -> dict[str, Any]:
         e = self.evaluation
         return {"index": e.index, "key": e.key, "default": self.default, "score": e.fitness, "psnr": e.psnr,
                 "stopped_iter": e.stopped_iter, "iters_run": e.iters_run, "params": e.params,
-                "screen_fitness": self.screen_fitness, "error": e.error, "genome": self.genome}
+                "screen_fitness": self.screen_fitness, "z_vs_default": self.z, "error": e.error,
+                "genome": self.genome}
 
 
 @dataclass
@@ -115,12 +124,13 @@ class RungRunner:
         self.executor, self.plan, self.evaluate_fn = executor, plan, evaluate_fn
         self.notify = notify or (lambda label, evaluation: None)
 
-    def candidate(self, genome: Genome, budget: int, stop: dict[str, Any] | None, index: int) -> Candidate:
+    def candidate(self, genome: Genome, budget: int, stop: dict[str, Any] | None, index: int,
+                  scale: float | None = None) -> Candidate:
         """The genome's candidate at a rung's budget: the rung sets the iterations, over a space's iters gene."""
         base = self.make_candidate(dict(genome), index)
         settings = {k: v for k, v in base.fit_settings.items() if k != "iters"}
         return replace(base, iters=budget, fit_settings=settings, stop=stop if stop is not None else base.stop,
-                       reporter=None)
+                       reporter=None, scale=base.scale if scale is None else scale)
 
     def screened(self) -> Rank:
         """The screening's distinct candidates by fitness, best first (failed and pruned fits excluded; ties
@@ -141,16 +151,52 @@ class RungRunner:
             ranked = sorted(zip([g for g, _ in promoted], results), key=lambda ge: -ge[1].search_value)
             rows.append({"rung": number, "budget": budget, "candidates": len(promoted), **counts})
         finalists = self._finalists(ranked, sizes[-1])
-        jobs = [(g, self.candidate(g, self.plan.final_iters, self.plan.stop, -1)) for g, _, _ in finalists]
+        # the full budget at full scale: what the user's refit does
+        jobs = [(g, self.candidate(g, self.plan.final_iters, self.plan.stop, -1, scale=1.0)) for g, _, _ in finalists]
         results, counts = self._run_rung(FINAL, jobs)
         rows.append({"rung": FINAL, "budget": self.plan.final_iters, "candidates": len(jobs),
-                     "stop": self.plan.stop.get("detector"), **counts})
+                     "stop": self.plan.stop.get("detector"), "margin": self.plan.margin, **counts})
         out = [Finalist(g, e, is_default, screen) for (g, is_default, screen), e in zip(finalists, results)]
-        choice = max(out, key=lambda f: f.evaluation.search_value)  # first of equals: the better-ranked one
+        self._paired_with_default(out, [job for _, job in jobs])
+        choice = self._choose(out)
         if choice.evaluation.fitness is None:
             errors = "; ".join(sorted({f.evaluation.error or "failed" for f in out}))
             raise DipsearchError(f"every fit of the final rung failed ({errors})")
         return Selection(choice, out, rows)
+
+    def _choose(self, finalists: list[Finalist]) -> Finalist:
+        """The best finalist by the final score among the default and those that beat it by the margin (when
+        a paired comparison exists); the first of equals is the better-ranked one."""
+        default = next(f for f in finalists if f.default)
+        if default.evaluation.fitness is None:
+            eligible = finalists
+        else:
+            eligible = [f for f in finalists if f.default or (f.evaluation.search_value > default.evaluation.search_value
+                                                               and (f.z is None or f.z >= self.plan.margin))]
+        return max(eligible, key=lambda f: f.evaluation.search_value)
+
+    def _paired_with_default(self, finalists: list[Finalist], jobs: list[Candidate]) -> None:
+        """Each finalist's held-out advantage over the default, in standard errors of the paired difference."""
+        from ..fitness import HoldoutFitness, make_fitness
+
+        fitness = make_fitness(jobs[0].fitness)
+        if not isinstance(fitness, HoldoutFitness):
+            return
+        prepared = fitness.prepare(jobs[0].problem, jobs[0].seed)
+        errors = {}
+        for f, job in zip(finalists, jobs):
+            image = self.record.final_image(job.key)
+            if image is not None and f.evaluation.fitness is not None:
+                errors[id(f)] = fitness.residuals(image, prepared)
+        default = next(f for f in finalists if f.default)
+        if id(default) not in errors:
+            return
+        for f in finalists:
+            if f.default or id(f) not in errors:
+                continue
+            d = errors[id(default)] - errors[id(f)]  # > 0 where the finalist is closer to the held-out values
+            se = float(d.std()) / math.sqrt(d.numel())
+            f.z = float(d.mean()) / se if se > 0 else (math.inf if float(d.mean()) > 0 else 0.0)
 
     def _finalists(self, ranked: Rank, size: int) -> list[tuple[Genome, bool, float | None]]:
         """The top `size` of the ranking, with the default genome always among them (it takes the last place
