@@ -207,11 +207,12 @@ def report(rows: list[dict], out_json: Path) -> dict[str, Any]:
             pick = max(mine, key=lambda r: r[score])
             best = max(r["truth"] for r in mine)
             default = next((r["truth"] for r in mine if r["candidate"] == 0), None)
-            per_image.append({"image": name, "spearman": rho, "kendall": tau, "regret": best - pick["truth"],
+            per_image.append({"image": name, "n": len(mine), "spearman": rho, "kendall": tau, "regret": best - pick["truth"],
                               "pick_vs_default": None if default is None else pick["truth"] - default})
         if not per_image:
             continue
         table[score] = {
+            "n": min(p["n"] for p in per_image),
             "spearman": statistics.mean(p["spearman"] for p in per_image),
             "kendall": statistics.mean(p["kendall"] for p in per_image),
             "regret_mean": statistics.mean(p["regret"] for p in per_image),
@@ -221,9 +222,9 @@ def report(rows: list[dict], out_json: Path) -> dict[str, Any]:
             "per_image": per_image,
         }
     print(f"\n{len(shared)} candidates x {len(images)} images; truth = true PSNR at full budget with EMV stopping")
-    print(f"{'score':16s} {'Spearman':>9s} {'Kendall':>8s} {'regret':>7s} {'worst':>6s} {'pick-def':>9s} {'worst':>6s}")
+    print(f"{'score':16s} {'n':>3s} {'Spearman':>9s} {'Kendall':>8s} {'regret':>7s} {'worst':>6s} {'pick-def':>9s} {'worst':>6s}")
     for score, t in sorted(table.items(), key=lambda kv: -kv[1]["spearman"]):
-        print(f"{score:16s} {t['spearman']:+9.3f} {t['kendall']:+8.3f} {t['regret_mean']:7.2f} {t['regret_max']:6.2f}"
+        print(f"{score:16s} {t['n']:3d} {t['spearman']:+9.3f} {t['kendall']:+8.3f} {t['regret_mean']:7.2f} {t['regret_max']:6.2f}"
               f" {t['pick_vs_default_mean']:+9.2f} {t['pick_vs_default_min']:+6.2f}")
     summary = {"candidates": len(shared), "images": images, "table": table, "machine": machine()}
     write_json(out_json, summary)

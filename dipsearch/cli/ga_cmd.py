@@ -28,7 +28,7 @@ from ..tomlio import dumps_toml, load_toml
 from .rung_args import final_table
 from .search_cmd import SearchSetup, add_search_args, search_setup
 
-DEFAULTS = {"pop": 8, "gens": 5, "iters": 1200, "space": "default"}
+DEFAULTS = {"pop": 8, "gens": 5, "iters": 400, "space": "default"}
 # Small enough for a few minutes on 2 CPU cores: 6 + 3 x 6 candidates at most, 200 iterations each, on the
 # embedded 128 px image, over a space of networks no wider than 64 channels, two single-thread workers.
 DEMO = {"pop": 6, "gens": 3, "iters": 200, "space": "demo", "workers": min(2, os.cpu_count() or 1), "final_iters": 1200}

@@ -48,6 +48,17 @@ def plan_from_args(args: argparse.Namespace, problem: Problem | None = None) -> 
     return plan
 
 
+def default_eval_scale(problem: Problem, space) -> float:
+    """0.5 (screening on every other pixel, see bench/fidelity.py) unless the task cannot be subsampled
+    (super-resolution) or the half image is too small for the space's default network."""
+    from ..fit import min_size
+
+    half = min(problem.image_shape[1:]) // 2
+    if problem.task == "sr" or half < min_size(space.decode(space.default())):
+        return 1.0
+    return 0.5
+
+
 def restore_plan_args(args: argparse.Namespace, saved: dict) -> None:
     """Set the rung flags on `args` from a run's [rungs] table (RungPlan.to_dict, or {final = 0})."""
     args.final = int(saved.get("final", 0))

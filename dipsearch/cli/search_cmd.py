@@ -12,12 +12,12 @@ from ..fitness import FITNESSES, make_fitness
 from ..space import SearchSpace, find_space, load_space
 from ..tasks import Problem
 from .problem_args import add_problem_args, problem_from_args
-from .rung_args import add_rung_args, plan_from_args
+from .rung_args import add_rung_args, default_eval_scale, plan_from_args
 
 SEARCHERS: list[Any] = []  # modules with register(subparsers); each searcher appends itself below
 
 
-def add_search_args(parser: argparse.ArgumentParser, iters_default: int = 1200) -> None:
+def add_search_args(parser: argparse.ArgumentParser, iters_default: int = 400) -> None:
     add_problem_args(parser)
     group = parser.add_argument_group("search")
     group.add_argument("--space", default="default", metavar="PATH",
@@ -26,8 +26,9 @@ def add_search_args(parser: argparse.ArgumentParser, iters_default: int = 1200) 
                        help=f"fit iterations per candidate (default {iters_default}; a space's iters gene overrides)")
     group.add_argument("--fitness", default="holdout",
                        help=f"how candidates are scored: {', '.join(FITNESSES)} (default holdout: no ground truth used)")
-    group.add_argument("--eval-scale", type=float, default=1.0, metavar="S",
-                       help="score candidates on a 1/2 or 1/4 subsampled image (cheaper proxy; default 1)")
+    group.add_argument("--eval-scale", type=float, metavar="S",
+                       help="screen candidates on a 1/2 or 1/4 subsampled image (default 0.5 where the task and "
+                            "image allow it, else 1: the best-predicting cheap score of bench/fidelity.py)")
     group.add_argument("--workers", type=int, metavar="N",
                        help="local worker processes (default: one per GPU, else 1 = in-process)")
     group.add_argument("--dask", metavar="ADDRESS", help="run evaluations on a Dask scheduler, e.g. tcp://host:8786")
@@ -90,6 +91,8 @@ def search_setup(args: argparse.Namespace) -> SearchSetup:
     problem = problem_from_args(args)
     space = load_space(find_space(args.space))
     make_fitness(args.fitness, problem)  # unknown fitness, or psnr without --clean: fail before any work
+    if args.eval_scale is None:
+        args.eval_scale = default_eval_scale(problem, space)
     if args.eval_scale not in (1.0, 0.5, 0.25):
         raise DipsearchError(f"--eval-scale must be 1, 0.5 or 0.25, got {args.eval_scale}")
     plan_from_args(args, problem)  # bad --final/--rungs/--final-stop: fail before any work
