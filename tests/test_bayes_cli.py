@@ -82,8 +82,9 @@ def test_search_bayes_writes_its_run_folder_and_best_arch_fits(tmp_path, problem
     # the answer is the final rung's choice: the best of its finalists, the default genome among them
     finals = [json.loads(line) for line in (run / "evaluations.jsonl").read_text().splitlines()]
     finals = [r for r in finals if r.get("rung") == "final"]
-    assert len(finals) == 3 and summary["best_fitness"] == max(r["fitness"] for r in finals)
-    assert summary["best_fitness"] >= summary["final_default_score"]
+    assert len(finals) == 3 and summary["best_fitness"] in [r["fitness"] for r in finals]
+    (choice,) = [f for f in summary["final"] if f["index"] == summary["final_choice"]]
+    assert choice["default"] or (choice["z_vs_default"] >= 1.64 and choice["score"] > summary["final_default_score"])
     config = tomllib.loads((run / "config.toml").read_text())
     assert config["bayes"]["sampler"] == {"name": "tpe", "seed": 0, "n_startup_trials": 3, "multivariate": True,
                                           "group": True, "constant_liar": True}
