@@ -107,7 +107,7 @@ def main() -> None:
                "default_psnr": default["psnr_stopped"], "screen_psnr": screen["psnr_stopped"],
                "winner_is_default": summary["final_choice_is_default"],
                "screen_winner_is_default": screen_best["genome"] == space.default(),
-               "final": [{k: f[k] for k in ("default", "score", "psnr", "stopped_iter")} for f in summary["final"]],
+               "final": [{k: f[k] for k in ("default", "score", "psnr", "stopped_iter", "z_vs_default")} for f in summary["final"]],
                "evaluations": summary["evaluations"], "seconds": round(time.perf_counter() - start, 1)}
         with args.out.open("a") as f:
             f.write(json.dumps(row) + "\n")
