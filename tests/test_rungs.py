@@ -229,6 +229,7 @@ def test_sigkill_in_the_final_rung_then_resume_refits_only_the_missing_finalists
     (["--final-stop", "magic"], "unknown detector 'magic'"),
     (["--noise", "poisson", "--final-stop", "sure"], "sure: SURE needs Gaussian noise, but this problem has poisson"),
     (["--eta", "1", "--rungs", "50"], "--eta must be >= 2, got 1"),
+    (["--final-margin", "-1"], "--final-margin must be >= 0, got -1.0"),
 ])
 def test_bad_rung_flags_exit_2_with_a_message_and_leave_no_run(tmp_path, image_file, capsys, flags, message):
     clean, space = image_file("clean.png", 32, 32), write_space(tmp_path)
