@@ -67,6 +67,16 @@ class HoldoutFitness(Fitness):
             predicted = problem.operator(output.to(problem.observed.device))
         return psnr(predicted, problem.observed, self.held.to(predicted.device))
 
+    def residuals(self, output: torch.Tensor, problem: Problem) -> torch.Tensor:
+        """The squared errors on the held-out pixels (every channel), one value each: what the score
+        averages, for paired comparisons of two outputs on the same pixels."""
+        if self.held is None:
+            raise RuntimeError("HoldoutFitness.residuals called before prepare")
+        with torch.no_grad():
+            predicted = problem.operator(output.to(problem.observed.device))
+        held = self.held.to(predicted.device).expand_as(predicted) > 0.5
+        return ((predicted - problem.observed) ** 2)[held].double().cpu()
+
 
 class PsnrFitness(Fitness):
     name = "psnr"

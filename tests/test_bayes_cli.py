@@ -36,7 +36,8 @@ def one_thread():
 def problem(tmp_path, image_file):
     space = tmp_path / "tiny.toml"
     space.write_text(TINY)
-    return ["--clean", str(image_file("clean.png", 32, 32)), "--space", str(space), "--device", "cpu", "--no-progress"]
+    return ["--clean", str(image_file("clean.png", 32, 32)), "--space", str(space), "--device", "cpu", "--no-progress",
+            "--final-iters", "120"]
 
 
 def _runs(out: Path) -> list[Path]:
@@ -44,7 +45,9 @@ def _runs(out: Path) -> list[Path]:
 
 
 def _rows(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "evaluations.jsonl").read_text().splitlines()]
+    """The trials' rows (the final rung's fits are logged there too, without a trial number)."""
+    rows = [json.loads(line) for line in (run / "evaluations.jsonl").read_text().splitlines()]
+    return [r for r in rows if "rung" not in r]
 
 
 def _study(journal: Path, name: str) -> optuna.Study:
@@ -75,7 +78,13 @@ def test_search_bayes_writes_its_run_folder_and_best_arch_fits(tmp_path, problem
     assert summary["trials"] == 5 and summary["pruned"] == sum(r["pruned"] for r in rows)
     assert {"best_fitness", "best_psnr", "seconds"} <= set(summary)
     best = max((r for r in rows if r["state"] == "COMPLETE"), key=lambda r: r["fitness"])
-    assert summary["best_fitness"] == best["fitness"] and summary["best_psnr"] == best["psnr"]
+    assert summary["screen_best_fitness"] == best["fitness"] and summary["screen_best_psnr"] == best["psnr"]
+    # the answer is the final rung's choice: the best of its finalists, the default genome among them
+    finals = [json.loads(line) for line in (run / "evaluations.jsonl").read_text().splitlines()]
+    finals = [r for r in finals if r.get("rung") == "final"]
+    assert len(finals) == 3 and summary["best_fitness"] in [r["fitness"] for r in finals]
+    (choice,) = [f for f in summary["final"] if f["index"] == summary["final_choice"]]
+    assert choice["default"] or (choice["z_vs_default"] >= 1.64 and choice["score"] > summary["final_default_score"])
     config = tomllib.loads((run / "config.toml").read_text())
     assert config["bayes"]["sampler"] == {"name": "tpe", "seed": 0, "n_startup_trials": 3, "multivariate": True,
                                           "group": True, "constant_liar": True}

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import DipsearchError
 from .names import PRUNERS, SAMPLERS, SQLITE_HELP, STALE_AFTER
 from .problem_args import problem_flags, problem_from_args
+from .rung_args import final_table, restore_plan_args
 from .search_cmd import (SearchSetup, add_search_args, check_workers, fit_space_to_image, no_winner,
                          refuse_resume_flags, remember_resume_defaults, search_setup)
 
@@ -121,6 +122,7 @@ def _resume_setup(args: argparse.Namespace) -> tuple[SearchSetup, dict[str, Any]
     args.report_every = args.report_every or recipe["report_every"]
     if args.budget_iters is None:
         args.budget_iters = config["bayes"].get("max_iters")
+    restore_plan_args(setup.args, config.get("rungs", {"final": 0}))
     return setup, recipe.get("problem_args") or {}
 
 
@@ -183,6 +185,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
         shutdown(executor)
     summary = result.summary
     console.print(top_table(result.study))
+    if result.selection is not None:
+        console.print(final_table(setup.space, result.selection))
     shown = {k: v for k, v in summary.items() if k not in ("plots", "dashboard", "storage")}
     console.print(summary_table(f"bayes search: {summary['trials']} trials, {summary['pruned']} pruned", shown))
     console.print(f"run folder: [bold]{result.run.path}[/bold]", highlight=False)

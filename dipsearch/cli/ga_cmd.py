@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import DipsearchError
 from .names import CROSSOVERS, DETECTORS
 from .problem_args import problem_flags
+from .rung_args import final_table
 from .search_cmd import (SearchSetup, add_search_args, check_workers, no_winner, refuse_resume_flags,
                          remember_resume_defaults, search_setup)
 from .stop_cmd import check_stop_name
@@ -22,13 +23,14 @@ if TYPE_CHECKING:
     from ..runs import RunDir
     from ..search.ga import GAConfig
 
-DEFAULTS = {"pop": 8, "gens": 5, "iters": 1200, "space": "default"}
+DEFAULTS = {"pop": 8, "gens": 5, "iters": 400, "space": "default"}
 # Small enough for a few minutes on 2 CPU cores: 6 + 3 x 6 candidates at most, 200 iterations each, on the
 # embedded 128 px image, over a space of networks no wider than 64 channels, two single-thread workers.
-DEMO = {"pop": 6, "gens": 3, "iters": 200, "space": "demo", "workers": min(2, os.cpu_count() or 1)}
+DEMO = {"pop": 6, "gens": 3, "iters": 200, "space": "demo", "workers": min(2, os.cpu_count() or 1), "final_iters": 1200}
 PROBLEM_KEYS = ("observation", "task", "clean", "noise", "sigma", "factor", "mask", "mask_ratio", "mask_kind", "crop",
                 "seed", "demo")
-SEARCH_KEYS = ("iters", "fitness", "eval_scale", "device")
+SEARCH_KEYS = ("iters", "fitness", "eval_scale", "device", "final", "final_iters", "final_stop", "rungs", "eta",
+               "final_margin")
 RUNTIME_KEYS = ("workers", "dask", "dask_timeout", "no_progress", "out")  # may change when a run is resumed
 SPACE_SNAPSHOT = "space.toml"
 RESUME_FREE = {"gens", "workers", "dask", "dask_timeout", "no_progress", "out"}
@@ -169,6 +171,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     from ..search.checkpoint import STATE
     from ..search.display import LiveDisplay, LogDisplay, top_table
     from ..search.ga import GASearch
+    from ..search.rungs import rung_printer
     from ..search.record import EVALUATIONS, SearchRecord
     from ..space import find_space
     from ..tomlio import dumps_toml, load_toml
@@ -209,7 +212,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
         display = LogDisplay(console) if args.no_progress else LiveDisplay(console, ga.gens)
         if not fresh:
             console.print(f"resuming {run_dir.path}: {len(record)} evaluations on record", highlight=False)
-        search = GASearch(setup.space, make, record, executor, ga, display)
+        search = GASearch(setup.space, make, record, executor, ga, display, plan=setup.plan(),
+                          notify=rung_printer(console))
         with display:
             result = search.run()
     except BaseException:
@@ -223,8 +227,11 @@ def run(args: argparse.Namespace, console: Console) -> int:
     scored = [(genome, ev) for genome, ev in result.hall_of_fame[: ga.hof] if ev is not None and ev.fitness is not None]
     if scored:
         console.print(top_table(setup.space, scored, "best architectures (hall of fame)"))
-    shown = {k: result.summary.get(k) for k in ("best_fitness", "best_psnr", "default_fitness", "default_psnr",
-                                                "evaluations", "failed", "generations", "seconds")}
+    if result.selection is not None:
+        console.print(final_table(setup.space, result.selection))
+    shown = {k: result.summary.get(k) for k in ("best_fitness", "best_psnr", "screen_best_fitness", "screen_best_psnr",
+                                                "default_fitness", "default_psnr", "final_default_score",
+                                                "final_default_psnr", "evaluations", "failed", "generations", "seconds")}
     console.print(summary_table(f"ga search: {args.fitness} fitness, {args.iters} iterations per candidate",
                                 {k: v for k, v in shown.items() if v is not None}))
     console.print(f"run folder: [bold]{run_dir.path}[/bold]", highlight=False)

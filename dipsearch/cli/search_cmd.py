@@ -12,6 +12,7 @@ from ..errors import DipsearchError
 from .fit_cmd import add_fast_flags, check_fit_settings, fast_settings
 from .names import FITNESSES
 from .problem_args import add_problem_args, problem_from_args
+from .rung_args import add_rung_args, default_eval_scale, plan_from_args
 
 if TYPE_CHECKING:
     from ..evaluate import Candidate
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 SEARCHERS: list[Any] = []  # modules with register(subparsers); each searcher appends itself below
 
 
-def add_search_args(parser: argparse.ArgumentParser, iters_default: int = 1200) -> None:
+def add_search_args(parser: argparse.ArgumentParser, iters_default: int = 400) -> None:
     add_problem_args(parser)
     group = parser.add_argument_group("search")
     group.add_argument("--space", default="default", metavar="PATH",
@@ -30,9 +31,10 @@ def add_search_args(parser: argparse.ArgumentParser, iters_default: int = 1200) 
                        help=f"fit iterations per candidate (default {iters_default}; a space's iters gene overrides)")
     group.add_argument("--fitness", default="holdout",
                        help=f"how candidates are scored: {', '.join(FITNESSES)} (default holdout: no ground truth used)")
-    group.add_argument("--eval-scale", type=eval_scale, default=1.0, metavar="S",
-                       help="score candidates on a 1/2 or 1/4 subsampled image (cheaper proxy; default 1); "
-                            "give 1/2 or 0.5, 1/4 or 0.25")
+    group.add_argument("--eval-scale", type=eval_scale, metavar="S",
+                       help="screen candidates on a 1/2 or 1/4 subsampled image, given as 1/2 or 0.5, 1/4 or 0.25 "
+                            "(default 0.5 where the task and image allow it, else 1: the best-predicting cheap score "
+                            "of bench/fidelity.py)")
     group.add_argument("--workers", type=int, metavar="N",
                        help="local worker processes, dealt to the GPUs round-robin: N on one GPU = N concurrent fits "
                        "(default: one per GPU, else 1 = in-process)")
@@ -41,6 +43,7 @@ def add_search_args(parser: argparse.ArgumentParser, iters_default: int = 1200) 
     add_fast_flags(group)
     group.add_argument("--out", default="runs", metavar="DIR", help="runs root folder (default ./runs)")
     group.add_argument("--no-progress", action="store_true", help="no live display (for logs)")
+    add_rung_args(parser.add_argument_group("multi-fidelity selection"))
 
 
 def eval_scale(text: str) -> float:
@@ -78,10 +81,16 @@ class SearchSetup:
             **extra,
         )
 
+    def plan(self):
+        """The multi-fidelity rung plan (dipsearch.search.rungs.RungPlan), None with --final 0."""
+        return plan_from_args(self.args)
+
     def config(self) -> dict[str, Any]:
-        """The [search] and [problem] tables of config.toml (the searcher adds its own settings)."""
+        """The [search], [problem] and [rungs] tables of config.toml (the searcher adds its own settings)."""
         a = self.args
+        plan = self.plan()
         return {
+            "rungs": plan.to_dict() if plan else {"final": 0},
             "problem": self.problem.meta,
             "search": {
                 "space_file": self.space.source,
@@ -143,6 +152,8 @@ def search_setup(args: argparse.Namespace) -> SearchSetup:
                              "add the genes to vary, or fit one network with `dipsearch fit --space/--arch`")
     check_fit_settings(space.fixed, f"in [fixed] of {space.source}")
     make_fitness(args.fitness, problem)  # unknown fitness, or psnr without --clean: fail before any work
+    if args.eval_scale is None:
+        args.eval_scale = default_eval_scale(problem, space)
     if args.eval_scale not in (1.0, 0.5, 0.25):
         raise DipsearchError(f"--eval-scale must be 1, 0.5 or 0.25, got {args.eval_scale:g}")
     if args.eval_scale != 1 and problem.task == "sr":
@@ -153,6 +164,7 @@ def search_setup(args: argparse.Namespace) -> SearchSetup:
         from ..fit import FitConfig, resolve_device
 
         check_fast_settings(FitConfig(**fast_settings(args)), resolve_device(args.device))
+    plan_from_args(args, problem)  # bad --final/--rungs/--final-stop: fail before any work
     space, note = fit_space_to_image(space, problem, args.eval_scale)
     if not space.genes:
         raise DipsearchError(f"{note}; that leaves a single network and nothing to search: use a larger image")

@@ -3,7 +3,9 @@
 The study (in its storage) holds the truth; the run folder runs/search/<stamp>_bayes/ is the driver's
 view of it: evaluations.jsonl gets one line per finished trial of the study, whichever process ran it
 (driver, its pool or Dask workers, or a `dipsearch worker`), best_arch.toml and best_output.png follow
-the best complete trial, and summary.json and the plots are written at the end. Because the view is
+the best complete trial, and summary.json and the plots are written at the end. With a final rung (the
+default, search/rungs.py) the driver then refits the finalists at the full budget with stopping, and
+best_arch.toml and best_output.png become the final rung's choice. Because the view is
 rebuilt from the study, a killed driver restarted on the same storage and study loses nothing but the
 fits that were running (they are failed as stale and re-asked).
 """
@@ -30,6 +32,8 @@ from ..tasks import Problem
 from ..tomlio import load_toml
 from .bayes_report import StudyDisplay, write_plots
 from .record import EVALUATIONS, SearchRecord
+from .rungs import RungPlan, RungRunner, Selection, rung_printer
+from .rungs import finish as finish_rungs
 from .storage import STALE, StorageSpec, fail_stale_trials, open_storage
 from .study import (
     RECIPE, RESULT, TARGET, BayesSettings, StudyRunner, StudyStatus, check_recipe, evaluation_of, fit_iters,
@@ -49,6 +53,8 @@ class SetupLike(Protocol):
 
     def config(self) -> dict[str, Any]: ...
 
+    def plan(self) -> RungPlan | None: ...
+
 
 @dataclass
 class BayesRun:
@@ -57,6 +63,7 @@ class BayesRun:
     storage: StorageSpec
     summary: dict[str, Any]
     stale: list[int]  # trials this start found abandoned and failed
+    selection: Selection | None = None  # the final rung's finalists and choice (multi-fidelity search)
 
 
 def trial_image_path(run_path: Path, number: int) -> Path:
@@ -215,17 +222,25 @@ def _drive(setup: SetupLike, settings: BayesSettings, study: optuna.Study, stora
                          trial_iters(setup.space, setup.candidate(setup.space.default(), 0).iters),
                          executor or InProcessExecutor(), max(1, slots), settings.max_iters, settings.with_default,
                          on_tell=told, on_tick=tick, stale_after=settings.stale_after)
+    plan, selection = setup.plan(), None
     try:
         with display:
             display.update(StudyStatus.of(study))
             runner.run()
+        view.sync()
+        # The driver alone runs the rungs, after the study reached its target, and only when some trial
+        # finished: when every one failed the search has no winner to refine, and says so.
+        if plan is not None and view.record.best is not None:
+            selection = RungRunner(setup.space, setup.candidate, view.record, runner.executor, plan,
+                                   notify=rung_printer(console)).run()
     finally:
-        summary = finish(study, storage, run, view, time.perf_counter() - start, told_here=runner.told)
-    return BayesRun(run, study, storage, summary, stale)
+        summary = finish(study, storage, run, view, time.perf_counter() - start, told_here=runner.told,
+                         plan=plan, selection=selection)
+    return BayesRun(run, study, storage, summary, stale, selection)
 
 
 def finish(study: optuna.Study, storage: StorageSpec, run: RunDir, view: RunView, seconds: float,
-           told_here: int) -> dict[str, Any]:
+           told_here: int, plan: RungPlan | None = None, selection: Selection | None = None) -> dict[str, Any]:
     """Bring the view up to date and write summary.json and the plots."""
     view.sync()
     status = StudyStatus.of(study)
@@ -239,5 +254,7 @@ def finish(study: optuna.Study, storage: StorageSpec, run: RunDir, view: RunView
         seconds=round(seconds, 2), told_here=told_here, best_trial=view.record.best.index if view.record.best else None,
         study=study.study_name, storage=storage.display, plots=plots, dashboard=storage.dashboard_command(),
     )
+    if selection is not None:
+        summary.update(finish_rungs(view.record, selection, plan))
     run.write_json("summary.json", summary)
     return summary

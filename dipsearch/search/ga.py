@@ -38,6 +38,8 @@ from .display import GAObserver, NullObserver
 from .operators import CROSSOVERS, crossover, mutate
 from .plot import plot_generations
 from .record import SearchRecord
+from .rungs import Notify, RungPlan, RungRunner
+from .rungs import finish as finish_rungs
 
 NOVEL_TRIES = 10
 PLOT_EVERY_S = 30.0
@@ -95,6 +97,7 @@ class GAResult:
     hall_of_fame: list[tuple[Genome, Evaluation]]
     logbook: list[dict[str, Any]]
     summary: dict[str, Any] = field(default_factory=dict)
+    selection: Any = None  # rungs.Selection of a multi-fidelity search: the finalists and the final choice
 
 
 def _finite(values: list[float]) -> list[float]:
@@ -111,11 +114,13 @@ class GASearch:
 
     def __init__(self, space: SearchSpace, make_candidate: Callable[[Genome, int], Candidate], record: SearchRecord,
                  executor: Executor, config: GAConfig, observer: GAObserver | None = None,
-                 evaluate_fn: Callable[[Candidate], Evaluation] = evaluate):
+                 evaluate_fn: Callable[[Candidate], Evaluation] = evaluate, plan: RungPlan | None = None,
+                 notify: Notify | None = None):
         config.check()
         self.space, self.make_candidate, self.record = space, make_candidate, record
         self.executor, self.config, self.evaluate_fn = executor, config, evaluate_fn
         self.observer = observer or NullObserver()
+        self.plan, self.notify = plan, notify  # plan None: the screening's best is the answer (no rungs)
         self.Individual = individual_class()
         self.rng = random.Random(config.seed)
         self.toolbox = self._toolbox()
@@ -124,7 +129,7 @@ class GASearch:
         self.stats = tools.Statistics(key=lambda ind: ind.fitness.values[0])
         self.stats.register("best", max)
         self.stats.register("mean", _mean)
-        self.next_index = max((e.index for e in record.cache.values()), default=-1) + 1
+        self.next_index = record.next_index()
         self.seconds = 0.0
         self._keys: dict[tuple, str] = {}
         self._plotted = -math.inf
@@ -294,14 +299,20 @@ class GASearch:
             default_psnr=default.psnr if default else None,
             best_genome=None,
         )
+        best, selection = dict(self.hof[0]), None
         if best_eval.fitness is not None:  # when every candidate failed there is no best, only failures
             summary.update(best_genome=dict(self.hof[0]), best_key=best_eval.key, best_params=best_eval.params)
             # The hall of fame's best, not the log's first-seen: they are the same architecture and fitness.
             summary.update(best_fitness=best_eval.fitness, best_psnr=best_eval.psnr)
+            if self.plan is not None:
+                selection = RungRunner(self.space, self.make_candidate, self.record, self.executor, self.plan,
+                                       self.evaluate_fn, self.notify).run()
+                summary.update(finish_rungs(self.record, selection, self.plan))
+                best, best_eval = selection.choice.genome, selection.choice.evaluation
         self.record.run.write_json("summary.json", summary)
         self._plot()
         hall = [(dict(ind), self.record.lookup(self.key(ind))) for ind in self.hof]
-        return GAResult(dict(self.hof[0]), best_eval, hall, list(self.logbook), summary)
+        return GAResult(best, best_eval, hall, list(self.logbook), summary, selection)
 
     # ------------------------------------------------------------------ checkpoint
 

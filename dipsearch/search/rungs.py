@@ -1,0 +1,284 @@
+"""Multi-fidelity selection, shared by the GA and the Bayesian search: promotion rungs and a final rung.
+
+A searcher screens many candidates cheaply (its own loop: short fits scored by the promotion fitness). A
+short fit rewards networks that fit fast, not those that restore best at full budget, so the choice is
+not made there. Successive halving takes over:
+  rung 1..n (optional, `budgets`): the best `final * eta^k` screened candidates are refitted at a longer
+      budget and re-ranked by the same fitness;
+  final rung: the best `final` candidates, with the space's default genome always among them, are fitted
+      at the full budget with online stopping (default EMV, the stopping benchmark's best median), and
+      scored by the GT-free fitness of the stopped output (held-out PSNR). The best of these is the
+      search's answer, so a search never returns a network its own GT-free measure rates below the default.
+      With the holdout fitness a finalist must also beat the default significantly: on the same held-out
+      pixels, the paired difference of squared errors must favour it by `margin` standard errors. A held-out
+      set of a small image is a few hundred noisy values, and the default is a strong network: a finalist
+      that is better by chance would otherwise replace it as often as not.
+Every rung fit is logged in evaluations.jsonl with its rung and budget (the key includes budget and
+stopping), so a killed search resumes inside a rung without refitting finished candidates.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+from ..errors import DipsearchError
+from ..evaluate import Candidate, Evaluation, evaluate
+from ..executors import InProcessExecutor
+from ..space import Genome, SearchSpace
+from .record import SearchRecord
+
+FINAL = "final"
+
+
+@dataclass
+class RungPlan:
+    final: int = 3  # candidates in the final rung (K), the default genome included
+    final_iters: int = 2400  # the full budget: `dipsearch fit`'s default
+    stop: dict[str, Any] = field(default_factory=lambda: {"detector": "emv"})  # stopping in the final rung
+    budgets: tuple[int, ...] = ()  # promotion rungs between the screening and the final rung
+    eta: int = 3  # each earlier rung holds eta times as many candidates as the next
+    margin: float = 1.64  # z a finalist needs over the default on the held-out pixels (one-sided 5 %)
+
+    def check(self) -> None:
+        problems = [
+            (self.final >= 2, f"--final must be >= 2 (the default genome takes one place), got {self.final}; "
+                              "--final 0 turns the final rung off"),
+            (self.eta >= 2, f"--eta must be >= 2, got {self.eta}"),
+            (self.margin >= 0, f"--final-margin must be >= 0, got {self.margin}"),
+            (all(b >= 1 for b in self.budgets), f"--rungs budgets must be >= 1, got {list(self.budgets)}"),
+            (list(self.budgets) == sorted(set(self.budgets)), f"--rungs budgets must increase, got {list(self.budgets)}"),
+            (self.final_iters > max(self.budgets, default=0),
+             f"--final-iters ({self.final_iters}) must exceed every --rungs budget ({list(self.budgets)})"),
+        ]
+        for ok, message in problems:
+            if not ok:
+                raise DipsearchError(message)
+
+    def sizes(self) -> list[int]:
+        """Candidates per rung after the screening: promotion rungs, then the final one."""
+        n = len(self.budgets)
+        return [self.final * self.eta ** (n - i) for i in range(n)] + [self.final]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"final": self.final, "final_iters": self.final_iters, "stop": dict(self.stop),
+                "budgets": list(self.budgets), "eta": self.eta, "margin": self.margin}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RungPlan":
+        return cls(final=int(data["final"]), final_iters=int(data["final_iters"]), stop=dict(data["stop"]),
+                   budgets=tuple(int(b) for b in data.get("budgets", ())), eta=int(data.get("eta", 3)),
+                   margin=float(data.get("margin", cls.margin)))
+
+
+@dataclass
+class Finalist:
+    genome: Genome
+    evaluation: Evaluation
+    default: bool
+    screen_fitness: float | None
+    z: float | None = None  # paired held-out advantage over the default in standard errors (> 0: better)
+
+    def row(self) -> dict[str, Any]:
+        e = self.evaluation
+        return {"index": e.index, "key": e.key, "default": self.default, "score": e.fitness, "psnr": e.psnr,
+                "stopped_iter": e.stopped_iter, "iters_run": e.iters_run, "params": e.params,
+                "screen_fitness": self.screen_fitness, "z_vs_default": self.z, "error": e.error,
+                "genome": self.genome}
+
+
+@dataclass
+class Selection:
+    choice: Finalist
+    finalists: list[Finalist]
+    rungs: list[dict[str, Any]]  # one row per rung: budget, candidates, fits, cached
+
+    def summary(self) -> dict[str, Any]:
+        """The summary.json fields of a multi-fidelity search."""
+        default = next((f for f in self.finalists if f.default), None)
+        return {
+            "selection": "final rung",
+            "rungs": self.rungs,
+            "final": [f.row() for f in self.finalists],
+            "final_choice": self.choice.evaluation.index,
+            "final_choice_is_default": self.choice.default,
+            "final_default_score": default.evaluation.fitness if default else None,
+            "final_default_psnr": default.evaluation.psnr if default else None,
+        }
+
+
+Rank = list[tuple[Genome, Evaluation]]
+Notify = Callable[[str, Evaluation], None]
+
+
+class RungRunner:
+    """Runs the rungs after a searcher's screening, on its executor, into its run record."""
+
+    def __init__(self, space: SearchSpace, make_candidate: Callable[[Genome, int], Candidate], record: SearchRecord,
+                 executor: Executor, plan: RungPlan, evaluate_fn: Callable[[Candidate], Evaluation] = evaluate,
+                 notify: Notify | None = None):
+        self.space, self.make_candidate, self.record = space, make_candidate, record
+        self.executor, self.plan, self.evaluate_fn = executor, plan, evaluate_fn
+        self.notify = notify or (lambda label, evaluation: None)
+
+    def candidate(self, genome: Genome, budget: int, stop: dict[str, Any] | None, index: int,
+                  scale: float | None = None) -> Candidate:
+        """The genome's candidate at a rung's budget: the rung sets the iterations, over a space's iters gene."""
+        base = self.make_candidate(dict(genome), index)
+        settings = {k: v for k, v in base.fit_settings.items() if k != "iters"}
+        return replace(base, iters=budget, fit_settings=settings, stop=stop if stop is not None else base.stop,
+                       reporter=None, scale=base.scale if scale is None else scale)
+
+    def screened(self) -> Rank:
+        """The screening's distinct candidates by fitness, best first (failed and pruned fits excluded; ties
+        keep the order of evaluation)."""
+        done = [e for e in self.record.cache.values() if e.fitness is not None and not e.pruned
+                and math.isfinite(e.search_value)]
+        done.sort(key=lambda e: (-e.search_value, e.index))
+        return [(e.genome, e) for e in done]
+
+    def run(self) -> Selection:
+        ranked = self.screened()
+        rows = [{"rung": 0, "budget": self.make_candidate(self.space.default(), -1).iters,
+                 "candidates": len(ranked), "label": "screening"}]
+        sizes = self.plan.sizes()
+        for number, (budget, size) in enumerate(zip(self.plan.budgets, sizes), 1):
+            promoted = ranked[:size]
+            results, counts = self._run_rung(str(number), [(g, self.candidate(g, budget, None, -1)) for g, _ in promoted])
+            ranked = sorted(zip([g for g, _ in promoted], results), key=lambda ge: -ge[1].search_value)
+            rows.append({"rung": number, "budget": budget, "candidates": len(promoted), **counts})
+        finalists = self._finalists(ranked, sizes[-1])
+        # the full budget at full scale: what the user's refit does
+        jobs = [(g, self.candidate(g, self.plan.final_iters, self.plan.stop, -1, scale=1.0)) for g, _, _ in finalists]
+        results, counts = self._run_rung(FINAL, jobs)
+        rows.append({"rung": FINAL, "budget": self.plan.final_iters, "candidates": len(jobs),
+                     "stop": self.plan.stop.get("detector"), "margin": self.plan.margin, **counts})
+        out = [Finalist(g, e, is_default, screen) for (g, is_default, screen), e in zip(finalists, results)]
+        self._paired_with_default(out, [job for _, job in jobs])
+        choice = self._choose(out)
+        if choice.evaluation.fitness is None:
+            errors = "; ".join(sorted({f.evaluation.error or "failed" for f in out}))
+            raise DipsearchError(f"every fit of the final rung failed ({errors})")
+        return Selection(choice, out, rows)
+
+    def _choose(self, finalists: list[Finalist]) -> Finalist:
+        """The best finalist by the final score among the default and those that beat it by the margin (when
+        a paired comparison exists); the first of equals is the better-ranked one."""
+        default = next(f for f in finalists if f.default)
+        if default.evaluation.fitness is None:
+            eligible = finalists
+        else:
+            eligible = [f for f in finalists if f.default or (f.evaluation.search_value > default.evaluation.search_value
+                                                               and (f.z is None or f.z >= self.plan.margin))]
+        return max(eligible, key=lambda f: f.evaluation.search_value)
+
+    def _paired_with_default(self, finalists: list[Finalist], jobs: list[Candidate]) -> None:
+        """Each finalist's held-out advantage over the default, in standard errors of the paired difference."""
+        from ..fitness import HoldoutFitness, make_fitness
+
+        fitness = make_fitness(jobs[0].fitness)
+        if not isinstance(fitness, HoldoutFitness):
+            return
+        prepared = fitness.prepare(jobs[0].problem, jobs[0].seed)
+        errors = {}
+        for f, job in zip(finalists, jobs):
+            image = self.record.final_image(job.key)
+            if image is not None and f.evaluation.fitness is not None:
+                errors[id(f)] = fitness.residuals(image, prepared)
+        default = next(f for f in finalists if f.default)
+        if id(default) not in errors:
+            return
+        for f in finalists:
+            if f.default or id(f) not in errors:
+                continue
+            d = errors[id(default)] - errors[id(f)]  # > 0 where the finalist is closer to the held-out values
+            se = float(d.std()) / math.sqrt(d.numel())
+            f.z = float(d.mean()) / se if se > 0 else (math.inf if float(d.mean()) > 0 else 0.0)
+
+    def _finalists(self, ranked: Rank, size: int) -> list[tuple[Genome, bool, float | None]]:
+        """The top `size` of the ranking, with the default genome always among them (it takes the last place
+        when it did not earn one)."""
+        default = self.space.default()
+        default_key = self.make_candidate(default, -1).key
+        is_default = [self.make_candidate(g, -1).key == default_key for g, _ in ranked]
+        top = list(range(min(size, len(ranked))))
+        if not any(is_default[i] for i in top):
+            top = top[: size - 1]
+        out = [(ranked[i][0], is_default[i], ranked[i][1].fitness) for i in top]
+        if not any(d for _, d, _ in out):
+            screened = self.record.lookup(default_key)
+            out.append((default, True, screened.fitness if screened else None))
+        return out
+
+    def _run_rung(self, label: str, jobs: list[tuple[Genome, Candidate]]) -> tuple[list[Evaluation], dict[str, int]]:
+        """Evaluations in job order: from the record when a fit with this key finished before, else fitted."""
+        results: dict[str, Evaluation] = {}
+        todo: list[Candidate] = []
+        cached = 0
+        for _, job in jobs:
+            known = self.record.lookup_any(job.key)
+            if known is not None:
+                results[job.key] = known
+                cached += 1
+            elif job.key not in results and all(t.key != job.key for t in todo):
+                todo.append(replace(job, index=self.record.next_index()))
+                self.record.reserve(todo[-1].index)
+        # In-process execution happens at submit time: one at a time, so that each result is logged at once
+        # (a killed search then loses only the fit that was running).
+        window = 1 if isinstance(self.executor, InProcessExecutor) else max(1, len(todo))
+        pending: deque[tuple[Candidate, Future]] = deque()
+        queue = deque(todo)
+        while queue or pending:
+            while queue and len(pending) < window:
+                job = queue.popleft()
+                pending.append((job, self.executor.submit(self.evaluate_fn, job)))
+            job, future = pending.popleft()
+            evaluation = _result(future, job)
+            self.record.add_rung(evaluation, {"rung": label, "budget": job.iters, "stop": job.stop})
+            results[job.key] = evaluation
+            self.notify(label, evaluation)
+        return [results[job.key] for _, job in jobs], {"fits": len(todo), "cached": cached}
+
+
+def rung_printer(console):
+    """One line per rung fit, for the searchers' consoles."""
+    from ..search.display import _db
+
+    def show(label: str, evaluation) -> None:
+        where = "final rung" if label == "final" else f"rung {label}"
+        stopped = f", stopped at {evaluation.stopped_iter}" if evaluation.stopped_iter is not None else ""
+        psnr = f", true PSNR {_db(evaluation.psnr)}" if evaluation.psnr is not None else ""
+        result = f"fitness {_db(evaluation.fitness)} dB" if evaluation.error is None else f"failed: {evaluation.error}"
+        console.print(f"{where}: evaluation {evaluation.index} {result}{psnr}{stopped}", highlight=False)
+
+    return show
+
+
+def _result(future: Future, job: Candidate) -> Evaluation:
+    try:
+        return future.result()
+    except Exception as err:  # noqa: BLE001 - a lost worker fails this candidate; the rung goes on
+        return Evaluation(index=job.index, key=job.key, genome=job.genome, fitness=None, psnr=None, params=None,
+                          iters_run=0, seconds=0.0, error=f"executor: {type(err).__name__}: {err}")
+
+
+def finish(record: SearchRecord, selection: Selection, plan: RungPlan) -> dict[str, Any]:
+    """Write the final choice as the run's best (best_arch.toml with the full budget, best_output.png) and
+    return the summary fields; `best_*` then describe the final choice, `screen_best_*` the screening's best."""
+    screen = record.best
+    choice = selection.choice.evaluation
+    record.write_best(choice, fit={"iters": plan.final_iters}, extra={"rung": FINAL, "stop": plan.stop,
+                                                                       "stopped_iter": choice.stopped_iter})
+    return {
+        **selection.summary(),
+        "screen_best_fitness": screen.fitness if screen else None,
+        "screen_best_psnr": screen.psnr if screen else None,
+        "best_fitness": choice.fitness,
+        "best_psnr": choice.psnr,
+        "best_genome": choice.genome,
+        "best_key": choice.key,
+        "best_params": choice.params,
+    }
