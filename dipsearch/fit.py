@@ -135,9 +135,11 @@ class FitResult:
             out["psnr_observed"] = baseline_psnr(problem)
             out["psnr_final"] = psnr(self.output, clean)
             out["psnr_ema"] = psnr(self.ema, clean)
-            peak_row = max((r for r in self.trace if "psnr" in r), key=lambda r: r["psnr"])
-            out["psnr_peak"] = peak_row["psnr"]
-            out["iter_peak"] = int(peak_row["step"])
+            scored = [r for r in self.trace if "psnr" in r]  # metrics_every = 0 records none
+            if scored:
+                peak_row = max(scored, key=lambda r: r["psnr"])
+                out["psnr_peak"] = peak_row["psnr"]
+                out["iter_peak"] = int(peak_row["step"])
         out["restores"] = self.restores
         out["device"] = self.device
         if self.stopped_by:
@@ -183,6 +185,17 @@ def make_input(spec: Any, height: int, width: int, scale: float, generator: torc
 
 def padded_size(size: int, multiple: int) -> int:
     return -(-size // multiple) * multiple
+
+
+def min_size(spec: Any) -> int:
+    """The smallest side of a square image the network can fit, at the padded size it really sees."""
+    from .families import family_of
+
+    family = family_of(spec)
+    side = 1
+    while family.size_error(side, side):
+        side += 1
+    return side
 
 
 def check_size(problem: Problem, spec: Any) -> None:

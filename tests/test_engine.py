@@ -41,6 +41,9 @@ def test_metrics_at_a_cadence_leave_the_fit_alone(clean32):
     result = fit(_problem(clean32), SMALL, FitConfig(iters=12, seed=3, device="cpu", ssim_every=5, metrics_every=4))
     assert [r["step"] for r in result.trace if "psnr" in r] == [1, 4, 8, 12]
     assert [r["loss"] for r in result.trace] == [r["loss"] for r in RECORDED["rows"]]
+    problem = _problem(clean32)
+    silent = fit(problem, SMALL, FitConfig(iters=3, device="cpu", metrics_every=0))
+    assert "psnr" not in silent.trace[-1] and "psnr_peak" not in silent.summary(problem)
 
 
 def test_a_hook_can_change_the_update(clean32):

@@ -157,3 +157,11 @@ def test_bad_fit_settings(kwargs, message):
 def test_unknown_device_is_a_clear_error(clean32):
     with pytest.raises(DipsearchError, match="unknown device 'gpu0'"):
         fit(_denoise(clean32), SMALL, FitConfig(iters=1, device="gpu0"))
+
+
+def test_min_size_is_the_smallest_square_image_that_fits():
+    from dipsearch.fit import min_size
+
+    assert min_size(ArchSpec()) == 33  # pads to 64: a 2x2 deepest map
+    assert min_size(SMALL) == 9
+    assert min_size(ArchSpec(k_down=[3, 3, 3, 3, 5])) == 65

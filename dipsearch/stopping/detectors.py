@@ -18,6 +18,7 @@ from torch import Tensor
 from ..arch import ArchSpec
 from ..errors import DipsearchError
 from ..fit import FitConfig, StepState
+from ..metrics import accumulator
 from ..tasks import Problem
 from .rules import PatienceRule, PlateauRule, Rule
 
@@ -141,7 +142,7 @@ class EMV(Detector):
             return None
         delta = x - self.mu
         self.mu = self.mu + self.alpha * delta  # not in place: an image kept by the hook must not change
-        self.var = (1 - self.alpha) * (self.var + self.alpha * float(delta.double().pow(2).mean()))
+        self.var = (1 - self.alpha) * (self.var + self.alpha * float(delta.to(accumulator(delta.device)).pow(2).mean()))
         return self.var if state.step > self.warmup else None
 
     def image(self, state: StepState, lag: int = 0) -> Tensor:
