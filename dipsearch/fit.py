@@ -161,6 +161,8 @@ def min_size(spec: ArchSpec) -> int:
 
     Batch norm at the deepest level needs more than one pixel (side >= 2^(depth+1)), and a reflection
     pad must be smaller than the map it pads: level i's second conv pads (k-1)//2 on a 1/2^(i+1) map.
+    The NAS-DIP upsampling cell's op pads at most 3 (kernel 7) on a map of at least 1/2^(depth-1), which
+    the first bound already covers; cross-scale skips resize their sources, so they add no constraint.
     """
     need = 2 * spec.size_multiple
     if spec.pad == "reflection":

@@ -74,10 +74,16 @@ def space_to_dict(space: SearchSpace) -> dict[str, Any]:
     genes: dict[str, Any] = {}
     levels: dict[str, Any] = {}
     for name, gene in space.genes.items():
+        if name.startswith("cross_skip["):
+            continue  # rebuilt from the [cross_skip] table below
         if gene.level is None:
             genes[name] = {**table(gene), "default": gene.default}
         elif gene.level == 0:
             base = name.split("[", 1)[0]
             per_level = [g.default for g in space.genes.values() if g.level is not None and g.name.startswith(base + "[")]
             levels[base] = {**table(gene), "default": per_level}
-    return {"name": space.name, "genes": genes, "levels": levels, "fixed": dict(space.fixed), "ties": dict(space.ties)}
+    out = {"name": space.name, "genes": genes, "levels": levels, "fixed": dict(space.fixed), "ties": dict(space.ties)}
+    cross = [g for g in space.genes.values() if g.name.startswith("cross_skip[")]
+    if cross:
+        out["cross_skip"] = {"default": [[int(v) for v in g.name[11:-1].split("][")] for g in cross if g.default]}
+    return out
