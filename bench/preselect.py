@@ -1,23 +1,25 @@
-"""Is training-free pre-selection worth its cost? Metric vs true PSNR after a short fit, and top-10 vs random-10.
+"""Is training-free pre-selection worth its cost? Metric vs true PSNR after a short fit, and top-k vs random-k.
 
 For each space (nasdip.toml and wide.toml, both capped so a CPU can fit them: depth 3-4, at most
 --max-channels channels) and each classic9 crop (Gaussian noise sigma 25, seeded):
   1. sample --pool distinct candidates that fit the crop and score each with every metric
      (dipsearch.preselect, --inputs forward passes each);
   2. fit the first --fitted of them (a uniform random sample: the pool is drawn at random) with the
-     search's fitness (dipsearch.evaluate, --iters iterations) and record the true PSNR of the scored output;
-  3. fit the top --top of the pool by each metric that are not fitted yet.
+     search's fitness (dipsearch.evaluate, --iters iterations) and record the true PSNR of the scored output.
+     Fits go round-robin over the (space, image) pairs, so a run cut short still has equal samples.
 Then per (space, image) and metric: Spearman and Kendall between -metric (every metric is lower-is-better,
-so a useful metric correlates POSITIVELY here) and the true PSNR over the random fitted sample; the
-seconds of scoring against fitting one candidate; and the best true PSNR of "fit the top 10 of the pool"
-against "fit 10 random" (10 drawn from the random fitted sample, --draws seeded draws: mean, and the share
-of draws the pre-selected ten beat), both at the same fitting budget of 10 fits.
+so a useful metric correlates POSITIVELY here) and the true PSNR over the fitted sample; the seconds of
+scoring against fitting one candidate; and, with the fitted sample as the pool, the best true PSNR of
+"pre-select the top k by the metric, fit them" against "fit k random" at the same budget of k fits, for
+k = --top and k = 3, over --draws seeded draws: each draw takes a random subset of --subset of the fitted
+candidates as the scored pool (so the pre-selected set changes from draw to draw too).
 
 Rows go to OUT/preselect_rows.jsonl as they are made (a killed run keeps them: --summarise recomputes the
 summary from that file); the summary is OUT/preselect.json and is printed.
 
     nice -n 10 python bench/preselect.py [DATA] [--images F16 House Baboon] [--crop 64] [--pool 200]
-        [--fitted 60] [--top 10] [--iters 300] [--inputs 4] [--threads 1] [--out bench/results] [--summarise]
+        [--fitted 60] [--top 10] [--subset 40] [--iters 200] [--inputs 4] [--threads 1] [--out bench/results]
+        [--summarise]
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from dipsearch import make_problem  # noqa: E402
 from dipsearch.evaluate import Candidate, evaluate  # noqa: E402
 from dipsearch.imageio import center_crop, load_image  # noqa: E402
 from dipsearch.preselect import METRICS, ScoreConfig  # noqa: E402
-from dipsearch.preselect.scoring import ranked, sample_candidates, score_all  # noqa: E402
+from dipsearch.preselect.scoring import sample_candidates, score_all  # noqa: E402
 from dipsearch.space import SPACES_DIR, space_from_dict  # noqa: E402
 
 
@@ -63,7 +65,23 @@ def correlations(x: list[float], y: list[float]) -> dict[str, float]:
     return {"spearman": float(spearmanr(x, y).statistic), "kendall": float(kendalltau(x, y).statistic)}
 
 
-def summarise(rows: list[dict[str, Any]], top: int, draws: int) -> dict[str, Any]:
+def pick_vs_random(randoms: list[dict[str, Any]], scores: dict[str, dict[str, float]], metric: str, k: int,
+                   subset: int, draws: int) -> dict[str, float]:
+    """Mean best true PSNR of the metric's top k and of k random, over seeded subsets of the fitted pool."""
+    rng = random.Random(k)
+    picked, chance, wins = [], [], 0.0
+    for _ in range(draws):
+        pool = rng.sample(randoms, min(subset, len(randoms)))
+        top = sorted(pool, key=lambda r: scores[str(r["candidate"])][metric])[:k]
+        best_top = max(r["psnr"] for r in top)
+        best_random = max(r["psnr"] for r in rng.sample(pool, min(k, len(pool))))
+        picked.append(best_top)
+        chance.append(best_random)
+        wins += 1.0 if best_top > best_random else 0.5 if best_top == best_random else 0.0
+    return {"top_best": statistics.mean(picked), "random_best": statistics.mean(chance), "win_rate": wins / draws}
+
+
+def summarise(rows: list[dict[str, Any]], top: int, subset: int, draws: int) -> dict[str, Any]:
     pools = [r for r in rows if r["kind"] == "pool"]
     fits = {(r["space"], r["image"], r["candidate"]): r for r in rows if r["kind"] == "fit" and r["psnr"] is not None}
     out: dict[str, Any] = {"pairs": {}, "metrics": {}}
@@ -71,61 +89,52 @@ def summarise(rows: list[dict[str, Any]], top: int, draws: int) -> dict[str, Any
         space, image = pool["space"], pool["image"]
         scores = pool["scores"]  # candidate index -> {metric: value}
         randoms = [fits[(space, image, i)] for i in range(pool["fitted"]) if (space, image, i) in fits]
-        if len(randoms) < 3:
+        if len(randoms) < max(top, 5):
             continue
-        pair: dict[str, Any] = {"n_random_fitted": len(randoms), "score_seconds": pool["score_seconds"],
+        pair: dict[str, Any] = {"n_fitted": len(randoms), "score_seconds": pool["score_seconds"],
                                 "fit_seconds": statistics.mean(r["seconds"] for r in randoms),
-                                "best_random_psnr": max(r["psnr"] for r in randoms),
-                                "median_random_psnr": statistics.median(r["psnr"] for r in randoms), "metrics": {}}
+                                "best_psnr": max(r["psnr"] for r in randoms),
+                                "median_psnr": statistics.median(r["psnr"] for r in randoms), "metrics": {}}
         psnrs = [r["psnr"] for r in randoms]
-        rng = random.Random(0)
-        random_best = [max(r["psnr"] for r in rng.sample(randoms, min(top, len(randoms)))) for _ in range(draws)]
-        pair["random10_best_mean"] = statistics.mean(random_best)
-        pair["random10_best_std"] = statistics.pstdev(random_best)
         for metric in METRICS:
             entry = correlations([-scores[str(r["candidate"])][metric] for r in randoms], psnrs)
-            order = sorted(range(len(scores)), key=lambda i: scores[str(i)][metric])[:top]
-            picked = [fits.get((space, image, i)) for i in order]
-            if all(p is not None for p in picked):
-                best = max(p["psnr"] for p in picked)
-                entry["top10_best_psnr"] = best
-                entry["beats_random10"] = sum(best > b for b in random_best) / len(random_best)
+            for k in (top, 3):
+                entry[f"top{k}"] = pick_vs_random(randoms, scores, metric, k, subset, draws)
             pair["metrics"][metric] = entry
         out["pairs"][f"{space}/{image}"] = pair
-    for metric in METRICS:
-        for space in sorted({p["space"] for p in pools}):
-            mine = [p["metrics"][metric] for k, p in out["pairs"].items() if k.startswith(space + "/")]
-            if not mine:
-                continue
-            summary = {stat: statistics.mean(m[stat] for m in mine) for stat in ("spearman", "kendall")}
-            complete = [m for m in mine if "top10_best_psnr" in m]
-            if complete:
-                pairs = [p for k, p in out["pairs"].items() if k.startswith(space + "/") and "top10_best_psnr" in p["metrics"][metric]]
-                summary["top10_minus_random10_db"] = statistics.mean(
-                    p["metrics"][metric]["top10_best_psnr"] - p["random10_best_mean"] for p in pairs)
-                summary["beats_random10"] = statistics.mean(m["beats_random10"] for m in complete)
-                summary["images_with_top10"] = len(complete)
+    for space in sorted({p["space"] for p in pools}):
+        mine = [p for key, p in out["pairs"].items() if key.startswith(space + "/")]
+        if not mine:
+            continue
+        for metric in METRICS:
+            entries = [p["metrics"][metric] for p in mine]
+            summary = {stat: statistics.mean(e[stat] for e in entries) for stat in ("spearman", "kendall")}
+            for k in (top, 3):
+                summary[f"top{k}"] = {stat: statistics.mean(e[f"top{k}"][stat] for e in entries)
+                                    for stat in ("top_best", "random_best", "win_rate")}
+            summary["images"] = len(entries)
             out["metrics"].setdefault(metric, {})[space] = summary
     pairs = list(out["pairs"].values())
     if pairs:
         out["seconds_per_candidate"] = {"scoring": statistics.mean(p["score_seconds"] for p in pairs),
                                         "fitting": statistics.mean(p["fit_seconds"] for p in pairs)}
+        out["n_fitted"] = {key: p["n_fitted"] for key, p in out["pairs"].items()}
     return out
 
 
-def print_summary(summary: dict[str, Any], pool: int, top: int) -> None:
-    print(f"\n-metric vs true PSNR (mean over images; positive = the metric ranks like PSNR); top {top} of {pool} vs random {top}:")
+def print_summary(summary: dict[str, Any], top: int, subset: int) -> None:
+    print(f"\nfitted per (space, image): {summary.get('n_fitted')}")
+    print(f"-metric vs true PSNR, mean over images (positive = ranks like PSNR); best true PSNR of the top k by the metric "
+          f"vs k random, pools of {subset} fitted candidates (dB, share of draws the top k wins):")
     for metric, spaces in summary["metrics"].items():
         for space, s in spaces.items():
-            extra = ""
-            if "top10_minus_random10_db" in s:
-                extra = (f"  top{top}-random{top} {s['top10_minus_random10_db']:+.2f} dB, beats random in "
-                         f"{100 * s['beats_random10']:.0f}% of draws ({s['images_with_top10']} images)")
-            print(f"  {metric:10s} {space:28s} Spearman {s['spearman']:+.3f}  Kendall {s['kendall']:+.3f}{extra}")
+            picks = "  ".join(f"k={k[3:]}: {v['top_best']:.2f} vs {v['random_best']:.2f} ({100 * v['win_rate']:.0f}%)"
+                              for k, v in s.items() if k.startswith("top"))
+            print(f"  {metric:10s} {space:24s} Spearman {s['spearman']:+.3f}  Kendall {s['kendall']:+.3f}  {picks}")
     if "seconds_per_candidate" in summary:
         c = summary["seconds_per_candidate"]
         print(f"  cost per candidate: scoring {c['scoring']:.3f} s, fitting {c['fitting']:.1f} s "
-              f"(scoring {pool} = {pool * c['scoring'] / c['fitting']:.1f} fits)")
+              f"(one fit = {c['fitting'] / c['scoring']:.0f} scorings)")
 
 
 def main() -> None:
@@ -138,10 +147,11 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=200)
     parser.add_argument("--fitted", type=int, default=60)
     parser.add_argument("--top", type=int, default=10)
-    parser.add_argument("--iters", type=int, default=300)
+    parser.add_argument("--iters", type=int, default=200)
     parser.add_argument("--inputs", type=int, default=4)
     parser.add_argument("--max-depth", type=int, default=4)
     parser.add_argument("--max-channels", type=int, default=16)
+    parser.add_argument("--subset", type=int, default=40, help="fitted candidates per resampled pool")
     parser.add_argument("--draws", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
@@ -156,8 +166,8 @@ def main() -> None:
         rows_path.write_text("")
         run(args, rows_path)
     rows = [json.loads(line) for line in rows_path.read_text().splitlines() if line.strip()]
-    summary = summarise(rows, args.top, args.draws)
-    print_summary(summary, args.pool, args.top)
+    summary = summarise(rows, args.top, args.subset, args.draws)
+    print_summary(summary, args.top, args.subset)
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     path = write_json(args.out / "preselect.json", {"settings": settings, "machine": machine(), **summary})
     print(f"wrote {path}")
@@ -176,7 +186,7 @@ def run(args: argparse.Namespace, rows_path: Path) -> None:
         with rows_path.open("a") as handle:
             handle.write(json.dumps(row) + "\n")
 
-    config = ScoreConfig(inputs=args.inputs, seed=args.seed, device="cpu")
+    config = ScoreConfig(inputs=args.inputs, seed=args.seed, device="cpu", threads=args.threads)
     pools = {}
     start = time.perf_counter()
     for s_index, (space_name, space) in enumerate(spaces.items()):
@@ -192,14 +202,8 @@ def run(args: argparse.Namespace, rows_path: Path) -> None:
                    "params": {str(i): c.spec and _params(c.spec) for i, c in enumerate(pool)}})
             print(f"{space_name}/{image}: scored {len(pool)} candidates, {seconds * 1000:.0f} ms each", flush=True)
 
-    # random sample first (the correlations), then each metric's top picks
-    queue = [(key, i) for key, pool in pools.items() for i in range(min(args.fitted, len(pool)))]
-    for metric in METRICS:
-        for key, pool in pools.items():
-            index = {id(c): i for i, c in enumerate(pool)}
-            queue += [(key, index[id(c)]) for c in ranked(pool, metric)[: args.top]]
-    done: set = set()
-    queue = [item for item in queue if not (item in done or done.add(item))]
+    longest = max(len(pool) for pool in pools.values())
+    queue = [(key, i) for i in range(min(args.fitted, longest)) for key, pool in pools.items() if i < len(pool)]
     for n, ((space_name, image), i) in enumerate(queue, 1):
         candidate = pools[(space_name, image)][i]
         space = spaces[space_name]
