@@ -30,6 +30,9 @@ class ScoreConfig:
     device: str = "auto"
     input_scale: float = 0.1  # U(0, 0.1) inputs, as fit() draws them
     metrics: tuple[str, ...] = tuple(METRICS)
+    # torch intra-op threads while scoring (restored afterwards); None leaves the process setting alone.
+    # One thread on a shared CPU: tiny forward passes lose many times over to spinning OpenMP threads.
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         if self.inputs < 1:
@@ -112,12 +115,18 @@ def sample_candidates(space: SearchSpace, problem: Problem, n: int, rng: random.
 
 def score_all(problem: Problem, candidates: list[Scored], config: ScoreConfig, progress=None) -> None:
     """Scores every candidate in place; `progress(i)` is called after each one."""
-    for i, candidate in enumerate(candidates):
-        start = time.perf_counter()
-        candidate.scores = score_spec(problem, candidate.spec, config)
-        candidate.seconds = time.perf_counter() - start
-        if progress is not None:
-            progress(i)
+    previous = torch.get_num_threads()
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    try:
+        for i, candidate in enumerate(candidates):
+            start = time.perf_counter()
+            candidate.scores = score_spec(problem, candidate.spec, config)
+            candidate.seconds = time.perf_counter() - start
+            if progress is not None:
+                progress(i)
+    finally:
+        torch.set_num_threads(previous)
 
 
 def ranked(candidates: list[Scored], metric: str) -> list[Scored]:

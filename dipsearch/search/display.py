@@ -114,6 +114,8 @@ def describe(space: SearchSpace, genome: Genome) -> str:
     join = lambda values: "/".join(str(v) for v in values)  # noqa: E731
     text = f"d{arch.depth} down {join(arch.n_down)} up {join(arch.n_up)} skip {join(arch.n_skip)}"
     text += f" kd {join(arch.k_down)} ku {join(arch.k_up)} {join(m[:3] for m in arch.upsample)}"
+    if arch.cross_skip:  # NAS-DIP: decoder level <- source (0 = input)
+        text += " xskip " + ",".join(f"{i}<{s}" for i, s in arch.cross_skip)
     globals_ = [f"{k} {v}" for k, v in arch.to_dict().items() if k in space.genes and not isinstance(v, (list, tuple))]
     settings = [f"{k} {v:.3g}" for k, v in space.fit_settings(genome).items() if k in space.genes and isinstance(v, float)]
     return "  ".join([text] + globals_ + settings)
