@@ -56,6 +56,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     group.add_argument("--study", metavar="NAME", help="study name (default bayes-<space name>); an existing one is continued")
     group.add_argument("--resume", metavar="RUN_DIR", help="continue the study of this bayes run folder (problem and space from it)")
     add_study_args(group)
+    from .seeding_args import add_seeding_args
+
+    add_seeding_args(parser)
     parser.set_defaults(func=run)
 
 
@@ -144,13 +147,21 @@ def run(args: argparse.Namespace, console: Console) -> int:
     specs(setup.space, setup.args.iters, setup.args.seed, settings)  # bad sampler/pruner: fail before any work
     if settings.max_iters is not None and settings.max_iters < 1:
         raise DipsearchError(f"--budget-iters must be >= 1, got {settings.max_iters}")
+    from ..preselect.seeding import record_seeding
+    from .seeding_args import starting_genomes
+
+    initial, seeding = starting_genomes(args, setup, settings.trials, keep=max(1, settings.trials // 4))
+    if seeding and not args.with_default:
+        initial = initial[1:]  # the default genome is a first trial only with --with-default
     executor, slots = executor_and_slots(args)
     try:
         result = run_bayes(setup, settings, storage=args.storage, study_name=args.study, executor=executor, slots=slots,
                            out=args.out, problem_args=problem_args, resume=args.resume, console=console,
-                           progress=not args.no_progress)
+                           progress=not args.no_progress, initial=initial)
     finally:
         shutdown(executor)
+    if seeding:
+        record_seeding(result.run, seeding)
     summary = result.summary
     console.print(top_table(result.study))
     shown = {k: v for k, v in summary.items() if k not in ("plots", "dashboard", "storage")}

@@ -66,6 +66,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "its config.toml decides everything but --workers, --dask, --no-progress and --gens")
     from .stop_cmd import add_stop_args  # here, not at the top: stop_cmd imports fit_cmd, which is loaded first
 
+    from .seeding_args import add_seeding_args
+
+    add_seeding_args(parser)
     add_stop_args(parser)  # --stop DETECTOR: every candidate's fit stops online; its chosen output is scored
     from ..stopping import DETECTORS
 
@@ -171,6 +174,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
         stop = _stop_spec(args)
     if stop is not None:
         stop_hook(stop, args.seed, setup.problem)  # a detector that cannot work here fails now, exit 2
+    from ..preselect.seeding import load_initial, record_seeding, save_initial
+    from .seeding_args import starting_genomes
+
+    initial, seeding = starting_genomes(args, setup, ga.pop) if run_dir is None else (load_initial(run_dir), None)
     executor = dask_executor(args.dask, args.dask_timeout) if args.dask else make_executor(args.workers)
     fresh = run_dir is None
     try:
@@ -179,6 +186,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
             run_dir.write_text(SPACE_SNAPSHOT, dumps_toml(load_toml(find_space(args.space), "search-space file")))
             run_dir.write_toml("config.toml", {**_config(args, setup, ga, threads), "stop": stop})
             run_dir.write_versions(str(resolve_device(args.device)))
+            if seeding:
+                save_initial(run_dir, initial)
+                record_seeding(run_dir, seeding)
         record = SearchRecord(run_dir, setup.space)
 
         def make(genome: dict[str, Any], index: int) -> Candidate:
@@ -187,9 +197,11 @@ def run(args: argparse.Namespace, console: Console) -> int:
         display = LogDisplay(console) if args.no_progress else LiveDisplay(console, ga.gens)
         if not fresh:
             console.print(f"resuming {run_dir.path}: {len(record)} evaluations on record", highlight=False)
-        search = GASearch(setup.space, make, record, executor, ga, display)
+        search = GASearch(setup.space, make, record, executor, ga, display, initial=initial)
         with display:
             result = search.run()
+        if seeding:
+            record_seeding(run_dir, seeding)
     except BaseException:
         if fresh and run_dir is not None and not run_dir.file(EVALUATIONS).exists() and not run_dir.file(STATE).exists():
             run_dir.discard()

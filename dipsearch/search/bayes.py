@@ -29,6 +29,7 @@ from ..space import SearchSpace
 from ..tasks import Problem
 from ..tomlio import load_toml
 from .bayes_report import StudyDisplay, write_plots
+from .optuna_space import enqueue_genome
 from .record import EVALUATIONS, SearchRecord
 from .storage import STALE, StorageSpec, fail_stale_trials, open_storage
 from .study import (
@@ -133,6 +134,7 @@ def run_bayes(
     resume: str | Path | None = None,
     console: Console | None = None,
     progress: bool = True,
+    initial: list[dict[str, Any]] = (),
 ) -> BayesRun:
     """Run (or continue) a study of `settings.trials` trials and write its run folder.
 
@@ -140,6 +142,7 @@ def run_bayes(
     resume: a bayes run folder: its storage and study are continued and its files updated.
     problem_args: the problem flags (see dipsearch.cli.bayes_cmd) that let `dipsearch worker` rebuild
     the problem; without them only this process (and its executor) can work on the study.
+    initial: genomes to enqueue as the first trials (dipsearch.preselect.seeding), before the sampler's own.
     """
     console = console or Console()
     space = setup.space
@@ -186,6 +189,8 @@ def run_bayes(
             recipe["run_dir"] = str(run.path.resolve())
         study.set_user_attr(RECIPE, recipe)
         study.set_user_attr(TARGET, settings.trials)
+        for genome in initial:
+            enqueue_genome(study, space, genome)
     except BaseException:
         if created:
             run.discard()

@@ -52,9 +52,13 @@ def genome_from_params(space: SearchSpace, params: dict[str, Any]) -> Genome:
 
 def enqueue_default(study: optuna.Study, space: SearchSpace) -> None:
     """Queue the space's default genome as the study's first trial (the seed network as a baseline)."""
-    default = space.default()
-    active = set(space.active(default))
-    study.enqueue_trial({k: v for k, v in default.items() if k in active}, skip_if_exists=True)
+    enqueue_genome(study, space, space.default())
+
+
+def enqueue_genome(study: optuna.Study, space: SearchSpace, genome: Genome) -> None:
+    """Queue a genome's active genes as a trial (inactive ones are never suggested); a queued twin is skipped."""
+    active = set(space.active(genome))
+    study.enqueue_trial({k: v for k, v in genome.items() if k in active}, skip_if_exists=True)
 
 
 def space_to_dict(space: SearchSpace) -> dict[str, Any]:
