@@ -148,11 +148,13 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if settings.max_iters is not None and settings.max_iters < 1:
         raise DipsearchError(f"--budget-iters must be >= 1, got {settings.max_iters}")
     from ..preselect.seeding import record_seeding
-    from .seeding_args import starting_genomes
+    from .seeding_args import describe_seeding, starting_genomes
 
     initial, seeding = starting_genomes(args, setup, settings.trials, keep=max(1, settings.trials // 4))
     if seeding and not args.with_default:
         initial = initial[1:]  # the default genome is a first trial only with --with-default
+    if seeding:
+        console.print(describe_seeding(seeding, args.with_default), highlight=False)
     executor, slots = executor_and_slots(args)
     try:
         result = run_bayes(setup, settings, storage=args.storage, study_name=args.study, executor=executor, slots=slots,

@@ -175,9 +175,11 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if stop is not None:
         stop_hook(stop, args.seed, setup.problem)  # a detector that cannot work here fails now, exit 2
     from ..preselect.seeding import load_initial, record_seeding, save_initial
-    from .seeding_args import starting_genomes
+    from .seeding_args import describe_seeding, starting_genomes
 
     initial, seeding = starting_genomes(args, setup, ga.pop) if run_dir is None else (load_initial(run_dir), None)
+    if seeding:
+        console.print(describe_seeding(seeding), highlight=False)
     executor = dask_executor(args.dask, args.dask_timeout) if args.dask else make_executor(args.workers)
     fresh = run_dir is None
     try:

@@ -42,3 +42,12 @@ def starting_genomes(args: argparse.Namespace, setup: SearchSetup, room: int,
     device = resolve_device(setup.args.device)
     return initial_genomes(setup.space, setup.problem, plan, room, seed=setup.args.seed, device=str(device),
                            threads=1 if device.type == "cpu" else None)
+
+
+def describe_seeding(info: dict[str, Any], with_default: bool = True) -> str:
+    parts = ["the default genome"] if with_default else []
+    if info["from_archive"]:
+        parts.append(f"{info['from_archive']} winner(s) of {len(info['seed_from_folders'])} earlier run(s)")
+    if info["preselect"]:
+        parts.append(f"the {info['preselected']} best by {info['metric']} of {info['scored']} scored samples")
+    return "starting from " + ", ".join(parts)
