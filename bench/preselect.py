@@ -3,7 +3,7 @@
 For each space (nasdip.toml and wide.toml, both capped so a CPU can fit them: depth 3-4, at most
 --max-channels channels) and each classic9 crop (Gaussian noise sigma 25, seeded):
   1. sample --pool distinct candidates that fit the crop and score each with every metric
-     (dipsearch.preselect, --inputs forward passes each);
+     (dipsearch.preselect, --inputs forward passes each; the pool beyond --fitted only adds scoring cost);
   2. fit the first --fitted of them (a uniform random sample: the pool is drawn at random) with the
      search's fitness (dipsearch.evaluate, --iters iterations) and record the true PSNR of the scored output.
      Fits go round-robin over the (space, image) pairs, so a run cut short still has equal samples.
@@ -17,7 +17,10 @@ candidates as the scored pool (so the pre-selected set changes from draw to draw
 Rows go to OUT/preselect_rows.jsonl as they are made (a killed run keeps them: --summarise recomputes the
 summary from that file); the summary is OUT/preselect.json and is printed.
 
-    nice -n 10 python bench/preselect.py [DATA] [--images F16 House Baboon] [--crop 64] [--pool 200]
+CPU budget: capped candidates at 64 px cost 1.5-3.5 s per 100 iterations on one free core, so 360 fits of
+200 iterations are about 30-40 min of one core; 128 px crops would be 4x that.
+
+    nice -n 10 python bench/preselect.py [DATA] [--images F16 House Baboon] [--crop 64] [--pool 60]
         [--fitted 60] [--top 10] [--subset 40] [--iters 200] [--inputs 4] [--threads 1] [--out bench/results]
         [--summarise]
 """
@@ -144,7 +147,7 @@ def main() -> None:
     parser.add_argument("--spaces", nargs="+", default=["nasdip", "wide"], choices=["nasdip", "wide"])
     parser.add_argument("--crop", type=int, default=64)
     parser.add_argument("--sigma", type=float, default=25.0)
-    parser.add_argument("--pool", type=int, default=200)
+    parser.add_argument("--pool", type=int, default=60)
     parser.add_argument("--fitted", type=int, default=60)
     parser.add_argument("--top", type=int, default=10)
     parser.add_argument("--iters", type=int, default=200)
