@@ -17,6 +17,7 @@ from torch import nn
 
 from .errors import DipsearchError
 from .tomlio import dumps_toml, load_toml
+from .upcell import UP_ACTIVATIONS, UP_OPS, UP_PRIMITIVES, CrossScaleNet, CrossSkipAdd, FeatureStore, Tap, up_cell
 
 UPSAMPLE_MODES = ("nearest", "bilinear", "bicubic")
 DOWNSAMPLE_MODES = ("stride", "avg", "max")
@@ -25,6 +26,7 @@ PADDINGS = ("reflection", "zero")
 INPUT_KINDS = ("noise", "meshgrid")
 
 _PER_LEVEL = ("n_down", "n_up", "n_skip", "k_down", "k_up", "k_skip", "upsample")
+_NASDIP_DEFAULTS = {"up_primitive": "per_level", "up_op": "identity", "up_kernel": 3, "up_act": "none", "cross_skip": []}
 
 
 def _five(value: Any) -> tuple:
@@ -48,10 +50,19 @@ class ArchSpec:
     need1x1_up: bool = True
     input_depth: int = 3
     input_kind: str = "noise"
+    # NAS-DIP (dipsearch/upcell.py): the upsampling cell shared by all decoder levels, and cross-scale
+    # skips as (decoder level, source) pairs, source 0 = the input, s >= 1 = encoder level s-1.
+    # The defaults build the plain hourglass; to_dict leaves them out, so older specs keep their keys.
+    up_primitive: str = "per_level"
+    up_op: str = "identity"
+    up_kernel: int = 3
+    up_act: str = "none"
+    cross_skip: tuple[tuple[int, int], ...] = ()
 
     def __post_init__(self) -> None:
         for name in _PER_LEVEL:
             object.__setattr__(self, name, tuple(getattr(self, name)))
+        _check_nasdip(self)
         depth = len(self.n_down)
         if depth < 1:
             raise DipsearchError("architecture: n_down is empty; an hourglass needs at least one level")
@@ -92,7 +103,12 @@ class ArchSpec:
         return 2**self.depth
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+        data = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+        data["cross_skip"] = [list(pair) for pair in self.cross_skip]
+        for name, default in _NASDIP_DEFAULTS.items():
+            if data[name] == default:
+                del data[name]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "architecture") -> "ArchSpec":
@@ -138,6 +154,29 @@ def read_arch_table(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise DipsearchError(f"{path}: [arch] must be a table")
     return data
+
+
+def _check_nasdip(spec: ArchSpec) -> None:
+    _check_choice("up_primitive", (spec.up_primitive,), UP_PRIMITIVES)
+    _check_choice("up_op", (spec.up_op,), UP_OPS)
+    _check_choice("up_act", (spec.up_act,), UP_ACTIVATIONS)
+    if isinstance(spec.up_kernel, bool) or spec.up_kernel not in (1, 3, 5, 7):
+        raise DipsearchError(f"architecture: up_kernel must be 1, 3, 5 or 7, got {spec.up_kernel!r}")
+    if spec.up_op == "identity":  # no conv, so the kernel means nothing: one key per network
+        object.__setattr__(spec, "up_kernel", 3)
+    try:
+        pairs = sorted({(int(i), int(s)) for i, s in spec.cross_skip})
+    except (TypeError, ValueError):
+        raise DipsearchError(
+            f"architecture: cross_skip must be a list of [decoder level, source] pairs, got {spec.cross_skip!r}"
+        ) from None
+    for i, s in pairs:
+        if not (0 <= i < spec.depth and 0 <= s < spec.depth):
+            raise DipsearchError(
+                f"architecture: cross_skip pair [{i}, {s}] is out of range: decoder levels and sources "
+                f"(0 = input, s = encoder level s-1) go from 0 to {spec.depth - 1} at depth {spec.depth}"
+            )
+    object.__setattr__(spec, "cross_skip", tuple(pairs))
 
 
 def _check_choice(name: str, values: tuple, allowed: tuple) -> None:
@@ -202,24 +241,20 @@ def _centre_crop(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return x[:, :, top : top + h, left : left + w]
 
 
-def _upsample(mode: str) -> nn.Module:
-    if mode == "nearest":
-        return nn.Upsample(scale_factor=2, mode="nearest")
-    return nn.Upsample(scale_factor=2, mode=mode, align_corners=False)
-
-
-def _level(spec: ArchSpec, i: int, c_in: int) -> nn.Sequential:
+def _level(spec: ArchSpec, i: int, c_in: int, store: FeatureStore | None = None) -> nn.Sequential:
     last = i == spec.depth - 1
+    k = spec.n_down[i] if last else spec.n_up[i + 1]
     deeper: list[nn.Module] = [
         *_conv_bn_act(c_in, spec.n_down[i], spec.k_down[i], spec, stride=2),
         *_conv_bn_act(spec.n_down[i], spec.n_down[i], spec.k_down[i], spec),
     ]
+    if store is not None:
+        deeper.append(Tap(store, i + 1))
     if not last:
-        deeper.append(_level(spec, i + 1, spec.n_down[i]))
-    deeper.append(_upsample(spec.upsample[i]))
+        deeper.append(_level(spec, i + 1, spec.n_down[i], store))
+    deeper.append(up_cell(spec.up_primitive, spec.up_op, spec.up_kernel, spec.up_act, spec.pad, k, spec.upsample[i]))
     deeper_branch = nn.Sequential(*deeper)
 
-    k = spec.n_down[i] if last else spec.n_up[i + 1]
     merged_channels = spec.n_skip[i] + k
     if spec.n_skip[i]:
         skip = nn.Sequential(*_conv_bn_act(c_in, spec.n_skip[i], spec.k_skip[i], spec))
@@ -233,6 +268,10 @@ def _level(spec: ArchSpec, i: int, c_in: int) -> nn.Sequential:
     ]
     if spec.need1x1_up:
         layers += _conv_bn_act(spec.n_up[i], spec.n_up[i], 1, spec)
+    sources = [s for level, s in spec.cross_skip if level == i]
+    if store is not None and sources:
+        channels = [spec.input_depth if s == 0 else spec.n_down[s - 1] for s in sources]
+        layers.append(CrossSkipAdd(store, list(zip(sources, channels)), spec.n_up[i]))
     return nn.Sequential(*layers)
 
 
@@ -240,11 +279,13 @@ def build_net(spec: ArchSpec, out_channels: int = 3) -> nn.Module:
     """The hourglass of `spec` with a 1x1 conv + sigmoid head producing `out_channels` channels."""
     if out_channels < 1:
         raise DipsearchError(f"out_channels must be >= 1, got {out_channels}")
-    return nn.Sequential(
-        _level(spec, 0, spec.input_depth),
+    store = FeatureStore() if spec.cross_skip else None
+    net = nn.Sequential(
+        _level(spec, 0, spec.input_depth, store),
         nn.Conv2d(spec.n_up[0], out_channels, 1, bias=True),
         nn.Sigmoid(),
     )
+    return net if store is None else CrossScaleNet(net, store)
 
 
 def count_params(net: nn.Module) -> int:

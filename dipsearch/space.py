@@ -6,7 +6,12 @@ A space file has four tables (see search_spaces/default.toml):
   [levels.NAME]  per-level genes n_down, n_up, n_skip, k_down, k_up, k_skip, upsample, declared once and
                  expanded to one gene per level up to the largest depth ("n_down[3]");
   [fixed]        values that are not searched;
-  [ties]         a per-level gene that copies another, e.g. n_up = "n_down" for symmetric hourglasses.
+  [ties]         a per-level gene that copies another, e.g. n_up = "n_down" for symmetric hourglasses;
+  [cross_skip]   (NAS-DIP) searches the cross-scale skip matrix: one 0/1 gene "cross_skip[i][s]" per
+                 decoder level i and source s (0 = input, s = encoder level s-1), both below the largest
+                 depth; `default` lists the [i, s] pairs that are on in the default genome. Without the
+                 table, [fixed] cross_skip = [[i, s], ...] fixes them (pairs beyond a genome's depth drop).
+The NAS-DIP upsampling cell is four global genes: up_primitive, up_op, up_kernel, up_act (dipsearch/upcell.py).
 Each gene has a kind: int (low, high, optional log/step), float (low, high, optional log), choice
 (choices) with a default inside its range. Levels at or beyond the genome's depth are ignored.
 A top-level `family = "deep_decoder"` makes the genomes Deep Decoders (genes depth, activation, pad and per
@@ -28,7 +33,8 @@ from .tomlio import load_toml
 
 Genome = dict[str, Any]
 
-ARCH_GLOBALS = ("depth", "input_depth", "input_kind", "downsample", "activation", "pad", "need1x1_up")
+ARCH_GLOBALS = ("depth", "input_depth", "input_kind", "downsample", "activation", "pad", "need1x1_up",
+                "up_primitive", "up_op", "up_kernel", "up_act")
 PER_LEVEL = ("n_down", "n_up", "n_skip", "k_down", "k_up", "k_skip", "upsample")
 FIT_GENES = ("lr", "reg_noise_std", "iters")
 GLOBAL_GENES = ARCH_GLOBALS + FIT_GENES + ("k_skip", "upsample")
@@ -171,7 +177,16 @@ class SearchSpace:
         arch = {name: self._levels(genome, name, depth) for name in self.vocab.per_level}
         for name in self.vocab.arch_globals[1:]:
             arch[name] = self._value(genome, name)
+        if self.family == "hourglass":  # NAS-DIP cross-scale skips are an hourglass feature
+            arch["cross_skip"] = self._cross_skip(genome, depth)
         return self.vocab.build(arch, source=f"{self.source}: decoded genome")
+
+    def _cross_skip(self, genome: Genome, depth: int) -> list[list[int]]:
+        if any(name.startswith("cross_skip[") for name in self.genes):
+            pairs = [[i, s] for i in range(depth) for s in range(depth) if genome[cross_skip_gene(i, s)]]
+        else:
+            pairs = [list(p) for p in self.fixed.get("cross_skip", [])]
+        return [[i, s] for i, s in pairs if i < depth and s < depth]
 
     def fit_settings(self, genome: Genome) -> dict[str, Any]:
         """The fit-setting genes (lr, reg_noise_std, iters) that this space searches or fixes."""
@@ -299,6 +314,29 @@ def _smallest(values: list[Any]) -> Any:
         return values[0]
 
 
+def cross_skip_gene(level: int, source: int) -> str:
+    return f"cross_skip[{level}][{source}]"
+
+
+def _cross_skip_genes(spec: Any, max_depth: int, source: str) -> dict[str, Gene]:
+    """One 0/1 gene per (decoder level, source); active (its `level`) once both exist at a genome's depth."""
+    if not isinstance(spec, dict) or set(spec) - {"default"}:
+        raise DipsearchError(f"{source}: [cross_skip] takes one key, default = [[level, source], ...]")
+    on = spec.get("default", [])
+    if not isinstance(on, list) or not all(
+        isinstance(p, list) and len(p) == 2 and all(isinstance(v, int) and 0 <= v < max_depth for v in p) for p in on
+    ):
+        raise DipsearchError(
+            f"{source}: [cross_skip] default must be a list of [decoder level, source] pairs with both "
+            f"between 0 and {max_depth - 1}, got {on!r}"
+        )
+    on = {tuple(p) for p in on}
+    return {
+        cross_skip_gene(i, s): Gene(cross_skip_gene(i, s), "choice", int((i, s) in on), choices=(0, 1), level=max(i, s))
+        for i in range(max_depth) for s in range(max_depth)
+    }
+
+
 # --------------------------------------------------------------------------- loading
 
 
@@ -310,7 +348,7 @@ def load_space(path: str | Path) -> SearchSpace:
 
 
 def space_from_dict(data: dict[str, Any], source: str = "<space>") -> SearchSpace:
-    allowed_top = {"name", "description", "family", "genes", "levels", "fixed", "ties"}
+    allowed_top = {"name", "description", "family", "genes", "levels", "fixed", "ties", "cross_skip"}
     extra = sorted(set(data) - allowed_top)
     if extra:
         raise DipsearchError(f"{source}: unknown table or key(s) {', '.join(extra)}; allowed: {sorted(allowed_top)}")
@@ -322,7 +360,7 @@ def space_from_dict(data: dict[str, Any], source: str = "<space>") -> SearchSpac
     fixed = dict(data.get("fixed", {}))
     ties = dict(data.get("ties", {}))
     for name in fixed:
-        if name not in GLOBAL_GENES + PER_LEVEL:
+        if name not in GLOBAL_GENES + PER_LEVEL + ("cross_skip",):
             raise DipsearchError(f"{source}: [fixed] {name!r} is not a known setting; known: {_known(vocab)}")
     genes: dict[str, Gene] = {}
     for name, spec in data.get("genes", {}).items():
@@ -351,6 +389,10 @@ def space_from_dict(data: dict[str, Any], source: str = "<space>") -> SearchSpac
             if isinstance(defaults, list):
                 level_spec["default"] = defaults[level]
             genes[f"{name}[{level}]"] = _gene(f"{name}[{level}]", level_spec, source, level)
+    if "cross_skip" in data:
+        if "cross_skip" in fixed:
+            raise DipsearchError(f"{source}: cross_skip is both searched ([cross_skip]) and fixed ([fixed]); keep one")
+        genes.update(_cross_skip_genes(data["cross_skip"], max_depth, source))
     for name, target in ties.items():
         if name not in PER_LEVEL or target not in PER_LEVEL:
             raise DipsearchError(f"{source}: [ties] {name} = {target!r}: both must be per-level genes ({', '.join(PER_LEVEL)})")

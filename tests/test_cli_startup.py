@@ -48,7 +48,7 @@ def test_help_answers_without_heavy_imports(argv):
 
 
 def test_the_cli_names_are_the_modules_own():
-    from dipsearch import fitness, tasks
+    from dipsearch import fitness, preselect, tasks
     from dipsearch.cli import names
     from dipsearch.search import operators, samplers, storage
     from dipsearch.stopping import DETECTORS
@@ -58,6 +58,7 @@ def test_the_cli_names_are_the_modules_own():
     assert names.FITNESSES == tuple(fitness.FITNESSES) and names.DETECTORS == tuple(DETECTORS)
     assert names.SAMPLERS == samplers.SAMPLERS and names.PRUNERS == samplers.PRUNERS
     assert names.CROSSOVERS == operators.CROSSOVERS
+    assert names.PRESELECT_METRICS == tuple(preselect.METRICS) and names.DEFAULT_PRESELECT_METRIC == preselect.DEFAULT_METRIC
     assert names.STALE_AFTER == storage.STALE_AFTER and names.SQLITE_HELP == storage.SQLITE_HELP
 
 

@@ -55,6 +55,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     group.add_argument("--resume", metavar="RUN_DIR", help="continue the study of this bayes run folder: problem, space, --iters, --fitness, "
                        "--eval-scale and --seed come from it (giving them again is refused)")
     add_study_args(group)
+    from .seeding_args import add_seeding_args
+
+    add_seeding_args(parser)
     parser.set_defaults(func=run)
     remember_resume_defaults(parser, RESUME_FREE)
 
@@ -169,12 +172,20 @@ def run(args: argparse.Namespace, console: Console) -> int:
     specs(setup.space, setup.args.iters, setup.args.seed, settings)  # bad sampler/pruner: fail before any work
     if settings.max_iters is not None and settings.max_iters < 1:
         raise DipsearchError(f"--budget-iters must be >= 1, got {settings.max_iters}")
+    from ..preselect.seeding import record_seeding
+    from .seeding_args import describe_seeding, starting_genomes
+
+    initial, seeding = starting_genomes(args, setup, settings.trials, keep=max(1, settings.trials // 4))
+    if seeding and not args.with_default:
+        initial = initial[1:]  # the default genome is a first trial only with --with-default
+    if seeding:
+        console.print(describe_seeding(seeding, args.with_default), highlight=False)
     executor, slots = executor_and_slots(args)
     before = _bayes_folders(args.out)
     try:
         result = run_bayes(setup, settings, storage=args.storage, study_name=args.study, executor=executor, slots=slots,
                            out=args.out, problem_args=problem_args, resume=args.resume, console=console,
-                           progress=not args.no_progress)
+                           progress=not args.no_progress, initial=initial)
     except KeyboardInterrupt:
         new = [p for p in _bayes_folders(args.out) - before if (p / "config.toml").is_file()]
         folder = args.resume or (str(new[0]) if len(new) == 1 else None)
@@ -183,6 +194,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
         raise
     finally:
         shutdown(executor)
+    if seeding:
+        record_seeding(result.run, seeding)
     summary = result.summary
     console.print(top_table(result.study))
     if result.selection is not None:

@@ -66,6 +66,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "given with it are refused)")
     from .stop_cmd import add_stop_args  # here, not at the top: stop_cmd imports fit_cmd, which is loaded first
 
+    from .seeding_args import add_seeding_args
+
+    add_seeding_args(parser)
     add_stop_args(parser)  # --stop DETECTOR: every candidate's fit stops online; its chosen output is scored
     # argparse has no public way to reword a borrowed flag's help; here it means something else than in `fit`
     parser._option_string_actions["--stop"].help = (f"stop every candidate's fit with a detector: {', '.join(DETECTORS)}"
@@ -196,6 +199,12 @@ def run(args: argparse.Namespace, console: Console) -> int:
         stop = _stop_spec(args)
     if stop is not None:
         stop_hook(stop, args.seed, setup.problem)  # a detector that cannot work here fails now, exit 2
+    from ..preselect.seeding import load_initial, record_seeding, save_initial
+    from .seeding_args import describe_seeding, starting_genomes
+
+    initial, seeding = starting_genomes(args, setup, ga.pop) if run_dir is None else (load_initial(run_dir), None)
+    if seeding:
+        console.print(describe_seeding(seeding), highlight=False)
     executor = dask_executor(args.dask, args.dask_timeout) if args.dask else make_executor(args.workers)
     fresh = run_dir is None
     try:
@@ -204,6 +213,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
             run_dir.write_text(SPACE_SNAPSHOT, dumps_toml(load_toml(find_space(args.space), "search-space file")))
             run_dir.write_toml("config.toml", {**_config(args, setup, ga, threads), "stop": stop})
             run_dir.write_versions(str(resolve_device(args.device)))
+            if seeding:
+                save_initial(run_dir, initial)
+                record_seeding(run_dir, seeding)
         record = SearchRecord(run_dir, setup.space)
 
         def make(genome: dict[str, Any], index: int) -> Candidate:
@@ -213,9 +225,11 @@ def run(args: argparse.Namespace, console: Console) -> int:
         if not fresh:
             console.print(f"resuming {run_dir.path}: {len(record)} evaluations on record", highlight=False)
         search = GASearch(setup.space, make, record, executor, ga, display, plan=setup.plan(),
-                          notify=rung_printer(console))
+                          notify=rung_printer(console), initial=initial)
         with display:
             result = search.run()
+        if seeding:
+            record_seeding(run_dir, seeding)
     except BaseException:
         if fresh and run_dir is not None and not run_dir.file(EVALUATIONS).exists() and not run_dir.file(STATE).exists():
             run_dir.discard()

@@ -19,3 +19,5 @@ CROSSOVERS = ("level", "uniform")  # dipsearch.search.operators.CROSSOVERS
 STALE_AFTER = 180.0  # dipsearch.search.storage.STALE_AFTER
 SQLITE_HELP = ("SQLite is not for many parallel writers: use a journal file or PostgreSQL for parallel "
                "workers")  # dipsearch.search.storage.SQLITE_HELP
+PRESELECT_METRICS = ("psd_mse", "psd_emd", "bandwidth", "slope_gap")  # keys of dipsearch.preselect.METRICS
+DEFAULT_PRESELECT_METRIC = "psd_mse"  # dipsearch.preselect.DEFAULT_METRIC

@@ -17,7 +17,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ..arch import ACTIVATIONS, PADDINGS, UPSAMPLE_MODES, _activation, _check_choice, _upsample
+from ..arch import ACTIVATIONS, PADDINGS, UPSAMPLE_MODES, _activation, _check_choice
+from ..upcell import up_cell
 from ..errors import DipsearchError
 from ..tomlio import dumps_toml
 from .hourglass import padded, size_error
@@ -75,7 +76,8 @@ class DeepDecoderSpec:
             layers.append(nn.Conv2d(c[i], c[i + 1], k, padding=0 if self.pad == "reflection" else (k - 1) // 2,
                                     bias=False))
             if i < self.depth:
-                layers.append(_upsample(self.upsample[i]))
+                # the hourglass's plain x2 resampling of this level's mode (no conv op, no activation)
+                layers.append(up_cell("per_level", "identity", 1, "none", self.pad, c[i + 1], self.upsample[i]))
             layers += [_activation(self.activation), nn.BatchNorm2d(c[i + 1])]
         layers += [nn.Conv2d(c[-1], out_channels, 1, bias=False), nn.Sigmoid()]
         return nn.Sequential(*layers)

@@ -86,4 +86,7 @@ class Hourglass:
         s = self.spec
         join = lambda values: "/".join(str(v) for v in values)  # noqa: E731
         text = f"d{s.depth} down {join(s.n_down)} up {join(s.n_up)} skip {join(s.n_skip)}"
-        return text + f" kd {join(s.k_down)} ku {join(s.k_up)} {join(m[:3] for m in s.upsample)}"
+        text += f" kd {join(s.k_down)} ku {join(s.k_up)} {join(m[:3] for m in s.upsample)}"
+        if s.cross_skip:  # NAS-DIP: decoder level <- source (0 = input)
+            text += " xskip " + ",".join(f"{i}<{src}" for i, src in s.cross_skip)
+        return text

@@ -31,6 +31,7 @@ from ..space import SearchSpace
 from ..tasks import Problem
 from ..tomlio import load_toml
 from .bayes_report import StudyDisplay, write_plots
+from .optuna_space import enqueue_genome
 from .record import EVALUATIONS, SearchRecord
 from .rungs import RungPlan, RungRunner, Selection, rung_printer
 from .rungs import finish as finish_rungs
@@ -140,6 +141,7 @@ def run_bayes(
     resume: str | Path | None = None,
     console: Console | None = None,
     progress: bool = True,
+    initial: list[dict[str, Any]] = (),
 ) -> BayesRun:
     """Run (or continue) a study of `settings.trials` trials and write its run folder.
 
@@ -147,6 +149,7 @@ def run_bayes(
     resume: a bayes run folder: its storage and study are continued and its files updated.
     problem_args: the problem flags (see dipsearch.cli.bayes_cmd) that let `dipsearch worker` rebuild
     the problem; without them only this process (and its executor) can work on the study.
+    initial: genomes to enqueue as the first trials (dipsearch.preselect.seeding), before the sampler's own.
     """
     console = console or Console()
     space = setup.space
@@ -193,6 +196,8 @@ def run_bayes(
             recipe["run_dir"] = str(run.path.resolve())
         study.set_user_attr(RECIPE, recipe)
         study.set_user_attr(TARGET, settings.trials)
+        for genome in initial:
+            enqueue_genome(study, space, genome)
     except BaseException:
         if created:
             run.discard()

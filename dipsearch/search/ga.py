@@ -115,8 +115,9 @@ class GASearch:
     def __init__(self, space: SearchSpace, make_candidate: Callable[[Genome, int], Candidate], record: SearchRecord,
                  executor: Executor, config: GAConfig, observer: GAObserver | None = None,
                  evaluate_fn: Callable[[Candidate], Evaluation] = evaluate, plan: RungPlan | None = None,
-                 notify: Notify | None = None):
+                 notify: Notify | None = None, initial: list[Genome] | None = None):
         config.check()
+        self.initial = list(initial or [])  # generation 0 starts from these (dipsearch.preselect.seeding)
         self.space, self.make_candidate, self.record = space, make_candidate, record
         self.executor, self.config, self.evaluate_fn = executor, config, evaluate_fn
         self.observer = observer or NullObserver()
@@ -254,8 +255,9 @@ class GASearch:
         start = time.perf_counter()
         gen, population = self._restore()
         if population is None:
-            population = [self.Individual(self.space.default())]
-            population += [self.Individual(self.space.sample(self.rng)) for _ in range(self.config.pop - 1)]
+            population = [self.Individual(g) for g in self.initial[: self.config.pop]]
+            population = population or [self.Individual(self.space.default())]
+            population += [self.Individual(self.space.sample(self.rng)) for _ in range(self.config.pop - len(population))]
             self.seen.update(self.key(ind) for ind in population)
             counts = self._evaluate(population, 0)
             self.hof.update(population)

@@ -52,9 +52,13 @@ def genome_from_params(space: SearchSpace, params: dict[str, Any]) -> Genome:
 
 def enqueue_default(study: optuna.Study, space: SearchSpace) -> None:
     """Queue the space's default genome as the study's first trial (the seed network as a baseline)."""
-    default = space.default()
-    active = set(space.active(default))
-    study.enqueue_trial({k: v for k, v in default.items() if k in active}, skip_if_exists=True)
+    enqueue_genome(study, space, space.default())
+
+
+def enqueue_genome(study: optuna.Study, space: SearchSpace, genome: Genome) -> None:
+    """Queue a genome's active genes as a trial (inactive ones are never suggested); a queued twin is skipped."""
+    active = set(space.active(genome))
+    study.enqueue_trial({k: v for k, v in genome.items() if k in active}, skip_if_exists=True)
 
 
 def space_to_dict(space: SearchSpace) -> dict[str, Any]:
@@ -74,10 +78,16 @@ def space_to_dict(space: SearchSpace) -> dict[str, Any]:
     genes: dict[str, Any] = {}
     levels: dict[str, Any] = {}
     for name, gene in space.genes.items():
+        if name.startswith("cross_skip["):
+            continue  # rebuilt from the [cross_skip] table below
         if gene.level is None:
             genes[name] = {**table(gene), "default": gene.default}
         elif gene.level == 0:
             base = name.split("[", 1)[0]
             per_level = [g.default for g in space.genes.values() if g.level is not None and g.name.startswith(base + "[")]
             levels[base] = {**table(gene), "default": per_level}
-    return {"name": space.name, "genes": genes, "levels": levels, "fixed": dict(space.fixed), "ties": dict(space.ties)}
+    out = {"name": space.name, "genes": genes, "levels": levels, "fixed": dict(space.fixed), "ties": dict(space.ties)}
+    cross = [g for g in space.genes.values() if g.name.startswith("cross_skip[")]
+    if cross:
+        out["cross_skip"] = {"default": [[int(v) for v in g.name[11:-1].split("][")] for g in cross if g.default]}
+    return out
