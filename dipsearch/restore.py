@@ -66,6 +66,17 @@ class RestoreSettings:
                 raise DipsearchError(f"--{key.replace('_', '-')} must be >= {low}, got {changes[key]}")
         return name, replace(base, **changes)
 
+    def check(self) -> Budget:
+        """Validate what needs no image (budget, chooser, ensemble size); returns the resolved budget."""
+        _, budget = self.resolved_budget()
+        most = get_chooser(self.search).max_candidates(budget)
+        if self.ensemble < 1:
+            raise DipsearchError(f"--ensemble must be >= 1, got {self.ensemble}")
+        if self.ensemble > most:
+            raise DipsearchError(f"--ensemble {self.ensemble} is larger than the {most} candidate(s) --search "
+                                 f"{self.search} can produce with this budget; use --ensemble <= {most}")
+        return budget
+
     def stop_spec(self) -> dict[str, Any] | None:
         if self.stop == "none":
             return None
@@ -150,12 +161,8 @@ class Pipeline:
         self._check()
 
     def _check(self) -> None:
-        s, most = self.settings, self.chooser.max_candidates(self.budget)
-        if s.ensemble < 1:
-            raise DipsearchError(f"--ensemble must be >= 1, got {s.ensemble}")
-        if s.ensemble > most:
-            raise DipsearchError(f"--ensemble {s.ensemble} is larger than the {most} candidate(s) --search "
-                                 f"{s.search} can produce with this budget; use --ensemble <= {most}")
+        s = self.settings
+        s.check()
         spec = self.space.decode(self.space.default())
         check_size(self.problem, spec)
         if self.stop is not None:  # a detector that cannot work here (or with this budget) fails before any work

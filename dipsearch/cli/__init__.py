@@ -9,9 +9,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from ..errors import DipsearchError
-from . import baseline_cmd, fit_cmd, restore_cmd, search_cmd, stop_cmd, worker_cmd
+from . import baseline_cmd, fit_cmd, report_cmd, reproduce_cmd, restore_cmd, search_cmd, stop_cmd, worker_cmd
 
-SUBCOMMANDS = [fit_cmd, search_cmd, stop_cmd, worker_cmd, baseline_cmd, restore_cmd]
+SUBCOMMANDS = [fit_cmd, search_cmd, stop_cmd, worker_cmd, baseline_cmd, restore_cmd, reproduce_cmd, report_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -63,14 +63,20 @@ def stage_table(stages) -> Table:
     return table
 
 
-def run(args: argparse.Namespace, console: Console) -> int:
+def set_threads(threads: int | None) -> None:
+    """--threads: torch's intra-op threads for this process (CPU results depend on it)."""
     from ..errors import DipsearchError
+
+    if threads is not None:
+        if threads < 1:
+            raise DipsearchError(f"--threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
     from ..restore import Pipeline
 
-    if args.threads is not None:
-        if args.threads < 1:
-            raise DipsearchError(f"--threads must be >= 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     problem = problem_from_args(args)
     pipeline = Pipeline(problem, settings_from_args(args), console)  # every bad flag fails here, before any folder
     result = pipeline.run(args.out, problem_tag(args))
