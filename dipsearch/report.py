@@ -275,7 +275,9 @@ def tables(run: Path) -> str:
     summary = _summary(run)
     if summary:
         parts.append(table([{"key": k, "value": v} for k, v in summary.items()], "summary.json"))
-    for path in sorted(run.glob("*.csv")):
+    first = ("summary.csv", "stages.csv")  # the headline tables before the long ones
+    for path in sorted(run.glob("*.csv"), key=lambda p: (p.name not in first, first.index(p.name) if p.name in first
+                                                         else 0, p.name)):
         if path.name != "trace.csv":
             parts.append(table(read_csv(path), path.name))
     return "<h2>Tables</h2>" + "".join(parts) if parts else ""

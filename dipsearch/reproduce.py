@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -247,5 +247,5 @@ def summary_rows(rows: list[Row], methods: list[str], results: list[dict[str, An
                 published = row.published.get(name, {}).get(method)
                 out.append({"row": row.name, "set": SET_NAMES.get(name, name), "method": method, "images": len(mine),
                             "psnr": mean("psnr"), "ssim": mean("ssim"), "published": published,
-                            "note": row.note if published is not None else ""})
+                            "note": row.note if published is not None and method == "dip" else ""})
     return out

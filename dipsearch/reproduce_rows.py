@@ -16,7 +16,7 @@ class Row:
     problem: dict[str, Any]  # make_problem keywords besides the images
     description: str
     published: dict[str, dict[str, float]] = field(default_factory=dict)  # set -> method -> PSNR (dB)
-    note: str = ""
+    note: str = ""  # about the published DIP figure
 
 
 ROWS: dict[str, Row] = {

@@ -25,7 +25,7 @@ from .arch import ArchSpec
 from .choosers import BUDGETS, Budget, ChooseContext, Choice, Ranked, get_chooser
 from .errors import DipsearchError
 from .evaluate import Candidate, stop_hook
-from .fit import FitConfig, FitResult, check_size, fit, resolve_device
+from .fit import FitConfig, FitResult, baseline_psnr, check_size, fit, resolve_device
 from .metrics import psnr, ssim
 from .runs import RunDir
 from .space import Genome, SearchSpace, find_space, load_space
@@ -234,7 +234,7 @@ class Pipeline:
             stages.append(Stage("ensemble", f"weighted mean of {k} refits (weights {', '.join(f'{w:.3f}' for w in weights)})",
                                 None, p, q))
         if problem.clean is not None and s.compare_default and s.search != "none":
-            self._say(f"restore: refit of the default network for comparison (uses no ground truth; scored only)")
+            self._say("restore: refit of the default network, for comparison (scored against --clean only)")
             default = refit(problem, self.space.decode(self.space.default()),
                             self.space.fit_settings(self.space.default()), self.stop, s.seed, b.iters, self.device,
                             run.path, "default")
@@ -286,13 +286,8 @@ class Pipeline:
             "seconds": round(seconds, 2),
         }
         if p is not None:
-            out.update(psnr_observed=_observed_psnr(self.problem), psnr_restored=p, ssim_restored=q)
+            out.update(psnr_observed=baseline_psnr(self.problem), psnr_restored=p, ssim_restored=q)
             out["stages"] = {st.stage: st.psnr for st in stages}
         out.update(choice.extra)
         return out
 
-
-def _observed_psnr(problem: Problem) -> float:
-    from .fit import baseline_psnr
-
-    return baseline_psnr(problem)

@@ -38,8 +38,11 @@ def test_restore_ga_with_ensemble_scores_every_stage(image_file, tmp_path, capsy
 
 def test_restore_without_search_or_clean(image_file, tmp_path):
     noisy = image_file("noisy.png", h=64, w=64)
-    assert main(["restore", str(noisy), "--search", "none", "--out", str(tmp_path), *TINY]) == 0
+    argv = ["restore", str(noisy), "--search", "none", "--out", str(tmp_path), *TINY]
+    argv.remove("--no-report")
+    assert main(argv) == 0
     run = _run_folder(tmp_path)
+    assert (run / "report.html").is_file() and (run / "fit" / next((run / "fit").iterdir()).name / "report.html").is_file()
     assert not (run / "search").exists() and len(list((run / "fit").iterdir())) == 1
     summary = json.loads((run / "summary.json").read_text())
     assert "psnr_restored" not in summary and summary["candidates"] == 1
