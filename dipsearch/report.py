@@ -270,11 +270,20 @@ def _summary(run: Path) -> dict[str, Any]:
         return {}
 
 
+def _short(value: Any, limit: int = 400) -> Any:
+    text = _fmt(value)
+    return text if len(text) <= limit else text[:limit] + " ..."
+
+
 def tables(run: Path) -> str:
     parts = []
     summary = _summary(run)
     if summary:
-        parts.append(table([{"key": k, "value": v} for k, v in summary.items()], "summary.json"))
+        # a list of records (e.g. stop-bench's aggregate) reads better as its own table than as one long cell
+        nested = {k: v for k, v in summary.items() if isinstance(v, list) and v and all(isinstance(r, dict) for r in v)}
+        parts.append(table([{"key": k, "value": _short(v)} for k, v in summary.items() if k not in nested],
+                           "summary.json"))
+        parts += [table(v, f"summary.json: {k}") for k, v in nested.items()]
     first = ("summary.csv", "stages.csv")  # the headline tables before the long ones
     for path in sorted(run.glob("*.csv"), key=lambda p: (p.name not in first, first.index(p.name) if p.name in first
                                                          else 0, p.name)):
