@@ -1,7 +1,9 @@
 """dipsearch report: pages for run folders, their links, and rendering in a real headless browser."""
 
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -83,6 +85,20 @@ def _browser() -> str | None:
     return next((shutil.which(b) for b in BROWSERS if shutil.which(b)), None)
 
 
+def _browse(argv: list[str], output: Path) -> None:
+    """Run the browser with its output in a file: a pipe would keep run() waiting on helper processes that
+    outlive the browser; its own session lets the test end every process it started."""
+    with open(output, "w") as handle:
+        proc = subprocess.Popen(argv, stdout=handle, stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            proc.wait(timeout=180)
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
 @pytest.mark.skipif(_browser() is None, reason="no headless browser installed (apt-get install chromium); "
                                                "the page is still checked for broken links above")
 def test_report_renders_in_a_headless_browser(fit_run, tmp_path):
@@ -91,15 +107,15 @@ def test_report_renders_in_a_headless_browser(fit_run, tmp_path):
 
     page = write_report(fit_run)
     flags = [_browser(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
-    dom = subprocess.run([*flags, "--virtual-time-budget=5000", "--dump-dom", page.as_uri()], capture_output=True,
-                         text=True, timeout=120).stdout
+    dom_file = tmp_path / "dom.html"
+    _browse([*flags, "--virtual-time-budget=5000", "--dump-dom", page.as_uri()], dom_file)
+    dom = dom_file.read_text()
     total = re.search(r'data-images-total="(\d+)"', dom)
     loaded = re.search(r'data-images-loaded="(\d+)"', dom)
     assert total and loaded, "the page's load script did not run"
     assert int(total.group(1)) >= 8 and loaded.group(1) == total.group(1)
     shot = tmp_path / "shot.png"
-    subprocess.run([*flags, "--window-size=1000,900", f"--screenshot={shot}", page.as_uri()], capture_output=True,
-                   timeout=120)
+    _browse([*flags, "--window-size=1000,900", f"--screenshot={shot}", page.as_uri()], tmp_path / "shot.log")
     pixels = np.asarray(Image.open(shot).convert("RGB"), dtype=float)
     assert pixels.std() > 20  # not a blank page
     # the observation, the outputs and their crops put many distinct colours on screen
