@@ -6,13 +6,10 @@ import argparse
 
 from rich.console import Console
 
-from ..progress import summary_table
-from ..runs import RunDir
-from .problem_args import add_problem_args, problem_from_args, problem_tag
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     from ..baselines import BASELINES
+    from .problem_args import add_problem_args
 
     names = ", ".join(f"{n} ({'/'.join(b.tasks)})" for n, b in BASELINES.items())
     parser = sub.add_parser(
@@ -28,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace, console: Console) -> int:
     from ..baselines import get_baseline
     from ..baselines.result import apply_baseline
+    from ..progress import summary_table
+    from ..runs import RunDir
+    from .problem_args import problem_from_args, problem_tag
 
     problem = problem_from_args(args)
     get_baseline(args.name, problem.task).require()  # unknown, wrong task or missing package: before any folder

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-import torch
 from rich.console import Console
 from rich.table import Table
 
-from .problem_args import add_problem_args, problem_from_args, problem_tag
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     from ..choosers import BUDGETS, CHOOSERS
     from ..stopping import DETECTORS
+    from .problem_args import add_problem_args
 
     parser = sub.add_parser(
         "restore", help="the whole ground-truth-free pipeline: search, refit with stopping, ensemble",
@@ -65,9 +64,11 @@ def stage_table(stages) -> Table:
 
 def set_threads(threads: int | None) -> None:
     """--threads: torch's intra-op threads for this process (CPU results depend on it)."""
-    from ..errors import DipsearchError
-
     if threads is not None:
+        import torch
+
+        from ..errors import DipsearchError
+
         if threads < 1:
             raise DipsearchError(f"--threads must be >= 1, got {threads}")
         torch.set_num_threads(threads)
@@ -75,6 +76,7 @@ def set_threads(threads: int | None) -> None:
 
 def run(args: argparse.Namespace, console: Console) -> int:
     from ..restore import Pipeline
+    from .problem_args import problem_from_args, problem_tag
 
     set_threads(args.threads)
     problem = problem_from_args(args)
