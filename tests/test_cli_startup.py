@@ -58,6 +58,12 @@ def test_the_cli_names_are_the_modules_own():
     assert names.FITNESSES == tuple(fitness.FITNESSES) and names.DETECTORS == tuple(DETECTORS)
     assert names.SAMPLERS == samplers.SAMPLERS and names.PRUNERS == samplers.PRUNERS
     assert names.CROSSOVERS == operators.CROSSOVERS
+    from dipsearch import baselines, choosers
+
+    assert names.BASELINE_TASKS == {n: b.tasks for n, b in baselines.BASELINES.items()}
+    assert names.CHOOSERS == tuple(choosers.CHOOSERS)
+    assert names.RESTORE_BUDGETS == {n: (b.space, b.pop, b.gens, b.trials, b.search_iters, b.iters)
+                                     for n, b in choosers.BUDGETS.items()}
     assert names.PRESELECT_METRICS == tuple(preselect.METRICS) and names.DEFAULT_PRESELECT_METRIC == preselect.DEFAULT_METRIC
     assert names.STALE_AFTER == storage.STALE_AFTER and names.SQLITE_HELP == storage.SQLITE_HELP
 

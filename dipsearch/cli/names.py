@@ -21,3 +21,10 @@ SQLITE_HELP = ("SQLite is not for many parallel writers: use a journal file or P
                "workers")  # dipsearch.search.storage.SQLITE_HELP
 PRESELECT_METRICS = ("psd_mse", "psd_emd", "bandwidth", "slope_gap")  # keys of dipsearch.preselect.METRICS
 DEFAULT_PRESELECT_METRIC = "psd_mse"  # dipsearch.preselect.DEFAULT_METRIC
+BASELINE_TASKS = {"cbm3d": ("denoise",), "bm3d": ("denoise",), "biharmonic": ("inpaint",), "nlm": ("denoise",),
+                  "bicubic": ("sr",), "lanczos": ("sr",)}  # dipsearch.baselines.BASELINES: name -> tasks
+CHOOSERS = ("ga", "bayes", "none")  # keys of dipsearch.choosers.CHOOSERS
+RESTORE_BUDGETS = {  # dipsearch.choosers.BUDGETS as (space, pop, gens, trials, search_iters, iters)
+    "cpu": ("demo", 4, 2, 12, 300, 2400),
+    "gpu": ("default", 8, 5, 48, 1200, 3000),
+}

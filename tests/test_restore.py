@@ -1,0 +1,88 @@
+"""dipsearch restore: the ground-truth-free pipeline end to end, on tiny budgets."""
+
+import csv
+import json
+
+import pytest
+
+from dipsearch.choosers import CHOOSERS, Ranked
+from dipsearch.cli import main
+from dipsearch.evaluate import Evaluation
+from dipsearch.restore import ensemble_weights
+
+TINY = ["--space", "demo", "--pop", "2", "--gens", "1", "--search-iters", "15", "--iters", "110", "--patience", "10",
+        "--device", "cpu", "--no-report"]
+
+
+def _run_folder(root):
+    (run,) = (root / "restore").iterdir()
+    return run
+
+
+def test_restore_ga_with_ensemble_scores_every_stage(image_file, tmp_path, capsys):
+    clean = image_file(h=64, w=64)
+    argv = ["restore", "--clean", str(clean), "--ensemble", "2", "--out", str(tmp_path), *TINY]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    run = _run_folder(tmp_path)
+    assert (run / "restored.png").is_file()
+    stages = [row["stage"] for row in csv.DictReader((run / "stages.csv").open())]
+    assert stages == ["default", "default (search)", "search winner", "refit #1", "refit #2", "ensemble"]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["ensemble"] == 2 and abs(sum(summary["weights"]) - 1) < 1e-3
+    assert summary["psnr_restored"] == pytest.approx(summary["stages"]["ensemble"])
+    assert summary["psnr_restored"] > summary["psnr_observed"]
+    assert len(list((run / "search").iterdir())) == 1 and len(list((run / "fit").iterdir())) == 3
+    assert "search winner" in out and "restored image:" in out
+
+
+def test_restore_without_search_or_clean(image_file, tmp_path):
+    noisy = image_file("noisy.png", h=64, w=64)
+    argv = ["restore", str(noisy), "--search", "none", "--out", str(tmp_path), *TINY]
+    argv.remove("--no-report")
+    assert main(argv) == 0
+    run = _run_folder(tmp_path)
+    assert (run / "report.html").is_file() and (run / "fit" / next((run / "fit").iterdir()).name / "report.html").is_file()
+    assert not (run / "search").exists() and len(list((run / "fit").iterdir())) == 1
+    summary = json.loads((run / "summary.json").read_text())
+    assert "psnr_restored" not in summary and summary["candidates"] == 1
+
+
+def test_restore_bayes(image_file, tmp_path):
+    clean = image_file(h=64, w=64)
+    argv = ["restore", "--clean", str(clean), "--search", "bayes", "--trials", "2", "--out", str(tmp_path), *TINY]
+    assert main(argv) == 0
+    summary = json.loads((_run_folder(tmp_path) / "summary.json").read_text())
+    assert summary["search"] == "bayes" and summary["candidates"] >= 1 and "default (search)" in summary["stages"]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--ensemble", "5"], "error: --ensemble 5 is larger than the 4 candidate(s) --search ga can produce with this "
+                          "budget; use --ensemble <= 4"),
+    (["--search", "none", "--ensemble", "2"], "error: --ensemble 2 is larger than the 1 candidate(s) --search none"),
+    (["--search", "grid"], "error: unknown --search 'grid'; choose one of ga, bayes, none"),
+    (["--budget", "huge"], "error: unknown --budget 'huge'; choose auto or one of cpu, gpu"),
+    (["--ensemble", "0"], "error: --ensemble must be >= 1, got 0"),
+    (["--stop", "oracle"], "error: unknown detector 'oracle'; choose one of"),
+    (["--iters", "50"], "error: emv: the warm-up (100 steps) is longer than the run (50)"),
+])
+def test_restore_bad_input(extra, message, image_file, tmp_path, capsys):
+    clean = image_file(h=64, w=64)
+    assert main(["restore", "--clean", str(clean), "--out", str(tmp_path), *TINY, *extra]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "restore").exists() or not any((tmp_path / "restore").iterdir())
+
+
+def test_choosers_are_data():
+    assert list(CHOOSERS) == ["ga", "bayes", "none"]
+
+
+def _ranked(fitness):
+    e = Evaluation(index=0, key="k", genome={}, fitness=fitness, psnr=None, params=None, iters_run=1, seconds=0)
+    return Ranked({}, e)
+
+
+def test_ensemble_weights_are_inverse_holdout_mse():
+    w = ensemble_weights([_ranked(20.0), _ranked(10.0)])  # MSE 0.01 and 0.1
+    assert w == pytest.approx([10 / 11, 1 / 11])
+    assert ensemble_weights([Ranked({}, None), Ranked({}, None)]) == [0.5, 0.5]
