@@ -21,10 +21,11 @@ import torch
 from .arch import ArchSpec
 from .families import count_params_of, spec_to_dict
 from .errors import DipsearchError
-from .fit import FitConfig, FitHook, StepState, fit
+from .fit import FitConfig, FitHook, StepState
 from .fitness import make_fitness
 from .metrics import psnr
 from .tasks import Problem
+from .variants import candidate_variant, fit_variant
 
 
 class Reporter(Protocol):
@@ -54,20 +55,24 @@ class Candidate:
     # Online stopping: {"detector": name, "patience", "delta", "indexing", and detector parameters such as
     # "window", "fraction", "sigma"}; the fitness then scores the detector's chosen output. None: no stopping.
     stop: dict[str, Any] | None = None
+    # Warm start: a weights.pt (dipsearch.variants.warmstart) of this candidate's architecture. None: cold start.
+    init: str | None = None
 
     @property
     def key(self) -> str:
         return candidate_key(self.arch, self.fit_settings, self.iters, self.fitness, self.scale, self.seed, self.output,
-                             stop=self.stop)
+                             stop=self.stop, init=self.init)
 
 
 def candidate_key(arch: ArchSpec, settings: dict, iters: int, fitness: str, scale: float, seed: int, output: str,
-                  stop: dict[str, Any] | None = None) -> str:
+                  stop: dict[str, Any] | None = None, init: str | None = None) -> str:
     """Canonical hash: two genomes that decode to the same network and budget share one evaluation."""
     data = {"arch": spec_to_dict(arch), "fit": settings, "iters": iters, "fitness": fitness, "scale": scale, "seed": seed,
             "output": output}
     if stop is not None:  # only then, so that keys without stopping stay what they were
         data["stop"] = stop
+    if init is not None:
+        data["init"] = init
     text = json.dumps(data, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -191,13 +196,16 @@ def _evaluate(candidate: Candidate) -> Evaluation:
         if candidate.reporter is not None:
             running = _RunningFitness(candidate, fitness.score)
             hooks.append(running)
-        result = fit(prepared, candidate.arch, config, hooks)
+        variant = candidate_variant(candidate.fit_settings, iters, candidate.init)
+        result = fit_variant(prepared, candidate.arch, config, variant, hooks)
         stopped_iter = result.summary_extra.get("stopped_iter") if candidate.stop is not None else None
         if stopped_iter is not None:
             image = result.extras["images"]["output_stopped"]
             fitness.select_step(int(stopped_iter))
         else:
-            image = result.ema if (fitness.output or candidate.output) == "ema" else result.output
+            image = result.extras.get("images", {}).get("output_posterior")  # SGLD: the posterior mean
+            if image is None:
+                image = result.ema if (fitness.output or candidate.output) == "ema" else result.output
         value = fitness.score(image, prepared)
         if math.isnan(value):
             raise DipsearchError(f"the fit diverged: its {candidate.fitness} fitness is NaN")

@@ -9,9 +9,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from ..errors import DipsearchError
-from . import fit_cmd, search_cmd, stop_cmd, worker_cmd
+from . import fit_cmd, pretrain_cmd, search_cmd, stop_cmd, worker_cmd
 
-SUBCOMMANDS = [fit_cmd, search_cmd, stop_cmd, worker_cmd]
+SUBCOMMANDS = [fit_cmd, search_cmd, stop_cmd, worker_cmd, pretrain_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -32,6 +32,8 @@ def add_search_args(parser: argparse.ArgumentParser, iters_default: int = 1200) 
     group.add_argument("--dask", metavar="ADDRESS", help="run evaluations on a Dask scheduler, e.g. tcp://host:8786")
     group.add_argument("--device", default="auto", help="device for each fit: auto, cpu, cuda, mps")
     group.add_argument("--out", default="runs", metavar="DIR", help="runs root folder (default ./runs)")
+    group.add_argument("--init", metavar="RUN_DIR|weights.pt",
+                       help="warm start: candidates of the same architecture as these weights start from them")
     group.add_argument("--no-progress", action="store_true", help="no live display (for logs)")
 
 
@@ -42,11 +44,18 @@ class SearchSetup:
     problem: Problem
     space: SearchSpace
     args: argparse.Namespace
+    init_weights: Any = None  # the verified --init WeightsFile (dipsearch.variants.warmstart), if any
 
     def candidate(self, genome: dict[str, Any], index: int, **extra: Any) -> Candidate:
+        arch = self.space.decode(genome)
+        if self.init_weights is not None:
+            from ..variants.warmstart import arch_mismatch
+
+            if arch_mismatch(self.init_weights, arch, self.problem.image_shape[0]) is None:
+                extra.setdefault("init", str(self.init_weights.path))
         return Candidate(
             genome=genome,
-            arch=self.space.decode(genome),
+            arch=arch,
             problem=self.problem,
             iters=self.args.iters,
             seed=self.args.seed,
@@ -72,6 +81,7 @@ class SearchSetup:
                 "device": a.device,
                 "workers": a.workers,
                 "dask": a.dask,
+                **({"init": str(self.init_weights.path.resolve())} if self.init_weights is not None else {}),
             },
         }
 
@@ -84,7 +94,12 @@ def search_setup(args: argparse.Namespace) -> SearchSetup:
     make_fitness(args.fitness, problem)  # unknown fitness, or psnr without --clean: fail before any work
     if args.eval_scale not in (1.0, 0.5, 0.25):
         raise DipsearchError(f"--eval-scale must be 1, 0.5 or 0.25, got {args.eval_scale}")
-    return SearchSetup(problem, space, args)
+    init = None
+    if getattr(args, "init", None):
+        from ..variants.warmstart import load_weights_file
+
+        init = load_weights_file(args.init)  # a missing or damaged file fails before any run folder exists
+    return SearchSetup(problem, space, args, init)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -75,7 +75,8 @@ class VariantSettings:
         if data["init"] is None:
             del data["init"]
         else:
-            data["init"] = str(Path(data["init"]).resolve())
+            path = Path(data["init"])
+            data["init"] = str((path / "weights.pt" if path.is_dir() else path).resolve())  # the file itself
         return data
 
     @classmethod
@@ -108,6 +109,40 @@ def variant_parts(spec: Any, channels: int, config: FitConfig, settings: Variant
     return parts, hooks
 
 
+SGLD_BURN_IN_SHARE = 0.35  # the published 7000 of 20000 steps
+
+
+def candidate_variant(fit_settings: dict[str, Any], iters: int, init: str | None = None) -> VariantSettings:
+    """The variant of a search candidate, from its genome's fit settings (genes `variant`, `tv`).
+
+    A search's candidates run far fewer steps than the published 20000: when the published burn-in leaves no
+    sample, SGLD keeps the published proportions instead (burn-in 35 % of the run, about 80 samples).
+    """
+    settings = VariantSettings.from_settings(fit_settings, init=init)
+    if settings.variant == "sgld":
+        from .sgld import sample_steps
+
+        if not sample_steps(iters, settings.burn_in, settings.sample_every):
+            settings = settings.updated(burn_in=round(SGLD_BURN_IN_SHARE * iters),
+                                        sample_every=max(1, min(settings.sample_every, iters // 80)))
+    return settings
+
+
+def check_variant_genes(genes: dict[str, Any], fixed: dict[str, Any], source: str) -> None:
+    """A space's `variant` and `tv` genes (or [fixed] values) must name known variants and non-negative weights."""
+    variant = genes.get("variant")
+    choices = variant.choices if variant is not None else ((fixed["variant"],) if "variant" in fixed else ())
+    if variant is not None and variant.kind != "choice":
+        raise DipsearchError(f"{source}: gene 'variant' must be a choice gene (choices among {', '.join(VARIANTS)})")
+    unknown = [c for c in choices if c not in VARIANTS]
+    if unknown:
+        raise DipsearchError(f"{source}: variant {unknown[0]!r} is not known; choose among {', '.join(VARIANTS)}")
+    tv = genes.get("tv")
+    lowest = (min(tv.choices) if tv.kind == "choice" else tv.low) if tv is not None else fixed.get("tv", 0)
+    if not isinstance(lowest, (int, float)) or isinstance(lowest, bool) or lowest < 0:
+        raise DipsearchError(f"{source}: the TV weight must be a number >= 0, got {lowest!r}")
+
+
 def fit_variant(problem: Problem, spec: Any, config: FitConfig = FitConfig(),
                 settings: VariantSettings = VariantSettings(), hooks: Iterable[FitHook] = ()) -> FitResult:
     """`dipsearch.fit` with a variant: SGLD, a TV term and/or initial weights. Raises for bad settings first."""
@@ -116,4 +151,5 @@ def fit_variant(problem: Problem, spec: Any, config: FitConfig = FitConfig(),
     return Engine(spec, config, parts).run(problem, [*hooks, *own])
 
 
-__all__ = ["VARIANTS", "VARIANT_GENES", "VariantSettings", "fit_variant", "variant_parts"]
+__all__ = ["VARIANTS", "VARIANT_GENES", "VariantSettings", "candidate_variant", "check_variant_genes", "fit_variant",
+           "variant_parts"]
