@@ -178,3 +178,21 @@ def test_weights_file_round_trip_and_its_errors(clean32, tmp_path):
         read_weights(path, OTHER, 3)
     with pytest.raises(DipsearchError, match=r"images of 3 channel\(s\), this image has 1"):
         read_weights(path, SMALL, 1)
+
+
+# ----------------------------------------------------------------------------- genes
+
+
+def test_variant_genes_decode_into_fit_settings_and_bad_ones_are_refused():
+    from dipsearch.space import space_from_dict
+    from dipsearch.variants import candidate_variant
+
+    space = space_from_dict({"genes": {"variant": {"kind": "choice", "choices": ["plain", "sgld"], "default": "sgld"},
+                                       "tv": {"kind": "float", "low": 0.0, "high": 0.01, "default": 0.002}}})
+    settings = candidate_variant(space.fit_settings(space.default()), iters=400)
+    assert (settings.variant, settings.tv) == ("sgld", 0.002)
+    assert (settings.burn_in, settings.sample_every) == (140, 5)  # the published proportions, scaled to 400 steps
+    with pytest.raises(DipsearchError, match="variant 'hmc' is not known; choose among plain, sgld"):
+        space_from_dict({"genes": {"variant": {"kind": "choice", "choices": ["plain", "hmc"], "default": "plain"}}})
+    with pytest.raises(DipsearchError, match="the TV weight must be a number >= 0, got -1"):
+        space_from_dict({"fixed": {"tv": -1}})
