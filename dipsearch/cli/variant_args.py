@@ -26,7 +26,7 @@ def add_variant_args(parser: argparse.ArgumentParser) -> None:
                        help=f"sgld: one posterior sample every K steps after the burn-in (default {_DEFAULT.sample_every})")
     group.add_argument("--tv", type=float, metavar="LAMBDA",
                        help="DIP-TV: add LAMBDA x anisotropic TV of the output (mean absolute neighbour difference) "
-                            "to the loss; 1e-3 to 1e-2 suits gaussian sigma 25 (default 0: none)")
+                            "to the loss (default 0: none; bench/variants.py compares 0.002 and 0.01)")
     group.add_argument("--init", metavar="RUN_DIR|weights.pt",
                        help="start from these weights (a fit's run folder or weights.pt, or a pretrain's); same "
                             "architecture required")
