@@ -52,7 +52,7 @@ def curve(trace, key):
 
 def run_method(problem, method: str, args, weights: Path | None) -> dict:
     iters = args.iters
-    if method.endswith("_long"):  # the stopping claim: SGLD run past the plain fit's peak (2x it by default)
+    if method.endswith("_long"):  # the stopping claim: plain and SGLD run to 4x the plain fit's peak
         iters, method = args.claim_iters, method[: -len("_long")]
     spec, config, settings = ArchSpec(), FitConfig(iters=iters, seed=0, device="cpu", ssim_every=0), VariantSettings()
     if method == "sgld":
@@ -98,7 +98,8 @@ def run(args) -> None:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     rows = done_rows(out)
-    have = {(r.get("image"), r.get("method")) for r in rows}
+    have = {(r.get("image"), r.get("method")) for r in rows
+            if not str(r.get("method")).endswith("_long") or r.get("iters") == args.claim_iters}
     weights = out.with_name(out.stem + "_pretrained") / "weights.pt"
     if not weights.exists():
         problems = [problem_for(args.data, name, args.size) for name in args.pretrain_images]
@@ -110,18 +111,20 @@ def run(args) -> None:
         append(out, {"method": "pretrain", "images": args.pretrain_images, "rounds": args.rounds,
                      "inner_iters": args.inner_iters, "seconds": round(time.perf_counter() - start, 1),
                      "rows": result.rounds, "machine": machine()})
-    methods = ["plain", "sgld", "sgld_long", "warm", *[f"tv{lam:g}" for lam in args.tv], "deep_decoder"]
+    methods = ["plain", "sgld", "warm", *[f"tv{lam:g}" for lam in args.tv], "deep_decoder"]
     problems = {name: problem_for(args.data, name, args.size) for name in args.images}
-    # Method-major: a run cut short still compares the first methods on every image.
-    for method in methods:
-        for name, problem in problems.items():
-            if (name, method) in have or (method.endswith("_long") and name != args.claim_image):
-                continue
-            row = run_method(problem, method, args, weights)
-            append(out, row)
-            print(f"{name} {method}: final {row['psnr_final']:.2f} ema {row['psnr_ema']:.2f} peak {row['psnr_peak']:.2f}"
-                  f" @{row['iter_peak']}" + (f" posterior {row['psnr_posterior']:.2f}" if method == "sgld" else "")
-                  + f" ({row['seconds']} s)", flush=True)
+    # Method-major: a run cut short still compares the first methods on every image; then the long plain and
+    # SGLD runs of the stopping claim, image by image.
+    jobs = [(m, n) for m in methods for n in problems]
+    jobs += [(m, n) for n in args.claim_images if n in problems for m in ("plain_long", "sgld_long")]
+    for method, name in jobs:
+        if (name, method) in have:
+            continue
+        row = run_method(problems[name], method, args, weights)
+        append(out, row)
+        posterior = f" posterior {row['psnr_posterior']:.2f}" if row.get("psnr_posterior") is not None else ""
+        print(f"{name} {method}: final {row['psnr_final']:.2f} ema {row['psnr_ema']:.2f} peak {row['psnr_peak']:.2f}"
+              f" @{row['iter_peak']}{posterior} ({row['seconds']} s)", flush=True)
 
 
 def at(curve_points, step):
@@ -166,12 +169,13 @@ def report(args) -> None:
               "| image | p | plain peak | plain last@2p | plain EMA@2p | SGLD posterior@2p | plain last@4p | plain EMA@4p | SGLD posterior@4p | unc./error corr. |",
               "|---|---|---|---|---|---|---|---|---|---|"]
     for i in images:
-        plain, sgld = by[(i, "plain")], by.get((i, "sgld_long"), by.get((i, "sgld")))
-        p = plain["iter_peak"]
+        long = by.get((i, "plain_long"), by[(i, "plain")])
+        sgld = by.get((i, "sgld_long"), by.get((i, "sgld")))
+        p, plain = by[(i, "plain")]["iter_peak"], long
         post = sgld["curve_posterior"] if sgld else []
         cells = [fmt(at(plain["curve"], 2 * p)), fmt(at(plain["curve_ema"], 2 * p)), fmt(at(post, 2 * p)),
                  fmt(at(plain["curve"], 4 * p)), fmt(at(plain["curve_ema"], 4 * p)), fmt(at(post, 4 * p))]
-        lines.append(f"| {i} (SGLD {sgld['iters'] if sgld else '-'} it) | {p} | {plain['psnr_peak']:.2f} | " + " | ".join(cells)
+        lines.append(f"| {i} (plain {plain['iters']}, SGLD {sgld['iters'] if sgld else '-'} it) | {p} | {plain['psnr_peak']:.2f} | " + " | ".join(cells)
                      + f" | {fmt(sgld.get('uncertainty_error_corr') if sgld else None)} |")
     lines += ["", "## Warm start (Reptile pre-training) vs cold start", ""]
     if pre:
@@ -198,24 +202,33 @@ def plot(by, images, methods, path: Path) -> None:
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 5))
+    long = [i for i in images if (i, "plain_long") in by and (i, "sgld_long") in by]
+    fig, axes = plt.subplots(1, 2 if long else 1, figsize=(14 if long else 8, 5), squeeze=False)
     series = [(m, "curve", m) for m in methods] + [("plain", "curve_ema", "plain (EMA)"),
                                                     ("sgld", "curve_posterior", "sgld posterior mean")]
+    _panel(axes[0][0], by, images, series, f"DIP variants, {len(images)} image(s), same budget")
+    if long:
+        claim = [("plain_long", "curve", "plain"), ("plain_long", "curve_ema", "plain (EMA)"),
+                 ("sgld_long", "curve", "sgld (current sample)"), ("sgld_long", "curve_posterior", "sgld posterior mean")]
+        _panel(axes[0][1], by, long, claim, f"stopping claim: long runs, {len(long)} image(s)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _panel(ax, by, images, series, title) -> None:
     for method, key, label in series:
         curves = [dict(by[(i, method)][key]) for i in images if (i, method) in by and by[(i, method)].get(key)]
-        if not curves:
-            continue
+        if len(curves) < len(images):
+            continue  # a mean over fewer images would not be comparable
         steps = sorted(set.intersection(*[set(c) for c in curves]))
         ax.plot(steps, [statistics.fmean(c[s] for c in curves) for s in steps], label=label,
                 lw=2 if "posterior" in label else 1.2)
     ax.set_xlabel("iteration")
     ax.set_ylabel(f"PSNR (dB), mean over {len(images)} image(s)")
-    ax.set_title("DIP variants, Gaussian sigma 25")
+    ax.set_title(f"{title}, Gaussian sigma 25", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def main() -> None:
@@ -228,8 +241,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=8, help="Reptile rounds (default 8)")
     parser.add_argument("--inner-iters", type=int, default=30, help="steps per Reptile round (default 30)")
     parser.add_argument("--tv", type=float, nargs="+", default=[0.002, 0.01], help="DIP-TV lambda grid")
-    parser.add_argument("--claim-image", default="House", help="image of the long SGLD run (stopping claim)")
-    parser.add_argument("--claim-iters", type=int, default=1200, help="length of that SGLD run (default 1200: 2x the plain peak at 64 px)")
+    parser.add_argument("--claim-images", nargs="+", default=["House", "F16", "Peppers"],
+                        help="images of the long plain and SGLD runs (the stopping claim)")
+    parser.add_argument("--claim-iters", type=int, default=2400,
+                        help="length of those runs (default 2400: 4x the plain peaks of 533-587 at 64 px)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=str(RESULTS / "variants.jsonl"))
     parser.add_argument("--report-only", action="store_true")
