@@ -165,18 +165,20 @@ def report(args) -> None:
     lines += ["", "PSNR in dB, mean over images (the count in brackets). Observation: "
               + fmt(mean([by[(i, 'plain')]['psnr_observed'] for i in images])) + " dB.", ""]
     lines += ["## Does SGLD remove the need to stop?", "",
-              "p = the plain fit's peak iteration. n/a: the run is shorter than that multiple.", "",
-              "| image | p | plain peak | plain last@2p | plain EMA@2p | SGLD posterior@2p | plain last@4p | plain EMA@4p | SGLD posterior@4p | unc./error corr. |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              "p = the peak iteration of the longest plain fit of that image. n/a: the runs are shorter than that "
+              "multiple.", "",
+              "| image | p | plain peak | plain last@2p | plain EMA@2p | SGLD posterior@2p | plain last@4p | plain EMA@4p | SGLD posterior@4p | at the end: plain last / EMA / SGLD posterior | unc./error corr. |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for i in images:
         long = by.get((i, "plain_long"), by[(i, "plain")])
         sgld = by.get((i, "sgld_long"), by.get((i, "sgld")))
-        p, plain = by[(i, "plain")]["iter_peak"], long
+        p, plain = long["iter_peak"], long  # the long run's peak: a short run may end before the true peak
         post = sgld["curve_posterior"] if sgld else []
         cells = [fmt(at(plain["curve"], 2 * p)), fmt(at(plain["curve_ema"], 2 * p)), fmt(at(post, 2 * p)),
                  fmt(at(plain["curve"], 4 * p)), fmt(at(plain["curve_ema"], 4 * p)), fmt(at(post, 4 * p))]
+        end = f"{plain['psnr_final']:.2f} / {plain['psnr_ema']:.2f} / {fmt(sgld.get('psnr_posterior') if sgld else None)}"
         lines.append(f"| {i} (plain {plain['iters']}, SGLD {sgld['iters'] if sgld else '-'} it) | {p} | {plain['psnr_peak']:.2f} | " + " | ".join(cells)
-                     + f" | {fmt(sgld.get('uncertainty_error_corr') if sgld else None)} |")
+                     + f" | {end} | {fmt(sgld.get('uncertainty_error_corr') if sgld else None)} |")
     lines += ["", "## Warm start (Reptile pre-training) vs cold start", ""]
     if pre:
         lines.append(f"Pre-trained on {', '.join(pre['images'])} (not benchmark images): {pre['rounds']} rounds x "
