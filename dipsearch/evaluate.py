@@ -21,10 +21,11 @@ import torch
 from .arch import ArchSpec
 from .families import count_params_of, spec_to_dict
 from .errors import DipsearchError
-from .fit import FitConfig, FitHook, StepState, fit
+from .fit import FitConfig, FitHook, StepState
 from .fitness import make_fitness
 from .metrics import psnr
 from .tasks import Problem
+from .variants import candidate_variant, fit_variant
 
 
 class Reporter(Protocol):
@@ -56,15 +57,18 @@ class Candidate:
     stop: dict[str, Any] | None = None
     # FitConfig speed settings (precision, channels_last, compile); empty: exact fp32 eager
     fit_options: dict[str, Any] = field(default_factory=dict)
+    # Warm start: a weights.pt (dipsearch.variants.warmstart) of this candidate's architecture. None: cold start.
+    init: str | None = None
 
     @property
     def key(self) -> str:
         return candidate_key(self.arch, self.fit_settings, self.iters, self.fitness, self.scale, self.seed, self.output,
-                             stop=self.stop, options=self.fit_options)
+                             stop=self.stop, options=self.fit_options, init=self.init)
 
 
 def candidate_key(arch: ArchSpec, settings: dict, iters: int, fitness: str, scale: float, seed: int, output: str,
-                  stop: dict[str, Any] | None = None, options: dict[str, Any] | None = None) -> str:
+                  stop: dict[str, Any] | None = None, options: dict[str, Any] | None = None,
+                  init: str | None = None) -> str:
     """Canonical hash: two genomes that decode to the same network and budget share one evaluation."""
     data = {"arch": spec_to_dict(arch), "fit": settings, "iters": iters, "fitness": fitness, "scale": scale, "seed": seed,
             "output": output}
@@ -72,6 +76,8 @@ def candidate_key(arch: ArchSpec, settings: dict, iters: int, fitness: str, scal
         data["stop"] = stop
     if options:  # likewise: bf16 fits are not the fp32 ones
         data["options"] = options
+    if init is not None:
+        data["init"] = init
     text = json.dumps(data, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -196,13 +202,16 @@ def _evaluate(candidate: Candidate) -> Evaluation:
         if candidate.reporter is not None:
             running = _RunningFitness(candidate, fitness.score)
             hooks.append(running)
-        result = fit(prepared, candidate.arch, config, hooks)
+        variant = candidate_variant(candidate.fit_settings, iters, candidate.init)
+        result = fit_variant(prepared, candidate.arch, config, variant, hooks)
         stopped_iter = result.summary_extra.get("stopped_iter") if candidate.stop is not None else None
         if stopped_iter is not None:
             image = result.extras["images"]["output_stopped"]
             fitness.select_step(int(stopped_iter))
         else:
-            image = result.ema if (fitness.output or candidate.output) == "ema" else result.output
+            image = result.extras.get("images", {}).get("output_posterior")  # SGLD: the posterior mean
+            if image is None:
+                image = result.ema if (fitness.output or candidate.output) == "ema" else result.output
         value = fitness.score(image, prepared)
         if math.isnan(value):
             raise DipsearchError(f"the fit diverged: its {candidate.fitness} fitness is NaN")

@@ -2,7 +2,8 @@
 
 A space file has four tables (see search_spaces/default.toml):
   [genes.NAME]   global genes: depth, input_depth, downsample, activation, pad, need1x1_up, k_skip,
-                 upsample (all levels alike) and the fit settings lr, reg_noise_std, iters;
+                 upsample (all levels alike) and the fit settings lr, reg_noise_std, iters, and the variant
+                 genes variant (plain | sgld) and tv (DIP-TV weight; see dipsearch.variants);
   [levels.NAME]  per-level genes n_down, n_up, n_skip, k_down, k_up, k_skip, upsample, declared once and
                  expanded to one gene per level up to the largest depth ("n_down[3]");
   [fixed]        values that are not searched;
@@ -36,7 +37,7 @@ Genome = dict[str, Any]
 ARCH_GLOBALS = ("depth", "input_depth", "input_kind", "downsample", "activation", "pad", "need1x1_up",
                 "up_primitive", "up_op", "up_kernel", "up_act")
 PER_LEVEL = ("n_down", "n_up", "n_skip", "k_down", "k_up", "k_skip", "upsample")
-FIT_GENES = ("lr", "reg_noise_std", "iters")
+FIT_GENES = ("lr", "reg_noise_std", "iters", "variant", "tv")
 GLOBAL_GENES = ARCH_GLOBALS + FIT_GENES + ("k_skip", "upsample")
 KINDS = ("int", "float", "choice")
 
@@ -189,7 +190,7 @@ class SearchSpace:
         return [[i, s] for i, s in pairs if i < depth and s < depth]
 
     def fit_settings(self, genome: Genome) -> dict[str, Any]:
-        """The fit-setting genes (lr, reg_noise_std, iters) that this space searches or fixes."""
+        """The fit-setting genes (lr, reg_noise_std, iters, variant, tv) that this space searches or fixes."""
         out = {}
         for name in FIT_GENES:
             if name in genome:
@@ -398,6 +399,9 @@ def space_from_dict(data: dict[str, Any], source: str = "<space>") -> SearchSpac
             raise DipsearchError(f"{source}: [ties] {name} = {target!r}: both must be per-level genes ({', '.join(PER_LEVEL)})")
         if f"{name}[0]" in genes or name in genes:
             raise DipsearchError(f"{source}: [ties] {name!r} is tied to {target!r} but also declared as a gene")
+    from .variants import check_variant_genes  # the variants import the engine, which needs this module's peers
+
+    check_variant_genes(genes, fixed, source)
     space = SearchSpace(str(data.get("name", Path(source).stem)), genes, fixed, ties, source, family)
     for name in PER_LEVEL:
         _check_levels(space, name)

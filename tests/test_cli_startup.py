@@ -64,6 +64,10 @@ def test_the_cli_names_are_the_modules_own():
     assert names.CHOOSERS == tuple(choosers.CHOOSERS)
     assert names.RESTORE_BUDGETS == {n: (b.space, b.pop, b.gens, b.trials, b.search_iters, b.iters)
                                      for n, b in choosers.BUDGETS.items()}
+    from dipsearch import variants
+
+    assert names.VARIANTS == variants.VARIANTS and names.VARIANT_GENES == variants.VARIANT_GENES
+    assert names.SGLD_DEFAULTS == {k: getattr(variants.VariantSettings(), k) for k in names.SGLD_DEFAULTS}
     assert names.PRESELECT_METRICS == tuple(preselect.METRICS) and names.DEFAULT_PRESELECT_METRIC == preselect.DEFAULT_METRIC
     assert names.STALE_AFTER == storage.STALE_AFTER and names.SQLITE_HELP == storage.SQLITE_HELP
 

@@ -18,14 +18,14 @@ import warnings
 from typing import TYPE_CHECKING
 
 from ..errors import DipsearchError
-from . import (baseline_cmd, fit_cmd, preselect_cmd, report_cmd, reproduce_cmd, restore_cmd, search_cmd, stop_cmd,
+from . import (baseline_cmd, fit_cmd, preselect_cmd, pretrain_cmd, report_cmd, reproduce_cmd, restore_cmd, search_cmd, stop_cmd,
                worker_cmd)
 
 if TYPE_CHECKING:
     from rich.console import Console
 
 SUBCOMMANDS = [fit_cmd, search_cmd, stop_cmd, worker_cmd, preselect_cmd, baseline_cmd, restore_cmd, reproduce_cmd,
-               report_cmd]
+               report_cmd, pretrain_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

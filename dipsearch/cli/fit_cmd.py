@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import DipsearchError
 from .problem_args import add_problem_args, problem_from_args, problem_tag
+from .variant_args import SGLD_ITERS, add_variant_args, split_settings, variant_from_args
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -55,6 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     arch.add_argument("--space", metavar="PATH", help="use this search space's default genome (default: the seed network)")
     arch.add_argument("--arch", metavar="PATH", help="an architecture file (best_arch.toml of a search, or ArchSpec TOML/JSON)")
     add_fit_settings(parser)
+    add_variant_args(parser)
     from .stop_cmd import add_stop_args, stop_hook_from_args  # here, not at the top: stop_cmd imports this module
 
     add_stop_args(parser)
@@ -71,7 +73,7 @@ def resolve_arch(args: argparse.Namespace) -> tuple[Any, dict[str, Any], dict[st
     if getattr(args, "arch", None):
         spec = load_spec(args.arch)
         data = load_toml(args.arch, "architecture file") if Path(args.arch).suffix.lower() != ".json" else {}
-        settings = {k: v for k, v in data.get("fit", {}).items() if k in ("lr", "reg_noise_std", "iters")}
+        settings = {k: v for k, v in data.get("fit", {}).items() if k in ("lr", "reg_noise_std", "iters", "variant", "tv")}
         return spec, settings, {"arch_file": str(Path(args.arch).resolve())}
     if getattr(args, "space", None):
         space = load_space(find_space(args.space))
@@ -107,26 +109,37 @@ def fit_config(args: argparse.Namespace, from_arch: dict[str, Any]) -> FitConfig
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
-    from ..engine import check_fast_settings
+    from ..engine import Engine, check_fast_settings
     from ..families import family_of
     from ..fit import FitHook, check_size, fit, resolve_device
     from ..progress import ProgressHook, fit_progress, summary_table
     from ..runs import RunDir
     from ..stopping import prepare_problem
+    from ..variants import variant_parts
+    from ..variants.outputs import save_variant_outputs
+    from ..variants.warmstart import FinalWeights
 
     problem = problem_from_args(args)
     spec, from_arch, source = resolve_arch(args)
+    from_arch, variant_genes = split_settings(from_arch)
+    variant = variant_from_args(args, variant_genes)
+    if variant.variant == "sgld" and args.iters is None and "iters" not in from_arch:
+        from_arch["iters"] = SGLD_ITERS
     config = fit_config(args, from_arch)
     check_size(problem, spec)
+    variant.check(config)
+    parts, variant_hooks = variant_parts(spec, problem.image_shape[0], config, variant)
     device = str(resolve_device(config.device))
     check_fast_settings(config, resolve_device(config.device))
     hooks: list[FitHook] = [h for h in (factory(args, problem) for factory in args.extra_hooks) if h is not None]
     problem = prepare_problem(problem, hooks)  # e.g. --stop holdout withholds its pixels from the loss
+    hooks += [*variant_hooks, FinalWeights()]
 
     run_dir = RunDir.create(args.out, "fit", problem_tag(args))
     try:
         run_dir.write_toml(
-            "config.toml", {"source": source, "problem": problem.meta, "fit": config.to_dict(), "arch": family_of(spec).to_dict()}
+            "config.toml", {"source": source, "problem": problem.meta, "fit": config.to_dict(), "arch": family_of(spec).to_dict(),
+             "variant": variant.to_dict()}
         )
         run_dir.write_versions(device)
         run_dir.save_image("observed.png", problem.observed)
@@ -136,14 +149,15 @@ def run(args: argparse.Namespace, console: Console) -> int:
         if not args.no_progress:
             hooks.append(ProgressHook(progress, description="fit"))
             with progress:
-                result = fit(problem, spec, config, hooks)
+                result = Engine(spec, config, parts).run(problem, hooks)
         else:
-            result = fit(problem, spec, config, hooks)
+            result = Engine(spec, config, parts).run(problem, hooks)
         run_dir.write_csv("trace.csv", result.trace)
         run_dir.save_image("output.png", result.output)
         run_dir.save_image("output_ema.png", result.ema)
         for name, image in result.extras.get("images", {}).items():
             run_dir.save_image(f"{name}.png", image)
+        save_variant_outputs(run_dir, result, spec, problem.image_shape[0])
         summary = result.summary(problem)
         run_dir.write_json("summary.json", summary)
     except BaseException:

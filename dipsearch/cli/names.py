@@ -28,3 +28,6 @@ RESTORE_BUDGETS = {  # dipsearch.choosers.BUDGETS as (space, pop, gens, trials, 
     "cpu": ("demo", 4, 2, 12, 300, 2400),
     "gpu": ("default", 8, 5, 48, 1200, 3000),
 }
+VARIANTS = ("plain", "sgld")  # dipsearch.variants.VARIANTS
+VARIANT_GENES = ("variant", "tv")  # dipsearch.variants.VARIANT_GENES
+SGLD_DEFAULTS = {"sgld_noise": 2.0, "burn_in": 7000, "sample_every": 50}  # dipsearch.variants.VariantSettings()

@@ -42,6 +42,8 @@ def add_search_args(parser: argparse.ArgumentParser, iters_default: int = 400) -
     group.add_argument("--device", default="auto", help="device for each fit: auto, cpu, cuda, mps")
     add_fast_flags(group)
     group.add_argument("--out", default="runs", metavar="DIR", help="runs root folder (default ./runs)")
+    group.add_argument("--init", metavar="RUN_DIR|weights.pt",
+                       help="warm start: candidates of the same architecture as these weights start from them")
     group.add_argument("--no-progress", action="store_true", help="no live display (for logs)")
     add_rung_args(parser.add_argument_group("multi-fidelity selection"))
 
@@ -62,13 +64,20 @@ class SearchSetup:
     space: SearchSpace
     args: argparse.Namespace
     note: str | None = None  # how the space was cut down to the networks that fit the image, for the user
+    init_weights: Any = None  # the verified --init WeightsFile (dipsearch.variants.warmstart), if any
 
     def candidate(self, genome: dict[str, Any], index: int, **extra: Any) -> Candidate:
         from ..evaluate import Candidate
 
+        arch = self.space.decode(genome)
+        if self.init_weights is not None:
+            from ..variants.warmstart import arch_mismatch
+
+            if arch_mismatch(self.init_weights, arch, self.problem.image_shape[0]) is None:
+                extra.setdefault("init", str(self.init_weights.path))
         return Candidate(
             genome=genome,
-            arch=self.space.decode(genome),
+            arch=arch,
             problem=self.problem,
             iters=self.args.iters,
             seed=self.args.seed,
@@ -102,6 +111,7 @@ class SearchSetup:
                 **fast_settings(a),
                 "workers": a.workers,
                 "dask": a.dask,
+                **({"init": str(self.init_weights.path.resolve())} if self.init_weights is not None else {}),
             },
         }
 
@@ -168,7 +178,12 @@ def search_setup(args: argparse.Namespace) -> SearchSetup:
     space, note = fit_space_to_image(space, problem, args.eval_scale)
     if not space.genes:
         raise DipsearchError(f"{note}; that leaves a single network and nothing to search: use a larger image")
-    return SearchSetup(problem, space, args, note)
+    init = None
+    if getattr(args, "init", None):
+        from ..variants.warmstart import load_weights_file
+
+        init = load_weights_file(args.init)  # a missing or damaged file fails before any run folder exists
+    return SearchSetup(problem, space, args, note, init)
 
 
 def fit_space_to_image(space: SearchSpace, problem: Problem, scale: float = 1.0) -> tuple[SearchSpace, str | None]:

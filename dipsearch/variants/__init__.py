@@ -1,0 +1,155 @@
+"""Variants of the DIP fit that plug into the engine's seams (dipsearch.engine) without changing it.
+
+    settings = VariantSettings(variant="sgld", tv=0.001, init="runs/fit/.../weights.pt")
+    result = fit_variant(problem, spec, FitConfig(iters=20000), settings, hooks=[...])
+
+- variant "sgld" (Bayesian DIP, sgld.py): Adam with weight decay, Langevin noise on the convolution weights after
+  each step (FitHook.on_update), and the posterior mean / per-pixel standard deviation of the outputs sampled
+  after the burn-in; result.extras["images"]["output_posterior"], result.extras["uncertainty"], summary keys
+  psnr_posterior, sgld_samples, uncertainty_error_corr.
+- tv > 0 (DIP-TV, tv.py): adds tv * TV(x) to the loss (anisotropic, mean-normalised; see tv.py).
+- init (warm start, warmstart.py): the initial weights from a weights.pt file or a run folder holding one.
+The plain DIP fit is VariantSettings() and gives exactly `dipsearch.fit`'s result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Iterable
+
+from ..engine import Engine, FitParts
+from ..errors import DipsearchError
+from ..fit import FitConfig, FitHook, FitResult
+from ..tasks import Problem
+
+VARIANTS = ("plain", "sgld")
+# The fit-setting genes a search space may declare for the variants (see dipsearch.space).
+VARIANT_GENES = ("variant", "tv")
+
+
+@dataclass(frozen=True)
+class VariantSettings:
+    """Which variant, and its settings. The SGLD defaults are the published ones (Cheng et al. 2019)."""
+
+    variant: str = "plain"
+    sgld_noise: float = 2.0  # Langevin noise std = sgld_noise * lr, on every convolution weight
+    weight_decay: float = 5e-8  # Adam's L2 weight decay under SGLD (the prior on the weights)
+    burn_in: int = 7000  # steps before the first posterior sample
+    sample_every: int = 50  # one posterior sample every k steps after the burn-in
+    tv: float = 0.0  # weight of the total-variation term (DIP-TV); 0 = none
+    init: str | None = None  # weights.pt file or run folder to start from (warm start)
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise DipsearchError(f"unknown variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
+        if not self.tv >= 0:
+            raise DipsearchError(f"the TV weight must be >= 0, got {self.tv:g}")
+        if not self.sgld_noise >= 0:
+            raise DipsearchError(f"the SGLD noise factor must be >= 0, got {self.sgld_noise:g}")
+        if not self.weight_decay >= 0:
+            raise DipsearchError(f"the SGLD weight decay must be >= 0, got {self.weight_decay:g}")
+        if self.burn_in < 0:
+            raise DipsearchError(f"the SGLD burn-in must be >= 0 steps, got {self.burn_in}")
+        if self.sample_every < 1:
+            raise DipsearchError(f"the SGLD sample interval must be >= 1 step, got {self.sample_every}")
+
+    @property
+    def plain(self) -> bool:
+        return self == VariantSettings()
+
+    def check(self, config: FitConfig) -> None:
+        """Refuse settings that cannot work with this fit's budget, before any work."""
+        if self.variant == "sgld":
+            from .sgld import sample_steps
+
+            if not sample_steps(config.iters, self.burn_in, self.sample_every):
+                raise DipsearchError(
+                    f"SGLD burn-in of {self.burn_in} steps leaves no posterior sample in a run of {config.iters} "
+                    f"iterations (one every {self.sample_every} steps after the burn-in); lower --burn-in or "
+                    f"raise --iters")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The form recorded in config.toml ([variant]); TOML has no null, so an absent init is left out."""
+        data = asdict(self)
+        if data["init"] is None:
+            del data["init"]
+        else:
+            path = Path(data["init"])
+            data["init"] = str((path / "weights.pt" if path.is_dir() else path).resolve())  # the file itself
+        return data
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any], **overrides: Any) -> "VariantSettings":
+        """From fit settings that may hold variant genes (and other keys, ignored); overrides win."""
+        known = {f.name for f in fields(cls)}
+        data = {k: v for k, v in settings.items() if k in known}
+        return cls(**{**data, **{k: v for k, v in overrides.items() if v is not None}})
+
+    def updated(self, **changes: Any) -> "VariantSettings":
+        return replace(self, **changes)
+
+
+def variant_parts(spec: Any, channels: int, config: FitConfig, settings: VariantSettings) -> tuple[FitParts, list[FitHook]]:
+    """The engine parts and hooks that make this variant; hooks run after the caller's own."""
+    from .tv import tv_term
+    from .warmstart import read_weights
+
+    parts = FitParts()
+    hooks: list[FitHook] = []
+    if settings.init is not None:
+        parts.weights = read_weights(settings.init, spec, channels).state_dict
+    if settings.tv > 0:
+        parts.losses = [tv_term(settings.tv)]
+    if settings.variant == "sgld":
+        from .sgld import SGLDHook, sgld_optimizer
+
+        parts.optimizer = sgld_optimizer(settings.weight_decay)
+        hooks.append(SGLDHook(settings.sgld_noise, settings.burn_in, settings.sample_every, config.seed))
+    return parts, hooks
+
+
+SGLD_BURN_IN_SHARE = 0.35  # the published 7000 of 20000 steps
+
+
+def candidate_variant(fit_settings: dict[str, Any], iters: int, init: str | None = None) -> VariantSettings:
+    """The variant of a search candidate, from its genome's fit settings (genes `variant`, `tv`).
+
+    A search's candidates run far fewer steps than the published 20000: when the published burn-in leaves no
+    sample, SGLD keeps the published proportions instead (burn-in 35 % of the run, about 80 samples).
+    """
+    settings = VariantSettings.from_settings(fit_settings, init=init)
+    if settings.variant == "sgld":
+        from .sgld import sample_steps
+
+        if not sample_steps(iters, settings.burn_in, settings.sample_every):
+            settings = settings.updated(burn_in=round(SGLD_BURN_IN_SHARE * iters),
+                                        sample_every=max(1, min(settings.sample_every, iters // 80)))
+    return settings
+
+
+def check_variant_genes(genes: dict[str, Any], fixed: dict[str, Any], source: str) -> None:
+    """A space's `variant` and `tv` genes (or [fixed] values) must name known variants and non-negative weights."""
+    variant = genes.get("variant")
+    choices = variant.choices if variant is not None else ((fixed["variant"],) if "variant" in fixed else ())
+    if variant is not None and variant.kind != "choice":
+        raise DipsearchError(f"{source}: gene 'variant' must be a choice gene (choices among {', '.join(VARIANTS)})")
+    unknown = [c for c in choices if c not in VARIANTS]
+    if unknown:
+        raise DipsearchError(f"{source}: variant {unknown[0]!r} is not known; choose among {', '.join(VARIANTS)}")
+    tv = genes.get("tv")
+    lowest = (min(tv.choices) if tv.kind == "choice" else tv.low) if tv is not None else fixed.get("tv", 0)
+    if not isinstance(lowest, (int, float)) or isinstance(lowest, bool) or lowest < 0:
+        raise DipsearchError(f"{source}: the TV weight must be a number >= 0, got {lowest!r}")
+
+
+def fit_variant(problem: Problem, spec: Any, config: FitConfig = FitConfig(),
+                settings: VariantSettings = VariantSettings(), hooks: Iterable[FitHook] = ()) -> FitResult:
+    """`dipsearch.fit` with a variant: SGLD, a TV term and/or initial weights. Raises for bad settings first."""
+    settings.check(config)
+    parts, own = variant_parts(spec, problem.image_shape[0], config, settings)
+    return Engine(spec, config, parts).run(problem, [*hooks, *own])
+
+
+__all__ = ["VARIANTS", "VARIANT_GENES", "VariantSettings", "candidate_variant", "check_variant_genes", "fit_variant",
+           "variant_parts"]
