@@ -145,6 +145,9 @@ class _Setup:
     def config(self) -> dict[str, Any]:
         return self.ctx.config()
 
+    def plan(self) -> None:
+        return None  # no final rung inside the search: restore refits the best candidates with stopping itself
+
 
 def choose_default(ctx: ChooseContext) -> Choice:
     return Choice([Ranked(ctx.space.default(), None)], None, None)

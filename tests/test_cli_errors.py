@@ -34,7 +34,7 @@ def _fit(*args) -> list[str]:
 
 
 def _search(kind: str, *args) -> list[str]:
-    return ["search", kind, *map(str, args), "--iters", "2", "--no-progress"]
+    return ["search", kind, *map(str, args), "--iters", "2", "--final-iters", "120", "--no-progress"]
 
 
 @pytest.fixture
@@ -49,7 +49,8 @@ def test_search_restricts_the_space_to_networks_that_fit_the_image(tmp_path, ima
     clean = image_file("small.png", 32, 32)
     out = tmp_path / "runs"
     assert main(["search", "ga", "--clean", str(clean), "--space", "default", "--pop", "2", "--gens", "1",
-                 "--iters", "3", "--sigma", "30", "--seed", "4", "--no-progress", "--out", str(out)]) == 0
+                 "--iters", "3", "--final-iters", "120", "--sigma", "30", "--seed", "4", "--no-progress",
+                 "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "space 'default' restricted to the networks that fit the 32x32 image: depth {3, 4} (of 3-6)" in text
     (run,) = (out / "search").glob("*_ga")
@@ -134,7 +135,7 @@ def _failing_fits(monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("out of memory on the test device")
 
-    monkeypatch.setattr(evaluate, "fit", broken)
+    monkeypatch.setattr(evaluate, "fit_variant", broken)
 
 
 def test_ga_search_whose_every_evaluation_failed_exits_non_zero(tmp_path, clean, capsys, monkeypatch):
@@ -353,7 +354,7 @@ def test_interrupted_bayes_search_prints_how_to_resume(tmp_path, clean, capsys, 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(evaluate, "fit", interrupted)
+    monkeypatch.setattr(evaluate, "fit_variant", interrupted)
     out = tmp_path / "runs"
     assert main(_search("bayes", "--clean", clean, "--space", "demo", "--trials", "2", "--out", out)) == 130
     captured = capsys.readouterr()

@@ -43,7 +43,7 @@ def test_initial_genomes_are_the_default_then_the_top_scorers(tmp_path):
 
 def _ga(clean, space, out, *extra):
     return ["search", "ga", "--clean", str(clean), "--space", str(space), "--out", str(out), "--iters", "10",
-            "--no-progress", "--threads", "1", "--device", "cpu", *map(str, extra)]
+            "--final-iters", "120", "--no-progress", "--threads", "1", "--device", "cpu", *map(str, extra)]
 
 
 def _run(out: Path, kind: str = "search") -> Path:
@@ -83,7 +83,7 @@ def test_seed_from_puts_past_winners_first_and_bayes_enqueues_them(tmp_path, ima
 
     bayes_out = tmp_path / "bayes"
     assert cli.main(["search", "bayes", "--clean", str(clean), "--space", str(space_path), "--out", str(bayes_out),
-                     "--iters", "10", "--no-progress", "--device", "cpu", "--trials", "3", "--seed-from", pattern]) == 0
+                     "--iters", "10", "--final-iters", "120", "--no-progress", "--device", "cpu", "--trials", "3", "--seed-from", pattern]) == 0
     import optuna
 
     config = load_toml(_run(bayes_out) / "config.toml")
