@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from ..arch import ArchSpec, build_net
+from ..arch import ArchSpec
 from ..errors import DipsearchError
-from ..fit import make_input, min_size, padded_size, resolve_device
+from ..families import family_of
+from ..fit import min_size, resolve_device
 from ..space import Genome, SearchSpace
 from ..tasks import Problem
 from .metrics import METRICS, get_metric
@@ -46,15 +47,15 @@ def forward_outputs(problem: Problem, spec: ArchSpec, config: ScoreConfig) -> Te
     """K x C x h x w: the untrained network's outputs for K seeded inputs, mapped into observation space."""
     device = resolve_device(config.device)
     channels, height, width = problem.image_shape
-    ph, pw = padded_size(height, spec.size_multiple), padded_size(width, spec.size_multiple)
+    family = family_of(spec)  # the same seeded network and input a fit of this seed starts from
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        net = build_net(spec, channels).to(device)
+        net = family.build(channels).to(device)
     generator = torch.Generator().manual_seed(config.seed)
     operator = problem.to(device).operator
     outputs = []
     for _ in range(config.inputs):
-        z = make_input(spec, ph, pw, config.input_scale, generator).to(device)
+        z = family.make_input(height, width, config.input_scale, generator).to(device)
         outputs.append(operator(net(z)[:, :, :height, :width]))
     return torch.cat(outputs)
 
