@@ -17,7 +17,7 @@ import sys
 import warnings
 from typing import TYPE_CHECKING
 
-from ..errors import DipsearchError
+from ..errors import ArgumentError, DipsearchError
 from . import (baseline_cmd, fit_cmd, preselect_cmd, pretrain_cmd, report_cmd, reproduce_cmd, restore_cmd, search_cmd, stop_cmd,
                worker_cmd)
 
@@ -62,12 +62,34 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
             return int(args.func(args, console) or 0)
+    except ArgumentError as err:
+        _print_error(errors, err.render(argument_flags(parser, args)))
+        return 2
     except DipsearchError as err:
         _print_error(errors, str(err))
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def argument_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, str]:
+    """Library argument name -> the flag that sets it, for the subcommand that ran: its flags by their
+    destination, then the names a subcommand maps itself (set_defaults(argument_flags={"sigma": "--mut-step"}))."""
+    flags: dict[str, str] = {}
+    while parser is not None:
+        chosen = None
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                chosen = action.choices.get(getattr(args, action.dest, None) or "")
+            elif action.option_strings:
+                flags[action.dest] = next((o for o in action.option_strings if o.startswith("--")),
+                                          action.option_strings[0])
+            elif action.dest != "help":
+                flags[action.dest] = action.metavar or action.dest.upper()
+        parser = chosen
+    flags.update(getattr(args, "argument_flags", None) or {})
+    return flags
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
