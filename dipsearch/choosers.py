@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from rich.console import Console
 
-from .errors import DipsearchError
+from .errors import ArgumentError
 from .evaluate import Candidate, Evaluation
 from .runs import RunDir
 from .space import Genome, SearchSpace
@@ -163,5 +163,5 @@ CHOOSERS: dict[str, Chooser] = {
 
 def get_chooser(name: str) -> Chooser:
     if name not in CHOOSERS:
-        raise DipsearchError(f"unknown --search {name!r}; choose one of {', '.join(CHOOSERS)}")
+        raise ArgumentError("unknown {search} {name!r}; choose one of {names}", name=name, names=", ".join(CHOOSERS))
     return CHOOSERS[name]

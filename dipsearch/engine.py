@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 from torch import Tensor, nn
 
-from .errors import DipsearchError
+from .errors import ArgumentError, DipsearchError
 from .families import Family, family_of
 from .fit import FitConfig, FitHook, FitResult, StepState, resolve_device
 from .metrics import accumulator, ssim
@@ -94,13 +94,14 @@ def load_weights(net: nn.Module, source: str | Path | dict[str, Tensor]) -> None
 def check_fast_settings(config: FitConfig, device: torch.device) -> None:
     """Refuse settings the device cannot run, before any work."""
     if config.compile and device.type != "cuda":
-        raise DipsearchError(f"--compile needs a CUDA GPU (torch.compile of the fit is only supported there); "
-                             f"this fit runs on {device.type}")
+        raise ArgumentError("{compile} needs a CUDA GPU (torch.compile of the fit is only supported there); "
+                            "this fit runs on {where}", where=device.type)
     if config.precision == "bf16":
         if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            raise DipsearchError("--precision bf16: this GPU has no bfloat16 support; use --precision fp32")
+            raise ArgumentError("{precision:bf16}: this GPU has no bfloat16 support; use {precision:fp32}")
         if device.type not in ("cuda", "cpu"):
-            raise DipsearchError(f"--precision bf16 is supported on cuda and cpu, not on {device.type}; use fp32")
+            raise ArgumentError("{precision:bf16} is supported on cuda and cpu, not on {where}; use fp32",
+                                where=device.type)
 
 
 def is_guard_step(step: int, config: FitConfig) -> bool:

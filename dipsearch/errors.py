@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import string
 from collections.abc import Mapping
 from typing import Any
@@ -32,6 +33,17 @@ class ArgumentError(DipsearchError):
     def render(self, flags: Mapping[str, str] | None = None) -> str:
         """The message; with `flags` (argument name -> flag), each argument named by its flag."""
         return _ArgumentNames(flags).vformat(self.template, (), self.values)
+
+    def __reduce__(self):  # noqa: ANN204 - pickle's protocol
+        # Raised in a worker process, it crosses to the driver by pickle; the default would rebuild it from the
+        # rendered message, losing the argument names the CLI turns into flags.
+        return functools.partial(type(self), self.template, **self.values), ()
+
+
+def check_at_least(argument: str, value: int, low: int) -> None:
+    """The one `>= low` check of an integer argument: "workers must be >= 1, got 0" (the CLI: "--workers ...")."""
+    if value < low:
+        raise ArgumentError("{%s} must be >= {low}, got {value}" % argument, low=low, value=value)
 
 
 class _Argument(str):

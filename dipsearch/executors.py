@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import torch
 
-from .errors import DipsearchError
+from .errors import ArgumentError, DipsearchError, check_at_least
 from .launch import quiet_worker
 
 
@@ -51,8 +51,7 @@ def local_pool(workers: int | None = None, threads_per_worker: int | None = None
     gpus = torch.cuda.device_count()
     if workers is None:
         workers = gpus or 1
-    if workers < 1:
-        raise DipsearchError(f"--workers must be >= 1, got {workers}")
+    check_at_least("workers", workers, 1)
     context = mp.get_context("spawn")  # fork after torch threads exist can deadlock
     queue = None
     if gpus:
@@ -88,7 +87,7 @@ def dask_executor(address: str, timeout: float = 10.0) -> Executor:
     try:
         from distributed import Client
     except ImportError:
-        raise DipsearchError("--dask needs the dask extra: pip install 'dipsearch[dask]'") from None
+        raise ArgumentError("{dask} needs the dask extra: pip install 'dipsearch[dask]'") from None
     try:
         client = Client(address, timeout=timeout)
     except (OSError, TimeoutError) as err:

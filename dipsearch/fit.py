@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from .arch import ArchSpec
-from .errors import DipsearchError
+from .errors import ArgumentError, DipsearchError
 from .metrics import psnr
 from .tasks import Problem
 
@@ -170,9 +170,10 @@ def resolve_device(name: str) -> torch.device:
     except RuntimeError:
         raise DipsearchError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise DipsearchError(f"device {name!r} asked for, but this torch build sees no CUDA GPU; use --device cpu")
+        raise ArgumentError("device {name!r} asked for, but this torch build sees no CUDA GPU; use {device:cpu}",
+                            name=name)
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise DipsearchError(f"device {name!r} asked for, but MPS is not available here; use --device cpu")
+        raise ArgumentError("device {name!r} asked for, but MPS is not available here; use {device:cpu}", name=name)
     return device
 
 

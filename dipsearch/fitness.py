@@ -18,7 +18,7 @@ from abc import ABC, abstractmethod
 
 import torch
 
-from .errors import DipsearchError
+from .errors import ArgumentError, DipsearchError
 from .fit import FitHook, StepState
 from .metrics import psnr
 from .tasks import Problem
@@ -152,11 +152,10 @@ def make_fitness(name: str, problem: Problem | None = None) -> Fitness:
         raise DipsearchError(f"unknown fitness {name!r}; choose one of {', '.join(FITNESSES)}")
     fitness = FITNESSES[name]()
     if problem is not None and fitness.needs_clean and problem.clean is None:
-        raise DipsearchError(
-            f"fitness {name!r} needs ground truth: give --clean PATH, or use the ground-truth-free 'holdout'"
-        )
+        raise ArgumentError("fitness {name!r} needs ground truth: give {clean:PATH}, or use the ground-truth-free "
+                            "'holdout'", name=name)
     if problem is not None and name == "sure" and problem.meta.get("noise") != "gaussian":
-        raise DipsearchError("fitness 'sure' needs Gaussian noise of known sigma (--noise gaussian --sigma S)")
+        raise ArgumentError("fitness 'sure' needs Gaussian noise of known sigma ({noise:gaussian} {level:S})")
     if problem is not None:
         fitness.check(problem)
     return fitness

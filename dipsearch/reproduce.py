@@ -17,7 +17,7 @@ import torch
 from rich.console import Console
 
 from .arch import ArchSpec
-from .errors import DipsearchError
+from .errors import ArgumentError, DipsearchError, check_at_least
 from .evaluate import stop_hook
 from .fit import FitConfig, baseline_psnr, fit, resolve_device
 from .imageio import center_crop, load_image
@@ -59,9 +59,9 @@ class ReproduceSettings:
         try:
             side = int(size)
         except ValueError:
-            raise DipsearchError(f"--size takes 'full' or a crop side in px, got {self.size!r}") from None
+            raise ArgumentError("{size} takes 'full' or a crop side in px, got {value!r}", value=self.size) from None
         if side < 64:
-            raise DipsearchError(f"--size must be at least 64 px (the seed network has 5 levels), got {side}")
+            raise ArgumentError("{size} must be at least 64 px (the seed network has 5 levels), got {side}", side=side)
         return side
 
     def restore_settings(self) -> RestoreSettings:
@@ -90,8 +90,9 @@ def images_of(data: Path, row: Row, limit: int | None) -> dict[str, list[Path]]:
         folder = data / name
         files = sorted(folder.glob("*.png")) if folder.is_dir() else []
         if not files:
-            raise DipsearchError(f"row {row.name} needs the {SET_NAMES.get(name, name)} images as PNG files in "
-                                 f"{folder}/, and there are none; give --data DIR with {', '.join(row.sets)}/ in it")
+            raise ArgumentError("row {row} needs the {kind} images as PNG files in {folder}/, and there are none; "
+                                "give {data:DIR} with {sets}/ in it", row=row.name, kind=SET_NAMES.get(name, name),
+                                folder=folder, sets=", ".join(row.sets))
         out[name] = files[:limit] if limit else files
     return out
 
@@ -100,10 +101,9 @@ def check(settings: ReproduceSettings) -> list[Row]:
     """Everything that can be refused before any work: rows, methods, data, sizes, budgets."""
     rows = get_rows(settings.rows)
     settings.methods = check_methods(settings.methods)
-    if settings.images is not None and settings.images < 1:
-        raise DipsearchError(f"--images must be >= 1, got {settings.images}")
-    if settings.iters < 1:
-        raise DipsearchError(f"--iters must be >= 1, got {settings.iters}")
+    if settings.images is not None:
+        check_at_least("images", settings.images, 1)
+    check_at_least("iters", settings.iters, 1)
     settings.crop()
     for row in rows:
         images_of(Path(settings.data), row, settings.images)

@@ -23,7 +23,7 @@ from rich.console import Console
 
 from .arch import ArchSpec
 from .choosers import BUDGETS, Budget, ChooseContext, Choice, Ranked, get_chooser
-from .errors import DipsearchError
+from .errors import ArgumentError, DipsearchError, check_at_least
 from .evaluate import Candidate, stop_hook
 from .fit import FitConfig, FitResult, baseline_psnr, check_size, fit, resolve_device
 from .metrics import psnr, ssim
@@ -56,25 +56,26 @@ class RestoreSettings:
         if name == "auto":
             name = "gpu" if resolve_device(self.device).type == "cuda" else "cpu"
         if name not in BUDGETS:
-            raise DipsearchError(f"unknown --budget {self.budget!r}; choose auto or one of {', '.join(BUDGETS)}")
+            raise ArgumentError("unknown {budget} {name!r}; choose auto or one of {names}", name=self.budget,
+                                names=", ".join(BUDGETS))
         base = BUDGETS[name]
         changes = {k: getattr(self, k) for k in ("space", "pop", "gens", "trials", "search_iters", "iters")
                    if getattr(self, k) is not None}
         for key in ("pop", "gens", "trials", "search_iters", "iters"):
             low = 0 if key == "gens" else (2 if key == "pop" else 1)
-            if key in changes and changes[key] < low:
-                raise DipsearchError(f"--{key.replace('_', '-')} must be >= {low}, got {changes[key]}")
+            if key in changes:
+                check_at_least(key, changes[key], low)
         return name, replace(base, **changes)
 
     def check(self) -> Budget:
         """Validate what needs no image (budget, chooser, ensemble size); returns the resolved budget."""
         _, budget = self.resolved_budget()
         most = get_chooser(self.search).max_candidates(budget)
-        if self.ensemble < 1:
-            raise DipsearchError(f"--ensemble must be >= 1, got {self.ensemble}")
+        check_at_least("ensemble", self.ensemble, 1)
         if self.ensemble > most:
-            raise DipsearchError(f"--ensemble {self.ensemble} is larger than the {most} candidate(s) --search "
-                                 f"{self.search} can produce with this budget; use --ensemble <= {most}")
+            raise ArgumentError("{ensemble:{value}} is larger than the {most} candidate(s) {search:{name}} can produce "
+                                "with this budget; use {ensemble} <= {most}", value=self.ensemble, most=most,
+                                name=self.search)
         return budget
 
     def stop_spec(self) -> dict[str, Any] | None:
@@ -234,7 +235,7 @@ class Pipeline:
             stages.append(Stage("ensemble", f"weighted mean of {k} refits (weights {', '.join(f'{w:.3f}' for w in weights)})",
                                 None, p, q))
         if problem.clean is not None and s.compare_default and s.search != "none":
-            self._say("restore: refit of the default network, for comparison (scored against --clean only)")
+            self._say("restore: refit of the default network, for comparison (scored against the clean image only)")
             default = refit(problem, self.space.decode(self.space.default()),
                             self.space.fit_settings(self.space.default()), self.stop, s.seed, b.iters, self.device,
                             run.path, "default")

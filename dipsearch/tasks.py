@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor, nn
 
-from .errors import DipsearchError
+from .errors import ArgumentError, DipsearchError
 from .imageio import center_crop, crop_to_multiple, load_image
 from .metrics import psnr, ssim  # noqa: F401  (re-exported: callers score problems from here)
 
@@ -157,13 +157,15 @@ def load_mask(path: str | Path, size: tuple[int, int], crop: int | None = None) 
     h, w = grey.shape[-2:]
     if crop:
         if crop > min(h, w):
-            raise DipsearchError(f"--crop {crop} is larger than the mask {path} ({w}x{h} px, width x height)")
+            raise ArgumentError("{crop:{value}} is larger than the mask {path} ({w}x{h} px, width x height)",
+                                value=crop, path=path, w=w, h=h)
         grey = center_crop(grey, crop, crop)
         h, w = grey.shape[-2:]
     if (h, w) != tuple(size):
-        raise DipsearchError(
-            f"mask {path} is {w}x{h} but the image is {size[1]}x{size[0]} (width x height"
-            f"{', after --crop' if crop else ''}); give a mask of the image's size (white = known pixels, black = missing)"
+        raise ArgumentError(
+            "mask {path} is {w}x{h} but the image is {width}x{height} (width x height" + (", after {crop}" if crop else "")
+            + "); give a mask of the image's size (white = known pixels, black = missing)",
+            path=path, w=w, h=h, width=size[1], height=size[0],
         )
     mask = (grey >= 0.5).float()
     _check_known(mask, f"mask {path}")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DipsearchError
+from .names import name_arguments
 from .problem_args import add_problem_args, problem_from_args, problem_tag
 from .variant_args import SGLD_ITERS, add_variant_args, split_settings, variant_from_args
 
@@ -61,6 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     add_stop_args(parser)
     parser.set_defaults(func=run, extra_hooks=[stop_hook_from_args])
+    name_arguments(parser, spec="--arch")  # the network spec a fit gets
 
 
 def resolve_arch(args: argparse.Namespace) -> tuple[Any, dict[str, Any], dict[str, Any]]:

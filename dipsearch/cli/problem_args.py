@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DipsearchError
-from .names import DEFAULT_LEVEL, NOISE_KINDS
+from .names import DEFAULT_LEVEL, NOISE_KINDS, name_arguments
 
 if TYPE_CHECKING:
     import torch
@@ -49,6 +49,8 @@ def add_problem_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--seed", type=int, default=0,
                        help=f"seed of the synthesised corruption and of the fit, 0 to {SEED_MAX} (default 0)")
     group.add_argument("--demo", action="store_true", help="use the embedded demo image (denoising, gaussian sigma 25)")
+    # --sigma is make_problem's noise level; the library's `sigma` is the sure detector's (--sure-sigma, if any)
+    name_arguments(parser, level="--sigma", sigma=None)
 
 
 def check_seed(seed: int | None, flag: str = "--seed") -> None:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from .names import DEFAULT_PRESELECT_METRIC as DEFAULT_METRIC
 from .names import PRESELECT_METRICS as METRICS
+from .names import name_arguments
 
 if TYPE_CHECKING:
     from ..space import Genome
@@ -26,6 +27,7 @@ def add_seeding_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--seed-from", nargs="+", default=[], metavar="RUN_DIR", dest="seed_from",
                    help="start from the winners (best_arch.toml [genome]) of earlier searches or pre-selections "
                         "over the same space: run folders or glob patterns (quote them)")
+    name_arguments(parser, keep="--preselect-keep")  # SeedPlan.keep
 
 
 def starting_genomes(args: argparse.Namespace, setup: SearchSetup, room: int,

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..errors import DipsearchError
+from ..errors import ArgumentError, check_at_least
 from ..evaluate import Candidate, Evaluation, evaluate
 from ..fitness import make_fitness
 from ..space import SearchSpace
@@ -36,15 +36,12 @@ class PreselectConfig:
 
     def check(self, problem: Problem | None = None) -> None:
         get_metric(self.metric)
-        if self.candidates < 1:
-            raise DipsearchError(f"--candidates must be >= 1, got {self.candidates}")
-        if self.keep < 1:
-            raise DipsearchError(f"--keep must be >= 1, got {self.keep}")
+        check_at_least("candidates", self.candidates, 1)
+        check_at_least("keep", self.keep, 1)
         if self.keep > self.candidates:
-            raise DipsearchError(f"--keep {self.keep} is larger than --candidates {self.candidates}: "
-                                 "keep at most as many candidates as are scored")
-        if self.fit_iters < 0:
-            raise DipsearchError(f"--fit-iters must be >= 0, got {self.fit_iters}")
+            raise ArgumentError("{keep:{keep_value}} is larger than {candidates:{candidates_value}}: keep at most as "
+                                "many candidates as are scored", keep_value=self.keep, candidates_value=self.candidates)
+        check_at_least("fit_iters", self.fit_iters, 0)
         ScoreConfig(inputs=self.inputs)
         if problem is not None and self.fit_iters:
             make_fitness(self.fitness, problem)  # unknown fitness, or psnr without a clean image

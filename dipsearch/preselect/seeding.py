@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import DipsearchError
+from ..errors import ArgumentError, DipsearchError, check_at_least
 from ..runs import RunDir
 from ..space import Genome, SearchSpace
 from ..tasks import Problem
@@ -41,12 +41,12 @@ class SeedPlan:
 
     def check(self) -> None:
         get_metric(self.metric)
-        if self.preselect < 0:
-            raise DipsearchError(f"--preselect must be >= 0, got {self.preselect}")
+        check_at_least("preselect", self.preselect, 0)
         if self.keep is not None and not 1 <= self.keep <= max(self.preselect, 1):
-            raise DipsearchError(f"--preselect-keep must be between 1 and --preselect ({self.preselect}), got {self.keep}")
+            raise ArgumentError("{keep} must be between 1 and {preselect} ({most}), got {value}", most=self.preselect,
+                                value=self.keep)
         if self.keep is not None and not self.preselect:
-            raise DipsearchError("--preselect-keep needs --preselect N")
+            raise ArgumentError("{keep} needs {preselect:N}")
 
 
 def archive_winners(patterns: list[str], space: SearchSpace) -> list[tuple[Path, Genome]]:
@@ -55,25 +55,26 @@ def archive_winners(patterns: list[str], space: SearchSpace) -> list[tuple[Path,
     for pattern in patterns:
         matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
         if not matches:
-            raise DipsearchError(f"--seed-from {pattern!r} matches no folder")
+            raise ArgumentError("{seed_from} {pattern!r} matches no folder", pattern=pattern)
         folders += [Path(m) for m in matches if Path(m) not in folders]
     out = []
     for folder in folders:
         path = folder / "best_arch.toml"
         if not folder.is_dir():
-            raise DipsearchError(f"--seed-from {folder}: no such run folder")
+            raise ArgumentError("{seed_from:{folder}}: no such run folder", folder=folder)
         if not path.is_file():
-            raise DipsearchError(f"--seed-from {folder}: the folder has no winner (no best_arch.toml); "
-                                 "give the folders of finished searches or pre-selections")
+            raise ArgumentError("{seed_from:{folder}}: the folder has no winner (no best_arch.toml); give the "
+                                "folders of finished searches or pre-selections", folder=folder)
         genome = load_toml(path, "winner file").get("genome")
         if not isinstance(genome, dict):
-            raise DipsearchError(f"--seed-from {folder}: {path.name} has no [genome] table (written by an older "
-                                 "dipsearch, or by hand); only searches and pre-selections record their genome")
+            raise ArgumentError("{seed_from:{folder}}: {file} has no [genome] table (written by an older dipsearch, "
+                                "or by hand); only searches and pre-selections record their genome", folder=folder,
+                                file=path.name)
         try:
             space.validate(genome)
         except DipsearchError as err:
-            raise DipsearchError(f"--seed-from {folder}: its winner is not a genome of space {space.name!r} ({err}); "
-                                 "seed only from runs over the same space") from None
+            raise ArgumentError("{seed_from:{folder}}: its winner is not a genome of space {space!r} ({err}); seed "
+                                "only from runs over the same space", folder=folder, space=space.name, err=err) from None
         out.append((folder, genome))
     return out
 

@@ -24,7 +24,7 @@ import torch
 
 from ..arch import ArchSpec
 from ..families import spec_from_dict, spec_to_dict
-from ..errors import DipsearchError
+from ..errors import ArgumentError, DipsearchError
 from ..fit import FitConfig, FitHook, baseline_psnr, fit
 from ..imageio import center_crop, load_image
 from ..launch import quiet_worker
@@ -80,7 +80,8 @@ def run_job(job: FitJob, hooks: Iterable[FitHook] = ()) -> dict[str, Any]:
     if job.crop:
         h, w = clean.shape[-2:]
         if job.crop > min(h, w):
-            raise DipsearchError(f"--crop {job.crop} is larger than {job.image} ({h}x{w} px)")
+            raise ArgumentError("{crop:{value}} is larger than {image} ({h}x{w} px)", value=job.crop, image=job.image,
+                                h=h, w=w)
         clean = center_crop(clean, job.crop, job.crop)
     level = LITERATURE_LEVELS[job.noise][LEVEL_NAMES[job.level]]
     problem = make_problem("denoise", clean=clean, noise=job.noise, level=level, seed=job.seed)

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..arch import ArchSpec
-from ..errors import DipsearchError
+from ..errors import ArgumentError, DipsearchError
 from ..fit import FitConfig, StepState
 from ..metrics import accumulator
 from ..tasks import Problem
@@ -220,9 +220,8 @@ class Sure(Detector):
                 f"sure: SURE needs Gaussian noise, but this problem has {noise} noise; use wmv, emv or holdout"
             )
         if self.sigma_arg is None and (noise is None or problem.meta.get("level") is None):
-            raise DipsearchError(
-                "sure: the Gaussian noise sigma is unknown; give --sigma S (0-255 scale) or --sure-sigma estimate"
-            )
+            raise ArgumentError("sure: the Gaussian noise sigma is unknown; give {level:S} (0-255 scale) or "
+                                "{sigma:estimate}")
 
     def start(self, problem: Problem, spec: ArchSpec, config: FitConfig) -> None:
         super().start(problem, spec, config)

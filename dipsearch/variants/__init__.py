@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..engine import Engine, FitParts
-from ..errors import DipsearchError
+from ..errors import ArgumentError, DipsearchError
 from ..fit import FitConfig, FitHook, FitResult
 from ..tasks import Problem
 
@@ -64,10 +64,10 @@ class VariantSettings:
             from .sgld import sample_steps
 
             if not sample_steps(config.iters, self.burn_in, self.sample_every):
-                raise DipsearchError(
-                    f"SGLD burn-in of {self.burn_in} steps leaves no posterior sample in a run of {config.iters} "
-                    f"iterations (one every {self.sample_every} steps after the burn-in); lower --burn-in or "
-                    f"raise --iters")
+                raise ArgumentError(
+                    "SGLD burn-in of {steps} steps leaves no posterior sample in a run of {length} iterations (one "
+                    "every {every} steps after the burn-in); lower {burn_in} or raise {iters}",
+                    steps=self.burn_in, length=config.iters, every=self.sample_every)
 
     def to_dict(self) -> dict[str, Any]:
         """The form recorded in config.toml ([variant]); TOML has no null, so an absent init is left out."""

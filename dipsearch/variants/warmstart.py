@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..errors import DipsearchError
+from ..errors import ArgumentError
 from ..families import spec_from_dict, spec_to_dict
 from ..fit import FitHook, FitResult
 from ..runs import write_atomic
@@ -66,10 +66,11 @@ def weights_path(source: str | Path) -> Path:
     if path.is_dir():
         inside = path / WEIGHTS_FILE
         if not inside.is_file():
-            raise DipsearchError(f"--init: the folder {path} holds no {WEIGHTS_FILE} (a run folder of a fit saves one)")
+            raise ArgumentError("{init}: the folder {path} holds no {file} (a run folder of a fit saves one)",
+                                path=path, file=WEIGHTS_FILE)
         return inside
     if not path.exists():
-        raise DipsearchError(f"--init: no such file or folder: {path}")
+        raise ArgumentError("{init}: no such file or folder: {path}", path=path)
     return path
 
 
@@ -80,15 +81,17 @@ def load_weights_file(source: str | Path) -> WeightsFile:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - a damaged file raises many kinds
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise DipsearchError(f"--init: {path} is not a readable weights file ({reason})") from None
+        raise ArgumentError("{init}: {path} is not a readable weights file ({reason})", path=path,
+                            reason=reason) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise DipsearchError(f"--init: {path} is not a dipsearch weights file (no format {FORMAT!r}); "
-                             "give the weights.pt of a dipsearch fit or pretrain")
+        raise ArgumentError("{init}: {path} is not a dipsearch weights file (no format {format!r}); give the "
+                            "weights.pt of a dipsearch fit or pretrain", path=path, format=FORMAT)
     state = data.get("state_dict")
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise DipsearchError(f"--init: {path} has no valid state_dict")
+        raise ArgumentError("{init}: {path} has no valid state_dict", path=path)
     if state_hash(state) != data.get("sha256"):
-        raise DipsearchError(f"--init: {path} is corrupt: its tensors do not match the hash stored with them")
+        raise ArgumentError("{init}: {path} is corrupt: its tensors do not match the hash stored with them",
+                            path=path)
     return WeightsFile(data["arch"], int(data["channels"]), state, data["sha256"], path)
 
 
@@ -111,8 +114,8 @@ def read_weights(source: str | Path, spec: Any, channels: int) -> WeightsFile:
     weights = load_weights_file(source)
     problem = arch_mismatch(weights, spec, channels)
     if problem:
-        raise DipsearchError(f"--init {weights.path}: {problem}; fit the same architecture (e.g. --arch with the "
-                             "run's config) or drop --init")
+        raise ArgumentError("{init:{path}}: {problem}; fit the same architecture (e.g. {spec} with the run's "
+                            "config) or drop {init}", path=weights.path, problem=problem)
     return weights
 
 
