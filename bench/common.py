@@ -9,6 +9,8 @@ from typing import Any
 
 import torch
 
+from dipsearch.runs import write_atomic
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO.parent / "shared" / "data"
 RESULTS = REPO / "bench" / "results"
@@ -26,5 +28,5 @@ def machine() -> dict[str, Any]:
 def write_json(path: str | Path, data: dict[str, Any]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2) + "\n")
+    write_atomic(path, (json.dumps(data, indent=2) + "\n").encode())
     return path

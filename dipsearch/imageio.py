@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 
@@ -55,10 +56,28 @@ def load_image(path: str | Path) -> torch.Tensor:
 def save_image(tensor: torch.Tensor, path: str | Path, format: str | None = None) -> None:
     """Write a 1xCxHxW or CxHxW tensor (clamped to [0, 1]) as an 8-bit image, grey when C = 1.
 
-    Writes exactly `path`; the format comes from `format`, else the suffix, else PNG (so that
-    temporary names such as 'out.png.tmp' used for atomic renames still produce a PNG).
+    Writes exactly `path`; the format comes from `format`, else the suffix, else PNG. (Run folders write
+    images atomically instead: dipsearch.runs.save_image_atomic, with encode_image.)
     """
     path = Path(path)
+    img = _to_pil(tensor)
+    if format is None:
+        known = Image.registered_extensions()
+        format = known.get(path.suffix.lower(), "PNG")
+    try:
+        img.save(path, format=format)
+    except (OSError, KeyError, ValueError) as err:
+        raise DipsearchError(f"cannot write image {path} as {format}: {err}") from None
+
+
+def encode_image(tensor: torch.Tensor, format: str = "PNG") -> bytes:
+    """The bytes save_image would write, for writers that put them in place themselves."""
+    buffer = io.BytesIO()
+    _to_pil(tensor).save(buffer, format=format)
+    return buffer.getvalue()
+
+
+def _to_pil(tensor: torch.Tensor) -> Image.Image:
     t = tensor.detach().to("cpu", torch.float32)
     if t.dim() == 4:
         if t.shape[0] != 1:
@@ -67,14 +86,7 @@ def save_image(tensor: torch.Tensor, path: str | Path, format: str | None = None
     if t.dim() != 3 or t.shape[0] not in (1, 3):
         raise ValueError(f"save_image expects 1xCxHxW or CxHxW with C in (1, 3), got {tuple(tensor.shape)}")
     arr = (t.clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    img = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)
-    if format is None:
-        known = Image.registered_extensions()
-        format = known.get(path.suffix.lower(), "PNG")
-    try:
-        img.save(path, format=format)
-    except (OSError, KeyError, ValueError) as err:
-        raise DipsearchError(f"cannot write image {path} as {format}: {err}") from None
+    return Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)
 
 
 def center_crop(img: torch.Tensor, h: int, w: int) -> torch.Tensor:

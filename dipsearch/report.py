@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import html
+import io
 import json
 import math
 from pathlib import Path
@@ -124,11 +125,15 @@ def _psnr(a, b) -> float | None:
 def _crop(src: Path, dst: Path) -> None:
     from PIL import Image
 
+    from .runs import write_atomic
+
     with Image.open(src) as img:
         w, h = img.size
         box = (round(CROP[0] * w), round(CROP[1] * h), max(round(CROP[2] * w), round(CROP[0] * w) + 1),
                max(round(CROP[3] * h), round(CROP[1] * h) + 1))
-        img.crop(box).resize((ZOOM_PX, ZOOM_PX), Image.Resampling.NEAREST).save(dst)
+        buffer = io.BytesIO()
+        img.crop(box).resize((ZOOM_PX, ZOOM_PX), Image.Resampling.NEAREST).save(buffer, format="PNG")
+    write_atomic(dst, buffer.getvalue())
 
 
 def strip(page_dir: Path, images: list[tuple[str, Path]], assets: Path, captions: dict[str, str] | None = None) -> str:

@@ -26,7 +26,7 @@ from typing import Any, Iterable
 import torch
 
 from .errors import DipsearchError
-from .imageio import save_image
+from .imageio import encode_image
 from .tomlio import dumps_toml
 
 DEFAULT_ROOT = Path("runs")
@@ -40,6 +40,7 @@ def _umask_mode() -> int:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
+    """The one way files are put in place: a temporary file in the same folder, synced, then renamed over `path`."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -63,18 +64,9 @@ def write_figure(path: Path, fig: Any, dpi: int = 110) -> Path:
 
 
 def save_image_atomic(path: Path, image: torch.Tensor) -> Path:
-    """Write a PNG through a temporary file in the same folder, so a reader never sees half an image."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.fchmod(fd, _umask_mode())
-    os.close(fd)
-    try:
-        save_image(image, tmp, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write a PNG atomically, like every other run-folder file: a reader never sees half an image."""
+    write_atomic(Path(path), encode_image(image, "PNG"))
+    return Path(path)
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
