@@ -14,9 +14,8 @@ import json
 import math
 import statistics
 import time
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -25,9 +24,9 @@ import torch
 from ..arch import ArchSpec
 from ..families import spec_from_dict, spec_to_dict
 from ..errors import ArgumentError, DipsearchError
+from ..executors import local_pool
 from ..fit import FitConfig, FitHook, baseline_psnr, fit
 from ..imageio import center_crop, load_image
-from ..launch import quiet_worker
 from ..runs import RunDir, dumps_json, rows_to_csv, write_atomic, write_figure
 from ..tasks import LITERATURE_LEVELS, NOISE_KINDS, make_problem
 from .detectors import DETECTORS, EMV, WMV, Detector, Holdout, Spectral, Sure
@@ -101,22 +100,17 @@ def run_job(job: FitJob, hooks: Iterable[FitHook] = ()) -> dict[str, Any]:
     return meta
 
 
-def _init_worker() -> None:
-    torch.set_num_threads(1)  # CPU time is shared: one core per worker
-
-
 def run_jobs(jobs: list[FitJob], workers: int, on_done: Callable[[dict[str, Any]], None],
              hooks_factory: Callable[[FitJob], list[FitHook]] | None = None) -> None:
-    """Run the jobs not done yet: in this process for workers == 1 (with per-iteration hooks), else in a pool."""
+    """Run the jobs not done yet: in this process for workers == 1 (with per-iteration hooks), else in a pool of
+    one-thread workers (dipsearch.executors, dealt to the GPUs like a search's)."""
     todo = [j for j in jobs if not j.done]
     if workers <= 1:
-        _init_worker()
+        torch.set_num_threads(1)  # as in each pool worker: CPU time is shared, one core per fit
         for job in todo:
             on_done(run_job(job, hooks_factory(job) if hooks_factory else ()))
         return
-    # spawn, not fork: a forked child inherits torch's thread pools in an undefined state.
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=quiet_worker,
-                             initargs=("dipsearch.stopping.bench:_init_worker",)) as pool:
+    with local_pool(workers, threads_per_worker=1) as pool:
         futures: list[Future] = [pool.submit(run_job, job) for job in todo]
         for future in futures:
             on_done(future.result())

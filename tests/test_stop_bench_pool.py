@@ -1,0 +1,33 @@
+"""The stopping benchmark's parallel fits run in dipsearch.executors' pool and record what in-process fits record."""
+
+import csv
+
+from dipsearch import ArchSpec, FitConfig
+from dipsearch.imageio import save_image
+from dipsearch.stopping import bench
+
+from conftest import synthetic_image
+
+SMALL = ArchSpec(n_down=[8, 8, 8], n_up=[8, 8, 8], n_skip=[0, 4, 4], k_down=[3] * 3, k_up=[3] * 3, k_skip=[1] * 3,
+                 upsample=["bilinear"] * 3)
+
+
+def _traces(folder, workers):
+    folder.mkdir()
+    # 201 steps: the spectral rule's two 100-step windows; impulse noise: no SURE, which doubles a fit's cost
+    protocol = bench.protocol_dict(16, SMALL, FitConfig(iters=201, device="cpu", ssim_every=50), 0.05, 4)
+    jobs = bench.jobs_from([str(folder.parent / "tiny.png")], ["impulse"], [2], [0], protocol, folder)
+    done = []
+    bench.run_jobs(jobs, workers, lambda meta: done.append(meta["key"]))
+    assert done == [job.key for job in jobs]
+    out = {}
+    for job in jobs:
+        with open(folder / bench.TRACES / f"{job.key}.csv", newline="") as handle:
+            out[job.key] = [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(handle)]
+    return out
+
+
+def test_pool_fits_record_the_same_traces_as_in_process_fits(tmp_path):
+    save_image(synthetic_image(32, 32), tmp_path / "tiny.png")
+    alone, pooled = _traces(tmp_path / "one", 1), _traces(tmp_path / "two", 2)
+    assert pooled == alone and all(len(rows) == 201 for rows in alone.values())
