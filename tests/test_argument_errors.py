@@ -177,3 +177,10 @@ def test_cli_renders_the_library_messages_with_flags(tmp_path, image_file, capsy
     assert capsys.readouterr().err.strip() == (
         "error: fitness 'sure' needs Gaussian noise of known sigma (--noise gaussian --sigma S)")
     assert not any(tmp_path.rglob("config.toml"))  # refused before any run folder was made
+
+
+def test_stop_bench_workers(tmp_path, image_file, capsys):
+    out = tmp_path / "runs"
+    assert main(["stop-bench", "--images", str(image_file()), "--workers", "0", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.strip() == "error: --workers must be >= 1, got 0"
+    assert not out.exists()

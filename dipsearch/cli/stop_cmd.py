@@ -8,7 +8,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import DipsearchError
+from ..errors import DipsearchError, check_at_least
 from .names import DETECTORS, NOISE_KINDS, name_arguments
 
 if TYPE_CHECKING:
@@ -118,8 +118,7 @@ def _protocol(args: argparse.Namespace) -> dict[str, Any]:
 
     if args.crop is not None and args.crop < 8:
         raise DipsearchError(f"--crop must be at least 8 px, got {args.crop}")
-    if args.workers < 1:
-        raise DipsearchError(f"--workers must be >= 1, got {args.workers}")
+    check_at_least("workers", args.workers, 1)  # before any fit; the CLI renders it as --workers
     if args.window > args.iters:
         raise DipsearchError(f"the wmv window ({args.window}) is larger than the run ({args.iters} iterations)")
     if args.iters < 200:
