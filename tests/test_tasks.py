@@ -328,25 +328,42 @@ def test_problem_needs_an_image_and_a_known_task():
 
 def test_holdout_is_disjoint_and_sized():
     p = make_problem("denoise", clean=smooth())
-    fit, held = p.with_holdout(0.1, seed=4)
+    fit, ho = p.with_holdout(0.1, seed=4)
+    held = ho.mask
     assert held.shape == (1, 1, 48, 48) and p.mask is None
     assert (fit.mask * held).sum() == 0 and torch.equal(fit.mask + held, torch.ones_like(held))
-    assert held.sum().item() == round(0.1 * 48 * 48)
-    fit2, held2 = p.with_holdout(0.1, seed=4)
-    assert torch.equal(held, held2)
-    assert not torch.equal(held, p.with_holdout(0.1, seed=5)[1])
-    assert fit.meta["holdout"]["pixels"] == held.sum().item()
+    assert held.sum().item() == round(0.1 * 48 * 48) == ho.pixels
+    _, ho2 = p.with_holdout(0.1, seed=4)
+    assert torch.equal(held, ho2.mask)
+    assert not torch.equal(held, p.with_holdout(0.1, seed=5)[1].mask)
+    assert fit.meta["holdout"] == {"fraction": 0.1, "seed": 4, "pixels": ho.pixels}
     with pytest.raises(DipsearchError, match=r"held-out fraction must be in \(0, 0.5\], got 0.6"):
         p.with_holdout(0.6)
 
 
 def test_holdout_only_takes_known_pixels():
     p = make_problem("inpaint", clean=smooth(), mask_ratio=0.5, seed=1)
-    fit, held = p.with_holdout(0.2, seed=0)
+    fit, ho = p.with_holdout(0.2, seed=0)
     known = p.mask
-    assert (held * (1 - known)).sum() == 0
-    assert torch.equal(fit.mask + held, known)
-    assert held.sum().item() == round(0.2 * known.sum().item())
+    assert (ho.mask * (1 - known)).sum() == 0
+    assert torch.equal(fit.mask + ho.mask, known)
+    assert ho.pixels == round(0.2 * known.sum().item())
+
+
+def test_holdout_scores_an_output_on_the_hidden_pixels_only():
+    p = make_problem("inpaint", clean=smooth(), mask_ratio=0.5, seed=1)
+    fit, ho = p.with_holdout(0.2, seed=0)
+    out = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(2))
+    direct = (((out.double() - p.observed.double()) ** 2) * ho.mask).sum().item() / (ho.pixels * 3)
+    assert ho.mse(out, fit).item() == pytest.approx(direct, rel=1e-12)
+    assert ho.psnr(out, fit) == pytest.approx(10 * math.log10(1 / direct), rel=1e-12)
+    assert ho.psnr(out, fit) == psnr(out, p.observed, ho.mask)  # the score the holdout fitness always gave
+    res = ho.residuals(out, fit)
+    assert res.dtype == torch.float64 and res.numel() == ho.pixels * 3
+    assert res.mean().item() == pytest.approx(direct, rel=1e-12)
+    changed = out.clone()
+    changed[..., ho.mask[0, 0] == 0] = 0.5  # pixels the fit saw do not enter the score
+    assert ho.mse(changed, fit).item() == pytest.approx(direct, rel=1e-12)
 
 
 def test_problem_to_copies():
