@@ -1,5 +1,6 @@
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ from PIL import Image
 
 from dipsearch.errors import DipsearchError
 from dipsearch.imageio import save_image
-from dipsearch.metrics import psnr, ssim
+from dipsearch.metrics import psnr, ssim, ssim_tensor
 from dipsearch.tasks import (
     DEFAULT_LEVEL,
     LITERATURE_LEVELS,
@@ -364,6 +365,32 @@ def test_holdout_scores_an_output_on_the_hidden_pixels_only():
     changed = out.clone()
     changed[..., ho.mask[0, 0] == 0] = 0.5  # pixels the fit saw do not enter the score
     assert ho.mse(changed, fit).item() == pytest.approx(direct, rel=1e-12)
+
+
+@pytest.mark.parametrize("channels", [3, 1])
+def test_ssim_is_the_standard_gaussian_window_ssim_of_scikit_image(channels):
+    from skimage.metrics import structural_similarity
+
+    clean = smooth(channels, 40, 48)
+    noisy = (clean + 0.1 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(1))).clamp(0, 1)
+    a, b = (t[0].permute(1, 2, 0).double().numpy() for t in (noisy, clean))
+    expected = structural_similarity(a, b, data_range=1.0, channel_axis=2, gaussian_weights=True, sigma=1.5,
+                                     use_sample_covariance=False)
+    assert ssim(noisy, clean) == pytest.approx(expected, abs=1e-12)
+
+
+def test_ssim_of_an_image_under_the_window_uses_a_smaller_window():
+    clean = smooth(3, 9, 12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # pytorch-msssim would warn and skip the smoothing with its 11-tap window
+        assert ssim(clean, clean) == pytest.approx(1.0, abs=1e-12) and ssim(clean * 0.8, clean) < 0.99
+
+
+def test_ssim_stays_on_the_device_until_read():
+    clean = smooth(3, 32, 32)
+    value = ssim_tensor(clean.float() * 0.9, clean)
+    assert value.dim() == 0 and value.device == clean.device and value.dtype == torch.float64  # CPU: float64
+    assert 0 < float(value) < 1
 
 
 def test_problem_to_copies():
