@@ -55,7 +55,6 @@ from dipsearch import FitConfig, make_problem  # noqa: E402
 from dipsearch.evaluate import subsample  # noqa: E402
 from dipsearch.fit import FitHook, StepState, fit, min_size  # noqa: E402
 from dipsearch.imageio import center_crop, load_image  # noqa: E402
-from dipsearch.metrics import psnr  # noqa: E402
 from dipsearch.runs import read_jsonl  # noqa: E402
 from dipsearch.space import SPACES_DIR, space_from_dict  # noqa: E402
 from dipsearch.stopping import EMV, Holdout, StoppingHook, Sure, replay  # noqa: E402
@@ -97,7 +96,7 @@ class HeldOutRecorder(FitHook):
         self.holdout, self.emv = holdout, emv
 
     def _score(self, image: torch.Tensor, problem) -> float:
-        return psnr(problem.operator(image), problem.observed, self.holdout.held)
+        return self.holdout.held.psnr(image, problem)
 
     def on_step(self, state: StepState) -> bool:
         with torch.no_grad():

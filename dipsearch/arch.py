@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from .errors import DipsearchError
+from .genes import FamilyGenes
 from .tomlio import dumps_toml, load_toml
 from .upcell import UP_ACTIVATIONS, UP_OPS, UP_PRIMITIVES, CrossScaleNet, CrossSkipAdd, FeatureStore, Tap, up_cell
 
@@ -25,7 +26,6 @@ ACTIVATIONS = ("leaky_relu", "swish", "elu", "relu", "none")
 PADDINGS = ("reflection", "zero")
 INPUT_KINDS = ("noise", "meshgrid")
 
-_PER_LEVEL = ("n_down", "n_up", "n_skip", "k_down", "k_up", "k_skip", "upsample")
 _NASDIP_DEFAULTS = {"up_primitive": "per_level", "up_op": "identity", "up_kernel": 3, "up_act": "none", "cross_skip": []}
 
 
@@ -37,6 +37,12 @@ def _five(value: Any) -> tuple:
 class ArchSpec:
     """Everything that decides the network's structure and its input. Defaults are the seed network."""
 
+    genes: ClassVar[FamilyGenes] = FamilyGenes(
+        arch_globals=("depth", "input_depth", "input_kind", "downsample", "activation", "pad", "need1x1_up",
+                      "up_primitive", "up_op", "up_kernel", "up_act"),
+        per_level=("n_down", "n_up", "n_skip", "k_down", "k_up", "k_skip", "upsample"),
+        global_per_level=("k_skip", "upsample"),
+    )
     n_down: tuple[int, ...] = (8, 16, 32, 64, 128)
     n_up: tuple[int, ...] = (8, 16, 32, 64, 128)
     n_skip: tuple[int, ...] = (0, 0, 0, 4, 4)
@@ -60,13 +66,13 @@ class ArchSpec:
     cross_skip: tuple[tuple[int, int], ...] = ()
 
     def __post_init__(self) -> None:
-        for name in _PER_LEVEL:
+        for name in self.genes.per_level:
             object.__setattr__(self, name, tuple(getattr(self, name)))
         _check_nasdip(self)
         depth = len(self.n_down)
         if depth < 1:
             raise DipsearchError("architecture: n_down is empty; an hourglass needs at least one level")
-        for name in _PER_LEVEL:
+        for name in self.genes.per_level:
             if len(getattr(self, name)) != depth:
                 raise DipsearchError(
                     f"architecture: {name} has {len(getattr(self, name))} levels but n_down has {depth}; "

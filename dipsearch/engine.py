@@ -15,7 +15,7 @@ under torch.no_grad(), every hook's `on_update(learner, step)` runs. That is the
 changes the update itself: Langevin noise on the weights (SGLD / Bayesian DIP), decoupled weight decay,
 weight clipping. `learner.net` and `learner.optimizer` are the live objects; change parameters in place.
 
-The hot path makes no host synchronisation per step on a GPU: the loss and the PSNR columns of the trace
+The hot path makes no host synchronisation per step on a GPU: the loss and the PSNR and SSIM columns of the trace
 stay on the device as `Lazy` scalars and are fetched together every `config.trace_every` steps; the
 divergence guard looks only at guard steps (the first, every guard_every, the last). On CPU, where a sync
 costs nothing, each step's loss is also checked for NaN, as before. Metrics are float64 on the CPU and
@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from .errors import ArgumentError, DipsearchError
 from .families import Family, family_of
 from .fit import FitConfig, FitHook, FitResult, StepState, resolve_device
-from .metrics import accumulator, ssim
+from .metrics import accumulator, ssim_tensor
 from .tasks import Problem
 
 LossTerm = Callable[[Tensor, Problem], Tensor]
@@ -280,8 +280,8 @@ class Engine:
                 record["psnr"] = Lazy((out.to(metric_dtype) - clean_m).pow(2).mean(), mse_to_psnr)
                 record["psnr_ema"] = Lazy((ema.to(metric_dtype) - clean_m).pow(2).mean(), mse_to_psnr)
                 if config.ssim_every and (step % config.ssim_every == 0 or step == 1):
-                    record["ssim"] = ssim(out, clean)
-                    record["ssim_ema"] = ssim(ema, clean)
+                    record["ssim"] = Lazy(ssim_tensor(out, clean_m))
+                    record["ssim_ema"] = Lazy(ssim_tensor(ema, clean_m))
             record["seconds"] = time.perf_counter() - start
             state = StepState(step, out, ema, loss_value, problem, record, learner.net, net_input)
             stop = False

@@ -23,6 +23,7 @@ from .families import count_params_of, spec_to_dict
 from .errors import DipsearchError
 from .fit import FitConfig, FitHook, StepState
 from .fitness import make_fitness
+from .genes import config_settings
 from .metrics import psnr
 from .tasks import Problem
 from .variants import candidate_variant, fit_variant
@@ -189,7 +190,7 @@ def _evaluate(candidate: Candidate) -> Evaluation:
         problem = subsample(candidate.problem, candidate.scale)
         fitness = make_fitness(candidate.fitness, problem)
         prepared = fitness.prepare(problem, candidate.seed)
-        settings = {k: v for k, v in candidate.fit_settings.items() if k in ("lr", "reg_noise_std")}
+        settings = config_settings(candidate.fit_settings)
         iters = int(candidate.fit_settings.get("iters", candidate.iters))
         config = FitConfig(iters=iters, seed=candidate.seed, device=candidate.device, ssim_every=0, **settings,
                            **candidate.fit_options)

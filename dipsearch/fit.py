@@ -33,7 +33,7 @@ class FitConfig:
     ema_decay: float = 0.99
     seed: int = 0
     device: str = "auto"
-    ssim_every: int = 100  # SSIM is costly (CPU, skimage): only every k steps; 0 = never
+    ssim_every: int = 100  # SSIM (on the device) costs ~10 image convolutions: only every k steps; 0 = never
     guard_every: int = 50
     guard_drop_db: float = 5.0
     precision: str = "fp32"  # fp32, or bf16 autocast of the network (the loss and metrics stay float32)

@@ -20,6 +20,7 @@ import torch
 
 from .errors import ArgumentError, DipsearchError
 from .fit import FitHook, StepState
+from .holdout import HeldOut
 from .metrics import psnr
 from .tasks import Problem
 
@@ -54,28 +55,24 @@ class HoldoutFitness(Fitness):
 
     def __init__(self, fraction: float = 0.05):
         self.fraction = fraction
-        self.held: torch.Tensor | None = None
+        self.held: HeldOut | None = None
 
     def prepare(self, problem: Problem, seed: int) -> Problem:
         prepared, self.held = problem.with_holdout(self.fraction, seed)
         return prepared
 
-    def score(self, output: torch.Tensor, problem: Problem) -> float:
+    def _held(self) -> HeldOut:
         if self.held is None:
-            raise RuntimeError("HoldoutFitness.score called before prepare")
-        with torch.no_grad():
-            predicted = problem.operator(output.to(problem.observed.device))
-        return psnr(predicted, problem.observed, self.held.to(predicted.device))
+            raise RuntimeError("HoldoutFitness scored before prepare")
+        return self.held
+
+    def score(self, output: torch.Tensor, problem: Problem) -> float:
+        return self._held().psnr(output, problem)
 
     def residuals(self, output: torch.Tensor, problem: Problem) -> torch.Tensor:
         """The squared errors on the held-out pixels (every channel), one value each: what the score
         averages, for paired comparisons of two outputs on the same pixels."""
-        if self.held is None:
-            raise RuntimeError("HoldoutFitness.residuals called before prepare")
-        with torch.no_grad():
-            predicted = problem.operator(output.to(problem.observed.device))
-        held = self.held.to(predicted.device).expand_as(predicted) > 0.5
-        return ((predicted - problem.observed) ** 2)[held].double().cpu()
+        return self._held().residuals(output, problem)
 
 
 class PsnrFitness(Fitness):

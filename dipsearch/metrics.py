@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import torch
-from skimage.metrics import structural_similarity
+from pytorch_msssim import ssim as structural_similarity
 
 
 def _batched(x: torch.Tensor) -> torch.Tensor:
@@ -33,13 +33,30 @@ def psnr(x: torch.Tensor, ref: torch.Tensor, mask: torch.Tensor | None = None) -
     return math.inf if mse == 0 else 10.0 * math.log10(1.0 / mse)
 
 
+SSIM_WINDOW = 11  # Gaussian window of the standard SSIM (Wang et al. 2004): 11 taps, sigma 1.5
+SSIM_SIGMA = 1.5
+
+
+def ssim_tensor(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """Structural similarity as a 0-dim tensor on x's device: no host round-trip until someone reads it.
+
+    The standard definition (Wang et al. 2004), computed by pytorch-msssim: an 11x11 Gaussian window of sigma 1.5,
+    K1 = 0.01, K2 = 0.03, data range 1, averaged over the pixels whose window lies inside the image and over the
+    channels. That is scikit-image's structural_similarity(..., gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False, data_range=1, channel_axis=-1). Images under 11 px use the largest odd window
+    that fits. Accumulates in float64 on the CPU, float32 elsewhere.
+    """
+    dtype = accumulator(x.device)
+    a, b = _batched(x.detach()).to(dtype), _batched(ref.detach()).to(x.device, dtype)
+    size = min(SSIM_WINDOW, *a.shape[-2:])
+    size -= 1 - size % 2
+    # The window is made on the device: a host-made one would be copied there, and that copy waits for the GPU.
+    taps = torch.arange(size, device=a.device, dtype=dtype) - size // 2
+    window = torch.exp(-(taps**2) / (2 * SSIM_SIGMA**2))
+    window = (window / window.sum()).view(1, 1, 1, size).repeat(a.shape[1], 1, 1, 1)
+    return structural_similarity(a, b, data_range=1.0, win=window)
+
+
 def ssim(x: torch.Tensor, ref: torch.Tensor) -> float:
-    """Structural similarity via scikit-image (data_range 1, skimage's default uniform 7×7 window)."""
-    a = _batched(x.detach()).float().cpu()[0].permute(1, 2, 0).numpy()
-    b = _batched(ref.detach()).float().cpu()[0].permute(1, 2, 0).numpy()
-    # skimage needs an odd window no larger than the image; shrink it for tiny crops.
-    win = min(7, *a.shape[:2])
-    win -= 1 - win % 2
-    if a.shape[2] == 1:
-        return float(structural_similarity(a[..., 0], b[..., 0], data_range=1.0, win_size=win))
-    return float(structural_similarity(a, b, data_range=1.0, channel_axis=2, win_size=win))
+    """ssim_tensor read as a float."""
+    return float(ssim_tensor(x, ref))

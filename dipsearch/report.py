@@ -192,22 +192,17 @@ def gallery(run: Path, assets: Path) -> str:
 
 
 def _plot(path: Path, draw) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # the object API: no pyplot, so no backend is chosen or changed
 
     from .runs import write_figure
 
-    fig, ax = plt.subplots(figsize=(8, 3.6))
-    try:
-        draw(ax)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        write_figure(path, fig)
-    finally:
-        plt.close(fig)
+    fig = Figure(figsize=(8, 3.6))
+    ax = fig.subplots()
+    draw(ax)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    write_figure(path, fig)
 
 
 def trace_curve(run: Path, assets: Path) -> str:

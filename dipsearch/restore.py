@@ -26,6 +26,7 @@ from .choosers import BUDGETS, Budget, ChooseContext, Choice, Ranked, get_choose
 from .errors import ArgumentError, DipsearchError, check_at_least
 from .evaluate import Candidate, stop_hook
 from .fit import FitConfig, FitResult, baseline_psnr, check_size, fit, resolve_device
+from .genes import config_settings
 from .metrics import psnr, ssim
 from .runs import RunDir
 from .space import Genome, SearchSpace, find_space, load_space
@@ -120,7 +121,7 @@ class Refit:
 def refit(problem: Problem, spec: ArchSpec, fit_settings: dict[str, Any], stop: dict[str, Any] | None, seed: int,
           iters: int, device: str, root: Path, tag: str) -> Refit:
     """One full-budget fit, saved as a fit run folder under root/fit/; returns the stopped (or EMA) image."""
-    settings = {k: v for k, v in fit_settings.items() if k in ("lr", "reg_noise_std")}
+    settings = config_settings(fit_settings)
     config = FitConfig(iters=iters, seed=seed, device=device, **settings)
     hooks = [stop_hook(stop, seed, problem)] if stop else []
     result = fit(prepare_problem(problem, hooks), spec, config, hooks)

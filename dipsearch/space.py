@@ -24,46 +24,19 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field, replace
+from functools import cache
 from pathlib import Path
 from typing import Any, Callable
 
 from .arch import ArchSpec
 from .errors import DipsearchError
-from .families import DeepDecoderSpec
+from .families import SPEC_CLASSES, DeepDecoderSpec
+from .genes import FamilyGenes, fit_settings_of
 from .tomlio import load_toml
 
 Genome = dict[str, Any]
 
-ARCH_GLOBALS = ("depth", "input_depth", "input_kind", "downsample", "activation", "pad", "need1x1_up",
-                "up_primitive", "up_op", "up_kernel", "up_act")
-PER_LEVEL = ("n_down", "n_up", "n_skip", "k_down", "k_up", "k_skip", "upsample")
-FIT_GENES = ("lr", "reg_noise_std", "iters", "variant", "tv")
-GLOBAL_GENES = ARCH_GLOBALS + FIT_GENES + ("k_skip", "upsample")
 KINDS = ("int", "float", "choice")
-
-
-@dataclass(frozen=True)
-class Vocabulary:
-    """The genes of one network family: architecture globals (depth first), per-level genes, seed values."""
-
-    arch_globals: tuple[str, ...]
-    per_level: tuple[str, ...]
-    seed: Any
-    global_per_level: tuple[str, ...]  # per-level settings that may also be one global gene for all levels
-
-    @property
-    def global_genes(self) -> tuple[str, ...]:
-        return self.arch_globals + FIT_GENES + self.global_per_level
-
-    def build(self, arch: dict[str, Any], source: str) -> Any:
-        return type(self.seed).from_dict(arch, source=source)
-
-
-VOCABULARIES = {
-    "hourglass": Vocabulary(ARCH_GLOBALS, PER_LEVEL, ArchSpec(), ("k_skip", "upsample")),
-    "deep_decoder": Vocabulary(("depth", "activation", "pad"), ("n_up", "k_up", "upsample"), DeepDecoderSpec(),
-                               ("k_up", "upsample")),
-}
 
 
 @dataclass(frozen=True)
@@ -121,8 +94,14 @@ class SearchSpace:
     family: str = "hourglass"
 
     @property
-    def vocab(self) -> Vocabulary:
-        return VOCABULARIES[self.family]
+    def family_genes(self) -> FamilyGenes:
+        """The genes of this space's network family, as the family declares them."""
+        return SPEC_CLASSES[self.family].genes
+
+    @property
+    def default_spec(self) -> Any:
+        """The family's default network: where settings that are neither searched nor fixed come from."""
+        return _default_spec(self.family)
 
     @property
     def max_depth(self) -> int:
@@ -160,7 +139,7 @@ class SearchSpace:
     def _value(self, genome: Genome, name: str) -> Any:
         if name in genome:
             return genome[name]
-        return self.fixed.get(name, getattr(self.vocab.seed, name, None))
+        return self.fixed.get(name, getattr(self.default_spec, name, None))
 
     def _levels(self, genome: Genome, name: str, depth: int) -> list:
         name = self.ties.get(name, name)
@@ -175,12 +154,12 @@ class SearchSpace:
 
     def decode(self, genome: Genome) -> ArchSpec | DeepDecoderSpec:
         depth = self.depth_of(genome)
-        arch = {name: self._levels(genome, name, depth) for name in self.vocab.per_level}
-        for name in self.vocab.arch_globals[1:]:
+        arch = {name: self._levels(genome, name, depth) for name in self.family_genes.per_level}
+        for name in self.family_genes.arch_globals[1:]:
             arch[name] = self._value(genome, name)
         if self.family == "hourglass":  # NAS-DIP cross-scale skips are an hourglass feature
             arch["cross_skip"] = self._cross_skip(genome, depth)
-        return self.vocab.build(arch, source=f"{self.source}: decoded genome")
+        return SPEC_CLASSES[self.family].from_dict(arch, source=f"{self.source}: decoded genome")
 
     def _cross_skip(self, genome: Genome, depth: int) -> list[list[int]]:
         if any(name.startswith("cross_skip[") for name in self.genes):
@@ -190,14 +169,8 @@ class SearchSpace:
         return [[i, s] for i, s in pairs if i < depth and s < depth]
 
     def fit_settings(self, genome: Genome) -> dict[str, Any]:
-        """The fit-setting genes (lr, reg_noise_std, iters, variant, tv) that this space searches or fixes."""
-        out = {}
-        for name in FIT_GENES:
-            if name in genome:
-                out[name] = genome[name]
-            elif name in self.fixed:
-                out[name] = self.fixed[name]
-        return out
+        """The fit-setting genes (dipsearch.genes.FIT_GENES) that this space searches or fixes."""
+        return fit_settings_of({**self.fixed, **genome})
 
 
     def fitting(self, refuse: Callable[[ArchSpec], str | None], image: str) -> tuple[SearchSpace, str | None]:
@@ -354,19 +327,19 @@ def space_from_dict(data: dict[str, Any], source: str = "<space>") -> SearchSpac
     if extra:
         raise DipsearchError(f"{source}: unknown table or key(s) {', '.join(extra)}; allowed: {sorted(allowed_top)}")
     family = data.get("family", "hourglass")
-    if family not in VOCABULARIES:
-        raise DipsearchError(f"{source}: unknown network family {family!r}; choose one of {', '.join(VOCABULARIES)}")
-    vocab = VOCABULARIES[family]
-    GLOBAL_GENES, PER_LEVEL = vocab.global_genes, vocab.per_level  # noqa: N806 - this family's vocabulary
+    if family not in SPEC_CLASSES:
+        raise DipsearchError(f"{source}: unknown network family {family!r}; choose one of {', '.join(SPEC_CLASSES)}")
+    family_genes = SPEC_CLASSES[family].genes
+    global_genes, per_level = family_genes.global_genes, family_genes.per_level
     fixed = dict(data.get("fixed", {}))
     ties = dict(data.get("ties", {}))
     for name in fixed:
-        if name not in GLOBAL_GENES + PER_LEVEL + ("cross_skip",):
-            raise DipsearchError(f"{source}: [fixed] {name!r} is not a known setting; known: {_known(vocab)}")
+        if name not in global_genes + per_level + ("cross_skip",):
+            raise DipsearchError(f"{source}: [fixed] {name!r} is not a known setting; known: {_known(family_genes)}")
     genes: dict[str, Gene] = {}
     for name, spec in data.get("genes", {}).items():
-        if name not in GLOBAL_GENES:
-            raise DipsearchError(f"{source}: gene {name!r} is not a known global gene; known: {', '.join(GLOBAL_GENES)}")
+        if name not in global_genes:
+            raise DipsearchError(f"{source}: gene {name!r} is not a known global gene; known: {', '.join(global_genes)}")
         genes[name] = _gene(name, spec, source)
     if "depth" in genes:
         depth_gene = genes["depth"]
@@ -375,8 +348,8 @@ def space_from_dict(data: dict[str, Any], source: str = "<space>") -> SearchSpac
             raise DipsearchError(f"{source}: gene 'depth' must be at least 1")
     max_depth = SearchSpace("", genes, fixed, family=family).max_depth
     for name, spec in data.get("levels", {}).items():
-        if name not in PER_LEVEL:
-            raise DipsearchError(f"{source}: per-level gene {name!r} is not known; known: {', '.join(PER_LEVEL)}")
+        if name not in per_level:
+            raise DipsearchError(f"{source}: per-level gene {name!r} is not known; known: {', '.join(per_level)}")
         if name in genes:
             raise DipsearchError(f"{source}: {name!r} is declared both as a global gene and per level; keep one")
         defaults = spec.get("default") if isinstance(spec, dict) else None
@@ -395,15 +368,15 @@ def space_from_dict(data: dict[str, Any], source: str = "<space>") -> SearchSpac
             raise DipsearchError(f"{source}: cross_skip is both searched ([cross_skip]) and fixed ([fixed]); keep one")
         genes.update(_cross_skip_genes(data["cross_skip"], max_depth, source))
     for name, target in ties.items():
-        if name not in PER_LEVEL or target not in PER_LEVEL:
-            raise DipsearchError(f"{source}: [ties] {name} = {target!r}: both must be per-level genes ({', '.join(PER_LEVEL)})")
+        if name not in per_level or target not in per_level:
+            raise DipsearchError(f"{source}: [ties] {name} = {target!r}: both must be per-level genes ({', '.join(per_level)})")
         if f"{name}[0]" in genes or name in genes:
             raise DipsearchError(f"{source}: [ties] {name!r} is tied to {target!r} but also declared as a gene")
     from .variants import check_variant_genes  # the variants import the engine, which needs this module's peers
 
     check_variant_genes(genes, fixed, source)
     space = SearchSpace(str(data.get("name", Path(source).stem)), genes, fixed, ties, source, family)
-    for name in PER_LEVEL:
+    for name in per_level:
         _check_levels(space, name)
     space.decode(space.default())  # a default that cannot build is a file error, reported now
     return space
@@ -414,7 +387,7 @@ def _check_levels(space: SearchSpace, name: str) -> None:
     source = space.ties.get(name, name)
     if f"{source}[0]" in space.genes or source in space.genes:
         return
-    value = space.fixed.get(source, getattr(space.vocab.seed, source))
+    value = space.fixed.get(source, getattr(space.default_spec, source))
     if isinstance(value, (list, tuple)) and len(value) < space.max_depth:
         origin = "[fixed]" if source in space.fixed else "the seed default"
         raise DipsearchError(
@@ -423,8 +396,13 @@ def _check_levels(space: SearchSpace, name: str) -> None:
         )
 
 
-def _known(vocab: Vocabulary = VOCABULARIES["hourglass"]) -> str:
-    return ", ".join(vocab.global_genes + vocab.per_level)
+def _known(family_genes: FamilyGenes) -> str:
+    return ", ".join(family_genes.global_genes + family_genes.per_level)
+
+
+@cache
+def _default_spec(family: str) -> Any:
+    return SPEC_CLASSES[family]()
 
 
 def _gene(name: str, spec: Any, source: str, level: int | None = None) -> Gene:

@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor, nn
 
 from .errors import ArgumentError, DipsearchError
+from .holdout import HeldOut, hold_out
 from .imageio import center_crop, crop_to_multiple, load_image
 from .metrics import psnr, ssim  # noqa: F401  (re-exported: callers score problems from here)
 
@@ -267,27 +268,12 @@ class Problem:
             mask=mv(self.mask), clean=mv(self.clean), meta=dict(self.meta),
         )
 
-    def with_holdout(self, fraction: float, seed: int = 0) -> tuple[Problem, Tensor]:
-        """Withhold a seeded `fraction` of the known observation pixels from the loss.
+    def with_holdout(self, fraction: float, seed: int = 0) -> tuple[Problem, HeldOut]:
+        """Withhold a seeded `fraction` of the known observation pixels from the loss (see dipsearch.holdout).
 
-        Returns the copy to fit and a 1x1xhxw mask of the held-out pixels to score outputs on.
+        Returns the copy to fit and the HeldOut that scores outputs on the held-out pixels.
         """
-        if not 0 < fraction <= 0.5:
-            raise DipsearchError(f"held-out fraction must be in (0, 0.5], got {fraction}")
-        h, w = self.observed.shape[-2:]
-        known = torch.ones(h * w, dtype=torch.bool) if self.mask is None else (self.mask.detach().cpu() > 0.5).flatten()
-        idx = known.nonzero().squeeze(1)
-        k = round(fraction * idx.numel())
-        if k == 0 or k == idx.numel():
-            raise DipsearchError(f"cannot hold out {fraction} of {idx.numel()} known pixels; use a larger image or fraction")
-        g = torch.Generator().manual_seed(seed)
-        held = torch.zeros(h * w)
-        held[idx[torch.randperm(idx.numel(), generator=g)[:k]]] = 1
-        dev, dt = self.observed.device, self.observed.dtype
-        held = held.view(1, 1, h, w).to(dev, dt)
-        fit_mask = known.view(1, 1, h, w).to(dev, dt) - held
-        meta = {**self.meta, "holdout": {"fraction": fraction, "seed": seed, "pixels": k}}
-        return replace(self, mask=fit_mask, meta=meta), held
+        return hold_out(self, fraction, seed)
 
 
 # ---------------------------------------------------------------- builders

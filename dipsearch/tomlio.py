@@ -1,12 +1,13 @@
-"""Reading TOML with user-facing errors, and writing the small subset of TOML that dipsearch emits."""
+"""Reading TOML (tomllib) with user-facing errors, and writing it (tomli_w) with dipsearch's rule for None."""
 
 from __future__ import annotations
 
-import json
-import math
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import tomli_w
 
 from .errors import DipsearchError
 
@@ -26,45 +27,23 @@ def load_toml(path: str | Path, what: str = "file") -> dict[str, Any]:
         raise DipsearchError(f"cannot read {what} {path}: {err}") from None
 
 
-def _value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)  # a JSON string is a valid TOML basic string
+def dumps_toml(data: Mapping[str, Any]) -> str:
+    """`data` as TOML, written by tomli_w.
+
+    TOML has no null, so a key whose value is None is left out, at every depth: that is how callers record an
+    optional setting that is unset (a variant without init, a run without a time limit), and how readers see it
+    (absent). A None inside a list has no such reading and is refused. Paths are written as strings.
+    """
+    return tomli_w.dumps(_plain(data, ""))
+
+
+def _plain(value: Any, key: str) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v, f"{key}.{k}" if key else str(k)) for k, v in value.items() if v is not None}
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_value(v) for v in value) + "]"
+        if any(v is None for v in value):
+            raise TypeError(f"cannot write {key} to TOML: the list holds None, which TOML cannot write")
+        return [_plain(v, f"{key}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, Path):
-        return json.dumps(str(value))
-    raise TypeError(f"cannot write {type(value).__name__} to TOML")
-
-
-def _key(key: str) -> str:
-    bare = key and all(c.isalnum() or c in "-_" for c in key)
-    return key if bare else json.dumps(key)
-
-
-def dumps_toml(data: dict[str, Any], _prefix: str = "") -> str:
-    """Scalars and lists first, then one [table] per nested dict; None values are left out."""
-    lines: list[str] = []
-    tables: list[tuple[str, dict]] = []
-    for key, value in data.items():
-        if value is None:
-            continue
-        if isinstance(value, dict):
-            tables.append((key, value))
-        else:
-            lines.append(f"{_key(key)} = {_value(value)}")
-    out = "\n".join(lines)
-    for key, table in tables:
-        name = f"{_prefix}{_key(key)}"
-        body = dumps_toml(table, _prefix=name + ".").rstrip("\n")
-        out = out.rstrip("\n") + ("\n\n" if out else "") + f"[{name}]\n" + body
-    return out.rstrip("\n") + "\n" if out else ""
+        return str(value)
+    return value

@@ -2,6 +2,7 @@
 Ctrl-C while starting prints no traceback, and output to a pipe is not wrapped at 80 columns."""
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -153,3 +154,17 @@ def test_ctrl_c_ends_worker_processes_without_a_traceback():
     """)
     assert done.stdout.strip() == "worker ended", done.stderr
     assert "Traceback" not in done.stderr and "KeyboardInterrupt" not in done.stderr
+
+
+def test_importing_dipsearch_leaves_optuna_s_log_level_and_the_optuna_commands_set_it(tmp_path):
+    done = _python(f"""
+        import optuna
+        optuna.logging.set_verbosity(optuna.logging.DEBUG)  # a library user's own choice
+        import dipsearch.choosers, dipsearch.search.bayes, dipsearch.search.bayes_report, dipsearch.search.study
+        print(optuna.logging.get_verbosity())
+        from dipsearch.cli import main
+        code = main(["worker", "--storage", {str(tmp_path / "empty.journal")!r}, "--study", "nope"])
+        print(code, optuna.logging.get_verbosity())
+    """)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == [str(logging.DEBUG), f"2 {logging.WARNING}"]

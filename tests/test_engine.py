@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from dipsearch import ArchSpec, DipsearchError, FitConfig, FitHook, fit, make_problem
-from dipsearch.engine import Engine, FitParts, total_variation
+from dipsearch.engine import Engine, FitParts, Lazy, total_variation
 from dipsearch.families import DeepDecoderSpec, count_params_of, family_of
 
 SMALL = ArchSpec(n_down=[8, 8, 8], n_up=[8, 8, 8], n_skip=[0, 4, 4], k_down=[3] * 3, k_up=[3] * 3, k_skip=[1] * 3,
@@ -44,6 +44,21 @@ def test_metrics_at_a_cadence_leave_the_fit_alone(clean32):
     problem = _problem(clean32)
     silent = fit(problem, SMALL, FitConfig(iters=3, device="cpu", metrics_every=0))
     assert "psnr" not in silent.trace[-1] and "psnr_peak" not in silent.summary(problem)
+
+
+def test_ssim_is_recorded_on_the_device_and_fetched_with_the_trace(clean32):
+    class Peek(FitHook):
+        def on_start(self, problem, spec, config):
+            self.kinds = {}
+
+        def on_step(self, state):
+            if "ssim" in state.record:
+                self.kinds[state.step] = (type(state.record["ssim"]), type(state.record["ssim_ema"]))
+
+    peek = Peek()
+    result = fit(_problem(clean32), SMALL, FitConfig(iters=12, seed=3, device="cpu", ssim_every=5), [peek])
+    assert peek.kinds == {1: (Lazy, Lazy), 5: (Lazy, Lazy), 10: (Lazy, Lazy)}  # not read while the fit runs
+    assert [r["ssim"] for r in result.trace if "ssim" in r] == [r["ssim"] for r in RECORDED["rows"] if "ssim" in r]
 
 
 def test_a_hook_can_change_the_update(clean32):

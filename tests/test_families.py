@@ -4,7 +4,9 @@ import pytest
 
 from dipsearch import ArchSpec, DipsearchError, load_space
 from dipsearch.cli import main
-from dipsearch.families import DeepDecoderSpec, count_params_of, family_of
+from dipsearch.errors import ArgumentError
+from dipsearch.families import SPEC_CLASSES, DeepDecoderSpec, count_params_of, family_of
+from dipsearch.genes import FIT_GENES, check_fit_settings, config_settings, fit_settings_of
 from dipsearch.space import SPACES_DIR, space_from_dict
 
 
@@ -24,6 +26,41 @@ def test_a_space_names_its_family_and_only_that_family_s_genes():
                        "upsample"):
         space_from_dict({"family": "deep_decoder", "levels": {"n_skip": {"kind": "int", "low": 0, "high": 4,
                                                                           "default": 0}}}, "x.toml")
+
+
+@pytest.mark.parametrize("family", list(SPEC_CLASSES))
+def test_each_family_declares_its_genes_once_and_the_space_reads_them(family):
+    cls = SPEC_CLASSES[family]
+    spec = cls()
+    genes = cls.genes
+    assert family_of(spec).genes is genes
+    # The per-level genes are exactly the spec's fields holding one value per level.
+    per_level = [name for name, value in vars(spec).items() if isinstance(value, tuple) and len(value) == spec.depth
+                 and name != "cross_skip"]
+    assert sorted(genes.per_level) == sorted(per_level)
+    assert genes.arch_globals[0] == "depth" and set(genes.global_per_level) <= set(genes.per_level)
+    assert set(genes.arch_globals[1:]) <= set(vars(spec))
+    space = space_from_dict({"family": family, "genes": {"lr": {"kind": "float", "low": 0.001, "high": 0.1,
+                                                               "default": 0.01}}}, "x.toml")
+    assert space.family_genes is genes
+    with pytest.raises(DipsearchError) as err:
+        space_from_dict({"family": family, "genes": {"n_skip": {"kind": "int", "low": 0, "high": 4, "default": 0}}},
+                        "x.toml")
+    assert str(err.value) == f"x.toml: gene 'n_skip' is not a known global gene; known: {', '.join(genes.global_genes)}"
+    assert genes.global_genes == genes.arch_globals + FIT_GENES + genes.global_per_level
+
+
+def test_fit_setting_genes_are_read_and_checked_in_one_place():
+    settings = {"lr": 0.02, "tv": 0.001, "depth": 4, "iters": 50, "variant": "sgld", "reg_noise_std": 0.0}
+    assert fit_settings_of(settings) == {"lr": 0.02, "reg_noise_std": 0.0, "iters": 50, "variant": "sgld", "tv": 0.001}
+    assert config_settings(settings) == {"lr": 0.02, "reg_noise_std": 0.0}
+    check_fit_settings(settings)
+    with pytest.raises(ArgumentError) as err:
+        check_fit_settings({"reg_noise_std": float("nan")})
+    assert str(err.value) == "reg_noise_std must be a finite number >= 0, got nan"
+    assert err.value.render({"reg_noise_std": "--reg-noise"}) == "--reg-noise must be a finite number >= 0, got nan"
+    with pytest.raises(DipsearchError, match=r"^iters must be at least 1, got 0 \(in \[fixed\] of x.toml\)$"):
+        check_fit_settings({"iters": 0}, "in [fixed] of x.toml")
 
 
 def test_hourglass_protocol_keeps_archspec_and_its_parameter_counts():

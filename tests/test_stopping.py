@@ -9,6 +9,7 @@ from conftest import synthetic_image
 
 from dipsearch import ArchSpec, DipsearchError, FitConfig, Problem, fit, make_problem
 from dipsearch.fit import StepState
+from dipsearch.fitness import HoldoutFitness
 from dipsearch.metrics import psnr
 from dipsearch.stopping import (EMV, WMV, FixedRule, Holdout, PatienceRule, PlateauRule, Spectral, StoppingHook, Sure,
                                 estimate_sigma, make_detector, replay)
@@ -175,12 +176,17 @@ def test_holdout_withholds_pixels_and_scores_the_output_on_them(clean32):
     det = Holdout(fraction=0.1, seed=3)
     hook = StoppingHook([det])
     fitted = hook.prepare(problem)
-    held = det.held
+    held = det.held.mask
     assert held.sum().item() == round(0.1 * 32 * 32) and (fitted.mask * held).sum() == 0
     result = fit(fitted, SMALL, FitConfig(iters=5, device="cpu"), [hook])
     out = result.output
     direct = (((out - problem.observed) ** 2) * held).sum() / (held.sum() * 3)
     assert result.trace[-1]["stat_holdout"] == pytest.approx(direct.item(), rel=1e-5)
+    # The holdout fitness with the same fraction and seed hides the same pixels and scores the same error.
+    fitness = HoldoutFitness(0.1)
+    prepared = fitness.prepare(problem, 3)
+    assert torch.equal(prepared.mask, fitted.mask) and torch.equal(fitness.held.mask, held)
+    assert fitness.score(out, prepared) == pytest.approx(-10 * math.log10(result.trace[-1]["stat_holdout"]), abs=1e-12)
     with pytest.raises(DipsearchError, match="fit the problem returned by prepare"):
         fit(problem, SMALL, FitConfig(iters=5, device="cpu"), [StoppingHook([Holdout()])])
 

@@ -1,5 +1,6 @@
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ from PIL import Image
 
 from dipsearch.errors import DipsearchError
 from dipsearch.imageio import save_image
-from dipsearch.metrics import psnr, ssim
+from dipsearch.metrics import psnr, ssim, ssim_tensor
 from dipsearch.tasks import (
     DEFAULT_LEVEL,
     LITERATURE_LEVELS,
@@ -328,25 +329,68 @@ def test_problem_needs_an_image_and_a_known_task():
 
 def test_holdout_is_disjoint_and_sized():
     p = make_problem("denoise", clean=smooth())
-    fit, held = p.with_holdout(0.1, seed=4)
+    fit, ho = p.with_holdout(0.1, seed=4)
+    held = ho.mask
     assert held.shape == (1, 1, 48, 48) and p.mask is None
     assert (fit.mask * held).sum() == 0 and torch.equal(fit.mask + held, torch.ones_like(held))
-    assert held.sum().item() == round(0.1 * 48 * 48)
-    fit2, held2 = p.with_holdout(0.1, seed=4)
-    assert torch.equal(held, held2)
-    assert not torch.equal(held, p.with_holdout(0.1, seed=5)[1])
-    assert fit.meta["holdout"]["pixels"] == held.sum().item()
+    assert held.sum().item() == round(0.1 * 48 * 48) == ho.pixels
+    _, ho2 = p.with_holdout(0.1, seed=4)
+    assert torch.equal(held, ho2.mask)
+    assert not torch.equal(held, p.with_holdout(0.1, seed=5)[1].mask)
+    assert fit.meta["holdout"] == {"fraction": 0.1, "seed": 4, "pixels": ho.pixels}
     with pytest.raises(DipsearchError, match=r"held-out fraction must be in \(0, 0.5\], got 0.6"):
         p.with_holdout(0.6)
 
 
 def test_holdout_only_takes_known_pixels():
     p = make_problem("inpaint", clean=smooth(), mask_ratio=0.5, seed=1)
-    fit, held = p.with_holdout(0.2, seed=0)
+    fit, ho = p.with_holdout(0.2, seed=0)
     known = p.mask
-    assert (held * (1 - known)).sum() == 0
-    assert torch.equal(fit.mask + held, known)
-    assert held.sum().item() == round(0.2 * known.sum().item())
+    assert (ho.mask * (1 - known)).sum() == 0
+    assert torch.equal(fit.mask + ho.mask, known)
+    assert ho.pixels == round(0.2 * known.sum().item())
+
+
+def test_holdout_scores_an_output_on_the_hidden_pixels_only():
+    p = make_problem("inpaint", clean=smooth(), mask_ratio=0.5, seed=1)
+    fit, ho = p.with_holdout(0.2, seed=0)
+    out = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(2))
+    direct = (((out.double() - p.observed.double()) ** 2) * ho.mask).sum().item() / (ho.pixels * 3)
+    assert ho.mse(out, fit).item() == pytest.approx(direct, rel=1e-12)
+    assert ho.psnr(out, fit) == pytest.approx(10 * math.log10(1 / direct), rel=1e-12)
+    assert ho.psnr(out, fit) == psnr(out, p.observed, ho.mask)  # the score the holdout fitness always gave
+    res = ho.residuals(out, fit)
+    assert res.dtype == torch.float64 and res.numel() == ho.pixels * 3
+    assert res.mean().item() == pytest.approx(direct, rel=1e-12)
+    changed = out.clone()
+    changed[..., ho.mask[0, 0] == 0] = 0.5  # pixels the fit saw do not enter the score
+    assert ho.mse(changed, fit).item() == pytest.approx(direct, rel=1e-12)
+
+
+@pytest.mark.parametrize("channels", [3, 1])
+def test_ssim_is_the_standard_gaussian_window_ssim_of_scikit_image(channels):
+    from skimage.metrics import structural_similarity
+
+    clean = smooth(channels, 40, 48)
+    noisy = (clean + 0.1 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(1))).clamp(0, 1)
+    a, b = (t[0].permute(1, 2, 0).double().numpy() for t in (noisy, clean))
+    expected = structural_similarity(a, b, data_range=1.0, channel_axis=2, gaussian_weights=True, sigma=1.5,
+                                     use_sample_covariance=False)
+    assert ssim(noisy, clean) == pytest.approx(expected, abs=1e-12)
+
+
+def test_ssim_of_an_image_under_the_window_uses_a_smaller_window():
+    clean = smooth(3, 9, 12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # pytorch-msssim would warn and skip the smoothing with its 11-tap window
+        assert ssim(clean, clean) == pytest.approx(1.0, abs=1e-12) and ssim(clean * 0.8, clean) < 0.99
+
+
+def test_ssim_stays_on_the_device_until_read():
+    clean = smooth(3, 32, 32)
+    value = ssim_tensor(clean.float() * 0.9, clean)
+    assert value.dim() == 0 and value.device == clean.device and value.dtype == torch.float64  # CPU: float64
+    assert 0 < float(value) < 1
 
 
 def test_problem_to_copies():

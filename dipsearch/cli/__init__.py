@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         console, errors = consoles()
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
+            if getattr(args, "uses_optuna", False):
+                _quiet_optuna()
             return int(args.func(args, console) or 0)
     except ArgumentError as err:
         _print_error(errors, err.render(argument_flags(parser, args)))
@@ -90,6 +92,14 @@ def argument_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
         parser = chosen
     flags.update(getattr(args, "argument_flags", None) or {})
     return flags
+
+
+def _quiet_optuna() -> None:
+    """Commands that run Optuna (set_defaults(uses_optuna=True)) show their own progress, so Optuna's INFO line per
+    trial is turned off here, when such a command runs: importing dipsearch leaves a library user's logging alone."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001

@@ -58,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     from .seeding_args import add_seeding_args
 
     add_seeding_args(parser)
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, uses_optuna=True)  # the CLI quietens Optuna's logging (cli.main)
     remember_resume_defaults(parser, RESUME_FREE)
 
 

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import DipsearchError
 from .names import name_arguments
+from ..genes import BUDGET_GENE, CONFIG_GENES, check_fit_settings, fit_settings_of
 from .problem_args import add_problem_args, problem_from_args, problem_tag
 from .variant_args import SGLD_ITERS, add_variant_args, split_settings, variant_from_args
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from ..arch import ArchSpec
     from ..fit import FitConfig
 
 
@@ -75,7 +73,7 @@ def resolve_arch(args: argparse.Namespace) -> tuple[Any, dict[str, Any], dict[st
     if getattr(args, "arch", None):
         spec = load_spec(args.arch)
         data = load_toml(args.arch, "architecture file") if Path(args.arch).suffix.lower() != ".json" else {}
-        settings = {k: v for k, v in data.get("fit", {}).items() if k in ("lr", "reg_noise_std", "iters", "variant", "tv")}
+        settings = fit_settings_of(data.get("fit", {}))
         return spec, settings, {"arch_file": str(Path(args.arch).resolve())}
     if getattr(args, "space", None):
         space = load_space(find_space(args.space))
@@ -84,26 +82,11 @@ def resolve_arch(args: argparse.Namespace) -> tuple[Any, dict[str, Any], dict[st
     return ArchSpec(), {}, {"arch": "seed default"}
 
 
-def check_fit_settings(settings: dict[str, Any], where: str | None = None) -> None:
-    """Refuse learning rates, input noise and budgets no fit can use (inf, nan, <= 0) before any work.
-
-    Without `where` the values came from the flags; with it, from a file (named by `where`).
-    """
-    checks = {"lr": ("--lr", lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
-              "reg_noise_std": ("--reg-noise", lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0"),
-              "iters": ("--iters", lambda v: v >= 1, "at least 1")}
-    for name, (flag, ok, wanted) in checks.items():
-        value = settings.get(name)
-        if value is not None and not ok(value):
-            raise DipsearchError(f"{flag} must be {wanted}, got {value}" if where is None else
-                                 f"{name} must be {wanted}, got {value} ({where})")
-
-
 def fit_config(args: argparse.Namespace, from_arch: dict[str, Any]) -> FitConfig:
     from ..fit import FitConfig
 
     settings = dict(from_arch)
-    for name in ("iters", "lr", "reg_noise_std"):
+    for name in (*CONFIG_GENES, BUDGET_GENE):
         if getattr(args, name, None) is not None:
             settings[name] = getattr(args, name)
     check_fit_settings(settings)
@@ -113,7 +96,7 @@ def fit_config(args: argparse.Namespace, from_arch: dict[str, Any]) -> FitConfig
 def run(args: argparse.Namespace, console: Console) -> int:
     from ..engine import Engine, check_fast_settings
     from ..families import family_of
-    from ..fit import FitHook, check_size, fit, resolve_device
+    from ..fit import FitHook, check_size, resolve_device
     from ..progress import ProgressHook, fit_progress, summary_table
     from ..runs import RunDir
     from ..stopping import prepare_problem

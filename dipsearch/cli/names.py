@@ -8,6 +8,7 @@ constant of the module that owns it, so the two cannot drift apart unnoticed.
 from __future__ import annotations
 
 import argparse
+from ..genes import VARIANT_GENES  # noqa: F401 - light already (standard library only), so not written again
 
 NOISE_KINDS = ("gaussian", "poisson", "impulse", "speckle")  # dipsearch.tasks.NOISE_KINDS
 DEFAULT_LEVEL = {"gaussian": 25, "poisson": 12, "impulse": 0.5, "speckle": 0.35}  # dipsearch.tasks.DEFAULT_LEVEL
@@ -31,7 +32,6 @@ RESTORE_BUDGETS = {  # dipsearch.choosers.BUDGETS as (space, pop, gens, trials, 
     "gpu": ("default", 8, 5, 48, 1200, 3000),
 }
 VARIANTS = ("plain", "sgld")  # dipsearch.variants.VARIANTS
-VARIANT_GENES = ("variant", "tv")  # dipsearch.variants.VARIANT_GENES
 SGLD_DEFAULTS = {"sgld_noise": 2.0, "burn_in": 7000, "sample_every": 50}  # dipsearch.variants.VariantSettings()
 
 

@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
     g.add_argument("--out", default="runs", metavar="DIR", help="runs root folder (default ./runs)")
     g.add_argument("--no-report", action="store_true", help="do not write report.html")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, uses_optuna=True)  # the CLI quietens Optuna's logging (cli.main)
 
 
 def settings_from_args(args: argparse.Namespace):

@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, help="sampler seed of this worker (default: derived from host and pid)")
     parser.add_argument("--no-progress", action="store_true", help="one line per trial instead of a table at the end")
     add_study_args(parser, required=True)
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, uses_optuna=True)  # the CLI quietens Optuna's logging (cli.main)
 
 
 def existing_storage_file(url: str, study: str) -> None:

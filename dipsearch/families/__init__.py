@@ -9,6 +9,8 @@ A family's spec is a frozen dataclass (the hourglass's is `ArchSpec`, unchanged;
     make_input(height, width, scale, gen)     a fresh input of input_shape (U(0, scale) noise by default)
     size_error(height, width) -> str | None   why an image of this size cannot work (None: it can)
     to_dict() / describe()                    file form (with a "family" key unless hourglass) and a label
+    genes                                     the genes a search space may name (dipsearch.genes.FamilyGenes),
+                                              declared once by the family's spec class
 
 Files and dicts name their family with a "family" key; a dict without one is an hourglass ArchSpec, so
 every file written before families existed still loads.
@@ -24,12 +26,14 @@ from torch import nn
 
 from ..arch import ArchSpec, read_arch_table
 from ..errors import DipsearchError
+from ..genes import FamilyGenes
 from .deep_decoder import DeepDecoderSpec
 from .hourglass import Hourglass
 
 
 class Family(Protocol):
     name: str
+    genes: FamilyGenes
 
     def build(self, out_channels: int = 3) -> nn.Module: ...
 
@@ -46,8 +50,9 @@ class Family(Protocol):
     def describe(self) -> str: ...
 
 
-FAMILIES = ("hourglass", "deep_decoder")
 Spec = ArchSpec | DeepDecoderSpec
+SPEC_CLASSES: dict[str, type[ArchSpec | DeepDecoderSpec]] = {"hourglass": ArchSpec, "deep_decoder": DeepDecoderSpec}
+FAMILIES = tuple(SPEC_CLASSES)
 
 
 def family_of(spec: Any) -> Family:
@@ -61,11 +66,9 @@ def family_of(spec: Any) -> Family:
 def spec_from_dict(data: dict[str, Any], source: str = "architecture") -> Spec:
     data = dict(data)
     family = data.pop("family", "hourglass")
-    if family == "hourglass":
-        return ArchSpec.from_dict(data, source=source)
-    if family == "deep_decoder":
-        return DeepDecoderSpec.from_dict(data, source=source)
-    raise DipsearchError(f"{source}: unknown network family {family!r}; choose one of {', '.join(FAMILIES)}")
+    if family not in SPEC_CLASSES:
+        raise DipsearchError(f"{source}: unknown network family {family!r}; choose one of {', '.join(FAMILIES)}")
+    return SPEC_CLASSES[family].from_dict(data, source=source)
 
 
 def spec_to_dict(spec: Spec) -> dict[str, Any]:
@@ -81,5 +84,5 @@ def count_params_of(spec: Spec, out_channels: int = 3) -> int:
     return sum(p.numel() for p in family_of(spec).build(out_channels).parameters())
 
 
-__all__ = ["FAMILIES", "DeepDecoderSpec", "Family", "Hourglass", "count_params_of", "family_of", "load_spec",
-           "spec_from_dict", "spec_to_dict"]
+__all__ = ["FAMILIES", "SPEC_CLASSES", "DeepDecoderSpec", "Family", "Hourglass", "count_params_of", "family_of",
+           "load_spec", "spec_from_dict", "spec_to_dict"]

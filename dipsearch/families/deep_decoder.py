@@ -20,17 +20,18 @@ from torch import nn
 from ..arch import ACTIVATIONS, PADDINGS, UPSAMPLE_MODES, _activation, _check_choice
 from ..upcell import up_cell
 from ..errors import DipsearchError
+from ..genes import FamilyGenes
 from ..tomlio import dumps_toml
 from .hourglass import padded, size_error
-
-_PER_LEVEL = ("n_up", "k_up", "upsample")
-
 
 @dataclass(frozen=True)
 class DeepDecoderSpec:
     """Defaults are the published Deep Decoder: 5 levels of 128 channels, 1x1 convs, bilinear, ReLU."""
 
     name: ClassVar[str] = "deep_decoder"
+    genes: ClassVar[FamilyGenes] = FamilyGenes(arch_globals=("depth", "activation", "pad"),
+                                               per_level=("n_up", "k_up", "upsample"),
+                                               global_per_level=("k_up", "upsample"))
     n_up: tuple[int, ...] = (128,) * 5
     k_up: tuple[int, ...] = (1,) * 5
     upsample: tuple[str, ...] = field(default_factory=lambda: ("bilinear",) * 5)
@@ -38,11 +39,11 @@ class DeepDecoderSpec:
     pad: str = "reflection"
 
     def __post_init__(self) -> None:
-        for name in _PER_LEVEL:
+        for name in self.genes.per_level:
             object.__setattr__(self, name, tuple(getattr(self, name)))
         if not self.n_up:
             raise DipsearchError("deep decoder: n_up is empty; it needs at least one level")
-        for name in _PER_LEVEL[1:]:
+        for name in self.genes.per_level[1:]:
             if len(getattr(self, name)) != self.depth:
                 raise DipsearchError(f"deep decoder: {name} has {len(getattr(self, name))} levels but n_up has "
                                      f"{self.depth}; every per-level list needs one entry per level")

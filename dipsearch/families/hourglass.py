@@ -40,6 +40,7 @@ def size_error(family: str, height: int, width: int, multiple: int, need: tuple[
 class Hourglass:
     spec: ArchSpec
     name = "hourglass"
+    genes = ArchSpec.genes
 
     def build(self, out_channels: int = 3) -> nn.Module:
         return build_net(self.spec, out_channels)

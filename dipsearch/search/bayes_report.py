@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -71,85 +72,95 @@ def top_table(study: optuna.Study, rows: int = 10) -> Table:
     return table
 
 
-# ----------------------------------------------------------------------------- plots (matplotlib, Agg)
+# ----------------------------------------------------------------------------- plots
 
 
-def _pyplot():
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.figure import Figure  # the object API: no pyplot, so no backend is chosen or changed
+
+    return Figure(figsize=(width, height))
+
+
+def _save_optuna_plot(draw: Callable[[], Any], path: Path, title: str) -> Path | None:
+    """Write a plot of optuna.visualization.matplotlib and leave matplotlib as the caller had it.
+
+    Those functions draw through pyplot in the ggplot style: rc_context undoes the style, and their figure is
+    closed once written (a notebook would show it again otherwise). Their ExperimentalWarning is about the
+    stability of Optuna's plotting API, not about this study, so it is not passed on. None when nothing was drawn.
+    """
     import matplotlib
+    from matplotlib import pyplot as plt
+    from optuna.exceptions import ExperimentalWarning
 
-    matplotlib.use("Agg")  # files only: never needs a display
-    import matplotlib.pyplot as plt
-
-    return plt
+    before = set(plt.get_fignums())
+    try:
+        with matplotlib.rc_context(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=ExperimentalWarning)
+            ax = draw()
+            if not ax.has_data():
+                return None
+            for loc in ("left", "right"):
+                ax.set_title("", loc=loc)  # Optuna titles some plots on the left: one title, ours
+            ax.set_title(title)
+            ax.legend(loc="best", fontsize=8)  # inside the axes: Optuna's hangs off the figure's right edge
+            ax.figure.tight_layout()
+            write_figure(path, ax.figure)
+    finally:
+        for number in set(plt.get_fignums()) - before:
+            plt.close(number)
+    return path
 
 
 def plot_history(study: optuna.Study, path: Path) -> Path | None:
-    """Fitness of each trial with the best so far, and, when known, the true PSNR of that best."""
-    trials = [t for t in study.get_trials(deepcopy=False) if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-    if not trials:
+    """Optuna's optimisation history: the fitness of each complete trial and the best so far."""
+    if not any(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
         return None
-    plt = _pyplot()
-    has_psnr = any(isinstance(t.user_attrs.get("psnr"), float) for t in trials)
-    fig, axes = plt.subplots(2 if has_psnr else 1, 1, figsize=(7, 6 if has_psnr else 3.6), sharex=True, squeeze=False)
-    ax = axes[0][0]
-    done = [t for t in trials if t.state == TrialState.COMPLETE]
-    pruned = [t for t in trials if t.state == TrialState.PRUNED and t.value is not None]
-    ax.scatter([t.number for t in done], [t.value for t in done], s=18, label="complete")
-    ax.scatter([t.number for t in pruned], [t.value for t in pruned], s=18, marker="x", c="grey", label="pruned (last report)")
-    best, best_trials = -math.inf, []
-    for t in sorted(done, key=lambda t: t.number):
+    from optuna.visualization.matplotlib import plot_optimization_history
+
+    return _save_optuna_plot(lambda: plot_optimization_history(study, target_name="fitness (dB)"), path,
+                             f"optimisation history: {study.study_name}")
+
+
+def plot_psnr_history(study: optuna.Study, path: Path) -> Path | None:
+    """When the clean image is known: the true PSNR of each complete trial and of the best by fitness so far
+    (what the search would have returned had it stopped there). Optuna's history cannot draw the second."""
+    done = sorted((t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE), key=lambda t: t.number)
+    if not any(isinstance(t.user_attrs.get("psnr"), float) for t in done):
+        return None
+    fig = _figure(7, 3.6)
+    ax = fig.subplots()
+    ax.scatter([t.number for t in done], [t.user_attrs.get("psnr") for t in done], s=18, c="C2", label="true PSNR")
+    chosen, best, curve = None, -math.inf, []
+    for t in done:
         if t.value > best:
-            best = t.value
-        best_trials.append((t.number, best))
-    last = max(t.number for t in trials)
-    if best_trials:
-        best_trials.append((last, best))
-        ax.step(*zip(*best_trials), where="post", c="C3", label="best so far")
-    ax.set_ylabel("fitness (dB)")
+            best, chosen = t.value, t
+        curve.append((t.number, chosen.user_attrs.get("psnr")))
+    last = max(t.number for t in study.get_trials(deepcopy=False))
+    curve.append((last, chosen.user_attrs.get("psnr")))
+    ax.step(*zip(*curve), where="post", c="C3", label="PSNR of the best by fitness")
+    ax.set_xlabel("trial")
+    ax.set_ylabel("true PSNR (dB)")
+    ax.set_title(f"true PSNR: {study.study_name}")
     ax.legend(fontsize=8)
-    ax.set_title(f"optimisation history: {study.study_name}")
-    if has_psnr:
-        ax2 = axes[1][0]
-        ax2.scatter([t.number for t in done], [t.user_attrs.get("psnr") for t in done], s=18, c="C2", label="true PSNR")
-        chosen, best, curve = None, -math.inf, []
-        for t in sorted(done, key=lambda t: t.number):
-            if t.value > best:
-                best, chosen = t.value, t
-            curve.append((t.number, chosen.user_attrs.get("psnr")))
-        if curve:
-            curve.append((last, chosen.user_attrs.get("psnr")))
-            ax2.step(*zip(*curve), where="post", c="C3", label="PSNR of the best by fitness")
-        ax2.set_ylabel("true PSNR (dB)")
-        ax2.legend(fontsize=8)
-    axes[-1][0].set_xlabel("trial")
     fig.tight_layout()
     write_figure(path, fig)
-    plt.close(fig)
     return path
 
 
 def plot_importances(study: optuna.Study, path: Path) -> Path | None:
-    """Optuna's parameter importances over the complete trials (parameters present in all of them)."""
+    """Optuna's parameter importances for the fitness (its default evaluator) over the complete trials."""
     if sum(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)) < 3:
         return None
+    from optuna.visualization.matplotlib import plot_param_importances
+
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            importances = optuna.importance.get_param_importances(study)
+            # e.g. "target and region quantiles select the same set of trials" when every value ties
+            warnings.filterwarnings("ignore", category=UserWarning, module="optuna")
+            return _save_optuna_plot(lambda: plot_param_importances(study, target_name="fitness"), path,
+                                     "parameter importances for fitness")
     except (RuntimeError, ValueError, ZeroDivisionError):
-        return None  # e.g. every trial had the same value, or no parameter is shared by all trials
-    if not importances:
-        return None
-    plt = _pyplot()
-    names = list(importances)[::-1]
-    fig, ax = plt.subplots(figsize=(6, 0.35 * len(names) + 1.2))
-    ax.barh(names, [importances[n] for n in names])
-    ax.set_xlabel("importance for fitness")
-    ax.set_title("parameter importances")
-    fig.tight_layout()
-    write_figure(path, fig)
-    plt.close(fig)
-    return path
+        return None  # e.g. no parameter is shared by the trials
 
 
 def plot_fit_curves(study: optuna.Study, path: Path) -> Path | None:
@@ -157,8 +168,8 @@ def plot_fit_curves(study: optuna.Study, path: Path) -> Path | None:
     trials = [t for t in study.get_trials(deepcopy=False) if t.intermediate_values]
     if not trials:
         return None
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 3.8))
+    fig = _figure(7, 3.8)
+    ax = fig.subplots()
     for t in trials:
         steps = sorted(t.intermediate_values)
         pruned = t.state == TrialState.PRUNED
@@ -169,11 +180,11 @@ def plot_fit_curves(study: optuna.Study, path: Path) -> Path | None:
     ax.set_title("fit curves (grey: pruned)")
     fig.tight_layout()
     write_figure(path, fig)
-    plt.close(fig)
     return path
 
 
 def write_plots(study: optuna.Study, folder: Path) -> list[str]:
-    made = [plot_history(study, folder / "history.png"), plot_importances(study, folder / "importances.png"),
-            plot_fit_curves(study, folder / "fit_curves.png")]
+    """The study's PNG plots in `folder`; the names of those there was something to draw for."""
+    made = [plot_history(study, folder / "history.png"), plot_psnr_history(study, folder / "history_psnr.png"),
+            plot_importances(study, folder / "importances.png"), plot_fit_curves(study, folder / "fit_curves.png")]
     return [p.name for p in made if p is not None]

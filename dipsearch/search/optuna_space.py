@@ -3,7 +3,7 @@
 Depth is suggested first; per-level genes are suggested only for the levels below that depth, so the
 sampler sees a conditional space (TPE with group=True models each depth's sub-space separately).
 Genes of inactive levels keep their defaults in the genome, which therefore stays complete and
-passes SearchSpace.validate. Fit-setting genes (lr, reg_noise_std, iters) and input_depth are plain
+passes SearchSpace.validate. Fit-setting genes (dipsearch.genes.FIT_GENES) and input_depth are plain
 global genes here: a space that declares them turns the study into a hyperparameter study.
 """
 

@@ -43,7 +43,6 @@ TARGET = "target_trials"  # study user attr: the study's trial target, updated b
 RESULT = "result"  # trial user attr: the evaluation (fitness, psnr, params, iters_run, seconds, error, ...)
 SURPLUS = "surplus"  # trial user attr: asked after the target was reached by another process
 RESULT_FIELDS = ("fitness", "psnr", "params", "iters_run", "seconds", "error", "host")
-optuna.logging.set_verbosity(optuna.logging.WARNING)  # dipsearch shows its own progress
 
 
 @dataclass

@@ -223,10 +223,8 @@ def aggregate(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def plot_curves(traces: list[tuple[dict[str, Any], list[dict[str, Any]]]], runs: list[dict[str, Any]],
                 rules: Iterable[str], path: Path, per_noise: int = 1) -> Path | None:
     """PSNR curves of a few fits (the medium level of each noise type), each rule's choice marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: no display on a compute node
-    import matplotlib.pyplot as plt
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure  # the object API: no pyplot, so no display and no backend change
 
     picked: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
     for noise in NOISE_KINDS:
@@ -238,8 +236,9 @@ def plot_curves(traces: list[tuple[dict[str, Any], list[dict[str, Any]]]], runs:
     rules = list(rules)
     cols = min(2, len(picked))
     nrows = -(-len(picked) // cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(6.5 * cols, 3.8 * nrows), squeeze=False)
-    colours = plt.get_cmap("tab10")
+    fig = Figure(figsize=(6.5 * cols, 3.8 * nrows))
+    axes = fig.subplots(nrows, cols, squeeze=False)
+    colours = colormaps["tab10"]
     for ax, (meta, rows) in zip(axes.flat, picked):
         steps = [r["step"] for r in rows]
         ax.plot(steps, [r["psnr"] for r in rows], color="0.3", lw=0.8, label="PSNR")
@@ -259,7 +258,6 @@ def plot_curves(traces: list[tuple[dict[str, Any], list[dict[str, Any]]]], runs:
         ax.axis("off")
     fig.tight_layout()
     write_figure(path, fig)
-    plt.close(fig)
     return path
 
 

@@ -18,6 +18,7 @@ from torch import Tensor
 from ..arch import ArchSpec
 from ..errors import ArgumentError, DipsearchError
 from ..fit import FitConfig, StepState
+from ..holdout import HeldOut
 from ..metrics import accumulator
 from ..tasks import Problem
 from .rules import PatienceRule, PlateauRule, Rule
@@ -160,7 +161,7 @@ class Holdout(Detector):
 
     def __init__(self, fraction: float = 0.05, seed: int = 0) -> None:
         self.fraction, self.seed = fraction, seed
-        self.held: Tensor | None = None
+        self.held: HeldOut | None = None
 
     def prepare(self, problem: Problem) -> Problem:
         fitted, self.held = problem.with_holdout(self.fraction, self.seed)
@@ -170,13 +171,10 @@ class Holdout(Detector):
         super().start(problem, spec, config)
         if self.held is None or "holdout" not in problem.meta:
             raise DipsearchError("holdout: fit the problem returned by prepare(problem), which withholds the pixels")
-        self.held = self.held.to(problem.observed.device)
-        self.count = self.held.sum() * problem.observed.shape[1]
+        self.held = self.held.to(problem.observed.device)  # once, not a host-to-device copy every step
 
     def update(self, state: StepState) -> float | None:
-        p = state.problem
-        err = (p.operator(state.out) - p.observed) ** 2 * self.held
-        return float(err.sum() / self.count)
+        return float(self.held.mse(state.out, state.problem))
 
 
 def estimate_sigma(image: Tensor) -> float:

@@ -10,7 +10,8 @@ from torch import Tensor
 from ..arch import ArchSpec
 from ..errors import DipsearchError
 from ..fit import FitConfig, FitHook, FitResult, StepState
-from ..metrics import psnr, ssim
+from ..engine import Lazy
+from ..metrics import psnr, ssim_tensor
 from ..tasks import Problem
 from .detectors import Detector
 from .rules import Decision, Rule
@@ -67,7 +68,7 @@ class StoppingHook(FitHook):
             if d.own_image and self.clean is not None:
                 record[f"psnr_{d.name}"] = psnr(d.image(state), self.clean)
                 if "ssim" in record:
-                    record[f"ssim_{d.name}"] = ssim(d.image(state), self.clean)
+                    record[f"ssim_{d.name}"] = Lazy(ssim_tensor(d.image(state), self.clean))
         self.last_step = state.step
         if self.tracker is None:
             return False

@@ -21,11 +21,10 @@ from typing import Any, Iterable
 from ..engine import Engine, FitParts
 from ..errors import ArgumentError, DipsearchError
 from ..fit import FitConfig, FitHook, FitResult
+from ..genes import VARIANT_GENES
 from ..tasks import Problem
 
-VARIANTS = ("plain", "sgld")
-# The fit-setting genes a search space may declare for the variants (see dipsearch.space).
-VARIANT_GENES = ("variant", "tv")
+VARIANTS = ("plain", "sgld")  # the choices of the variant gene (VARIANT_GENES: the genes a space may declare)
 
 
 @dataclass(frozen=True)

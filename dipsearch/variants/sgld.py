@@ -125,22 +125,17 @@ def correlation(a: Tensor, b: Tensor) -> float | None:
 
 def save_uncertainty(path: Any, uncertainty: Tensor, title: str = "SGLD posterior standard deviation") -> None:
     """The uncertainty map as a colour image with its scale bar (in intensity units of the [0, 1] image)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
+    from matplotlib.figure import Figure  # the object API: no pyplot, so no backend is chosen or changed
 
     from ..runs import write_figure
 
     image = uncertainty[0, 0].numpy()
     height, width = image.shape
-    fig, ax = plt.subplots(figsize=(5.2, 4.4 * height / max(width, 1) + 0.4))
+    fig = Figure(figsize=(5.2, 4.4 * height / max(width, 1) + 0.4))
+    ax = fig.subplots()
     shown = ax.imshow(image, cmap="magma", vmin=0.0)
     ax.set_axis_off()
     ax.set_title(title, fontsize=10)
     fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04, label="std (image scale 0-1)")
     fig.tight_layout()
-    try:
-        write_figure(path, fig)
-    finally:
-        plt.close(fig)
+    write_figure(path, fig)
