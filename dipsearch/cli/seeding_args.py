@@ -21,3 +21,6 @@ def add_seeding_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--seed-from", nargs="+", default=[], metavar="RUN_DIR", dest="seed_from",
                    help="start from the winners (best_arch.toml [genome]) of earlier searches or pre-selections "
                         "over the same space: run folders or glob patterns (quote them)")
+    from .problem_args import map_arguments
+
+    map_arguments(parser, keep="--preselect-keep", metric="--preselect-metric")  # SeedPlan's names
