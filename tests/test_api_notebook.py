@@ -155,3 +155,44 @@ def test_bad_arguments_are_refused_by_name_before_any_run_folder(tmp_path, recip
         call(recipe, str(space), runtime)
     assert str(refused.value) == message
     assert not (tmp_path / "runs" / "search").exists()
+
+
+def test_a_ga_folder_of_the_older_format_resumes_and_refuses_a_changed_image(tmp_path, recipe, space):
+    """Folders made before [recipe] and [spec] stored the flags in [args] and a hash of the observation alone."""
+    import hashlib
+    import tomllib
+
+    from dipsearch.tomlio import dumps_toml
+
+    spec = SearchSpec(space=str(space), iters=10, device="cpu", ga=GAConfig(pop=2, gens=0),
+                      rungs=RungPlan(final=2, final_iters=120))
+    run_dir = ga.run(recipe, spec, quiet(tmp_path)).run_dir
+    config = tomllib.loads((run_dir / "config.toml").read_text())
+    observed = recipe.build().observed
+    del config["recipe"], config["spec"]
+    config["args"] = {"task": "denoise", "clean": recipe.clean, "noise": "gaussian", "sigma": 25.0, "seed": 3,
+                      "demo": False, "factor": 4, "iters": 10, "fitness": "holdout", "eval_scale": 0.5,
+                      "device": "cpu", "final": 2, "final_iters": 120}
+    config["resume"] = {"observed_sha256": hashlib.sha256(observed.numpy().tobytes()).hexdigest()[:16]}
+    (run_dir / "config.toml").write_text(dumps_toml(config))
+
+    result = ga.resume(run_dir, gens=1, runtime=quiet(tmp_path))
+    assert result.summary["generations"] == 1 and result.summary["evaluations"] == 4
+    assert isinstance(result.best_arch, ArchSpec) and result.image.shape == (1, 3, 32, 32)
+
+    save_image(synthetic_image(32, 32).flip(-1), recipe.clean)  # the image changed since the run began
+    with pytest.raises(DipsearchError) as refused:
+        ga.resume(run_dir, gens=2, runtime=quiet(tmp_path))
+    assert str(refused.value) == (f"the observation rebuilt from {run_dir}/config.toml differs from the one the run "
+                                  "started with (was an image file changed?); start a new search instead")
+
+
+def test_a_resume_refuses_a_problem_that_rebuilds_differently(tmp_path, recipe, space):
+    spec = SearchSpec(space=str(space), iters=10, device="cpu", rungs=None, ga=GAConfig(pop=2, gens=0))
+    run_dir = ga.run(recipe, spec, quiet(tmp_path)).run_dir
+    save_image(synthetic_image(32, 32).flip(-1), recipe.clean)
+    with pytest.raises(DipsearchError) as refused:
+        ga.resume(run_dir, gens=1, runtime=quiet(tmp_path))
+    assert str(refused.value) == (f"the problem rebuilt here differs from the one the run {run_dir} was started with "
+                                  "(changed image files, or another torch version synthesising the noise); use the "
+                                  "same files and versions")
