@@ -6,8 +6,8 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DipsearchError
-from .names import PRUNERS, SAMPLERS, SQLITE_HELP, STALE_AFTER
-from .problem_args import map_arguments, problem_flags, recipe_from_args
+from .names import PRUNERS, SAMPLERS, SQLITE_HELP, STALE_AFTER, name_arguments
+from .problem_args import problem_flags, recipe_from_args
 from .rung_args import final_table
 from .search_cmd import (add_search_args, continue_hint, refuse_resume_flags, remember_resume_defaults,
                          runtime_from_args, spec_from_args)
@@ -55,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     add_seeding_args(parser)
     parser.set_defaults(func=run)
-    map_arguments(parser, max_iters="--budget-iters")
+    name_arguments(parser, max_iters="--budget-iters")
     remember_resume_defaults(parser, RESUME_FREE)
 
 

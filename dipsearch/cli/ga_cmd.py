@@ -7,8 +7,8 @@ import os
 from typing import TYPE_CHECKING
 
 from ..errors import DipsearchError
-from .names import CROSSOVERS, DETECTORS
-from .problem_args import map_arguments, problem_flags, recipe_from_args
+from .names import CROSSOVERS, DETECTORS, name_arguments
+from .problem_args import problem_flags, recipe_from_args
 from .rung_args import final_table
 from .search_cmd import (add_search_args, continue_hint, refuse_resume_flags, remember_resume_defaults,
                          runtime_from_args, spec_from_args)
@@ -64,7 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     # argparse has no public way to reword a borrowed flag's help; here it means something else than in `fit`
     parser._option_string_actions["--stop"].help = (f"stop every candidate's fit with a detector: {', '.join(DETECTORS)}"
                                                     " or none (default); the fitness scores the output it chose")
-    map_arguments(parser, sigma="--mut-step")
+    name_arguments(parser, sigma="--mut-step")
     # What --resume takes from the run folder: a flag here that differs from its default is refused, not ignored.
     remember_resume_defaults(parser, RESUME_FREE)
 

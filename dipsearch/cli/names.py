@@ -7,6 +7,8 @@ constant of the module that owns it, so the two cannot drift apart unnoticed.
 
 from __future__ import annotations
 
+import argparse
+
 NOISE_KINDS = ("gaussian", "poisson", "impulse", "speckle")  # dipsearch.tasks.NOISE_KINDS
 DEFAULT_LEVEL = {"gaussian": 25, "poisson": 12, "impulse": 0.5, "speckle": 0.35}  # dipsearch.tasks.DEFAULT_LEVEL
 TASKS = ("denoise", "sr", "inpaint")  # dipsearch.tasks.TASKS
@@ -31,3 +33,10 @@ RESTORE_BUDGETS = {  # dipsearch.choosers.BUDGETS as (space, pop, gens, trials, 
 VARIANTS = ("plain", "sgld")  # dipsearch.variants.VARIANTS
 VARIANT_GENES = ("variant", "tv")  # dipsearch.variants.VARIANT_GENES
 SGLD_DEFAULTS = {"sgld_noise": 2.0, "burn_in": 7000, "sample_every": 50}  # dipsearch.variants.VariantSettings()
+
+
+def name_arguments(parser: argparse.ArgumentParser, **flags: str | None) -> None:
+    """The flag that sets a library argument where the argument is not named like the flag's dest (see
+    cli.argument_flags): name_arguments(parser, level="--sigma"); None where a flag of that dest sets something
+    else and none sets the argument. Adds to what other helpers named on the same parser."""
+    parser.set_defaults(argument_flags={**(parser.get_default("argument_flags") or {}), **flags})

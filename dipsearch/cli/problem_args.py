@@ -23,11 +23,6 @@ def demo_image_path() -> Path:
     return demo_image_path()
 
 
-def map_arguments(parser: argparse.ArgumentParser, **flags: str) -> None:
-    """Name the flag that sets a library argument whose name is not the flag's dest (see dipsearch.errors)."""
-    parser.set_defaults(argument_flags={**(parser.get_default("argument_flags") or {}), **flags})
-
-
 def add_problem_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("problem")
     group.add_argument("observation", nargs="?", help="the corrupted image to restore (omit it with --clean to synthesise one)")

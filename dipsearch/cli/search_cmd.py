@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import DipsearchError
 from .fit_cmd import add_fast_flags
-from .names import FITNESSES
-from .problem_args import add_problem_args, map_arguments, recipe_from_args
+from .names import FITNESSES, name_arguments
+from .problem_args import add_problem_args, recipe_from_args
 from .rung_args import add_rung_args, plan_from_args
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ def add_search_args(parser: argparse.ArgumentParser, iters_default: int = 400) -
                        help="warm start: candidates of the same architecture as these weights start from them")
     group.add_argument("--no-progress", action="store_true", help="no live display (for logs)")
     add_rung_args(parser.add_argument_group("multi-fidelity selection"))
-    map_arguments(parser, budgets="--rungs", margin="--final-margin", problem="OBSERVATION")
+    name_arguments(parser, budgets="--rungs", margin="--final-margin")  # RungPlan's names
 
 
 def eval_scale(text: str) -> float:

@@ -6,6 +6,7 @@ import argparse
 
 from .names import DEFAULT_PRESELECT_METRIC as DEFAULT_METRIC
 from .names import PRESELECT_METRICS as METRICS
+from .names import name_arguments
 
 
 def add_seeding_args(parser: argparse.ArgumentParser) -> None:
@@ -21,6 +22,4 @@ def add_seeding_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--seed-from", nargs="+", default=[], metavar="RUN_DIR", dest="seed_from",
                    help="start from the winners (best_arch.toml [genome]) of earlier searches or pre-selections "
                         "over the same space: run folders or glob patterns (quote them)")
-    from .problem_args import map_arguments
-
-    map_arguments(parser, keep="--preselect-keep", metric="--preselect-metric")  # SeedPlan's names
+    name_arguments(parser, keep="--preselect-keep")  # SeedPlan.keep

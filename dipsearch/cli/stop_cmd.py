@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DipsearchError
-from .names import DETECTORS, NOISE_KINDS
+from .names import DETECTORS, NOISE_KINDS, name_arguments
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -39,10 +39,9 @@ def add_stop_args(parser: argparse.ArgumentParser) -> None:
                        help="holdout: fraction of observed pixels withheld from the loss (default 0.05)")
     group.add_argument("--sure-sigma", metavar="S|estimate", dest="sure_sigma",
                        help="sure: noise sigma on the 0-255 scale, or 'estimate' (Immerkaer); default: --sigma")
-    from .problem_args import map_arguments
-
-    map_arguments(parser, indexing="--stop-indexing", delta="--stop-delta", window="--stop-window",
-                  fraction="--holdout-fraction")
+    name_arguments(parser, sigma="--sure-sigma")  # the sure detector's sigma; the noise level is make_problem's level
+    name_arguments(parser, indexing="--stop-indexing", delta="--stop-delta", window="--stop-window",
+                   fraction="--holdout-fraction")
 
 
 def stop_spec_from_args(args: argparse.Namespace) -> StopSpec | None:
