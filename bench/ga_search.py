@@ -1,7 +1,7 @@
 """A GA architecture search per image, scored without ground truth: does the winner beat the default network?
 
-For each of 3 classic9 128x128 centre crops with Gaussian noise sigma 25 (seeded), one `dipsearch search ga`
-run with holdout fitness (5 % of the observed pixels withheld). The space's default genome is always
+For each of 3 classic9 128x128 centre crops with Gaussian noise sigma 25 (seeded), one GA search
+(dipsearch.search.ga.run, what `dipsearch search ga` runs) with holdout fitness (5 % of the observed pixels withheld). The space's default genome is always
 in the initial population, so its true PSNR at the same fit budget comes from the same
 run. Reported per image: true PSNR of the winner (the candidate with the best holdout fitness) vs the
 default, the best true PSNR of any evaluated candidate (an oracle no user has), evaluations, minutes; and,
@@ -13,7 +13,7 @@ population 4, 3 generations of 4 children (at most 16 fits per image), 300 itera
 thread, one worker: about 25-30 min on one shared core. Everything is a flag:
 
     python bench/ga_search.py [DATA] [--images F16 House Baboon] [--space demo] [--pop 4] [--gens 3]
-                              [--iters 300] [--threads 1] [--out bench/results]
+                              [--iters 300] [--final-iters 2400] [--threads 1] [--out bench/results]
 
 Writes ga_search.json (and the run folders under OUT/ga_search/). Never part of the test suite.
 """
@@ -21,7 +21,6 @@ Writes ga_search.json (and the run folders under OUT/ga_search/). Never part of 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -31,10 +30,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DEFAULT_DATA, RESULTS, machine, write_json  # noqa: E402
 
-from dipsearch import ArchSpec, cli, make_problem  # noqa: E402
+from dipsearch import ArchSpec, make_problem  # noqa: E402
 from dipsearch.evaluate import Candidate, evaluate  # noqa: E402
 from dipsearch.imageio import center_crop, load_image  # noqa: E402
-from dipsearch.runs import read_jsonl  # noqa: E402
+from dipsearch.search import ProblemRecipe, Runtime, SearchSpec, ga  # noqa: E402
+from dipsearch.search.ga import GAConfig  # noqa: E402
+from dipsearch.search.rungs import RungPlan  # noqa: E402
 
 
 def seed_network(image: Path, args: argparse.Namespace) -> float:
@@ -47,24 +48,23 @@ def seed_network(image: Path, args: argparse.Namespace) -> float:
 
 
 def one_image(image: Path, args: argparse.Namespace, runs: Path) -> dict[str, Any]:
-    before = set(runs.glob("search/*"))
-    argv = ["search", "ga", "--clean", str(image), "--crop", str(args.crop), "--sigma", str(args.sigma),
-            "--space", args.space, "--pop", str(args.pop), "--gens", str(args.gens), "--iters", str(args.iters),
-            "--fitness", "holdout", "--threads", str(args.threads), "--workers", "1", "--seed", str(args.seed),
-            "--out", str(runs), "--no-progress"]
-    print("dipsearch " + " ".join(argv), flush=True)
+    recipe = ProblemRecipe(clean=str(image), crop=args.crop, sigma=args.sigma, seed=args.seed)
+    spec = SearchSpec(space=args.space, iters=args.iters, fitness="holdout", seed=args.seed, threads=args.threads,
+                      ga=GAConfig(pop=args.pop, gens=args.gens, seed=args.seed),
+                      rungs=RungPlan(final_iters=args.final_iters))
+    print(f"ga.run on {image.name}: population {args.pop}, {args.gens} generations, {args.iters} iterations", flush=True)
     start = time.perf_counter()
-    if cli.main(argv) != 0:
-        raise SystemExit(f"the search on {image.name} failed")
-    (run,) = set(runs.glob("search/*")) - before
-    summary = json.loads((run / "summary.json").read_text())
-    rows = [r for r in read_jsonl(run / "evaluations.jsonl") if r["psnr"] is not None]
+    result = ga.run(recipe, spec, Runtime(workers=1, out=runs))
+    if result.best_fitness is None:
+        raise SystemExit(f"the search on {image.name} has no winner; see {result.run_dir}")
+    summary, run = result.summary, result.run_dir
+    rows = [e for e in result.evaluations if e.psnr is not None]
     return {
         "image": image.stem, "run": str(run),
         "winner_psnr": summary["best_psnr"], "default_psnr": summary["default_psnr"],
         "gain_db": summary["best_psnr"] - summary["default_psnr"],
         "winner_fitness": summary["best_fitness"], "default_fitness": summary["default_fitness"],
-        "oracle_psnr": max(r["psnr"] for r in rows), "evaluations": summary["evaluations"],
+        "oracle_psnr": max(e.psnr for e in rows), "evaluations": summary["evaluations"],
         "failed": summary["failed"], "winner_params": summary["best_params"], "winner_genome": summary["best_genome"],
         "minutes": (time.perf_counter() - start) / 60,
         "seed_network_psnr": seed_network(image, args),
@@ -79,6 +79,7 @@ def main() -> None:
     parser.add_argument("--pop", type=int, default=4)
     parser.add_argument("--gens", type=int, default=3)
     parser.add_argument("--iters", type=int, default=300)
+    parser.add_argument("--final-iters", type=int, default=RungPlan.final_iters, help="the final rung's budget")
     parser.add_argument("--crop", type=int, default=128)
     parser.add_argument("--sigma", type=float, default=25.0)
     parser.add_argument("--seed", type=int, default=0)

@@ -1,7 +1,7 @@
 """Does a search with the default settings hand back a network that restores better than the default one?
 
-As a user would, per classic9 crop (Gaussian noise, several sigmas): `dipsearch search ga` with its default
-selection (screening, final rung with stopping, the default genome among the finalists), then
+As a user would, per classic9 crop (Gaussian noise, several sigmas): a GA search (dipsearch.search.ga.run, what
+`dipsearch search ga` runs) with its default selection (screening, final rung with stopping, the default genome among the finalists), then
 `dipsearch fit --arch best_arch.toml --stop emv` at the final rung's budget, against the same refit of the
 space's default genome, and of the screening's best (what a search without a final rung returned). The
 quantity compared is the true PSNR of the stopped output (`psnr_stopped`): what the user gets.
@@ -10,7 +10,7 @@ Results are appended to a JSONL file, one line per image (a killed run resumes);
 number of images where the search lost) goes to the .json next to it.
 
     python bench/search_vs_default.py [DATA] [--images kodim01 kodim02 kodim03 kodim12 House]
-        [--sigmas 25 50 15] [--crop 64] [--pop 6] [--gens 2] [--final-iters 1200] [--extra "--iters 300"]
+        [--sigmas 25 50 15] [--crop 64] [--pop 6] [--gens 2] [--final-iters 1200] [--iters 300]
         [--out bench/results/search_vs_default.jsonl]
 """
 
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import statistics
 import sys
 import tempfile
@@ -33,6 +32,9 @@ from fidelity import fidelity_space  # noqa: E402
 
 from dipsearch import cli  # noqa: E402
 from dipsearch.runs import read_jsonl  # noqa: E402
+from dipsearch.search import ProblemRecipe, Runtime, SearchSpec, ga  # noqa: E402
+from dipsearch.search.ga import GAConfig  # noqa: E402
+from dipsearch.search.rungs import RungPlan  # noqa: E402
 from dipsearch.space import space_from_dict  # noqa: E402
 from dipsearch.tomlio import dumps_toml  # noqa: E402
 
@@ -71,7 +73,7 @@ def main() -> None:
     parser.add_argument("--pop", type=int, default=6)
     parser.add_argument("--gens", type=int, default=2)
     parser.add_argument("--final-iters", type=int, default=1200)
-    parser.add_argument("--extra", default="", help="more `search ga` flags, e.g. \"--iters 300\"")
+    parser.add_argument("--iters", type=int, default=SearchSpec.iters, help="screening iterations per candidate")
     parser.add_argument("--out", type=Path, default=RESULTS / "search_vs_default.jsonl")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -91,13 +93,11 @@ def main() -> None:
                    "--sigma", f"{sigma:g}"]
         start = time.perf_counter()
         out = work / name
-        code = cli.main(["search", "ga", *problem, "--space", str(space_path), "--pop", str(args.pop), "--gens",
-                         str(args.gens), "--final-iters", str(args.final_iters), "--workers", "1", "--threads", "1",
-                         "--out", str(out), "--no-progress", *shlex.split(args.extra)])
-        if code != 0:
-            raise RuntimeError(f"search on {name} failed ({code})")
-        (run,) = list((out / "search").iterdir())
-        summary = json.loads((run / "summary.json").read_text())
+        recipe = ProblemRecipe(clean=str(args.data / "classic9" / f"{name}.png"), crop=args.crop, sigma=sigma)
+        spec = SearchSpec(space=str(space_path), iters=args.iters, threads=1, ga=GAConfig(pop=args.pop, gens=args.gens),
+                          rungs=RungPlan(final_iters=args.final_iters))
+        result = ga.run(recipe, spec, Runtime(workers=1, out=out))
+        run, summary = result.run_dir, result.summary
         screened = [r for r in read_jsonl(run / "evaluations.jsonl") if "rung" not in r and r["fitness"] is not None]
         screen_best = max(screened, key=lambda r: r["fitness"])
         searched = refit(problem, run / "best_arch.toml", args.final_iters, out)

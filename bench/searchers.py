@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+from dataclasses import replace
 import sys
 import time
 from pathlib import Path
@@ -31,12 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DEFAULT_DATA, RESULTS, machine, write_json  # noqa: E402
 
 from dipsearch import make_problem  # noqa: E402
-from dipsearch.cli.search_cmd import SearchSetup  # noqa: E402
 from dipsearch.imageio import center_crop, load_image  # noqa: E402
-from dipsearch.runs import RunDir  # noqa: E402
-from dipsearch.search.bayes import run_bayes  # noqa: E402
-from dipsearch.search.record import SearchRecord  # noqa: E402
+from dipsearch.search import Runtime, SearchSpec, ga  # noqa: E402
+from dipsearch.search.bayes_run import start as start_bayes  # noqa: E402
 from dipsearch.search.study import BayesSettings, fit_iters  # noqa: E402
+from dipsearch.tasks import Problem  # noqa: E402
 from dipsearch.space import space_from_dict  # noqa: E402
 
 SPACE: dict[str, Any] = {
@@ -78,24 +78,21 @@ def bayes_points(study) -> list[tuple[int, float | None, float | None, bool]]:
     return points
 
 
-def run_ga(setup: SearchSetup, folder: Path, trials: int) -> tuple[list, dict[str, Any]]:
-    from dipsearch.executors import InProcessExecutor
-    from dipsearch.search.ga import GAConfig, GASearch
+def run_ga(problem: Problem, spec: SearchSpec, folder: Path, trials: int) -> tuple[list, dict[str, Any]]:
+    from dipsearch.search.ga import GAConfig
 
     # trials evaluations: a population of trials/2, then 2 generations of trials/4 offspring each.
     config = GAConfig(pop=max(2, trials // 2), offspring=max(1, trials // 4), gens=2, seed=0)
-    run = RunDir.create(folder, "search", "ga")
-    record = SearchRecord(run, setup.space)
-    GASearch(setup.space, setup.candidate, record, InProcessExecutor(), config).run()
-    rows = run.read_jsonl("evaluations.jsonl")
-    points = [(r["iters_run"], r["fitness"], r["psnr"], False) for r in rows]
-    return points, {"fits": len(rows), "pruned": 0, "run": str(run.path)}
+    result = ga.run(problem, replace(spec, ga=config), Runtime(out=folder))
+    points = [(e.iters_run, e.fitness, e.psnr, False) for e in result.evaluations]
+    return points, {"fits": len(points), "pruned": 0, "run": str(result.run_dir)}
 
 
-def run_optuna(setup: SearchSetup, folder: Path, trials: int, iters: int, sampler: str, prune: bool) -> tuple[list, dict]:
+def run_optuna(problem: Problem, spec: SearchSpec, folder: Path, trials: int, iters: int, sampler: str,
+               prune: bool) -> tuple[list, dict]:
     settings = BayesSettings(trials=trials * 4 if prune else trials, sampler=sampler,
                              pruner="median" if prune else "none", max_iters=trials * iters, with_default=True)
-    result = run_bayes(setup, settings, out=folder, progress=False)
+    result = start_bayes(problem, replace(spec, bayes=settings), Runtime(out=folder)).outcome
     study = result.study
     pruned = [t for t in study.trials if t.state.name == "PRUNED"]
     full = lambda t: int((t.user_attrs.get("genome") or {}).get("iters", iters))  # noqa: E731
@@ -124,20 +121,20 @@ def main() -> None:
     for name in args.images:
         clean = center_crop(load_image(args.data / "classic9" / f"{name}.png"), 128, 128)
         problem = make_problem("denoise", clean=clean, noise="gaussian", level=25, seed=0)
-        setup = SearchSetup(problem, space, argparse.Namespace(iters=args.iters, seed=0, fitness="holdout", eval_scale=1.0,
-                                                               device="cpu", workers=None, dask=None))
+        spec = SearchSpec(space=space, iters=args.iters, fitness="holdout", eval_scale=1.0, device="cpu",
+                          threads=args.threads, rungs=None)  # no final rung: the curves compare the screening alone
         folder = args.out / name
         report["images"][name] = {}
         for searcher in args.searchers:
             t0 = time.perf_counter()
             if searcher == "ga":
                 try:
-                    points, info = run_ga(setup, folder, args.trials)
+                    points, info = run_ga(problem, spec, folder, args.trials)
                 except ImportError as err:
                     print(f"{name}: GA skipped ({err})", flush=True)
                     continue
             else:
-                points, info = run_optuna(setup, folder, args.trials, args.iters,
+                points, info = run_optuna(problem, spec, folder, args.trials, args.iters,
                                           "random" if searcher == "random" else "tpe", searcher == "tpe+prune")
             seconds = time.perf_counter() - t0
             line = curve(points)

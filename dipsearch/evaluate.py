@@ -20,7 +20,7 @@ import torch
 
 from .arch import ArchSpec
 from .families import count_params_of, spec_to_dict
-from .errors import DipsearchError
+from .errors import ArgumentError, DipsearchError
 from .fit import FitConfig, FitHook, StepState
 from .fitness import make_fitness
 from .genes import config_settings
@@ -134,15 +134,10 @@ class _RunningFitness(FitHook):
 
 
 def stop_hook(stop: dict[str, Any], seed: int, problem: Problem) -> FitHook:
-    """The online stopping hook a Candidate.stop spec describes (dipsearch.stopping); raises for a bad spec."""
-    from .stopping import StoppingHook, make_detector  # only when a search stops its fits
+    """The online stopping hook a Candidate.stop spec describes (dipsearch.search.spec.StopSpec); raises for a bad spec."""
+    from .search.spec import StopSpec
 
-    params = {k: v for k, v in stop.items() if k not in ("detector", "patience", "delta", "indexing")}
-    detector = make_detector(stop["detector"], seed=seed, **params)
-    detector.check(problem)
-    rule = detector.rule(patience=stop.get("patience"), delta=stop.get("delta") or 0.0,
-                         indexing=stop.get("indexing") or "end")
-    return StoppingHook.online(detector, rule)
+    return StopSpec.from_dict(stop).hook(seed, problem)
 
 
 def subsample(problem: Problem, scale: float) -> Problem:
@@ -151,7 +146,7 @@ def subsample(problem: Problem, scale: float) -> Problem:
         return problem
     stride = round(1 / scale)
     if stride not in (2, 4) or abs(1 / stride - scale) > 1e-9:
-        raise DipsearchError(f"evaluation scale must be 1, 0.5 or 0.25, got {scale}")
+        raise ArgumentError("{eval_scale} must be 1, 0.5 or 0.25, got {value}", value=scale)
     if problem.task == "sr":
         raise DipsearchError("evaluation at reduced scale is not available for super-resolution")
     take = lambda t: None if t is None else t[..., ::stride, ::stride].contiguous()  # noqa: E731

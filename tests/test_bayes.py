@@ -4,7 +4,6 @@ Most tests score genomes with a FakeExecutor (no fit: a made-up fitness and runn
 Optuna plumbing is tested in milliseconds; test_bayes_cli.py runs real fits end to end.
 """
 
-import argparse
 import importlib.util
 import pickle
 import subprocess
@@ -16,7 +15,9 @@ import pytest
 from optuna.trial import TrialState
 
 from dipsearch import DipsearchError, make_problem
-from dipsearch.cli.search_cmd import SearchSetup
+from dipsearch.search.recipe import ProblemRecipe
+from dipsearch.search.setup import SearchSetup
+from dipsearch.search.spec import SearchSpec
 from dipsearch.evaluate import Evaluation
 from dipsearch.search.optuna_space import genome_from_params, space_to_dict, suggest_genome
 from dipsearch.search.samplers import SAMPLERS, TrialReporter, pruner_spec, sampler_spec
@@ -65,9 +66,8 @@ def make_setup(space, iters: int = 20, seed: int = 0) -> SearchSetup:
     from conftest import synthetic_image
 
     problem = make_problem("denoise", clean=synthetic_image(32, 32), noise="gaussian", level=25, seed=seed)
-    args = argparse.Namespace(iters=iters, seed=seed, fitness="holdout", eval_scale=1.0, device="cpu", workers=None,
-                              dask=None)
-    return SearchSetup(problem, space, args)
+    spec = SearchSpec(space=space, iters=iters, seed=seed, fitness="holdout", eval_scale=1.0, device="cpu", rungs=None)
+    return SearchSetup(problem, space, spec, ProblemRecipe.of_problem(problem))
 
 
 def fake_fitness(genome) -> float:

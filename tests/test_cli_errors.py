@@ -90,15 +90,16 @@ def test_space_restriction_keeps_only_networks_that_fit():
 
 
 def test_a_worker_rebuilds_the_same_cut_space(image_file):
-    from dipsearch.cli.bayes_cmd import problem_args_of, setup_from_recipe
+    from dipsearch.cli.problem_args import recipe_from_args
     from dipsearch.cli.search_cmd import search_setup
+    from dipsearch.search.bayes_run import setup_of_study as setup_from_recipe
     from dipsearch.search.optuna_space import space_to_dict
-    from dipsearch.search.study import problem_fingerprint
+    from dipsearch.search.recipe import problem_fingerprint
 
     args = build_parser().parse_args(_search("bayes", "--clean", image_file("small.png", 32, 32), "--space", "wide"))
     setup = search_setup(args)
     assert setup.space.genes["k_down[3]"].choices == (1, 3) and setup.space.genes["k_down[2]"].choices == (1, 3, 5)
-    recipe = {"problem_args": problem_args_of(args), "problem_fingerprint": problem_fingerprint(setup.problem),
+    recipe = {"problem": recipe_from_args(args).resolved().to_dict(), "problem_fingerprint": problem_fingerprint(setup.problem),
               "space": space_to_dict(setup.space), "space_source": setup.space.source,
               "search": {"iters": 2, "seed": 0, "fitness": "holdout", "eval_scale": 1.0}}
     rebuilt = setup_from_recipe(recipe, "s", "cpu").space

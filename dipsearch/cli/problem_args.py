@@ -3,26 +3,24 @@
 from __future__ import annotations
 
 import argparse
-from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ..errors import DipsearchError
 from .names import DEFAULT_LEVEL, NOISE_KINDS, name_arguments
 
 if TYPE_CHECKING:
-    import torch
-
+    from ..search.recipe import ProblemRecipe
     from ..tasks import Problem
 
-DEMO_IMAGE = "demo.png"
+SEED_MAX = 2**32 - 1  # as dipsearch.search.recipe.SEED_MAX (not imported: the help text is built at start-up)
+PROBLEM_KEYS = ("observation", "task", "clean", "noise", "sigma", "factor", "mask", "mask_ratio", "mask_kind", "crop",
+                "seed", "demo")  # the fields of ProblemRecipe that are flags
 
 
 def demo_image_path() -> Path:
-    return Path(str(resources.files("dipsearch") / "data" / DEMO_IMAGE))
+    from ..search.recipe import demo_image_path
 
-
-SEED_MAX = 2**32 - 1  # numpy's and Optuna's samplers take seeds in [0, 2^32); torch and random take any
+    return demo_image_path()
 
 
 def add_problem_args(parser: argparse.ArgumentParser) -> None:
@@ -53,94 +51,24 @@ def add_problem_args(parser: argparse.ArgumentParser) -> None:
     name_arguments(parser, level="--sigma", sigma=None)
 
 
-def check_seed(seed: int | None, flag: str = "--seed") -> None:
-    if seed is not None and not 0 <= seed <= SEED_MAX:
-        raise DipsearchError(f"{flag} must be between 0 and {SEED_MAX} (2^32 - 1), got {seed}")
+def recipe_from_args(args: argparse.Namespace) -> ProblemRecipe:
+    """The ProblemRecipe the problem flags describe (paths as given)."""
+    from ..search.recipe import ProblemRecipe
 
-
-def _load(path: str | None, crop: int | None, what: str) -> torch.Tensor | None:
-    from ..imageio import center_crop, load_image
-
-    if path is None:
-        return None
-    image = load_image(path)
-    if crop:
-        _, _, h, w = image.shape
-        if crop > min(h, w):
-            raise DipsearchError(f"--crop {crop} is larger than the {what} ({w}x{h} px, width x height)")
-        image = center_crop(image, crop, crop)
-    return image
+    return ProblemRecipe(**{k: getattr(args, k) for k in PROBLEM_KEYS})
 
 
 def problem_from_args(args: argparse.Namespace) -> Problem:
-    """Build the Problem the flags describe; every inconsistency is a DipsearchError naming the flag."""
-    from ..tasks import load_mask, make_problem
-
-    if args.crop is not None and args.crop < 8:
-        raise DipsearchError(f"--crop must be at least 8 px, got {args.crop}")
-    check_seed(args.seed)
-    clean_path = args.clean
-    if args.demo:
-        if args.observation or args.clean:
-            raise DipsearchError("--demo uses the embedded image: do not also give an observation or --clean")
-        if args.task != "denoise":
-            raise DipsearchError("--demo is a denoising demo; drop --task or use --task denoise")
-        clean_path = str(demo_image_path())
-    if args.observation is None and clean_path is None:
-        raise DipsearchError("give an OBSERVATION image, or --clean PATH to synthesise one, or --demo")
-    if args.task == "inpaint" and args.mask is None and args.mask_ratio is None and args.mask_kind is None:
-        if args.observation is not None or clean_path is not None:
-            raise DipsearchError("inpainting needs a mask: --mask PATH, --mask-ratio R or --mask-kind text|region")
-    if args.task != "inpaint" and (args.mask or args.mask_ratio is not None or args.mask_kind):
-        raise DipsearchError(f"--mask/--mask-ratio/--mask-kind are for --task inpaint, not {args.task}")
-    if args.task != "sr" and args.factor is not None:
-        raise DipsearchError(f"--factor is the super-resolution factor, for --task sr; {args.task} has no use for it")
-
-    crop = args.crop if args.task != "sr" else None
-    observed = _load(args.observation, crop, "observation")
-    clean = _load(clean_path, args.crop, "clean image")
-    mask = None
-    if args.mask:
-        reference = observed if observed is not None else clean
-        mask = load_mask(args.mask, tuple(reference.shape[-2:]), crop=crop)
-    level = args.sigma
-    if args.task == "denoise" and level is None and observed is None:
-        level = DEFAULT_LEVEL[args.noise]
-    problem = make_problem(
-        args.task,
-        clean=clean,
-        observed=observed,
-        noise=args.noise,
-        level=level,
-        factor=4 if args.factor is None else args.factor,
-        mask=mask,
-        mask_ratio=args.mask_ratio,
-        mask_kind=args.mask_kind,
-        seed=args.seed,
-    )
-    problem.meta.update(_sources(args, clean_path))
-    return problem
-
-
-def _sources(args: argparse.Namespace, clean_path: str | None) -> dict[str, Any]:
-    return {
-        "observation_file": str(Path(args.observation).resolve()) if args.observation else None,
-        "clean_file": "<demo>" if args.demo else (str(Path(clean_path).resolve()) if clean_path else None),
-        "mask_file": str(Path(args.mask).resolve()) if args.mask else None,
-        "crop": args.crop,
-    }
+    """Build the Problem the flags describe; every inconsistency is an ArgumentError naming the flag."""
+    return recipe_from_args(args).build()
 
 
 def problem_tag(args: argparse.Namespace) -> str:
-    if args.demo:
-        return f"demo_{args.task}"
-    source = args.observation or args.clean
-    stem = "".join(c if c.isalnum() or c in "-_" else "-" for c in Path(source).stem)[:40]
-    return f"{stem}_{args.task}"
+    return recipe_from_args(args).tag()
 
 
-def problem_flags(args: argparse.Namespace) -> str:
-    """The problem flags of `args` as a shell command line, for the "refit the winner" hint."""
+def problem_flags(args: argparse.Namespace | ProblemRecipe) -> str:
+    """The problem flags of `args` (or of a recipe) as a shell command line, for the "refit the winner" hint."""
     import shlex
 
     if args.demo:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import math
 from typing import TYPE_CHECKING
 
 from ..errors import DipsearchError
 
-if TYPE_CHECKING:  # the CLI's start-up must not import torch: these are for annotations only
+if TYPE_CHECKING:  # the CLI's start-up must not import torch: this is for annotations only
     from ..search.rungs import RungPlan
-    from ..tasks import Problem
 
 FINAL_DEFAULT = 3
 
@@ -31,9 +29,9 @@ def add_rung_args(group: argparse._ArgumentGroup) -> None:
                             "held-out pixels by Z standard errors of the paired difference (default 1.64)")
 
 
-def plan_from_args(args: argparse.Namespace, problem: Problem | None = None) -> RungPlan | None:
-    """The rung plan the flags describe (None with --final 0, or for a namespace made without the flags:
-    library callers opt in), validated; with a problem, the final rung's detector is checked against it too."""
+def plan_from_args(args: argparse.Namespace) -> RungPlan | None:
+    """The rung plan the flags describe (None with --final 0), validated; the final rung's detector is
+    checked against the problem when the search is set up (dipsearch.search.setup.prepare)."""
     final = getattr(args, "final", None) or 0
     if final == 0:
         return None
@@ -49,47 +47,7 @@ def plan_from_args(args: argparse.Namespace, problem: Problem | None = None) -> 
     plan = RungPlan(final=final, stop={"detector": getattr(args, "final_stop", None) or "emv"}, budgets=budgets,
                     **{k: v for k, v in given.items() if v is not None})
     plan.check()
-    if problem is not None:
-        check_final_stop(plan, problem, getattr(args, "seed", 0) or 0)
     return plan
-
-
-def default_eval_scale(problem: Problem, space) -> float:
-    """0.5 (screening on every other pixel, see bench/fidelity.py) unless the task cannot be subsampled
-    (super-resolution) or the half image is too small for the space's default network."""
-    from types import SimpleNamespace
-
-    from ..fit import check_size
-
-    if problem.task == "sr":
-        return 1.0
-    c, h, w = problem.image_shape
-    try:  # the half image: every other pixel, as evaluate's scale 0.5 takes them
-        check_size(SimpleNamespace(image_shape=(c, math.ceil(h / 2), math.ceil(w / 2))), space.decode(space.default()))
-    except DipsearchError:
-        return 1.0
-    return 0.5
-
-
-def restore_plan_args(args: argparse.Namespace, saved: dict) -> None:
-    """Set the rung flags on `args` from a run's [rungs] table (RungPlan.to_dict, or {final = 0})."""
-    args.final = int(saved.get("final", 0))
-    args.final_iters = saved.get("final_iters")
-    args.final_stop = (saved.get("stop") or {}).get("detector")
-    args.rungs = ",".join(str(b) for b in saved.get("budgets", ())) or None
-    args.eta = saved.get("eta")
-    args.final_margin = saved.get("margin")
-
-
-def check_final_stop(plan: RungPlan, problem: Problem, seed: int) -> None:
-    from ..evaluate import stop_hook
-
-    hook = stop_hook(plan.stop, seed, problem)  # unknown detector, SURE without Gaussian noise: fail now
-    detector = hook.lead
-    need = max(getattr(detector, "warmup", 0) + 1, detector.window)
-    if plan.final_iters <= need:
-        raise DipsearchError(f"--final-iters ({plan.final_iters}) must exceed the {detector.name} detector's "
-                             f"warm-up/window ({need - 1} steps)")
 
 
 def final_table(space, selection):

@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import math
-from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DipsearchError
-from .fit_cmd import add_fast_flags, check_fit_settings, fast_settings
-from .names import FITNESSES
-from .problem_args import add_problem_args, problem_from_args
-from .rung_args import add_rung_args, default_eval_scale, plan_from_args
+from .fit_cmd import add_fast_flags
+from .names import FITNESSES, name_arguments
+from .problem_args import add_problem_args, recipe_from_args
+from .rung_args import add_rung_args, plan_from_args
 
 if TYPE_CHECKING:
-    from ..evaluate import Candidate
-    from ..space import SearchSpace
-    from ..tasks import Problem
+    from rich.console import Console
+
+    from ..search.setup import SearchSetup
+    from ..search.spec import Runtime, SearchSpec
 
 SEARCHERS: list[Any] = []  # modules with register(subparsers); each searcher appends itself below
 
@@ -46,6 +45,7 @@ def add_search_args(parser: argparse.ArgumentParser, iters_default: int = 400) -
                        help="warm start: candidates of the same architecture as these weights start from them")
     group.add_argument("--no-progress", action="store_true", help="no live display (for logs)")
     add_rung_args(parser.add_argument_group("multi-fidelity selection"))
+    name_arguments(parser, budgets="--rungs", margin="--final-margin")  # RungPlan's names
 
 
 def eval_scale(text: str) -> float:
@@ -56,64 +56,39 @@ def eval_scale(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected 1, 1/2 or 1/4 (or 0.5, 0.25), got {text!r}") from None
 
 
-@dataclass
-class SearchSetup:
-    """What every searcher needs, resolved and validated before any run folder is created."""
+def spec_from_args(args: argparse.Namespace, stop: Any = None, ga: Any = None, bayes: Any = None) -> SearchSpec:
+    """The SearchSpec the search flags describe (validated when the search is set up on its problem)."""
+    from ..search.spec import Seeding, SearchSpec
 
-    problem: Problem
-    space: SearchSpace
-    args: argparse.Namespace
-    note: str | None = None  # how the space was cut down to the networks that fit the image, for the user
-    init_weights: Any = None  # the verified --init WeightsFile (dipsearch.variants.warmstart), if any
+    return SearchSpec(space=args.space, iters=args.iters, fitness=args.fitness, eval_scale=args.eval_scale,
+                      seed=args.seed, stop=stop, rungs=plan_from_args(args), device=args.device,
+                      precision=args.precision, channels_last=args.channels_last, compile=args.compile,
+                      init=getattr(args, "init", None), threads=getattr(args, "threads", None),
+                      seeding=Seeding(preselect=args.preselect, preselect_keep=args.preselect_keep,
+                                      preselect_metric=args.preselect_metric, seed_from=list(args.seed_from)),
+                      ga=ga, bayes=bayes)
 
-    def candidate(self, genome: dict[str, Any], index: int, **extra: Any) -> Candidate:
-        from ..evaluate import Candidate
 
-        arch = self.space.decode(genome)
-        if self.init_weights is not None:
-            from ..variants.warmstart import arch_mismatch
+def runtime_from_args(args: argparse.Namespace, console: Console) -> Runtime:
+    from ..search.spec import Runtime
 
-            if arch_mismatch(self.init_weights, arch, self.problem.image_shape[0]) is None:
-                extra.setdefault("init", str(self.init_weights.path))
-        return Candidate(
-            genome=genome,
-            arch=arch,
-            problem=self.problem,
-            iters=self.args.iters,
-            seed=self.args.seed,
-            fitness=self.args.fitness,
-            fit_settings=self.space.fit_settings(genome),
-            scale=self.args.eval_scale,
-            device=self.args.device,
-            fit_options=fast_settings(self.args),
-            index=index,
-            **extra,
-        )
+    return Runtime(workers=args.workers, dask=args.dask, dask_timeout=getattr(args, "dask_timeout", 10.0),
+                   out=args.out, progress=not args.no_progress, console=console)
 
-    def plan(self):
-        """The multi-fidelity rung plan (dipsearch.search.rungs.RungPlan), None with --final 0."""
-        return plan_from_args(self.args)
 
-    def config(self) -> dict[str, Any]:
-        """The [search], [problem] and [rungs] tables of config.toml (the searcher adds its own settings)."""
-        a = self.args
-        plan = self.plan()
-        return {
-            "rungs": plan.to_dict() if plan else {"final": 0},
-            "problem": self.problem.meta,
-            "search": {
-                "space_file": self.space.source,
-                "iters": a.iters,
-                "fitness": a.fitness,
-                "eval_scale": a.eval_scale,
-                "seed": a.seed,
-                "device": a.device,
-                **fast_settings(a),
-                "workers": a.workers,
-                "dask": a.dask,
-                **({"init": str(self.init_weights.path.resolve())} if self.init_weights is not None else {}),
-            },
-        }
+def search_setup(args: argparse.Namespace) -> SearchSetup:
+    """The flags' problem and spec, set up as a search would be (nothing is written)."""
+    from ..search.setup import prepare
+
+    recipe = recipe_from_args(args)
+    return prepare(recipe.build(), recipe, spec_from_args(args), remote=args.dask is not None)
+
+
+def continue_hint(err: BaseException, console: Console, searcher: str) -> None:
+    """After an interrupted search that kept its folder: the command that continues it."""
+    run_dir = getattr(err, "run_dir", None)
+    if run_dir is not None:
+        console.print(f"continue with: dipsearch search {searcher} --resume {run_dir}", highlight=False)
 
 
 def remember_resume_defaults(parser: argparse.ArgumentParser, free: set[str]) -> None:
@@ -127,87 +102,6 @@ def refuse_resume_flags(args: argparse.Namespace, allowed: str) -> None:
     if given:
         raise DipsearchError(f"--resume continues the run with the problem, space and settings stored in {args.resume}; "
                              f"drop {', '.join(given)} (only {allowed} may be given again)")
-
-
-def no_winner(evaluations: list[Any], run_path: Any) -> str:
-    """Why a search has no winner: its evaluations failed (the most common error is the likely cause) or were pruned."""
-    errors = [str(e.error).strip().splitlines()[-1] for e in evaluations if e.fitness is None and e.error]
-    pruned = sum(1 for e in evaluations if e.pruned)
-    parts = []
-    if errors:
-        common = max(set(errors), key=errors.count)
-        parts.append(f"{len(errors)} failed ({errors.count(common)} with: {common})")
-    if pruned:
-        parts.append(f"{pruned} were pruned")
-    return (f"the search has no winner: of its {len(evaluations)} evaluations {' and '.join(parts) or 'none finished'}; "
-            f"the log is in {run_path}")
-
-
-def check_workers(workers: int | None) -> None:
-    if workers is not None and workers < 1:
-        raise DipsearchError(f"--workers must be >= 1, got {workers}")
-
-
-def search_setup(args: argparse.Namespace) -> SearchSetup:
-    from ..fitness import make_fitness
-    from ..space import find_space, load_space
-
-    if args.iters < 1:
-        raise DipsearchError(f"--iters must be >= 1, got {args.iters}")
-    check_workers(args.workers)
-    problem = problem_from_args(args)
-    space = load_space(find_space(args.space))
-    if not space.genes:
-        raise DipsearchError(f"{space.source} declares no gene to search (no [genes.*] or [levels.*] table); "
-                             "add the genes to vary, or fit one network with `dipsearch fit --space/--arch`")
-    check_fit_settings(space.fixed, f"in [fixed] of {space.source}")
-    make_fitness(args.fitness, problem)  # unknown fitness, or psnr without --clean: fail before any work
-    if args.eval_scale is None:
-        args.eval_scale = default_eval_scale(problem, space)
-    if args.eval_scale not in (1.0, 0.5, 0.25):
-        raise DipsearchError(f"--eval-scale must be 1, 0.5 or 0.25, got {args.eval_scale:g}")
-    if args.eval_scale != 1 and problem.task == "sr":
-        raise DipsearchError("--eval-scale is for denoising and inpainting; super-resolution candidates are scored "
-                             "at full scale (drop --eval-scale)")
-    if getattr(args, "dask", None) is None:  # a Dask worker's device is not this machine's
-        from ..engine import check_fast_settings
-        from ..fit import FitConfig, resolve_device
-
-        check_fast_settings(FitConfig(**fast_settings(args)), resolve_device(args.device))
-    plan_from_args(args, problem)  # bad --final/--rungs/--final-stop: fail before any work
-    space, note = fit_space_to_image(space, problem, args.eval_scale)
-    if not space.genes:
-        raise DipsearchError(f"{note}; that leaves a single network and nothing to search: use a larger image")
-    init = None
-    if getattr(args, "init", None):
-        from ..variants.warmstart import load_weights_file
-
-        init = load_weights_file(args.init)  # a missing or damaged file fails before any run folder exists
-    return SearchSetup(problem, space, args, note, init)
-
-
-def fit_space_to_image(space: SearchSpace, problem: Problem, scale: float = 1.0) -> tuple[SearchSpace, str | None]:
-    """The space cut down to the networks that can fit the image the candidates are scored on."""
-    from types import SimpleNamespace
-
-    from ..fit import check_size
-
-    c, h, w = problem.image_shape
-    if scale != 1:  # candidates see every (1/scale)-th pixel
-        stride = round(1 / scale)
-        h, w = math.ceil(h / stride), math.ceil(w / stride)
-    scored = SimpleNamespace(image_shape=(c, h, w))  # all the size rule reads of a problem
-
-    def refuse(spec: Any) -> str | None:
-        try:
-            check_size(scored, spec)
-        except DipsearchError as err:
-            return str(err)
-        return None
-
-    where = f"{w}x{h} image" + (f" the candidates see (the {problem.image_shape[2]}x{problem.image_shape[1]} image "
-                                f"at --eval-scale {scale:g})" if scale != 1 else "")
-    return space.fitting(refuse, where)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
     from ..fit import FitHook
     from ..runs import RunDir
+    from ..search.spec import StopSpec
     from ..stopping import bench as sb
     from ..tasks import Problem
 
@@ -39,34 +40,23 @@ def add_stop_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--sure-sigma", metavar="S|estimate", dest="sure_sigma",
                        help="sure: noise sigma on the 0-255 scale, or 'estimate' (Immerkaer); default: --sigma")
     name_arguments(parser, sigma="--sure-sigma")  # the sure detector's sigma; the noise level is make_problem's level
+    name_arguments(parser, indexing="--stop-indexing", delta="--stop-delta", window="--stop-window",
+                   fraction="--holdout-fraction")
 
 
-def check_stop_name(name: str) -> None:
-    if name != "none" and name not in DETECTORS:
-        raise DipsearchError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)} or none (no stopping)")
+def stop_spec_from_args(args: argparse.Namespace) -> StopSpec | None:
+    """The StopSpec the --stop flags describe (None for --stop none); bad flags raise an ArgumentError."""
+    from ..search.spec import StopSpec
+
+    return StopSpec.parse(getattr(args, "stop", "none"), patience=args.patience, delta=args.stop_delta,
+                          indexing=args.stop_indexing, window=args.stop_window, fraction=args.holdout_fraction,
+                          sure_sigma=args.sure_sigma)
 
 
 def stop_hook_from_args(args: argparse.Namespace, problem: Problem) -> FitHook | None:
-    """The online stopping hook the flags describe (None for --stop none); bad flags raise DipsearchError."""
-    name = getattr(args, "stop", "none") or "none"
-    check_stop_name(name)
-    if name == "none":
-        return None
-    from ..stopping import StoppingHook, make_detector
-
-    sigma: Any = None
-    if args.sure_sigma is not None:
-        if args.sure_sigma == "estimate":
-            sigma = "estimate"
-        else:
-            try:
-                sigma = float(args.sure_sigma) / 255.0
-            except ValueError:
-                raise DipsearchError(f"--sure-sigma takes a number (0-255 scale) or 'estimate', got {args.sure_sigma!r}") from None
-    detector = make_detector(name, window=args.stop_window, fraction=args.holdout_fraction, seed=args.seed, sigma=sigma)
-    detector.check(problem)
-    rule = detector.rule(patience=args.patience, delta=args.stop_delta, indexing=args.stop_indexing)
-    return StoppingHook.online(detector, rule)
+    """The online stopping hook the flags describe (None for --stop none)."""
+    spec = stop_spec_from_args(args)
+    return None if spec is None else spec.hook(args.seed, problem)
 
 
 # ---------------------------------------------------------------- `dipsearch stop-bench`

@@ -32,6 +32,7 @@ from ..tasks import Problem
 from ..tomlio import load_toml
 from .bayes_report import StudyDisplay, write_plots
 from .optuna_space import enqueue_genome
+from .recipe import ProblemRecipe
 from .record import EVALUATIONS, SearchRecord
 from .rungs import RungPlan, RungRunner, Selection, rung_printer
 from .rungs import finish as finish_rungs
@@ -45,7 +46,7 @@ IMAGES = "images"  # where `dipsearch worker` leaves the output of a trial that 
 
 
 class SetupLike(Protocol):
-    """What the driver needs of a search setup (dipsearch.cli.search_cmd.SearchSetup is one)."""
+    """What the driver needs of a search setup (dipsearch.search.setup.SearchSetup is one)."""
 
     problem: Problem
     space: SearchSpace
@@ -137,41 +138,45 @@ def run_bayes(
     executor: Executor | None = None,
     slots: int = 1,
     out: str | Path = "runs",
-    problem_args: dict[str, Any] | None = None,
+    recipe: ProblemRecipe | None = None,
     resume: str | Path | None = None,
     console: Console | None = None,
     progress: bool = True,
     initial: list[dict[str, Any]] = (),
+    on_evaluation: Callable[[Evaluation], None] | None = None,
 ) -> BayesRun:
     """Run (or continue) a study of `settings.trials` trials and write its run folder.
 
     storage: an Optuna storage URL or journal path (default: study.journal in a new run folder).
     resume: a bayes run folder: its storage and study are continued and its files updated.
-    problem_args: the problem flags (see dipsearch.cli.bayes_cmd) that let `dipsearch worker` rebuild
-    the problem; without them only this process (and its executor) can work on the study.
+    recipe: how `dipsearch worker` rebuilds the problem (search/recipe.py); without one, or with the recipe
+    of tensors made in Python, only this process (and its executor) can work on the study.
     initial: genomes to enqueue as the first trials (dipsearch.preselect.seeding), before the sampler's own.
+    on_evaluation: called after each trial this process told (KeyboardInterrupt from it stops the study as
+    Ctrl-C would; the exception carries the run folder as `run_dir`).
+    The dipsearch.search.bayes.run/resume functions (search/bayes_run.py) build the setup and call this.
     """
     console = console or Console()
     space = setup.space
     probe = setup.candidate(space.default(), 0)
     sampler, pruner, every = specs(space, probe.iters, probe.seed, settings)
-    recipe = make_recipe(probe, space, sampler, pruner, every, problem_args, None)
+    study_recipe = make_recipe(probe, space, sampler, pruner, every, recipe, None, getattr(setup, "spec", None))
     run: RunDir | None = None
     storage_spec = StorageSpec.parse(storage) if storage else None
     if resume is not None:
         run = RunDir.open(resume)
         stored = load_toml(run.file("config.toml"), "run config").get("bayes", {})
         if "storage" not in stored:
-            raise DipsearchError(f"{resume} is not a bayes run folder (config.toml has no [bayes] storage)")
+            raise DipsearchError(f"{resume} is not a bayes run folder (its config.toml has no [bayes] table)")
         storage_spec, study_name = StorageSpec.parse(stored["storage"]), stored["study"]
     elif storage_spec is not None:
         backend = open_storage(storage_spec)  # a bad URL fails here, before any folder is made
         name = study_name or f"bayes-{space.name}"
         if name in {s.study_name for s in backend.get_all_studies()}:
-            study_recipe = optuna.load_study(study_name=name, storage=backend).user_attrs.get(RECIPE)
-            if study_recipe:
-                check_recipe(study_recipe, recipe, name)
-            run = _existing_run(study_recipe)
+            stored = optuna.load_study(study_name=name, storage=backend).user_attrs.get(RECIPE)
+            if stored:
+                check_recipe(stored, study_recipe, name)
+            run = _existing_run(stored)
     created = run is None
     if run is None:
         run = RunDir.create(out, "search", "bayes")
@@ -189,12 +194,12 @@ def run_bayes(
         study = open_study(storage_spec, study_name, sampler.build(), pruner.build(), create=True)
         stored_recipe = study.user_attrs.get(RECIPE)
         if stored_recipe:
-            check_recipe(stored_recipe, recipe, study_name)
+            check_recipe(stored_recipe, study_recipe, study_name)
             # Problem, space and budget stay as stored; the sampler and run folder are this run's (workers follow).
-            recipe = {**stored_recipe, "sampler": recipe["sampler"], "run_dir": str(run.path.resolve())}
+            study_recipe = {**stored_recipe, "sampler": study_recipe["sampler"], "run_dir": str(run.path.resolve())}
         else:
-            recipe["run_dir"] = str(run.path.resolve())
-        study.set_user_attr(RECIPE, recipe)
+            study_recipe["run_dir"] = str(run.path.resolve())
+        study.set_user_attr(RECIPE, study_recipe)
         study.set_user_attr(TARGET, settings.trials)
         for genome in initial:
             enqueue_genome(study, space, genome)
@@ -202,11 +207,17 @@ def run_bayes(
         if created:
             run.discard()
         raise
-    return _drive(setup, settings, study, storage_spec, run, pruner, every, executor, slots, console, progress)
+    try:
+        return _drive(setup, settings, study, storage_spec, run, pruner, every, executor, slots, console, progress,
+                      on_evaluation)
+    except BaseException as err:
+        err.run_dir = run.path  # where to resume from (the CLI prints the command)
+        raise
 
 
 def _drive(setup: SetupLike, settings: BayesSettings, study: optuna.Study, storage: StorageSpec, run: RunDir,
-           pruner: Any, every: int, executor: Executor | None, slots: int, console: Console, progress: bool) -> BayesRun:
+           pruner: Any, every: int, executor: Executor | None, slots: int, console: Console, progress: bool,
+           on_evaluation: Callable[[Evaluation], None] | None = None) -> BayesRun:
     start = time.perf_counter()
     stale = fail_stale_trials(study, settings.stale_after)
     if stale:
@@ -218,6 +229,8 @@ def _drive(setup: SetupLike, settings: BayesSettings, study: optuna.Study, stora
     def told(trial: FrozenTrial, evaluation: Evaluation) -> None:
         view.sync({trial.number: evaluation.image})
         display.update(StudyStatus.of(study))
+        if on_evaluation is not None:
+            on_evaluation(evaluation)
 
     def tick() -> None:
         view.sync()
@@ -263,3 +276,29 @@ def finish(study: optuna.Study, storage: StorageSpec, run: RunDir, view: RunView
         summary.update(finish_rungs(view.record, selection, plan))
     run.write_json("summary.json", summary)
     return summary
+
+
+# ----------------------------------------------------------------------------- the API (search/bayes_run.py)
+
+
+def run(problem: Any, spec: Any = None, runtime: Any = None, *, storage: str | None = None,
+        study: str | None = None) -> Any:
+    """Run a study on a ProblemRecipe or Problem under a SearchSpec; returns a SearchResult.
+    See dipsearch.search.bayes_run.run."""
+    from . import bayes_run
+
+    return bayes_run.run(problem, spec, runtime, storage=storage, study=study)
+
+
+def resume(run_dir: Any, trials: int | None = None, runtime: Any = None, **options: Any) -> Any:
+    """Continue the study of a bayes run folder; returns a SearchResult. See dipsearch.search.bayes_run.resume."""
+    from . import bayes_run
+
+    return bayes_run.resume(run_dir, trials, runtime, **options)
+
+
+def work(storage: str, study: str, **options: Any) -> Any:
+    """Work on an existing study in this process (what `dipsearch worker` runs). See dipsearch.search.bayes_run.work."""
+    from . import bayes_run
+
+    return bayes_run.work(storage, study, **options)

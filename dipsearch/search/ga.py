@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 from deap import base, creator, tools
 
-from ..errors import DipsearchError
+from ..errors import ArgumentError, DipsearchError
 from ..evaluate import Candidate, Evaluation, evaluate
 from ..executors import InProcessExecutor
 from ..space import Genome, SearchSpace
@@ -74,20 +74,20 @@ class GAConfig:
 
     def check(self) -> None:
         problems = [
-            (self.pop >= 2, f"--pop must be >= 2, got {self.pop}"),
-            (self.lam >= 1, f"--offspring must be >= 1, got {self.offspring}"),
-            (self.gens >= 0, f"--gens must be >= 0, got {self.gens}"),
+            (self.pop >= 2, "{pop} must be >= 2, got {value}", self.pop),
+            (self.lam >= 1, "{offspring} must be >= 1, got {value}", self.offspring),
+            (self.gens >= 0, "{gens} must be >= 0, got {value}", self.gens),
             (0 <= self.cxpb and 0 <= self.mutpb and self.cxpb + self.mutpb <= 1,
-             f"--cxpb and --mutpb must be >= 0 with cxpb + mutpb <= 1, got {self.cxpb} and {self.mutpb}"),
-            (self.tournament >= 1, f"--tournament must be >= 1, got {self.tournament}"),
-            (self.crossover in CROSSOVERS, f"--crossover must be one of {', '.join(CROSSOVERS)}, got {self.crossover!r}"),
-            (self.indpb is None or 0 < self.indpb <= 1, f"--indpb must be in (0, 1], got {self.indpb}"),
-            (self.sigma > 0, f"--mut-step must be > 0, got {self.sigma}"),
-            (self.hof >= 1, f"--hof must be >= 1, got {self.hof}"),
+             "{cxpb} and {mutpb} must be >= 0 with cxpb + mutpb <= 1, got {value}", f"{self.cxpb} and {self.mutpb}"),
+            (self.tournament >= 1, "{tournament} must be >= 1, got {value}", self.tournament),
+            (self.crossover in CROSSOVERS, "{crossover} must be one of {choices}, got {value!r}", self.crossover),
+            (self.indpb is None or 0 < self.indpb <= 1, "{indpb} must be in (0, 1], got {value}", self.indpb),
+            (self.sigma > 0, "{sigma} must be > 0, got {value}", self.sigma),
+            (self.hof >= 1, "{hof} must be >= 1, got {value}", self.hof),
         ]
-        for ok, message in problems:
+        for ok, template, value in problems:
             if not ok:
-                raise DipsearchError(message)
+                raise ArgumentError(template, value=value, choices=", ".join(CROSSOVERS))
 
 
 @dataclass
@@ -244,10 +244,10 @@ class GASearch:
         try:
             return future.result()
         except BrokenProcessPool:
-            raise DipsearchError("a worker process died (out of memory?); resume the run with --resume") from None
+            raise DipsearchError("a worker process died (out of memory?); resume the run from its folder") from None
         except Exception as err:  # noqa: BLE001
             raise DipsearchError(f"an evaluation failed on the executor ({type(err).__name__}: {err}); "
-                                 "resume the run with --resume") from err
+                                 "resume the run from its folder") from err
 
     # ------------------------------------------------------------------ the loop
 
@@ -341,3 +341,22 @@ class GASearch:
     def _individual(self, genome: Genome) -> Any:
         self.space.validate(genome)  # the space is the run's own copy: a mismatch means a damaged folder
         return self.Individual(genome)
+
+
+# ----------------------------------------------------------------------------- the API (search/ga_run.py)
+
+
+def run(problem: Any, spec: Any = None, runtime: Any = None) -> Any:
+    """Evolve an architecture for a ProblemRecipe or Problem under a SearchSpec; returns a SearchResult.
+    See dipsearch.search.ga_run.run."""
+    from . import ga_run
+
+    return ga_run.run(problem, spec, runtime)
+
+
+def resume(run_dir: Any, gens: int | None = None, runtime: Any = None) -> Any:
+    """Continue a GA run folder (and extend it to `gens` generations); returns a SearchResult.
+    See dipsearch.search.ga_run.resume."""
+    from . import ga_run
+
+    return ga_run.resume(run_dir, gens, runtime)

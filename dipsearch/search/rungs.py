@@ -25,7 +25,7 @@ from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from ..errors import DipsearchError
+from ..errors import ArgumentError, DipsearchError
 from ..evaluate import Candidate, Evaluation, evaluate
 from ..executors import InProcessExecutor
 from ..space import Genome, SearchSpace
@@ -44,19 +44,20 @@ class RungPlan:
     margin: float = 1.64  # z a finalist needs over the default on the held-out pixels (one-sided 5 %)
 
     def check(self) -> None:
+        budgets = list(self.budgets)
         problems = [
-            (self.final >= 2, f"--final must be >= 2 (the default genome takes one place), got {self.final}; "
-                              "--final 0 turns the final rung off"),
-            (self.eta >= 2, f"--eta must be >= 2, got {self.eta}"),
-            (self.margin >= 0, f"--final-margin must be >= 0, got {self.margin}"),
-            (all(b >= 1 for b in self.budgets), f"--rungs budgets must be >= 1, got {list(self.budgets)}"),
-            (list(self.budgets) == sorted(set(self.budgets)), f"--rungs budgets must increase, got {list(self.budgets)}"),
-            (self.final_iters > max(self.budgets, default=0),
-             f"--final-iters ({self.final_iters}) must exceed every --rungs budget ({list(self.budgets)})"),
+            (self.final >= 2, ("{final} must be >= 2 (the default genome takes one place), got {value}; {final:0} turns "
+                               "the final rung off", self.final)),
+            (self.eta >= 2, ("{eta} must be >= 2, got {value}", self.eta)),
+            (self.margin >= 0, ("{margin} must be >= 0, got {value}", self.margin)),
+            (all(b >= 1 for b in budgets), ("{budgets} budgets must be >= 1, got {value}", budgets)),
+            (budgets == sorted(set(budgets)), ("{budgets} budgets must increase, got {value}", budgets)),
+            (self.final_iters > max(budgets, default=0),
+             ("{final_iters} ({value}) must exceed every {budgets} budget ({budgets_given})", self.final_iters)),
         ]
-        for ok, message in problems:
+        for ok, (template, value) in problems:
             if not ok:
-                raise DipsearchError(message)
+                raise ArgumentError(template, value=value, budgets_given=budgets)
 
     def sizes(self) -> list[int]:
         """Candidates per rung after the screening: promotion rungs, then the final one."""

@@ -30,7 +30,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
-from ..errors import DipsearchError
+from ..errors import ArgumentError, DipsearchError
 
 JOURNAL_NAME = "study.journal"
 OWNER = "owner"  # trial user attr: {"host", "pid"} of the process that asked for the trial
@@ -63,7 +63,7 @@ class StorageSpec:
             else:
                 return cls(text, "rdb")
         if not text:
-            raise DipsearchError("empty --storage: give a journal file path or a database URL")
+            raise ArgumentError("empty {storage}: give a journal file path or a database URL")
         path = Path(text).expanduser().resolve()
         return cls(f"journal:{path}", "journal", path)
 

@@ -8,7 +8,7 @@ local or Dask workers and any `dipsearch worker` that joins from another process
   fits count, trials failed as stale (their process died) do not, so a restarted study re-runs them;
 - the problem, space and search settings are stored in the study's user attrs (`recipe`), so a worker
   needs nothing but the storage URL and the study name, and a mismatching driver is refused. The problem
-  is stored as its flags (absolute paths, seed) plus a fingerprint of the tensors, not as a pickle: a few
+  is stored as its recipe (search/recipe.py: absolute paths, seed) plus a fingerprint of the tensors, not as a pickle: a few
   hundred bytes fit any storage (an RDB attr column may be limited to 64 KB; a 128 px problem pickles to
   ~0.5 MB), it needs no file next to a journal that an RDB does not have, and the fingerprint turns a
   worker that rebuilt something else (other files, other torch noise) into a clear error.
@@ -17,7 +17,6 @@ The run folder (evaluations.jsonl, best_arch.toml, ...) is a view of the study, 
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 import zlib
@@ -29,13 +28,14 @@ from typing import Any, Callable
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from ..errors import DipsearchError
+from ..errors import ArgumentError, DipsearchError
 from ..evaluate import Candidate, Evaluation, evaluate
 from ..executors import InProcessExecutor
 from ..space import SearchSpace
-from ..tasks import Problem
 from .optuna_space import enqueue_default, genome_from_params, space_to_dict, suggest_genome
+from .recipe import ProblemRecipe, problem_fingerprint
 from .samplers import PrunerSpec, SamplerSpec, TrialReporter, pruner_spec, sampler_spec
+from .spec import SearchSpec
 from .storage import OWNER, STALE, STALE_AFTER, Heartbeat, StorageSpec, fail_stale_trials, open_storage
 
 RECIPE = "dipsearch"  # study user attr: everything a worker needs to rebuild the search
@@ -67,29 +67,24 @@ def trial_iters(space: SearchSpace, iters: int) -> int:
 def specs(space: SearchSpace, iters: int, seed: int, settings: BayesSettings) -> tuple[SamplerSpec, PrunerSpec, int]:
     """Validated sampler and pruner specs and the report interval (unknown names raise here, early)."""
     if settings.trials < 0:
-        raise DipsearchError(f"--trials must be >= 0, got {settings.trials}")
+        raise ArgumentError("{trials} must be >= 0, got {value}", value=settings.trials)
     longest = trial_iters(space, iters)
     every = settings.report_every or max(1, longest // 10)
     if every < 1:
-        raise DipsearchError(f"--report-every must be >= 1, got {every}")
+        raise ArgumentError("{report_every} must be >= 1, got {value}", value=every)
     # Size the sampler to the trials that will run in full: with an iteration budget that may be fewer.
     expected = settings.trials if settings.max_iters is None else min(settings.trials, max(1, settings.max_iters // longest))
     return sampler_spec(settings.sampler, seed, expected), pruner_spec(settings.pruner, longest, every), every
 
 
-def problem_fingerprint(problem: Problem) -> str:
-    """A hash of what the fit sees and scores: a worker that rebuilt a different problem is refused."""
-    digest = hashlib.sha256(f"{problem.task}|{problem.image_shape}|{type(problem.operator).__name__}".encode())
-    for tensor in (problem.observed, problem.mask, problem.clean):
-        digest.update(b"-" if tensor is None else tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
-
-
 def make_recipe(candidate: Candidate, space: SearchSpace, sampler: SamplerSpec, pruner: PrunerSpec, report_every: int,
-                problem_args: dict[str, Any] | None, run_dir: Path | None) -> dict[str, Any]:
+                problem: ProblemRecipe | None, run_dir: Path | None, spec: SearchSpec | None = None) -> dict[str, Any]:
+    """The study's user attr RECIPE. Studies made before "problem" and "spec" stored "problem_args" (the flags)."""
     return {
         "format": 1,
-        "problem_args": problem_args,  # None when the study was made from Python: workers cannot join
+        # A problem given as tensors has only its fingerprint: workers cannot rebuild it and say so.
+        "problem": problem.to_dict() if problem is not None else None,
+        "spec": spec.to_dict() if spec is not None else None,
         "problem_fingerprint": problem_fingerprint(candidate.problem),
         "space": space_to_dict(space),
         "space_source": space.source,
@@ -106,10 +101,10 @@ def check_recipe(stored: dict[str, Any], current: dict[str, Any], study_name: st
     """A study continues only with the problem, space and fit budget it was started with."""
     differ = [k for k in ("problem_fingerprint", "space", "search", "pruner", "report_every") if stored.get(k) != current.get(k)]
     if differ:
-        raise DipsearchError(
-            f"study {study_name!r} was started with a different {', '.join(differ)}; continue it with the same "
-            "problem flags, --space, --iters, --fitness, --eval-scale, --seed and --pruner, or pick a new --study name"
-        )
+        raise ArgumentError(
+            "study {name!r} was started with a different {differ}; continue it with the same problem, {space}, "
+            "{iters}, {fitness}, {eval_scale}, {seed} and {pruner}, or pick a new {study} name",
+            name=study_name, differ=", ".join(differ))
 
 
 def open_study(storage: StorageSpec, name: str, sampler: optuna.samplers.BaseSampler | None,

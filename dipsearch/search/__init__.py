@@ -1,0 +1,46 @@
+"""Architecture search for Deep Image Prior, as a library: describe, run, resume, read.
+
+    from dipsearch.search import ProblemRecipe, SearchSpec, Runtime, ga, bayes
+    from dipsearch.search.ga import GAConfig
+
+    recipe = ProblemRecipe(clean="photo.png", sigma=25, crop=64)      # or a dipsearch.tasks.Problem
+    spec = SearchSpec(space="demo", iters=200, ga=GAConfig(pop=6, gens=3))
+    result = ga.run(recipe, spec, Runtime(workers=2, out="runs"))    # runs/search/<stamp>_ga/
+    result = ga.resume(result.run_dir, gens=5)                       # continue, or extend
+    result.best_arch, result.best_fitness, result.image              # the winner and its output
+
+- ProblemRecipe (recipe.py): the problem as files and settings, rebuildable anywhere, with the one problem
+  fingerprint; a Problem made in Python gets a recipe holding only its fingerprint.
+- SearchSpec, StopSpec, Seeding (spec.py): what the search is; Runtime: how this process runs it.
+- ga.run / ga.resume (ga_run.py), bayes.run / bayes.resume / bayes.work (bayes_run.py).
+- SearchResult (result.py): a finished run folder's answer; SearchResult.load(run_dir) reads any.
+The command line (`dipsearch search ga|bayes`, `dipsearch worker`) translates its flags into these objects.
+
+Attributes are imported on first use: `import dipsearch.search` loads no torch, Optuna or DEAP.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_NAMES = {
+    "ProblemRecipe": "recipe", "problem_fingerprint": "recipe", "SearchSpec": "spec", "StopSpec": "spec",
+    "Seeding": "spec", "Runtime": "spec", "SearchResult": "result", "SearchSetup": "setup", "GAConfig": "ga",
+    "BayesSettings": "study", "RungPlan": "rungs",
+}
+_MODULES = ("ga", "bayes")
+
+__all__ = [*_NAMES, *_MODULES]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _NAMES:
+        return getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
+    if name in _MODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
