@@ -162,6 +162,13 @@ def plot_importances(study: optuna.Study, path: Path) -> Path | None:
                                      "parameter importances for fitness")
     except (RuntimeError, ValueError, ZeroDivisionError):
         return None  # e.g. no parameter is shared by the trials
+    except AssertionError:  # Optuna asserts that pyplot's canvas can measure text, which only Agg-based ones can
+        import matplotlib
+
+        warnings.warn(f"{path.name} not written: Optuna's importance plot needs an Agg-based matplotlib backend "
+                      f"(inline, widget, QtAgg, agg, ...), and this session uses {matplotlib.get_backend()!r}",
+                      stacklevel=2)
+        return None
 
 
 def plot_fit_curves(study: optuna.Study, path: Path) -> Path | None:
