@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-import torch
 import pytorch_msssim
+import torch
 
 
 def _batched(x: torch.Tensor) -> torch.Tensor:
