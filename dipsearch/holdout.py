@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from .errors import DipsearchError
+from .errors import ArgumentError, DipsearchError
 from .metrics import accumulator
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ def hold_out(problem: Problem, fraction: float, seed: int = 0) -> tuple[Problem,
     split) and the HeldOut that scores outputs on the hidden pixels.
     """
     if not 0 < fraction <= 0.5:
-        raise DipsearchError(f"held-out fraction must be in (0, 0.5], got {fraction}")
+        raise ArgumentError("held-out {fraction} must be in (0, 0.5], got {value}", value=fraction)
     h, w = problem.observed.shape[-2:]
     known = torch.ones(h * w, dtype=torch.bool) if problem.mask is None else (problem.mask.detach().cpu() > 0.5).flatten()
     idx = known.nonzero().squeeze(1)

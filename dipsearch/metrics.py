@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
+import pytorch_msssim
 import torch
-from pytorch_msssim import ssim as structural_similarity
 
 
 def _batched(x: torch.Tensor) -> torch.Tensor:
@@ -54,7 +54,7 @@ def ssim_tensor(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     taps = torch.arange(size, device=a.device, dtype=dtype) - size // 2
     window = torch.exp(-(taps**2) / (2 * SSIM_SIGMA**2))
     window = (window / window.sum()).view(1, 1, 1, size).repeat(a.shape[1], 1, 1, 1)
-    return structural_similarity(a, b, data_range=1.0, win=window)
+    return pytorch_msssim.ssim(a, b, data_range=1.0, win=window)
 
 
 def ssim(x: torch.Tensor, ref: torch.Tensor) -> float:

@@ -76,3 +76,11 @@ def test_a_study_without_shared_parameters_or_truth_writes_only_what_it_can(tmp_
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(0))
     study.optimize(lambda trial: 1.0, n_trials=4)
     assert write_plots(study, tmp_path) == ["history.png"]  # no parameters: no importances; no PSNR, no curves
+
+
+def test_a_backend_that_cannot_measure_text_skips_optuna_s_importances_with_a_warning(notebook, tmp_path):
+    matplotlib.use("svg")  # a session writing vector figures: its canvas has no renderer to measure text with
+    with pytest.warns(UserWarning, match="importances.png not written: Optuna's importance plot needs an Agg-based "
+                                         "matplotlib backend .* this session uses 'svg'"):
+        names = write_plots(_study(), tmp_path)
+    assert names == ["history.png", "history_psnr.png", "fit_curves.png"] and matplotlib.get_backend() == "svg"

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from dipsearch.errors import DipsearchError
+from dipsearch.errors import ArgumentError, DipsearchError
 from dipsearch.imageio import save_image
 from dipsearch.metrics import psnr, ssim, ssim_tensor
 from dipsearch.tasks import (
@@ -338,8 +338,9 @@ def test_holdout_is_disjoint_and_sized():
     assert torch.equal(held, ho2.mask)
     assert not torch.equal(held, p.with_holdout(0.1, seed=5)[1].mask)
     assert fit.meta["holdout"] == {"fraction": 0.1, "seed": 4, "pixels": ho.pixels}
-    with pytest.raises(DipsearchError, match=r"held-out fraction must be in \(0, 0.5\], got 0.6"):
+    with pytest.raises(ArgumentError, match=r"^held-out fraction must be in \(0, 0.5\], got 0.6$") as err:
         p.with_holdout(0.6)
+    assert err.value.render({"fraction": "--holdout-fraction"}).startswith("held-out --holdout-fraction must be")
 
 
 def test_holdout_only_takes_known_pixels():

@@ -14,10 +14,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ..genes import BUDGET_GENE, CONFIG_GENES
 from ..runs import write_figure
 from .study import RESULT, StudyStatus
 
-SHOWN_GENES = ("depth", "input_depth", "lr", "reg_noise_std", "iters", "k_skip")
+SHOWN_GENES = ("depth", "input_depth", *CONFIG_GENES, BUDGET_GENE, "k_skip")  # the closing table's gene columns
 
 
 def _fmt(value: Any, digits: int = 2) -> str:
@@ -161,6 +162,13 @@ def plot_importances(study: optuna.Study, path: Path) -> Path | None:
                                      "parameter importances for fitness")
     except (RuntimeError, ValueError, ZeroDivisionError):
         return None  # e.g. no parameter is shared by the trials
+    except AssertionError:  # Optuna asserts that pyplot's canvas can measure text, which only Agg-based ones can
+        import matplotlib
+
+        warnings.warn(f"{path.name} not written: Optuna's importance plot needs an Agg-based matplotlib backend "
+                      f"(inline, widget, QtAgg, agg, ...), and this session uses {matplotlib.get_backend()!r}",
+                      stacklevel=2)
+        return None
 
 
 def plot_fit_curves(study: optuna.Study, path: Path) -> Path | None:
