@@ -133,7 +133,7 @@ def test_stopping_bench_and_detector(tmp_path, image_file):
     assert _message(run_job, job) == f"crop=64 is larger than {image} (32x32 px)"
     unknown_sigma = make_problem("denoise", observed=synthetic_image())
     assert _message(Sure().check, unknown_sigma) == (
-        "sure: the Gaussian noise sigma is unknown; give level=S (0-255 scale) or sigma=estimate")
+        "sure: the Gaussian noise sigma is unknown; give level=S (0-255 scale) or sure_sigma=estimate")
 
 
 def test_tasks_mask(tmp_path):
@@ -147,9 +147,12 @@ def test_tasks_mask(tmp_path):
 
 
 @pytest.mark.parametrize("argv, flags", [
-    (["fit", "--demo"], {"level": "--sigma", "sigma": "--sure-sigma", "spec": "--arch", "init": "--init"}),
-    (["search", "ga", "--demo"], {"level": "--sigma", "sigma": "--sure-sigma", "keep": "--preselect-keep"}),
-    (["search", "bayes", "--demo"], {"level": "--sigma", "sigma": None, "keep": "--preselect-keep"}),
+    (["fit", "--demo"], {"level": "--sigma", "sigma": None, "sure_sigma": "--sure-sigma", "spec": "--arch",
+                         "init": "--init"}),
+    (["search", "ga", "--demo"], {"level": "--sigma", "sigma": "--mut-step", "sure_sigma": "--sure-sigma",
+                                  "keep": "--preselect-keep"}),
+    (["search", "bayes", "--demo"], {"level": "--sigma", "sigma": None, "sure_sigma": None,
+                                     "keep": "--preselect-keep"}),
     (["preselect", "--demo"], {"level": "--sigma", "sigma": None, "keep": "--keep", "fit_iters": "--fit-iters"}),
 ])
 def test_each_command_maps_the_arguments_named_unlike_its_flags(argv, flags):
@@ -159,12 +162,12 @@ def test_each_command_maps_the_arguments_named_unlike_its_flags(argv, flags):
 
 
 def test_the_sure_sigma_hint_names_a_flag_only_where_one_sets_it():
-    err = ArgumentError("give {level:S} (0-255 scale) or {sigma:estimate}")
+    err = ArgumentError("give {level:S} (0-255 scale) or {sure_sigma:estimate}")
     parser = build_parser()
     fit = argument_flags(parser, parser.parse_args(["fit", "--demo"]))
     bayes = argument_flags(parser, parser.parse_args(["search", "bayes", "--demo"]))
     assert err.render(fit) == "give --sigma S (0-255 scale) or --sure-sigma estimate"
-    assert err.render(bayes) == "give --sigma S (0-255 scale) or sigma=estimate"
+    assert err.render(bayes) == "give --sigma S (0-255 scale) or sure_sigma=estimate"
 
 
 def test_cli_renders_the_library_messages_with_flags(tmp_path, image_file, capsys):

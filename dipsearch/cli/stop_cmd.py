@@ -39,7 +39,6 @@ def add_stop_args(parser: argparse.ArgumentParser) -> None:
                        help="holdout: fraction of observed pixels withheld from the loss (default 0.05)")
     group.add_argument("--sure-sigma", metavar="S|estimate", dest="sure_sigma",
                        help="sure: noise sigma on the 0-255 scale, or 'estimate' (Immerkaer); default: --sigma")
-    name_arguments(parser, sigma="--sure-sigma")  # the sure detector's sigma; the noise level is make_problem's level
     name_arguments(parser, indexing="--stop-indexing", delta="--stop-delta", window="--stop-window",
                    fraction="--holdout-fraction")
 

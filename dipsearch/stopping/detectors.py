@@ -219,7 +219,7 @@ class Sure(Detector):
             )
         if self.sigma_arg is None and (noise is None or problem.meta.get("level") is None):
             raise ArgumentError("sure: the Gaussian noise sigma is unknown; give {level:S} (0-255 scale) or "
-                                "{sigma:estimate}")
+                                "{sure_sigma:estimate}")
 
     def start(self, problem: Problem, spec: ArchSpec, config: FitConfig) -> None:
         super().start(problem, spec, config)
