@@ -58,10 +58,11 @@ def run(args: argparse.Namespace, console: Console) -> int:
     from ..search.bayes import best_image_saver
     from ..search.bayes_report import StudyDisplay, top_table
     from ..search.samplers import PrunerSpec, SamplerSpec
-    from ..search.storage import HOST, StorageSpec, fail_stale_trials
+    from ..search.storage import HOST, StorageSpec, check_stale_after, fail_stale_trials
     from ..search.study import RECIPE, TARGET, StudyRunner, StudyStatus, open_study, trial_iters, worker_seed
 
     check_seed(args.seed)
+    check_stale_after(args.stale_after)
     if args.trials is not None and args.trials < 1:
         raise DipsearchError(f"--trials must be >= 1, got {args.trials}")
     existing_storage_file(args.storage, args.study)
