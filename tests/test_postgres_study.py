@@ -17,6 +17,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from dipsearch import DipsearchError
+
 from dipsearch.search.storage import HOST, OWNER, STALE, StorageSpec, open_storage
 from dipsearch.search.study import RECIPE, RESULT, SURPLUS, StudyStatus
 
@@ -151,3 +153,14 @@ def test_postgres_study_driver_and_two_workers_lose_no_trial_when_one_is_killed(
             assert row["genome"] == trial.user_attrs["genome"]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["trials"] == TARGET and summary["stale"] == 1 and summary["storage"] == url
+
+
+def test_postgres_url_without_its_driver_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # import psycopg now raises ImportError
+    monkeypatch.setitem(sys.modules, "psycopg2", None)
+    with pytest.raises(DipsearchError) as err:
+        open_storage(StorageSpec.parse("postgresql://me:secret@db.example/dip"))
+    assert str(err.value) == (
+        "cannot open the Optuna storage postgresql://me:***@db.example/dip: a database driver is missing (Failed to "
+        "import DB access module for the specified storage URL. Please install appropriate one.); install it "
+        "(pip install 'dipsearch[postgres]' for postgresql://, redis for redis://) or use a journal file path")

@@ -107,8 +107,8 @@ def open_storage(spec: StorageSpec) -> BaseStorage:
         raise
     except ImportError as err:
         raise DipsearchError(
-            f"cannot open the Optuna storage {spec.display}: a database driver is missing ({err}); "
-            "install it (e.g. psycopg2 for postgresql://, redis for redis://) or use a journal file path"
+            f"cannot open the Optuna storage {spec.display}: a database driver is missing ({err}); install it "
+            "(pip install 'dipsearch[postgres]' for postgresql://, redis for redis://) or use a journal file path"
         ) from None
     except Exception as err:  # noqa: BLE001 - sqlalchemy/OS errors of many kinds: report them as one
         raise DipsearchError(f"cannot open the Optuna storage {spec.display}: {_first_line(err)}") from None
