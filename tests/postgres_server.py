@@ -50,15 +50,15 @@ class Server:
     user: pwd.struct_passwd | None  # who runs the server (None: this user)
 
     @classmethod
-    def start(cls) -> "Server":
+    def start(cls) -> Server:
         bin_dir = server_bin()
         user = None
         if os.geteuid() == 0:
             try:
                 user = pwd.getpwnam(SERVER_USER)
             except KeyError:
-                raise Unavailable(f"running as root and there is no {SERVER_USER!r} user to run PostgreSQL as "
-                                  "(PostgreSQL refuses to run as root; Debian's postgresql package creates the user)") from None
+                raise Unavailable(f"running as root and there is no {SERVER_USER!r} user to run PostgreSQL as (it "
+                                  "refuses to run as root; Debian's postgresql package creates the user)") from None
         root = Path(tempfile.mkdtemp(prefix="dipsearch-pg-"))
         if user is not None:
             os.chown(root, user.pw_uid, user.pw_gid)
@@ -81,11 +81,12 @@ class Server:
     def _run(self, program: str, *args: str) -> None:
         kwargs = {"user": self.user.pw_uid, "group": self.user.pw_gid, "extra_groups": []} if self.user else {}
         done = subprocess.run([str(self.bin / program), *args], cwd=self.root, capture_output=True, text=True,
-                              timeout=120, **kwargs)
+                              timeout=120, check=False, **kwargs)
         if done.returncode != 0:
             log = self.root / "server.log"
             tail = log.read_text(errors="replace")[-1500:] if log.is_file() else ""
-            raise Unavailable(f"{program} failed (exit {done.returncode}): {(done.stderr or done.stdout).strip()} {tail}")
+            output = (done.stderr or done.stdout).strip()
+            raise Unavailable(f"{program} failed (exit {done.returncode}): {output} {tail}")
 
     def stop(self) -> None:
         if (self.root / "data" / "postmaster.pid").is_file():
