@@ -2,11 +2,13 @@
 and ask again; a trial asked but never claimed is given up too; --stale-after must be positive."""
 
 import time
+from concurrent.futures import Executor, Future
 
 import pytest
 from optuna.trial import TrialState
 
 from dipsearch.cli import main
+from dipsearch.evaluate import Evaluation
 from dipsearch.search.storage import HEARTBEAT, OWNER, STALE, StorageSpec, fail_stale_trials
 from dipsearch.search.study import BayesSettings, StudyRunner, StudyStatus, open_study, specs
 
@@ -31,6 +33,33 @@ def test_runner_waits_for_a_silent_workers_trial_then_fails_it_and_asks_again(tm
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
     assert trials[0].user_attrs[STALE].startswith("no heartbeat from elsewhere:5 for ")
     assert StudyStatus.of(study).counted == 2
+
+
+class JudgedWhileFitting(Executor):
+    """A 'fit' that lasts 1.5 x stale_after, during which another process judges the study by the same stale_after."""
+
+    def __init__(self, study, stale_after: float):
+        self.study, self.stale_after, self.failed = study, stale_after, []
+
+    def submit(self, fn, candidate):
+        time.sleep(1.5 * self.stale_after)
+        self.failed += fail_stale_trials(self.study, self.stale_after)
+        future = Future()
+        future.set_result(Evaluation(index=candidate.index, key=candidate.key, genome=candidate.genome, fitness=12.0,
+                                     psnr=13.0, params=100, iters_run=candidate.iters, seconds=0.01))
+        return future
+
+
+def test_a_trial_fitting_longer_than_stale_after_keeps_beating_and_is_not_failed(tmp_path):
+    space = tiny_space(tmp_path)
+    sampler, pruner, every = specs(space, 20, 0, BayesSettings(trials=1, pruner="none"))
+    storage = StorageSpec.parse(str(tmp_path / "b.journal"))
+    study = open_study(storage, "b", sampler.build(), pruner.build(), create=True)
+    executor = JudgedWhileFitting(study, stale_after=2.0)
+    runner = StudyRunner(study, storage, make_setup(space).candidate, space, pruner, every, 1, 20, executor,
+                         stale_after=2.0)
+    assert runner.run() == 1
+    assert executor.failed == [] and [t.state for t in study.trials] == [TrialState.COMPLETE]
 
 
 def test_a_trial_asked_and_never_claimed_is_failed_once_seen_unclaimed_for_stale_after(tmp_path):
