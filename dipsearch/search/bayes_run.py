@@ -22,7 +22,7 @@ from .recipe import ProblemRecipe, as_problem
 from .result import SearchResult
 from .setup import SearchSetup, describe_seeding, fit_space_to_image, prepare, starting_genomes
 from .spec import Runtime, SearchSpec
-from .storage import HOST, STALE_AFTER, StorageSpec, fail_stale_trials
+from .storage import HOST, STALE_AFTER, StorageSpec, check_stale_after, fail_stale_trials
 from .study import RECIPE, TARGET, BayesSettings, StudyRunner, StudyStatus, open_study, trial_iters, worker_seed
 
 
@@ -232,6 +232,7 @@ def work(storage: str, study: str, *, trials: int | None = None, device: str = "
     from .samplers import PrunerSpec, SamplerSpec
 
     check_seed(seed)
+    check_stale_after(stale_after)
     if trials is not None and trials < 1:
         raise ArgumentError("{trials} must be >= 1, got {value}", value=trials)
     console = console or Console()

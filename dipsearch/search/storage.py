@@ -12,7 +12,8 @@ Storage URLs:
 Optuna's own heartbeat exists only for RDB storages, so stale trials are found the same way for every
 storage: each trial records its owner (host, pid) and a heartbeat that the owner refreshes while the trial
 runs. A RUNNING trial is stale when its owner ran on this host and is gone, or when its heartbeat is older
-than `stale_after` seconds (owners on other hosts).
+than `stale_after` seconds (how owners on other hosts are judged). Owners beat every min(30 s, stale_after / 4),
+so every process working on a study should use the same `stale_after`.
 """
 
 from __future__ import annotations
@@ -106,8 +107,8 @@ def open_storage(spec: StorageSpec) -> BaseStorage:
         raise
     except ImportError as err:
         raise DipsearchError(
-            f"cannot open the Optuna storage {spec.display}: a database driver is missing ({err}); "
-            "install it (e.g. psycopg2 for postgresql://, redis for redis://) or use a journal file path"
+            f"cannot open the Optuna storage {spec.display}: a database driver is missing ({err}); install it "
+            "(pip install 'dipsearch[postgres]' for postgresql://, redis for redis://) or use a journal file path"
         ) from None
     except Exception as err:  # noqa: BLE001 - sqlalchemy/OS errors of many kinds: report them as one
         raise DipsearchError(f"cannot open the Optuna storage {spec.display}: {_first_line(err)}") from None
@@ -142,11 +143,21 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
-def stale_reason(trial: optuna.trial.FrozenTrial, now: float, stale_after: float) -> str | None:
-    """Why a RUNNING trial is abandoned, or None if its owner may still be working on it."""
+def stale_reason(trial: optuna.trial.FrozenTrial, now: float, stale_after: float,
+                 unclaimed: dict[int, float] | None = None) -> str | None:
+    """Why a RUNNING trial is abandoned, or None if its owner may still be working on it.
+
+    unclaimed: trial id -> when this process first saw the trial without an owner. dipsearch claims a trial
+    right after asking for it, so one still unclaimed after stale_after seconds lost its asker in between and,
+    left RUNNING, would hold the study's target for ever. Without the dict, unclaimed trials are left alone.
+    """
     owner = trial.user_attrs.get(OWNER)
     if not isinstance(owner, dict):
-        return None  # not started by dipsearch: leave it to whoever made it
+        if unclaimed is None:
+            return None
+        # This process's own clock, not the ask time: an RDB storage keeps that in the asker's local time zone.
+        seen = unclaimed.setdefault(trial._trial_id, now)  # noqa: SLF001
+        return f"asked but not claimed by any process for {now - seen:.0f} s" if now - seen > stale_after else None
     if owner.get("host") == HOST and owner.get("pid") != os.getpid() and not pid_alive(int(owner.get("pid", -1))):
         return f"owner process {owner.get('pid')} on {HOST} is gone"
     beat = trial.user_attrs.get(HEARTBEAT)
@@ -155,13 +166,20 @@ def stale_reason(trial: optuna.trial.FrozenTrial, now: float, stale_after: float
     return None
 
 
-def fail_stale_trials(study: optuna.Study, stale_after: float = STALE_AFTER) -> list[int]:
-    """Mark RUNNING trials whose owner is gone as FAIL (with the reason in user attr 'stale')."""
+def check_stale_after(stale_after: float) -> None:
+    if not stale_after > 0:  # also refuses NaN
+        raise ArgumentError("{stale_after} must be > 0 seconds, got {value}", value=stale_after)
+
+
+def fail_stale_trials(study: optuna.Study, stale_after: float = STALE_AFTER,
+                      unclaimed: dict[int, float] | None = None) -> list[int]:
+    """Mark RUNNING trials whose owner is gone as FAIL (with the reason in user attr 'stale');
+    `unclaimed` as in stale_reason, kept by a process that looks at the study again and again."""
     failed = []
     storage = study._storage  # noqa: SLF001 - Study exposes no public storage accessor
     now = time.time()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        reason = stale_reason(trial, now, stale_after)
+        reason = stale_reason(trial, now, stale_after, unclaimed)
         if reason is None:
             continue
         try:

@@ -36,12 +36,16 @@ from .optuna_space import enqueue_default, genome_from_params, space_to_dict, su
 from .recipe import ProblemRecipe, problem_fingerprint
 from .samplers import PrunerSpec, SamplerSpec, TrialReporter, pruner_spec, sampler_spec
 from .spec import SearchSpec
-from .storage import OWNER, STALE, STALE_AFTER, Heartbeat, StorageSpec, fail_stale_trials, open_storage
+from .storage import (
+    HEARTBEAT_INTERVAL, OWNER, STALE, STALE_AFTER, Heartbeat, StorageSpec, check_stale_after, fail_stale_trials,
+    open_storage,
+)
 
 RECIPE = "dipsearch"  # study user attr: everything a worker needs to rebuild the search
 TARGET = "target_trials"  # study user attr: the study's trial target, updated by each driver
 RESULT = "result"  # trial user attr: the evaluation (fitness, psnr, params, iters_run, seconds, error, ...)
 SURPLUS = "surplus"  # trial user attr: asked after the target was reached by another process
+WAIT_POLL = 2.0  # seconds between looks at the study while only other processes' trials run
 RESULT_FIELDS = ("fitness", "psnr", "params", "iters_run", "seconds", "error", "host")
 
 
@@ -68,6 +72,7 @@ def specs(space: SearchSpace, iters: int, seed: int, settings: BayesSettings) ->
     """Validated sampler and pruner specs and the report interval (unknown names raise here, early)."""
     if settings.trials < 0:
         raise ArgumentError("{trials} must be >= 0, got {value}", value=settings.trials)
+    check_stale_after(settings.stale_after)
     longest = trial_iters(space, iters)
     every = settings.report_every or max(1, longest // 10)
     if every < 1:
@@ -215,13 +220,14 @@ class StudyRunner:
     on_tick: Callable[[], None] | None = None  # called about once a second while fits run
     stale_after: float = STALE_AFTER
     told: int = 0
-    _stale_checked: float = 0.0
+    _stale_checked: float = -math.inf
+    _unclaimed: dict[int, float] = field(default_factory=dict)  # see storage.stale_reason
+
+    def __post_init__(self) -> None:
+        check_stale_after(self.stale_after)
 
     def may_ask(self) -> bool:
-        if time.monotonic() - self._stale_checked > 60:
-            # Another worker may have died since we started: its RUNNING trials would hold the target.
-            fail_stale_trials(self.study, self.stale_after)
-            self._stale_checked = time.monotonic()
+        self._fail_stale(every=60.0)
         status = StudyStatus.of(self.study)
         if status.counted + status.running >= self.target:
             return False
@@ -234,10 +240,12 @@ class StudyRunner:
         if self.with_default:
             enqueue_default(self.study, self.space)
         in_flight: dict[Future, tuple[optuna.Trial, Candidate]] = {}
-        surplus = False
-        with Heartbeat(self.study._storage) as beat:  # noqa: SLF001
+        # Beat often enough that a live trial never looks stale to a process judging it by the same --stale-after.
+        interval = min(HEARTBEAT_INTERVAL, self.stale_after / 4)
+        with Heartbeat(self.study._storage, interval) as beat:  # noqa: SLF001
             try:
                 while True:
+                    surplus = False
                     while not surplus and len(in_flight) < self.slots and self.may_ask():
                         asked = self._ask(beat)
                         if asked is None:
@@ -248,7 +256,16 @@ class StudyRunner:
                         trial, candidate = asked
                         in_flight[self.executor.submit(evaluate, candidate)] = (trial, candidate)
                     if not in_flight:
-                        return self.told
+                        if self._finished(StudyStatus.of(self.study)):
+                            return self.told
+                        # Trials of other processes hold the rest of the target. Leaving now would leave the
+                        # study short if one of those processes died: wait until its trials are told, or
+                        # failed as stale, and ask for what is left.
+                        time.sleep(WAIT_POLL)
+                        self._fail_stale(every=0.0)
+                        if self.on_tick:
+                            self.on_tick()
+                        continue
                     done, _ = wait(in_flight, timeout=1.0, return_when=FIRST_COMPLETED)
                     for future in done:
                         trial, candidate = in_flight.pop(future)
@@ -258,6 +275,18 @@ class StudyRunner:
             finally:
                 for future in in_flight:  # interrupted: the trials stay RUNNING and are failed on restart
                     future.cancel()
+
+    def _fail_stale(self, every: float) -> None:
+        """Fail trials whose process died (at most once per `every` seconds): they would hold the target."""
+        if time.monotonic() - self._stale_checked >= every:
+            fail_stale_trials(self.study, self.stale_after, self._unclaimed)
+            self._stale_checked = time.monotonic()
+
+    def _finished(self, status: StudyStatus) -> bool:
+        """Whether nothing is left to ask: the target is reached, or the iteration budget has no room for a trial."""
+        if status.counted >= self.target:
+            return True
+        return self.max_iters is not None and status.iters_used + self.longest > self.max_iters
 
     def _ask(self, beat: Heartbeat) -> tuple[optuna.Trial, Candidate] | None | bool:
         trial = self.study.ask()
