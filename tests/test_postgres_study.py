@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 
 from dipsearch import DipsearchError
 
-from dipsearch.search.storage import HOST, OWNER, STALE, StorageSpec, open_storage
+from dipsearch.search.storage import HOST, OWNER, RETRY_OF, STALE, StorageSpec, open_storage
 from dipsearch.search.study import RECIPE, RESULT, SURPLUS, StudyStatus
 
 from postgres_server import Server, Unavailable
@@ -131,6 +131,9 @@ def test_postgres_study_driver_and_two_workers_lose_no_trial_when_one_is_killed(
     counted = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
                or not {STALE, SURPLUS} & set(t.user_attrs)]
     assert len(counted) == TARGET and any(t.number > killed for t in counted)
+    # ... and it was asked again: a later counted trial re-ran its genome.
+    retried = [t for t in counted if t.user_attrs.get(RETRY_OF) == killed]
+    assert len(retried) == 1 and retried[0].user_attrs["genome"] == dead.user_attrs["genome"], outputs
     # Each counted trial carries its genome and result; a cached result names an earlier trial of the same candidate,
     # and no candidate was fitted twice.
     assert all({"genome", "key", RESULT} <= set(t.user_attrs) for t in counted)

@@ -9,7 +9,8 @@ from optuna.trial import TrialState
 
 from dipsearch.cli import main
 from dipsearch.evaluate import Evaluation
-from dipsearch.search.storage import HEARTBEAT, OWNER, STALE, StorageSpec, fail_stale_trials
+from dipsearch.search.optuna_space import suggest_genome
+from dipsearch.search.storage import HEARTBEAT, OWNER, RETRY_OF, STALE, StorageSpec, fail_stale_trials
 from dipsearch.search.study import BayesSettings, StudyRunner, StudyStatus, open_study, specs
 
 from test_bayes import FakeExecutor, make_setup, tiny_space
@@ -32,6 +33,29 @@ def test_runner_waits_for_a_silent_workers_trial_then_fails_it_and_asks_again(tm
     trials = study.get_trials()
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
     assert trials[0].user_attrs[STALE].startswith("no heartbeat from elsewhere:5 for ")
+    assert StudyStatus.of(study).counted == 2
+
+
+def test_a_dead_workers_claimed_trial_is_asked_again_with_its_genome(tmp_path):
+    space = tiny_space(tmp_path)
+    sampler, pruner, every = specs(space, 20, 0, BayesSettings(trials=2, pruner="none"))
+    storage = StorageSpec.parse(str(tmp_path / "r.journal"))
+    study = open_study(storage, "r", sampler.build(), pruner.build(), create=True)
+    # A remote worker asked a trial, chose its genome, claimed it, started fitting, and died.
+    remote = study.ask()
+    genome = suggest_genome(remote, space)
+    remote.set_user_attr("genome", genome)
+    remote.set_user_attr(OWNER, {"host": "elsewhere", "pid": 5})
+    remote.set_user_attr(HEARTBEAT, time.time() - 60)
+    executor = FakeExecutor()
+    runner = StudyRunner(study, storage, make_setup(space).candidate, space, pruner, every, 2, 20, executor,
+                         stale_after=1.0)
+    assert runner.run() == 2
+    dead, *rest = study.get_trials()
+    assert dead.state == TrialState.FAIL and dead.user_attrs[STALE].startswith("no heartbeat from elsewhere:5")
+    retried = [t for t in rest if t.user_attrs.get(RETRY_OF) == dead.number]
+    assert len(retried) == 1 and retried[0].state == TrialState.COMPLETE
+    assert retried[0].params == dead.params and retried[0].user_attrs["genome"] == genome
     assert StudyStatus.of(study).counted == 2
 
 

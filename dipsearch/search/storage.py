@@ -37,6 +37,7 @@ JOURNAL_NAME = "study.journal"
 OWNER = "owner"  # trial user attr: {"host", "pid"} of the process that asked for the trial
 HEARTBEAT = "heartbeat"  # trial user attr: unix time of the owner's last sign of life
 STALE = "stale"  # trial user attr set when this module failed the trial
+RETRY_OF = "retry_of"  # user attr of a queued trial: the number of the abandoned trial whose genome it re-runs
 HEARTBEAT_INTERVAL = 30.0
 STALE_AFTER = 180.0
 SQLITE_HELP = "SQLite is not for many parallel writers: use a journal file or PostgreSQL for parallel workers"
@@ -186,9 +187,18 @@ def fail_stale_trials(study: optuna.Study, stale_after: float = STALE_AFTER,
             storage.set_trial_user_attr(trial._trial_id, STALE, reason)  # noqa: SLF001
             if storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):  # noqa: SLF001
                 failed.append(trial.number)
+                _ask_again(study, trial)
         except UpdateFinishedTrialError:
             pass  # its owner (or another restarting process) finished it meanwhile
     return failed
+
+
+def _ask_again(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """Queue the abandoned trial's genome, so the next ask re-runs it rather than losing the point the sampler chose.
+    Only a claimed trial (its genome recorded, every gene suggested) can be re-run; one that died while being asked
+    has no complete genome and is simply replaced by a new sample."""
+    if "genome" in trial.user_attrs and trial.params:
+        study.enqueue_trial(dict(trial.params), user_attrs={RETRY_OF: trial.number})
 
 
 class Heartbeat:
