@@ -57,8 +57,12 @@ def main() -> None:
         start = time.perf_counter()
         result = fit(problem, ArchSpec(), FitConfig(iters=args.iters, seed=args.seed, device=args.device, ssim_every=0))
         summary = result.summary(problem)
-        row = {"image": path.stem, **{k: round(summary[k], 3) for k in KEYS}, "iter_peak": summary["iter_peak"],
-               "seconds": round(time.perf_counter() - start, 1)}
+        row = {
+            "image": path.stem,
+            **{k: round(summary[k], 3) for k in KEYS},
+            "iter_peak": summary["iter_peak"],
+            "seconds": round(time.perf_counter() - start, 1),
+        }
         rows.append(row)
         console.print(row)
 
@@ -70,8 +74,15 @@ def main() -> None:
     mean = {k: round(statistics.mean(r[k] for r in rows), 3) for k in KEYS}
     table.add_row("mean", *(str(mean[k]) for k in KEYS), "", str(round(sum(r["seconds"] for r in rows), 1)))
     console.print(table)
-    out = write_json(args.json, {"settings": vars(args) | {"data": str(args.data), "json": str(args.json)},
-                                 "machine": machine(), "images": rows, "mean": mean})
+    out = write_json(
+        args.json,
+        {
+            "settings": vars(args) | {"data": str(args.data), "json": str(args.json)},
+            "machine": machine(),
+            "images": rows,
+            "mean": mean,
+        },
+    )
     console.print(f"wrote {out}")
 
 

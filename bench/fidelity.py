@@ -132,8 +132,12 @@ def main_fit(problem, spec, settings: dict, budget: int, sure_until: int) -> dic
     result = fit(prepared, spec, config, [stopper, HeldOutRecorder(holdout, emv)])
     trace = result.trace
     by_step = {int(r["step"]): r for r in trace}
-    out: dict[str, Any] = {"params": result.params, "main_seconds": round(result.seconds, 2),
-                           "psnr_peak": max(r["psnr"] for r in trace), "restores": result.restores}
+    out: dict[str, Any] = {
+        "params": result.params,
+        "main_seconds": round(result.seconds, 2),
+        "psnr_peak": max(r["psnr"] for r in trace),
+        "restores": result.restores,
+    }
     emv_rule, ho_rule = emv.rule(), holdout.rule()
     for b in BUDGETS:
         out[f"ho@{b}"] = by_step[b]["ho_ema"]
@@ -147,8 +151,12 @@ def main_fit(problem, spec, settings: dict, budget: int, sure_until: int) -> dic
             out[f"sure-min@{b}"], _ = stop_score(trace, b, sure_rule)
     decision = replay(trace, emv_rule)
     chosen = decision.chosen
-    out.update(final=by_step[chosen]["ho_emv"], truth=by_step[chosen]["psnr_emv"], emv_chosen=chosen,
-               emv_fired=decision.fired_at)
+    out.update(
+        final=by_step[chosen]["ho_emv"],
+        truth=by_step[chosen]["psnr_emv"],
+        emv_chosen=chosen,
+        emv_fired=decision.fired_at,
+    )
     ho_final, ho_chosen = stop_score(trace, budget, ho_rule)
     out.update({"final-ho-stop": ho_final, "truth_ho_stop": by_step[ho_chosen]["psnr"], "ho_chosen": ho_chosen})
     out["ho_curve"] = [round(by_step[s]["ho_ema"], 3) for s in range(25, budget + 1, 25)]
@@ -206,8 +214,16 @@ def report(rows: list[dict], out_json: Path) -> dict[str, Any]:
             pick = max(mine, key=lambda r: r[score])
             best = max(r["truth"] for r in mine)
             default = next((r["truth"] for r in mine if r["candidate"] == 0), None)
-            per_image.append({"image": name, "n": len(mine), "spearman": rho, "kendall": tau, "regret": best - pick["truth"],
-                              "pick_vs_default": None if default is None else pick["truth"] - default})
+            per_image.append(
+                {
+                    "image": name,
+                    "n": len(mine),
+                    "spearman": rho,
+                    "kendall": tau,
+                    "regret": best - pick["truth"],
+                    "pick_vs_default": None if default is None else pick["truth"] - default,
+                }
+            )
         if not per_image:
             continue
         table[score] = {
@@ -221,10 +237,14 @@ def report(rows: list[dict], out_json: Path) -> dict[str, Any]:
             "per_image": per_image,
         }
     print(f"\n{len(shared)} candidates x {len(images)} images; truth = true PSNR at full budget with EMV stopping")
-    print(f"{'score':16s} {'n':>3s} {'Spearman':>9s} {'Kendall':>8s} {'regret':>7s} {'worst':>6s} {'pick-def':>9s} {'worst':>6s}")
+    print(
+        f"{'score':16s} {'n':>3s} {'Spearman':>9s} {'Kendall':>8s} {'regret':>7s} {'worst':>6s} {'pick-def':>9s} {'worst':>6s}"
+    )
     for score, t in sorted(table.items(), key=lambda kv: -kv[1]["spearman"]):
-        print(f"{score:16s} {t['n']:3d} {t['spearman']:+9.3f} {t['kendall']:+8.3f} {t['regret_mean']:7.2f} {t['regret_max']:6.2f}"
-              f" {t['pick_vs_default_mean']:+9.2f} {t['pick_vs_default_min']:+6.2f}")
+        print(
+            f"{score:16s} {t['n']:3d} {t['spearman']:+9.3f} {t['kendall']:+8.3f} {t['regret_mean']:7.2f} {t['regret_max']:6.2f}"
+            f" {t['pick_vs_default_mean']:+9.2f} {t['pick_vs_default_min']:+6.2f}"
+        )
     summary = {"candidates": len(shared), "images": images, "table": table, "machine": machine()}
     write_json(out_json, summary)
     print(f"wrote {out_json}")
@@ -276,9 +296,12 @@ def main() -> None:
         with args.out.open("a") as f:
             f.write(json.dumps(row) + "\n")
         eta = (time.perf_counter() - start) / n * (len(todo) - n)
-        print(f"[{n}/{len(todo)}] candidate {i} {name} s{sigma:g}: truth {row['truth']:.2f} dB (EMV at "
-              f"{row['emv_chosen']}), ho@300 {row['ho@300']:.2f}, final {row['final']:.2f}; "
-              f"{row['main_seconds'] + row['half_seconds']:.0f} s, eta {eta / 60:.0f} min", flush=True)
+        print(
+            f"[{n}/{len(todo)}] candidate {i} {name} s{sigma:g}: truth {row['truth']:.2f} dB (EMV at "
+            f"{row['emv_chosen']}), ho@300 {row['ho@300']:.2f}, final {row['final']:.2f}; "
+            f"{row['main_seconds'] + row['half_seconds']:.0f} s, eta {eta / 60:.0f} min",
+            flush=True,
+        )
     report(read_jsonl(args.out), args.out.with_suffix(".json"))
 
 

@@ -119,10 +119,20 @@ def speed(args: argparse.Namespace, device: torch.device) -> dict:
         base = statistics.median(times["bare"])
         for name, values in times.items():
             s_it = statistics.median(values)
-            rows.append({"size": size, "setting": name, "s_per_it": round(s_it, 5), "it_per_s": round(1 / s_it, 2),
-                         "ratio_to_bare": round(s_it / base, 3), "rounds": len(values)})
-            print(f"{size:4d} px  {name:14s} {s_it * 1000:9.2f} ms/it  {1 / s_it:8.2f} it/s  "
-                  f"{s_it / base:6.3f}x bare", flush=True)
+            rows.append(
+                {
+                    "size": size,
+                    "setting": name,
+                    "s_per_it": round(s_it, 5),
+                    "it_per_s": round(1 / s_it, 2),
+                    "ratio_to_bare": round(s_it / base, 3),
+                    "rounds": len(values),
+                }
+            )
+            print(
+                f"{size:4d} px  {name:14s} {s_it * 1000:9.2f} ms/it  {1 / s_it:8.2f} it/s  {s_it / base:6.3f}x bare",
+                flush=True,
+            )
     return {"mode": "speed", "rows": rows}
 
 
@@ -149,9 +159,12 @@ def concurrent(args: argparse.Namespace, device: torch.device) -> dict:
     for size in args.sizes:
         for procs in args.procs:
             barrier, queue = context.Barrier(procs), context.Queue()
-            workers = [context.Process(target=_concurrent_worker,
-                                       args=(size, str(device), args.iters, args.threads or 1, barrier, queue))
-                       for _ in range(procs)]
+            workers = [
+                context.Process(
+                    target=_concurrent_worker, args=(size, str(device), args.iters, args.threads or 1, barrier, queue)
+                )
+                for _ in range(procs)
+            ]
             for w in workers:
                 w.start()
             spans = [queue.get() for _ in workers]
@@ -159,11 +172,22 @@ def concurrent(args: argparse.Namespace, device: torch.device) -> dict:
                 w.join()
             wall = max(end for _, end in spans) - min(start for start, _ in spans)
             it_s = procs * args.iters / wall
-            rows.append({"size": size, "procs": procs, "threads_each": args.threads or 1, "iters_each": args.iters,
-                         "wall_s": round(wall, 2), "aggregate_it_per_s": round(it_s, 2),
-                         "fits_per_hour": round(3600 * it_s / args.fit_iters, 1)})
-            print(f"{size:4d} px  {procs} fit(s) x {args.threads or 1} thread(s): {it_s:8.2f} it/s aggregate, "
-                  f"{3600 * it_s / args.fit_iters:8.1f} fits/hour of {args.fit_iters} iterations", flush=True)
+            rows.append(
+                {
+                    "size": size,
+                    "procs": procs,
+                    "threads_each": args.threads or 1,
+                    "iters_each": args.iters,
+                    "wall_s": round(wall, 2),
+                    "aggregate_it_per_s": round(it_s, 2),
+                    "fits_per_hour": round(3600 * it_s / args.fit_iters, 1),
+                }
+            )
+            print(
+                f"{size:4d} px  {procs} fit(s) x {args.threads or 1} thread(s): {it_s:8.2f} it/s aggregate, "
+                f"{3600 * it_s / args.fit_iters:8.1f} fits/hour of {args.fit_iters} iterations",
+                flush=True,
+            )
     return {"mode": "concurrent", "rows": rows}
 
 

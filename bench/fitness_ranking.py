@@ -89,7 +89,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    raw = tomllib.loads((SPACES_DIR / "wide.toml").read_text()) if args.no_cap else capped_wide(args.max_depth, args.max_channels)
+    raw = (
+        tomllib.loads((SPACES_DIR / "wide.toml").read_text())
+        if args.no_cap
+        else capped_wide(args.max_depth, args.max_channels)
+    )
     space = space_from_dict(raw, source=raw["name"])
     rng = random.Random(args.seed)
     genomes = []
@@ -108,47 +112,90 @@ def main() -> None:
     total = len(genomes) * len(problems)
     for i, genome in enumerate(genomes):
         for name, problem in problems.items():
-            ev = evaluate(Candidate(genome=genome, arch=space.decode(genome), problem=problem, iters=args.iters,
-                                    seed=args.seed, fit_settings=space.fit_settings(genome), device=args.device,
-                                    index=i, threads=args.threads))
-            rows.append({"candidate": i, "image": name, "fitness": ev.fitness, "psnr": ev.psnr, "params": ev.params,
-                         "seconds": round(ev.seconds, 2), "error": ev.error, "genome": genome})
+            ev = evaluate(
+                Candidate(
+                    genome=genome,
+                    arch=space.decode(genome),
+                    problem=problem,
+                    iters=args.iters,
+                    seed=args.seed,
+                    fit_settings=space.fit_settings(genome),
+                    device=args.device,
+                    index=i,
+                    threads=args.threads,
+                )
+            )
+            rows.append(
+                {
+                    "candidate": i,
+                    "image": name,
+                    "fitness": ev.fitness,
+                    "psnr": ev.psnr,
+                    "params": ev.params,
+                    "seconds": round(ev.seconds, 2),
+                    "error": ev.error,
+                    "genome": genome,
+                }
+            )
             done = len(rows)
             eta = (time.perf_counter() - start) / done * (total - done)
-            print(f"[{done}/{total}] candidate {i} {name}: holdout {ev.fitness if ev.fitness is None else round(ev.fitness, 3)}"
-                  f" dB, true PSNR {ev.psnr if ev.psnr is None else round(ev.psnr, 3)} dB, {ev.params} params, "
-                  f"{ev.seconds:.1f} s (eta {eta / 60:.1f} min){'  ERROR ' + ev.error if ev.error else ''}", flush=True)
+            print(
+                f"[{done}/{total}] candidate {i} {name}: holdout {ev.fitness if ev.fitness is None else round(ev.fitness, 3)}"
+                f" dB, true PSNR {ev.psnr if ev.psnr is None else round(ev.psnr, 3)} dB, {ev.params} params, "
+                f"{ev.seconds:.1f} s (eta {eta / 60:.1f} min){'  ERROR ' + ev.error if ev.error else ''}",
+                flush=True,
+            )
 
     ok = [r for r in rows if r["fitness"] is not None]
     per_image = {}
     for name in problems:
         mine = [r for r in ok if r["image"] == name]
-        per_image[name] = {"spearman": spearman([r["fitness"] for r in mine], [r["psnr"] for r in mine]),
-                           "n": len(mine), "psnr_range": [min(r["psnr"] for r in mine), max(r["psnr"] for r in mine)]}
+        per_image[name] = {
+            "spearman": spearman([r["fitness"] for r in mine], [r["psnr"] for r in mine]),
+            "n": len(mine),
+            "psnr_range": [min(r["psnr"] for r in mine), max(r["psnr"] for r in mine)],
+        }
     pooled = spearman([r["fitness"] for r in ok], [r["psnr"] for r in ok])
     # Would holdout pick a good candidate? True PSNR of its pick vs the best and the median candidate.
     picks = {}
     for name in problems:
         mine = [r for r in ok if r["image"] == name]
         pick = max(mine, key=lambda r: r["fitness"])
-        picks[name] = {"picked_psnr": pick["psnr"], "best_psnr": max(r["psnr"] for r in mine),
-                       "median_psnr": statistics.median(r["psnr"] for r in mine)}
+        picks[name] = {
+            "picked_psnr": pick["psnr"],
+            "best_psnr": max(r["psnr"] for r in mine),
+            "median_psnr": statistics.median(r["psnr"] for r in mine),
+        }
     seconds = time.perf_counter() - start
 
-    print(f"\nholdout fitness vs true PSNR, {len(genomes)} candidates of {raw['name']}, {args.iters} iterations, "
-          f"{args.crop} px crops, sigma {args.sigma:g}:")
+    print(
+        f"\nholdout fitness vs true PSNR, {len(genomes)} candidates of {raw['name']}, {args.iters} iterations, "
+        f"{args.crop} px crops, sigma {args.sigma:g}:"
+    )
     for name, stats in per_image.items():
         p = picks[name]
-        print(f"  {name:8s} Spearman {stats['spearman']:+.3f} (n={stats['n']}, true PSNR {stats['psnr_range'][0]:.2f}"
-              f"-{stats['psnr_range'][1]:.2f} dB); holdout's pick {p['picked_psnr']:.2f} dB, best {p['best_psnr']:.2f},"
-              f" median {p['median_psnr']:.2f}")
-    print(f"  pooled   Spearman {pooled:+.3f} (n={len(ok)}); mean per image "
-          f"{statistics.mean(s['spearman'] for s in per_image.values()):+.3f}; {len(rows) - len(ok)} failed fits; "
-          f"{seconds / 60:.1f} min")
-    out = write_json(args.out / "fitness_ranking.json", {
-        "settings": {**vars(args), "data": str(args.data), "out": str(args.out), "space": raw},
-        "spearman_per_image": per_image, "spearman_pooled": pooled, "picks": picks, "seconds": seconds,
-        "machine": machine(), "rows": rows})
+        print(
+            f"  {name:8s} Spearman {stats['spearman']:+.3f} (n={stats['n']}, true PSNR {stats['psnr_range'][0]:.2f}"
+            f"-{stats['psnr_range'][1]:.2f} dB); holdout's pick {p['picked_psnr']:.2f} dB, best {p['best_psnr']:.2f},"
+            f" median {p['median_psnr']:.2f}"
+        )
+    print(
+        f"  pooled   Spearman {pooled:+.3f} (n={len(ok)}); mean per image "
+        f"{statistics.mean(s['spearman'] for s in per_image.values()):+.3f}; {len(rows) - len(ok)} failed fits; "
+        f"{seconds / 60:.1f} min"
+    )
+    out = write_json(
+        args.out / "fitness_ranking.json",
+        {
+            "settings": {**vars(args), "data": str(args.data), "out": str(args.out), "space": raw},
+            "spearman_per_image": per_image,
+            "spearman_pooled": pooled,
+            "picks": picks,
+            "seconds": seconds,
+            "machine": machine(),
+            "rows": rows,
+        },
+    )
     print(f"wrote {out}")
 
 

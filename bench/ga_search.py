@@ -42,17 +42,34 @@ def seed_network(image: Path, args: argparse.Namespace) -> float:
     """True PSNR of the seed network on the same problem, budget and fitness as the search's candidates."""
     clean = center_crop(load_image(image), args.crop, args.crop)
     problem = make_problem("denoise", clean=clean, noise="gaussian", level=args.sigma, seed=args.seed)
-    ev = evaluate(Candidate(genome={}, arch=ArchSpec(), problem=problem, iters=args.iters, seed=args.seed,
-                            device="cpu", threads=args.threads))
+    ev = evaluate(
+        Candidate(
+            genome={},
+            arch=ArchSpec(),
+            problem=problem,
+            iters=args.iters,
+            seed=args.seed,
+            device="cpu",
+            threads=args.threads,
+        )
+    )
     return ev.psnr
 
 
 def one_image(image: Path, args: argparse.Namespace, runs: Path) -> dict[str, Any]:
     recipe = ProblemRecipe(clean=str(image), crop=args.crop, sigma=args.sigma, seed=args.seed)
-    spec = SearchSpec(space=args.space, iters=args.iters, fitness="holdout", seed=args.seed, threads=args.threads,
-                      ga=GAConfig(pop=args.pop, gens=args.gens, seed=args.seed),
-                      rungs=RungPlan(final_iters=args.final_iters))
-    print(f"ga.run on {image.name}: population {args.pop}, {args.gens} generations, {args.iters} iterations", flush=True)
+    spec = SearchSpec(
+        space=args.space,
+        iters=args.iters,
+        fitness="holdout",
+        seed=args.seed,
+        threads=args.threads,
+        ga=GAConfig(pop=args.pop, gens=args.gens, seed=args.seed),
+        rungs=RungPlan(final_iters=args.final_iters),
+    )
+    print(
+        f"ga.run on {image.name}: population {args.pop}, {args.gens} generations, {args.iters} iterations", flush=True
+    )
     start = time.perf_counter()
     result = ga.run(recipe, spec, Runtime(workers=1, out=runs))
     if result.best_fitness is None:
@@ -60,12 +77,18 @@ def one_image(image: Path, args: argparse.Namespace, runs: Path) -> dict[str, An
     summary, run = result.summary, result.run_dir
     rows = [e for e in result.evaluations if e.psnr is not None]
     return {
-        "image": image.stem, "run": str(run),
-        "winner_psnr": summary["best_psnr"], "default_psnr": summary["default_psnr"],
+        "image": image.stem,
+        "run": str(run),
+        "winner_psnr": summary["best_psnr"],
+        "default_psnr": summary["default_psnr"],
         "gain_db": summary["best_psnr"] - summary["default_psnr"],
-        "winner_fitness": summary["best_fitness"], "default_fitness": summary["default_fitness"],
-        "oracle_psnr": max(e.psnr for e in rows), "evaluations": summary["evaluations"],
-        "failed": summary["failed"], "winner_params": summary["best_params"], "winner_genome": summary["best_genome"],
+        "winner_fitness": summary["best_fitness"],
+        "default_fitness": summary["default_fitness"],
+        "oracle_psnr": max(e.psnr for e in rows),
+        "evaluations": summary["evaluations"],
+        "failed": summary["failed"],
+        "winner_params": summary["best_params"],
+        "winner_genome": summary["best_genome"],
         "minutes": (time.perf_counter() - start) / 60,
         "seed_network_psnr": seed_network(image, args),
     }
@@ -92,20 +115,34 @@ def main() -> None:
     results = [one_image(args.data / "classic9" / f"{name}.png", args, runs) for name in args.images]
     minutes = (time.perf_counter() - start) / 60
 
-    print(f"\nGA ({args.pop} + {args.pop}) x {args.gens} generations, {args.iters} iterations per candidate, holdout "
-          f"fitness, space {args.space}, {args.crop} px crops, sigma {args.sigma:g}:")
+    print(
+        f"\nGA ({args.pop} + {args.pop}) x {args.gens} generations, {args.iters} iterations per candidate, holdout "
+        f"fitness, space {args.space}, {args.crop} px crops, sigma {args.sigma:g}:"
+    )
     for r in results:
-        print(f"  {r['image']:8s} winner {r['winner_psnr']:.2f} dB vs default {r['default_psnr']:.2f} dB "
-              f"({r['gain_db']:+.2f}); seed network {r['seed_network_psnr']:.2f}; best of any candidate "
-              f"{r['oracle_psnr']:.2f}; {r['evaluations']} evaluations "
-              f"({r['failed']} failed); {r['minutes']:.1f} min")
+        print(
+            f"  {r['image']:8s} winner {r['winner_psnr']:.2f} dB vs default {r['default_psnr']:.2f} dB "
+            f"({r['gain_db']:+.2f}); seed network {r['seed_network_psnr']:.2f}; best of any candidate "
+            f"{r['oracle_psnr']:.2f}; {r['evaluations']} evaluations "
+            f"({r['failed']} failed); {r['minutes']:.1f} min"
+        )
     mean_gain = statistics.mean(r["gain_db"] for r in results)
     vs_seed = statistics.mean(r["winner_psnr"] - r["seed_network_psnr"] for r in results)
-    print(f"  mean gain {mean_gain:+.2f} dB over the space default, {vs_seed:+.2f} dB over the seed network; "
-          f"{sum(r['evaluations'] for r in results)} evaluations; {minutes:.1f} min")
-    out = write_json(args.out / "ga_search.json", {
-        "settings": {**vars(args), "data": str(args.data), "out": str(args.out)}, "results": results,
-        "mean_gain_db": mean_gain, "mean_gain_vs_seed_db": vs_seed, "minutes": minutes, "machine": machine()})
+    print(
+        f"  mean gain {mean_gain:+.2f} dB over the space default, {vs_seed:+.2f} dB over the seed network; "
+        f"{sum(r['evaluations'] for r in results)} evaluations; {minutes:.1f} min"
+    )
+    out = write_json(
+        args.out / "ga_search.json",
+        {
+            "settings": {**vars(args), "data": str(args.data), "out": str(args.out)},
+            "results": results,
+            "mean_gain_db": mean_gain,
+            "mean_gain_vs_seed_db": vs_seed,
+            "minutes": minutes,
+            "machine": machine(),
+        },
+    )
     print(f"wrote {out}")
 
 

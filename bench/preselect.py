@@ -58,7 +58,9 @@ def capped_nasdip(max_depth: int, max_channels: int) -> dict[str, Any]:
     data["genes"]["depth"].update(high=max_depth, default=min(data["genes"]["depth"]["default"], max_depth))
     widths = [c for c in data["levels"]["n_down"]["choices"] if c <= max_channels] or [max_channels]
     widths = sorted(set(widths) | {c for c in (8, max_channels) if c <= max_channels})
-    data["levels"]["n_down"].update(choices=widths, default=[min(v, max(widths)) for v in data["levels"]["n_down"]["default"]])
+    data["levels"]["n_down"].update(
+        choices=widths, default=[min(v, max(widths)) for v in data["levels"]["n_down"]["default"]]
+    )
     return data
 
 
@@ -68,8 +70,9 @@ def correlations(x: list[float], y: list[float]) -> dict[str, float]:
     return {"spearman": float(spearmanr(x, y).statistic), "kendall": float(kendalltau(x, y).statistic)}
 
 
-def pick_vs_random(randoms: list[dict[str, Any]], scores: dict[str, dict[str, float]], metric: str, k: int,
-                   subset: int, draws: int) -> dict[str, float]:
+def pick_vs_random(
+    randoms: list[dict[str, Any]], scores: dict[str, dict[str, float]], metric: str, k: int, subset: int, draws: int
+) -> dict[str, float]:
     """Mean best true PSNR of the metric's top k and of k random, over seeded subsets of the fitted pool."""
     rng = random.Random(k)
     picked, chance, wins = [], [], 0.0
@@ -94,10 +97,14 @@ def summarise(rows: list[dict[str, Any]], top: int, subset: int, draws: int) -> 
         randoms = [fits[(space, image, i)] for i in range(pool["fitted"]) if (space, image, i) in fits]
         if len(randoms) < max(top, 5):
             continue
-        pair: dict[str, Any] = {"n_fitted": len(randoms), "score_seconds": pool["score_seconds"],
-                                "fit_seconds": statistics.mean(r["seconds"] for r in randoms),
-                                "best_psnr": max(r["psnr"] for r in randoms),
-                                "median_psnr": statistics.median(r["psnr"] for r in randoms), "metrics": {}}
+        pair: dict[str, Any] = {
+            "n_fitted": len(randoms),
+            "score_seconds": pool["score_seconds"],
+            "fit_seconds": statistics.mean(r["seconds"] for r in randoms),
+            "best_psnr": max(r["psnr"] for r in randoms),
+            "median_psnr": statistics.median(r["psnr"] for r in randoms),
+            "metrics": {},
+        }
         psnrs = [r["psnr"] for r in randoms]
         for metric in METRICS:
             entry = correlations([-scores[str(r["candidate"])][metric] for r in randoms], psnrs)
@@ -113,31 +120,42 @@ def summarise(rows: list[dict[str, Any]], top: int, subset: int, draws: int) -> 
             entries = [p["metrics"][metric] for p in mine]
             summary = {stat: statistics.mean(e[stat] for e in entries) for stat in ("spearman", "kendall")}
             for k in (top, 3):
-                summary[f"top{k}"] = {stat: statistics.mean(e[f"top{k}"][stat] for e in entries)
-                                    for stat in ("top_best", "random_best", "win_rate")}
+                summary[f"top{k}"] = {
+                    stat: statistics.mean(e[f"top{k}"][stat] for e in entries)
+                    for stat in ("top_best", "random_best", "win_rate")
+                }
             summary["images"] = len(entries)
             out["metrics"].setdefault(metric, {})[space] = summary
     pairs = list(out["pairs"].values())
     if pairs:
-        out["seconds_per_candidate"] = {"scoring": statistics.mean(p["score_seconds"] for p in pairs),
-                                        "fitting": statistics.mean(p["fit_seconds"] for p in pairs)}
+        out["seconds_per_candidate"] = {
+            "scoring": statistics.mean(p["score_seconds"] for p in pairs),
+            "fitting": statistics.mean(p["fit_seconds"] for p in pairs),
+        }
         out["n_fitted"] = {key: p["n_fitted"] for key, p in out["pairs"].items()}
     return out
 
 
 def print_summary(summary: dict[str, Any], top: int, subset: int) -> None:
     print(f"\nfitted per (space, image): {summary.get('n_fitted')}")
-    print(f"-metric vs true PSNR, mean over images (positive = ranks like PSNR); best true PSNR of the top k by the metric "
-          f"vs k random, pools of {subset} fitted candidates (dB, share of draws the top k wins):")
+    print(
+        f"-metric vs true PSNR, mean over images (positive = ranks like PSNR); best true PSNR of the top k by the metric "
+        f"vs k random, pools of {subset} fitted candidates (dB, share of draws the top k wins):"
+    )
     for metric, spaces in summary["metrics"].items():
         for space, s in spaces.items():
-            picks = "  ".join(f"k={k[3:]}: {v['top_best']:.2f} vs {v['random_best']:.2f} ({100 * v['win_rate']:.0f}%)"
-                              for k, v in s.items() if k.startswith("top"))
+            picks = "  ".join(
+                f"k={k[3:]}: {v['top_best']:.2f} vs {v['random_best']:.2f} ({100 * v['win_rate']:.0f}%)"
+                for k, v in s.items()
+                if k.startswith("top")
+            )
             print(f"  {metric:10s} {space:24s} Spearman {s['spearman']:+.3f}  Kendall {s['kendall']:+.3f}  {picks}")
     if "seconds_per_candidate" in summary:
         c = summary["seconds_per_candidate"]
-        print(f"  cost per candidate: scoring {c['scoring']:.3f} s, fitting {c['fitting']:.1f} s "
-              f"(one fit = {c['fitting'] / c['scoring']:.0f} scorings)")
+        print(
+            f"  cost per candidate: scoring {c['scoring']:.3f} s, fitting {c['fitting']:.1f} s "
+            f"(one fit = {c['fitting'] / c['scoring']:.0f} scorings)"
+        )
 
 
 def main() -> None:
@@ -178,8 +196,10 @@ def main() -> None:
 
 def run(args: argparse.Namespace, rows_path: Path) -> None:
     makers = {"nasdip": capped_nasdip, "wide": capped_wide}
-    spaces = {name: space_from_dict(raw := makers[name](args.max_depth, args.max_channels), source=raw["name"])
-              for name in args.spaces}
+    spaces = {
+        name: space_from_dict(raw := makers[name](args.max_depth, args.max_channels), source=raw["name"])
+        for name in args.spaces
+    }
     problems = {}
     for name in args.images:
         clean = center_crop(load_image(args.data / "classic9" / f"{name}.png"), args.crop, args.crop)
@@ -200,9 +220,17 @@ def run(args: argparse.Namespace, rows_path: Path) -> None:
             score_all(problem, pool, config)
             seconds = (time.perf_counter() - t) / len(pool)
             pools[(space_name, image)] = pool
-            write({"kind": "pool", "space": space_name, "image": image, "fitted": args.fitted, "score_seconds": seconds,
-                   "scores": {str(i): c.scores for i, c in enumerate(pool)},
-                   "params": {str(i): c.spec and _params(c.spec) for i, c in enumerate(pool)}})
+            write(
+                {
+                    "kind": "pool",
+                    "space": space_name,
+                    "image": image,
+                    "fitted": args.fitted,
+                    "score_seconds": seconds,
+                    "scores": {str(i): c.scores for i, c in enumerate(pool)},
+                    "params": {str(i): c.spec and _params(c.spec) for i, c in enumerate(pool)},
+                }
+            )
             print(f"{space_name}/{image}: scored {len(pool)} candidates, {seconds * 1000:.0f} ms each", flush=True)
 
     longest = max(len(pool) for pool in pools.values())
@@ -210,15 +238,39 @@ def run(args: argparse.Namespace, rows_path: Path) -> None:
     for n, ((space_name, image), i) in enumerate(queue, 1):
         candidate = pools[(space_name, image)][i]
         space = spaces[space_name]
-        ev = evaluate(Candidate(genome=candidate.genome, arch=candidate.spec, problem=problems[image], iters=args.iters,
-                                seed=args.seed, fit_settings=space.fit_settings(candidate.genome), device="cpu",
-                                index=i, threads=args.threads))
-        write({"kind": "fit", "space": space_name, "image": image, "candidate": i, "fitness": ev.fitness,
-               "psnr": ev.psnr, "params": ev.params, "seconds": ev.seconds, "error": ev.error,
-               "genome": candidate.genome})
+        ev = evaluate(
+            Candidate(
+                genome=candidate.genome,
+                arch=candidate.spec,
+                problem=problems[image],
+                iters=args.iters,
+                seed=args.seed,
+                fit_settings=space.fit_settings(candidate.genome),
+                device="cpu",
+                index=i,
+                threads=args.threads,
+            )
+        )
+        write(
+            {
+                "kind": "fit",
+                "space": space_name,
+                "image": image,
+                "candidate": i,
+                "fitness": ev.fitness,
+                "psnr": ev.psnr,
+                "params": ev.params,
+                "seconds": ev.seconds,
+                "error": ev.error,
+                "genome": candidate.genome,
+            }
+        )
         eta = (time.perf_counter() - start) / n * (len(queue) - n)
-        print(f"[{n}/{len(queue)}] {space_name}/{image} #{i}: PSNR {ev.psnr}, {ev.seconds:.1f} s "
-              f"(eta {eta / 60:.0f} min){' ERROR ' + ev.error if ev.error else ''}", flush=True)
+        print(
+            f"[{n}/{len(queue)}] {space_name}/{image} #{i}: PSNR {ev.psnr}, {ev.seconds:.1f} s "
+            f"(eta {eta / 60:.0f} min){' ERROR ' + ev.error if ev.error else ''}",
+            flush=True,
+        )
 
 
 def _params(spec) -> int:

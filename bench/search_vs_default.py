@@ -41,8 +41,21 @@ from dipsearch.tomlio import dumps_toml  # noqa: E402
 
 def refit(problem: list[str], arch: Path, iters: int, out: Path) -> dict:
     before = set((out / "fit").glob("*")) if (out / "fit").exists() else set()
-    code = cli.main(["fit", *problem, "--arch", str(arch), "--stop", "emv", "--iters", str(iters), "--out", str(out),
-                     "--no-progress"])
+    code = cli.main(
+        [
+            "fit",
+            *problem,
+            "--arch",
+            str(arch),
+            "--stop",
+            "emv",
+            "--iters",
+            str(iters),
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     if code != 0:
         raise RuntimeError(f"refit of {arch} failed ({code})")
     (run,) = set((out / "fit").glob("*")) - before
@@ -57,11 +70,19 @@ def arch_file(space, genome: dict, path: Path) -> Path:
 def summarise(rows: list[dict]) -> dict:
     def stats(key: str) -> dict:
         diffs = [r[key] - r["default_psnr"] for r in rows]
-        return {"mean": statistics.mean(diffs), "worst": min(diffs), "best": max(diffs),
-                "lost": sum(d < 0 for d in diffs), "images": len(diffs)}
+        return {
+            "mean": statistics.mean(diffs),
+            "worst": min(diffs),
+            "best": max(diffs),
+            "lost": sum(d < 0 for d in diffs),
+            "images": len(diffs),
+        }
 
-    return {"searched_minus_default": stats("searched_psnr"), "screen_winner_minus_default": stats("screen_psnr"),
-            "winner_is_default": sum(r["winner_is_default"] for r in rows)}
+    return {
+        "searched_minus_default": stats("searched_psnr"),
+        "screen_winner_minus_default": stats("screen_psnr"),
+        "winner_is_default": sum(r["winner_is_default"] for r in rows),
+    }
 
 
 def main() -> None:
@@ -89,13 +110,24 @@ def main() -> None:
         if name in done:
             continue
         sigma = args.sigmas[i % len(args.sigmas)]
-        problem = ["--clean", str(args.data / "classic9" / f"{name}.png"), "--crop", str(args.crop),
-                   "--sigma", f"{sigma:g}"]
+        problem = [
+            "--clean",
+            str(args.data / "classic9" / f"{name}.png"),
+            "--crop",
+            str(args.crop),
+            "--sigma",
+            f"{sigma:g}",
+        ]
         start = time.perf_counter()
         out = work / name
         recipe = ProblemRecipe(clean=str(args.data / "classic9" / f"{name}.png"), crop=args.crop, sigma=sigma)
-        spec = SearchSpec(space=str(space_path), iters=args.iters, threads=1, ga=GAConfig(pop=args.pop, gens=args.gens),
-                          rungs=RungPlan(final_iters=args.final_iters))
+        spec = SearchSpec(
+            space=str(space_path),
+            iters=args.iters,
+            threads=1,
+            ga=GAConfig(pop=args.pop, gens=args.gens),
+            rungs=RungPlan(final_iters=args.final_iters),
+        )
         result = ga.run(recipe, spec, Runtime(workers=1, out=out))
         run, summary = result.run_dir, result.summary
         screened = [r for r in read_jsonl(run / "evaluations.jsonl") if "rung" not in r and r["fitness"] is not None]
@@ -103,20 +135,36 @@ def main() -> None:
         searched = refit(problem, run / "best_arch.toml", args.final_iters, out)
         default = refit(problem, arch_file(space, space.default(), work / "default.toml"), args.final_iters, out)
         screen = refit(problem, arch_file(space, screen_best["genome"], work / "screen.toml"), args.final_iters, out)
-        row = {"image": name, "sigma": sigma, "searched_psnr": searched["psnr_stopped"],
-               "default_psnr": default["psnr_stopped"], "screen_psnr": screen["psnr_stopped"],
-               "winner_is_default": summary["final_choice_is_default"],
-               "screen_winner_is_default": screen_best["genome"] == space.default(),
-               "final": [{k: f[k] for k in ("default", "score", "psnr", "stopped_iter", "z_vs_default")} for f in summary["final"]],
-               "evaluations": summary["evaluations"], "seconds": round(time.perf_counter() - start, 1)}
+        row = {
+            "image": name,
+            "sigma": sigma,
+            "searched_psnr": searched["psnr_stopped"],
+            "default_psnr": default["psnr_stopped"],
+            "screen_psnr": screen["psnr_stopped"],
+            "winner_is_default": summary["final_choice_is_default"],
+            "screen_winner_is_default": screen_best["genome"] == space.default(),
+            "final": [
+                {k: f[k] for k in ("default", "score", "psnr", "stopped_iter", "z_vs_default")}
+                for f in summary["final"]
+            ],
+            "evaluations": summary["evaluations"],
+            "seconds": round(time.perf_counter() - start, 1),
+        }
         with args.out.open("a") as f:
             f.write(json.dumps(row) + "\n")
-        print(f"{name} s{sigma:g}: searched {row['searched_psnr']:.2f} dB, default {row['default_psnr']:.2f}, "
-              f"screening's best {row['screen_psnr']:.2f} (winner is default: {row['winner_is_default']}); "
-              f"{row['seconds']:.0f} s", flush=True)
+        print(
+            f"{name} s{sigma:g}: searched {row['searched_psnr']:.2f} dB, default {row['default_psnr']:.2f}, "
+            f"screening's best {row['screen_psnr']:.2f} (winner is default: {row['winner_is_default']}); "
+            f"{row['seconds']:.0f} s",
+            flush=True,
+        )
     rows = read_jsonl(args.out)
-    result = {"settings": {**vars(args), "data": str(args.data), "out": str(args.out)}, "rows": rows,
-              "summary": summarise(rows), "machine": machine()}
+    result = {
+        "settings": {**vars(args), "data": str(args.data), "out": str(args.out)},
+        "rows": rows,
+        "summary": summarise(rows),
+        "machine": machine(),
+    }
     path = write_json(args.out.with_suffix(".json"), result)
     for key, s in result["summary"].items():
         print(f"{key}: {s}")

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
-from dataclasses import replace
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +36,8 @@ from dipsearch.imageio import center_crop, load_image  # noqa: E402
 from dipsearch.search import Runtime, SearchSpec, ga  # noqa: E402
 from dipsearch.search.bayes_run import start as start_bayes  # noqa: E402
 from dipsearch.search.study import BayesSettings, fit_iters  # noqa: E402
-from dipsearch.tasks import Problem  # noqa: E402
 from dipsearch.space import space_from_dict  # noqa: E402
+from dipsearch.tasks import Problem  # noqa: E402
 
 SPACE: dict[str, Any] = {
     "name": "bench-small",
@@ -53,8 +53,16 @@ SPACE: dict[str, Any] = {
         "upsample": {"kind": "choice", "choices": ["nearest", "bilinear"], "default": "bilinear"},
     },
     "ties": {"n_up": "n_down"},
-    "fixed": {"k_down": 3, "k_up": 3, "k_skip": 1, "downsample": "stride", "activation": "leaky_relu",
-              "pad": "reflection", "need1x1_up": True, "input_kind": "noise"},
+    "fixed": {
+        "k_down": 3,
+        "k_up": 3,
+        "k_skip": 1,
+        "downsample": "stride",
+        "activation": "leaky_relu",
+        "pad": "reflection",
+        "need1x1_up": True,
+        "input_kind": "noise",
+    },
 }
 SEARCHERS = ("ga", "tpe", "tpe+prune", "random")
 
@@ -88,16 +96,26 @@ def run_ga(problem: Problem, spec: SearchSpec, folder: Path, trials: int) -> tup
     return points, {"fits": len(points), "pruned": 0, "run": str(result.run_dir)}
 
 
-def run_optuna(problem: Problem, spec: SearchSpec, folder: Path, trials: int, iters: int, sampler: str,
-               prune: bool) -> tuple[list, dict]:
-    settings = BayesSettings(trials=trials * 4 if prune else trials, sampler=sampler,
-                             pruner="median" if prune else "none", max_iters=trials * iters, with_default=True)
+def run_optuna(
+    problem: Problem, spec: SearchSpec, folder: Path, trials: int, iters: int, sampler: str, prune: bool
+) -> tuple[list, dict]:
+    settings = BayesSettings(
+        trials=trials * 4 if prune else trials,
+        sampler=sampler,
+        pruner="median" if prune else "none",
+        max_iters=trials * iters,
+        with_default=True,
+    )
     result = start_bayes(problem, replace(spec, bayes=settings), Runtime(out=folder)).outcome
     study = result.study
     pruned = [t for t in study.trials if t.state.name == "PRUNED"]
     full = lambda t: int((t.user_attrs.get("genome") or {}).get("iters", iters))  # noqa: E731
-    info = {"fits": sum(fit_iters(t) > 0 for t in study.trials), "pruned": len(pruned),
-            "iters_saved_by_pruning": sum(full(t) - fit_iters(t) for t in pruned), "run": str(result.run.path)}
+    info = {
+        "fits": sum(fit_iters(t) > 0 for t in study.trials),
+        "pruned": len(pruned),
+        "iters_saved_by_pruning": sum(full(t) - fit_iters(t) for t in pruned),
+        "run": str(result.run.path),
+    }
     return bayes_points(study), info
 
 
@@ -113,16 +131,28 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     space = space_from_dict(SPACE, source="bench/searchers.py:SPACE")
-    report: dict[str, Any] = {"machine": machine(), "settings": {**{k: str(v) if isinstance(v, Path) else v
-                                                                      for k, v in vars(args).items()},
-                                                                   "budget_iters": args.trials * args.iters,
-                                                                   "space": SPACE}, "images": {}}
+    report: dict[str, Any] = {
+        "machine": machine(),
+        "settings": {
+            **{k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+            "budget_iters": args.trials * args.iters,
+            "space": SPACE,
+        },
+        "images": {},
+    }
     start = time.perf_counter()
     for name in args.images:
         clean = center_crop(load_image(args.data / "classic9" / f"{name}.png"), 128, 128)
         problem = make_problem("denoise", clean=clean, noise="gaussian", level=25, seed=0)
-        spec = SearchSpec(space=space, iters=args.iters, fitness="holdout", eval_scale=1.0, device="cpu",
-                          threads=args.threads, rungs=None)  # no final rung: the curves compare the screening alone
+        spec = SearchSpec(
+            space=space,
+            iters=args.iters,
+            fitness="holdout",
+            eval_scale=1.0,
+            device="cpu",
+            threads=args.threads,
+            rungs=None,
+        )  # no final rung: the curves compare the screening alone
         folder = args.out / name
         report["images"][name] = {}
         for searcher in args.searchers:
@@ -134,18 +164,35 @@ def main() -> None:
                     print(f"{name}: GA skipped ({err})", flush=True)
                     continue
             else:
-                points, info = run_optuna(problem, spec, folder, args.trials, args.iters,
-                                          "random" if searcher == "random" else "tpe", searcher == "tpe+prune")
+                points, info = run_optuna(
+                    problem,
+                    spec,
+                    folder,
+                    args.trials,
+                    args.iters,
+                    "random" if searcher == "random" else "tpe",
+                    searcher == "tpe+prune",
+                )
             seconds = time.perf_counter() - t0
             line = curve(points)
-            entry = {**info, "seconds": round(seconds, 1), "iters_used": line[-1][0], "candidates": len(points),
-                     "final_psnr": line[-1][1], "final_fitness": line[-1][2],
-                     "oracle_psnr": max((p[2] for p in points if p[2] is not None and not p[3]), default=None),
-                     "default_psnr": points[0][2], "curve": line}
+            entry = {
+                **info,
+                "seconds": round(seconds, 1),
+                "iters_used": line[-1][0],
+                "candidates": len(points),
+                "final_psnr": line[-1][1],
+                "final_fitness": line[-1][2],
+                "oracle_psnr": max((p[2] for p in points if p[2] is not None and not p[3]), default=None),
+                "default_psnr": points[0][2],
+                "curve": line,
+            }
             report["images"][name][searcher] = entry
-            print(f"{name:8s} {searcher:10s} PSNR {entry['final_psnr']:.2f} (oracle {entry['oracle_psnr']:.2f}, default "
-                  f"{entry['default_psnr']:.2f})  {entry['candidates']} candidates, {entry['pruned']} pruned, "
-                  f"{entry['iters_used']} iters, {seconds:.0f} s  [total {time.perf_counter() - start:.0f} s]", flush=True)
+            print(
+                f"{name:8s} {searcher:10s} PSNR {entry['final_psnr']:.2f} (oracle {entry['oracle_psnr']:.2f}, default "
+                f"{entry['default_psnr']:.2f})  {entry['candidates']} candidates, {entry['pruned']} pruned, "
+                f"{entry['iters_used']} iters, {seconds:.0f} s  [total {time.perf_counter() - start:.0f} s]",
+                flush=True,
+            )
             write_json(args.out / "searchers.json", report)
     summarise(report)
     report["seconds"] = round(time.perf_counter() - start, 1)
@@ -164,17 +211,23 @@ def summarise(report: dict[str, Any]) -> None:
             "mean_final_psnr": round(statistics.mean(e["final_psnr"] for e in entries), 3),
             "mean_oracle_psnr": round(statistics.mean(e["oracle_psnr"] for e in entries), 3),
             "mean_default_psnr": round(statistics.mean(e["default_psnr"] for e in entries), 3),
-            "candidates": sum(e["candidates"] for e in entries), "fits": sum(e["fits"] for e in entries),
-            "pruned": sum(e["pruned"] for e in entries), "iters_used": sum(e["iters_used"] for e in entries),
+            "candidates": sum(e["candidates"] for e in entries),
+            "fits": sum(e["fits"] for e in entries),
+            "pruned": sum(e["pruned"] for e in entries),
+            "iters_used": sum(e["iters_used"] for e in entries),
             "seconds": round(sum(e["seconds"] for e in entries), 1),
             "iters_saved_by_pruning": sum(e.get("iters_saved_by_pruning", 0) for e in entries),
         }
     report["summary"] = rows
-    print(f"\n{'searcher':10s} {'PSNR(best fit.)':>15s} {'oracle':>7s} {'default':>7s} {'cands':>5s} {'pruned':>6s} "
-          f"{'iters':>6s} {'saved':>6s} {'sec':>6s}")
+    print(
+        f"\n{'searcher':10s} {'PSNR(best fit.)':>15s} {'oracle':>7s} {'default':>7s} {'cands':>5s} {'pruned':>6s} "
+        f"{'iters':>6s} {'saved':>6s} {'sec':>6s}"
+    )
     for searcher, r in rows.items():
-        print(f"{searcher:10s} {r['mean_final_psnr']:15.2f} {r['mean_oracle_psnr']:7.2f} {r['mean_default_psnr']:7.2f} "
-              f"{r['candidates']:5d} {r['pruned']:6d} {r['iters_used']:6d} {r['iters_saved_by_pruning']:6d} {r['seconds']:6.0f}")
+        print(
+            f"{searcher:10s} {r['mean_final_psnr']:15.2f} {r['mean_oracle_psnr']:7.2f} {r['mean_default_psnr']:7.2f} "
+            f"{r['candidates']:5d} {r['pruned']:6d} {r['iters_used']:6d} {r['iters_saved_by_pruning']:6d} {r['seconds']:6.0f}"
+        )
 
 
 def plot(report: dict[str, Any], path: Path) -> None:

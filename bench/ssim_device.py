@@ -32,8 +32,11 @@ def host_ssim(x: torch.Tensor, ref: torch.Tensor) -> float:
     from skimage.metrics import structural_similarity
 
     a, b = (t[0].permute(1, 2, 0).double().cpu().numpy() for t in (x, ref))
-    return float(structural_similarity(a, b, data_range=1.0, channel_axis=2, gaussian_weights=True, sigma=1.5,
-                                       use_sample_covariance=False))
+    return float(
+        structural_similarity(
+            a, b, data_range=1.0, channel_axis=2, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+        )
+    )
 
 
 def syncs(run) -> int:
@@ -79,8 +82,15 @@ def main() -> None:
     print(f"   value {float(value):.6f}")
 
     # 2. a fit records SSIM every step without extra syncs
-    small = ArchSpec(n_down=[16] * 3, n_up=[16] * 3, n_skip=[0, 4, 4], k_down=[3] * 3, k_up=[3] * 3,
-                     k_skip=[1] * 3, upsample=["bilinear"] * 3)
+    small = ArchSpec(
+        n_down=[16] * 3,
+        n_up=[16] * 3,
+        n_skip=[0, 4, 4],
+        k_down=[3] * 3,
+        k_up=[3] * 3,
+        k_skip=[1] * 3,
+        upsample=["bilinear"] * 3,
+    )
     problem = make_problem("denoise", clean=clean, noise="gaussian", level=25, seed=0)
     counts = {}
     for every in (0, 1):
@@ -93,8 +103,10 @@ def main() -> None:
     for name, other in (("noisy", noisy), ("blurred", blurred), ("same", clean)):
         cpu, gpu, host = ssim(other, clean), float(ssim_tensor(other.to(dev), gc)), host_ssim(other, clean)
         worst = max(worst, abs(gpu - cpu))
-        print(f"3. {name:8s} GPU float32 {gpu:.7f}  CPU float64 {cpu:.7f}  scikit-image {host:.7f}  "
-              f"GPU-CPU {gpu - cpu:+.1e}")
+        print(
+            f"3. {name:8s} GPU float32 {gpu:.7f}  CPU float64 {cpu:.7f}  scikit-image {host:.7f}  "
+            f"GPU-CPU {gpu - cpu:+.1e}"
+        )
     print(f"   largest |GPU - CPU| {worst:.1e}")
 
     # 4. cost per call

@@ -26,8 +26,14 @@ from dipsearch.imageio import load_image  # noqa: E402
 from dipsearch.metrics import ssim  # noqa: E402
 from dipsearch.tasks import add_noise  # noqa: E402
 
-IMAGES = ["classic9/Baboon.png", "classic9/F16.png", "classic9/House.png", "classic9/kodim03.png", "set14/monarch.png",
-          "set14/zebra.png"]
+IMAGES = [
+    "classic9/Baboon.png",
+    "classic9/F16.png",
+    "classic9/House.png",
+    "classic9/kodim03.png",
+    "set14/monarch.png",
+    "set14/zebra.png",
+]
 
 
 def main() -> None:
@@ -40,22 +46,29 @@ def main() -> None:
     same, shift = [], []
     for name in args.images:
         clean = load_image(args.data / name)
-        degraded = {"gauss25": add_noise(clean, "gaussian", 25, generator).clamp(0, 1),
-                    "blur": F.avg_pool2d(clean, 3, 1, 1, count_include_pad=False)}
+        degraded = {
+            "gauss25": add_noise(clean, "gaussian", 25, generator).clamp(0, 1),
+            "blur": F.avg_pool2d(clean, 3, 1, 1, count_include_pad=False),
+        }
         b = clean[0].permute(1, 2, 0).double().numpy()
         for what, other in degraded.items():
             a = other[0].permute(1, 2, 0).double().numpy()
-            gaussian = structural_similarity(a, b, data_range=1.0, channel_axis=2, gaussian_weights=True, sigma=1.5,
-                                             use_sample_covariance=False)
+            gaussian = structural_similarity(
+                a, b, data_range=1.0, channel_axis=2, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+            )
             before = structural_similarity(a, b, data_range=1.0, channel_axis=2, win_size=7)
             ours = ssim(other, clean)
             same.append(ours - gaussian)
             shift.append(ours - before)
-            print(f"{Path(name).name:14s} {what:8s} dipsearch {ours:.6f}  scikit-image (Gaussian) {gaussian:.6f}  "
-                  f"diff {ours - gaussian:+.1e}  before (uniform 7x7) {before:.6f}  now - before {ours - before:+.4f}")
+            print(
+                f"{Path(name).name:14s} {what:8s} dipsearch {ours:.6f}  scikit-image (Gaussian) {gaussian:.6f}  "
+                f"diff {ours - gaussian:+.1e}  before (uniform 7x7) {before:.6f}  now - before {ours - before:+.4f}"
+            )
     same_a, shift_a = np.abs(np.array(same)), np.array(shift)
-    print(f"{len(same)} pairs: largest |dipsearch - scikit-image Gaussian| {same_a.max():.1e}; now - before: mean "
-          f"{shift_a.mean():+.4f}, from {shift_a.min():+.4f} to {shift_a.max():+.4f}")
+    print(
+        f"{len(same)} pairs: largest |dipsearch - scikit-image Gaussian| {same_a.max():.1e}; now - before: mean "
+        f"{shift_a.mean():+.4f}, from {shift_a.min():+.4f} to {shift_a.max():+.4f}"
+    )
 
 
 if __name__ == "__main__":

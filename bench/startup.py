@@ -27,8 +27,14 @@ def time_command(repo: Path, args: list[str], repeat: int) -> list[float]:
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "dipsearch", *args], env=env, cwd=repo, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "dipsearch", *args],
+            env=env,
+            cwd=repo,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         times.append(time.perf_counter() - start)
     return times
 
@@ -43,8 +49,10 @@ def main() -> None:
     print(f"checkout {repo}; python -c pass (interpreter alone): {baseline:.3f} s")
     for command in COMMANDS:
         times = time_command(repo, command, args.repeat)
-        print(f"dipsearch {' '.join(command)}: median {statistics.median(times):.3f} s "
-              f"(min {min(times):.3f}, max {max(times):.3f}, {args.repeat} runs)")
+        print(
+            f"dipsearch {' '.join(command)}: median {statistics.median(times):.3f} s "
+            f"(min {min(times):.3f}, max {max(times):.3f}, {args.repeat} runs)"
+        )
 
 
 def time_command_python(repeat: int) -> list[float]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import sys
 import time
@@ -46,8 +45,11 @@ def problem_for(data: Path, name: str, size: int):
 
 
 def curve(trace, key):
-    return [[int(r["step"]), round(float(r[key]), 3)] for r in trace
-            if key in r and (int(r["step"]) % TRACE_EVERY == 0 or key == "psnr_posterior")]
+    return [
+        [int(r["step"]), round(float(r[key]), 3)]
+        for r in trace
+        if key in r and (int(r["step"]) % TRACE_EVERY == 0 or key == "psnr_posterior")
+    ]
 
 
 def run_method(problem, method: str, args, weights: Path | None) -> dict:
@@ -66,13 +68,22 @@ def run_method(problem, method: str, args, weights: Path | None) -> dict:
     start = time.perf_counter()
     result = fit_variant(problem, spec, config, settings)
     summary = result.summary(problem)
-    row = {"image": problem.meta["name"], "method": method + ("_long" if iters != args.iters else ""), "iters": iters, "seconds": round(time.perf_counter() - start, 1),
-           **{k: summary[k] for k in ("psnr_observed", "psnr_final", "psnr_ema", "psnr_peak", "iter_peak")},
-           "curve": curve(result.trace, "psnr"), "curve_ema": curve(result.trace, "psnr_ema")}
+    row = {
+        "image": problem.meta["name"],
+        "method": method + ("_long" if iters != args.iters else ""),
+        "iters": iters,
+        "seconds": round(time.perf_counter() - start, 1),
+        **{k: summary[k] for k in ("psnr_observed", "psnr_final", "psnr_ema", "psnr_peak", "iter_peak")},
+        "curve": curve(result.trace, "psnr"),
+        "curve_ema": curve(result.trace, "psnr_ema"),
+    }
     if method == "sgld":
-        row.update(psnr_posterior=summary.get("psnr_posterior"), sgld_samples=summary["sgld_samples"],
-                   uncertainty_error_corr=summary.get("uncertainty_error_corr"),
-                   curve_posterior=curve(result.trace, "psnr_posterior"))
+        row.update(
+            psnr_posterior=summary.get("psnr_posterior"),
+            sgld_samples=summary["sgld_samples"],
+            uncertainty_error_corr=summary.get("uncertainty_error_corr"),
+            curve_posterior=curve(result.trace, "psnr_posterior"),
+        )
     return row
 
 
@@ -98,19 +109,37 @@ def run(args) -> None:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     rows = done_rows(out)
-    have = {(r.get("image"), r.get("method")) for r in rows
-            if not str(r.get("method")).endswith("_long") or r.get("iters") == args.claim_iters}
+    have = {
+        (r.get("image"), r.get("method"))
+        for r in rows
+        if not str(r.get("method")).endswith("_long") or r.get("iters") == args.claim_iters
+    }
     weights = out.with_name(out.stem + "_pretrained") / "weights.pt"
     if not weights.exists():
         problems = [problem_for(args.data, name, args.size) for name in args.pretrain_images]
         start = time.perf_counter()
-        result = pretrain(problems, ArchSpec(), FitConfig(iters=args.inner_iters, seed=100, device="cpu", ssim_every=0),
-                          args.rounds, 1.0, log=lambda r: print("pretrain", r, flush=True))
+        result = pretrain(
+            problems,
+            ArchSpec(),
+            FitConfig(iters=args.inner_iters, seed=100, device="cpu", ssim_every=0),
+            args.rounds,
+            1.0,
+            log=lambda r: print("pretrain", r, flush=True),
+        )
         weights.parent.mkdir(parents=True, exist_ok=True)
         save_weights(weights, result.state_dict, ArchSpec(), 3)
-        append(out, {"method": "pretrain", "images": args.pretrain_images, "rounds": args.rounds,
-                     "inner_iters": args.inner_iters, "seconds": round(time.perf_counter() - start, 1),
-                     "rows": result.rounds, "machine": machine()})
+        append(
+            out,
+            {
+                "method": "pretrain",
+                "images": args.pretrain_images,
+                "rounds": args.rounds,
+                "inner_iters": args.inner_iters,
+                "seconds": round(time.perf_counter() - start, 1),
+                "rows": result.rounds,
+                "machine": machine(),
+            },
+        )
     methods = ["plain", "sgld", "warm", *[f"tv{lam:g}" for lam in args.tv], "deep_decoder"]
     problems = {name: problem_for(args.data, name, args.size) for name in args.images}
     # Method-major: a run cut short still compares the first methods on every image; then the long plain and
@@ -123,8 +152,11 @@ def run(args) -> None:
         row = run_method(problems[name], method, args, weights)
         append(out, row)
         posterior = f" posterior {row['psnr_posterior']:.2f}" if row.get("psnr_posterior") is not None else ""
-        print(f"{name} {method}: final {row['psnr_final']:.2f} ema {row['psnr_ema']:.2f} peak {row['psnr_peak']:.2f}"
-              f" @{row['iter_peak']}{posterior} ({row['seconds']} s)", flush=True)
+        print(
+            f"{name} {method}: final {row['psnr_final']:.2f} ema {row['psnr_ema']:.2f} peak {row['psnr_peak']:.2f}"
+            f" @{row['iter_peak']}{posterior} ({row['seconds']} s)",
+            flush=True,
+        )
 
 
 def at(curve_points, step):
@@ -151,47 +183,79 @@ def report(args) -> None:
     by = {(r["image"], r["method"]): r for r in fits}
     images = sorted({r["image"] for r in fits if (r["image"], "plain") in by})
     methods = [m for m in dict.fromkeys(r["method"] for r in fits) if not m.endswith("_long")]
-    lines = [f"# Variants benchmark: {len(images)} image(s) ({', '.join(images)}), {args.size} px centre crops, "
-             f"Gaussian sigma 25, {fits[0]['iters'] if fits else '?'} iterations per method", "",
-             "| method | final | EMA | peak (iter) | posterior mean | seconds |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"# Variants benchmark: {len(images)} image(s) ({', '.join(images)}), {args.size} px centre crops, "
+        f"Gaussian sigma 25, {fits[0]['iters'] if fits else '?'} iterations per method",
+        "",
+        "| method | final | EMA | peak (iter) | posterior mean | seconds |",
+        "|---|---|---|---|---|---|",
+    ]
     for m in methods:
         rs = [by[(i, m)] for i in images if (i, m) in by]
         if not rs:
             continue
-        lines.append(f"| {m} ({len(rs)}) | {fmt(mean([r['psnr_final'] for r in rs]))} | "
-                     f"{fmt(mean([r['psnr_ema'] for r in rs]))} | {fmt(mean([r['psnr_peak'] for r in rs]))} "
-                     f"({fmt(mean([r['iter_peak'] for r in rs]), 0)}) | {fmt(mean([r.get('psnr_posterior') for r in rs]))} | "
-                     f"{fmt(mean([r['seconds'] for r in rs]), 0)} |")
-    lines += ["", "PSNR in dB, mean over images (the count in brackets). Observation: "
-              + fmt(mean([by[(i, 'plain')]['psnr_observed'] for i in images])) + " dB.", ""]
-    lines += ["## Does SGLD remove the need to stop?", "",
-              "p = the peak iteration of the longest plain fit of that image. n/a: the runs are shorter than that "
-              "multiple.", "",
-              "| image | p | plain peak | plain last@2p | plain EMA@2p | SGLD posterior@2p | plain last@4p | plain EMA@4p | SGLD posterior@4p | at the end: plain last / EMA / SGLD posterior | unc./error corr. |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {m} ({len(rs)}) | {fmt(mean([r['psnr_final'] for r in rs]))} | "
+            f"{fmt(mean([r['psnr_ema'] for r in rs]))} | {fmt(mean([r['psnr_peak'] for r in rs]))} "
+            f"({fmt(mean([r['iter_peak'] for r in rs]), 0)}) | {fmt(mean([r.get('psnr_posterior') for r in rs]))} | "
+            f"{fmt(mean([r['seconds'] for r in rs]), 0)} |"
+        )
+    lines += [
+        "",
+        "PSNR in dB, mean over images (the count in brackets). Observation: "
+        + fmt(mean([by[(i, "plain")]["psnr_observed"] for i in images]))
+        + " dB.",
+        "",
+    ]
+    lines += [
+        "## Does SGLD remove the need to stop?",
+        "",
+        "p = the peak iteration of the longest plain fit of that image. n/a: the runs are shorter than that multiple.",
+        "",
+        "| image | p | plain peak | plain last@2p | plain EMA@2p | SGLD posterior@2p | plain last@4p | plain EMA@4p | SGLD posterior@4p | at the end: plain last / EMA / SGLD posterior | unc./error corr. |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for i in images:
         long = by.get((i, "plain_long"), by[(i, "plain")])
         sgld = by.get((i, "sgld_long"), by.get((i, "sgld")))
         p, plain = long["iter_peak"], long  # the long run's peak: a short run may end before the true peak
         post = sgld["curve_posterior"] if sgld else []
-        cells = [fmt(at(plain["curve"], 2 * p)), fmt(at(plain["curve_ema"], 2 * p)), fmt(at(post, 2 * p)),
-                 fmt(at(plain["curve"], 4 * p)), fmt(at(plain["curve_ema"], 4 * p)), fmt(at(post, 4 * p))]
-        end = f"{plain['psnr_final']:.2f} / {plain['psnr_ema']:.2f} / {fmt(sgld.get('psnr_posterior') if sgld else None)}"
-        lines.append(f"| {i} (plain {plain['iters']}, SGLD {sgld['iters'] if sgld else '-'} it) | {p} | {plain['psnr_peak']:.2f} | " + " | ".join(cells)
-                     + f" | {end} | {fmt(sgld.get('uncertainty_error_corr') if sgld else None)} |")
+        cells = [
+            fmt(at(plain["curve"], 2 * p)),
+            fmt(at(plain["curve_ema"], 2 * p)),
+            fmt(at(post, 2 * p)),
+            fmt(at(plain["curve"], 4 * p)),
+            fmt(at(plain["curve_ema"], 4 * p)),
+            fmt(at(post, 4 * p)),
+        ]
+        end = (
+            f"{plain['psnr_final']:.2f} / {plain['psnr_ema']:.2f} / {fmt(sgld.get('psnr_posterior') if sgld else None)}"
+        )
+        lines.append(
+            f"| {i} (plain {plain['iters']}, SGLD {sgld['iters'] if sgld else '-'} it) | {p} | {plain['psnr_peak']:.2f} | "
+            + " | ".join(cells)
+            + f" | {end} | {fmt(sgld.get('uncertainty_error_corr') if sgld else None)} |"
+        )
     lines += ["", "## Warm start (Reptile pre-training) vs cold start", ""]
     if pre:
-        lines.append(f"Pre-trained on {', '.join(pre['images'])} (not benchmark images): {pre['rounds']} rounds x "
-                     f"{pre['inner_iters']} steps, {pre['seconds']} s.")
-    lines += ["", "| image | cold: iters to its peak | cold peak | warm: iters to cold peak | warm peak (iter) |",
-              "|---|---|---|---|---|"]
+        lines.append(
+            f"Pre-trained on {', '.join(pre['images'])} (not benchmark images): {pre['rounds']} rounds x "
+            f"{pre['inner_iters']} steps, {pre['seconds']} s."
+        )
+    lines += [
+        "",
+        "| image | cold: iters to its peak | cold peak | warm: iters to cold peak | warm peak (iter) |",
+        "|---|---|---|---|---|",
+    ]
     for i in images:
         cold, warm = by[(i, "plain")], by.get((i, "warm"))
         if not warm:
             continue
         reach = next((s for s, v in warm["curve"] if v >= cold["psnr_peak"]), None)
-        lines.append(f"| {i} | {cold['iter_peak']} | {cold['psnr_peak']:.2f} | {reach if reach is not None else 'never'} "
-                     f"(trace every {TRACE_EVERY}) | {warm['psnr_peak']:.2f} ({warm['iter_peak']}) |")
+        lines.append(
+            f"| {i} | {cold['iter_peak']} | {cold['psnr_peak']:.2f} | {reach if reach is not None else 'never'} "
+            f"(trace every {TRACE_EVERY}) | {warm['psnr_peak']:.2f} ({warm['iter_peak']}) |"
+        )
     text = "\n".join(lines) + "\n"
     Path(args.out).with_suffix(".md").write_text(text)
     print(text)
@@ -206,12 +270,18 @@ def plot(by, images, methods, path: Path) -> None:
 
     long = [i for i in images if (i, "plain_long") in by and (i, "sgld_long") in by]
     fig, axes = plt.subplots(1, 2 if long else 1, figsize=(14 if long else 8, 5), squeeze=False)
-    series = [(m, "curve", m) for m in methods] + [("plain", "curve_ema", "plain (EMA)"),
-                                                    ("sgld", "curve_posterior", "sgld posterior mean")]
+    series = [(m, "curve", m) for m in methods] + [
+        ("plain", "curve_ema", "plain (EMA)"),
+        ("sgld", "curve_posterior", "sgld posterior mean"),
+    ]
     _panel(axes[0][0], by, images, series, f"DIP variants, {len(images)} image(s), same budget")
     if long:
-        claim = [("plain_long", "curve", "plain"), ("plain_long", "curve_ema", "plain (EMA)"),
-                 ("sgld_long", "curve", "sgld (current sample)"), ("sgld_long", "curve_posterior", "sgld posterior mean")]
+        claim = [
+            ("plain_long", "curve", "plain"),
+            ("plain_long", "curve_ema", "plain (EMA)"),
+            ("sgld_long", "curve", "sgld (current sample)"),
+            ("sgld_long", "curve_posterior", "sgld posterior mean"),
+        ]
         _panel(axes[0][1], by, long, claim, f"stopping claim: long runs, {len(long)} image(s)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -224,8 +294,12 @@ def _panel(ax, by, images, series, title) -> None:
         if len(curves) < len(images):
             continue  # a mean over fewer images would not be comparable
         steps = sorted(set.intersection(*[set(c) for c in curves]))
-        ax.plot(steps, [statistics.fmean(c[s] for c in curves) for s in steps], label=label,
-                lw=2 if "posterior" in label else 1.2)
+        ax.plot(
+            steps,
+            [statistics.fmean(c[s] for c in curves) for s in steps],
+            label=label,
+            lw=2 if "posterior" in label else 1.2,
+        )
     ax.set_xlabel("iteration")
     ax.set_ylabel(f"PSNR (dB), mean over {len(images)} image(s)")
     ax.set_title(f"{title}, Gaussian sigma 25", fontsize=10)
@@ -243,10 +317,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=8, help="Reptile rounds (default 8)")
     parser.add_argument("--inner-iters", type=int, default=30, help="steps per Reptile round (default 30)")
     parser.add_argument("--tv", type=float, nargs="+", default=[0.002, 0.01], help="DIP-TV lambda grid")
-    parser.add_argument("--claim-images", nargs="+", default=["House", "F16", "Peppers"],
-                        help="images of the long plain and SGLD runs (the stopping claim)")
-    parser.add_argument("--claim-iters", type=int, default=2400,
-                        help="length of those runs (default 2400: 4x the plain peaks of 533-587 at 64 px)")
+    parser.add_argument(
+        "--claim-images",
+        nargs="+",
+        default=["House", "F16", "Peppers"],
+        help="images of the long plain and SGLD runs (the stopping claim)",
+    )
+    parser.add_argument(
+        "--claim-iters",
+        type=int,
+        default=2400,
+        help="length of those runs (default 2400: 4x the plain peaks of 533-587 at 64 px)",
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=str(RESULTS / "variants.jsonl"))
     parser.add_argument("--report-only", action="store_true")

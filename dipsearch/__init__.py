@@ -11,7 +11,8 @@ import sys
 import types
 from typing import Any
 
-from .errors import DipsearchError
+from .errors import ArgumentError as ArgumentError  # re-exported
+from .errors import DipsearchError as DipsearchError  # re-exported
 
 _EXPORTS = {
     "ArchSpec": "arch",
@@ -29,7 +30,7 @@ _EXPORTS = {
     "make_problem": "tasks",
 }
 
-__all__ = sorted([*_EXPORTS, "DipsearchError"])
+__all__ = sorted([*_EXPORTS, "ArgumentError", "DipsearchError"])
 
 
 def __getattr__(name: str) -> Any:

@@ -26,7 +26,13 @@ ACTIVATIONS = ("leaky_relu", "swish", "elu", "relu", "none")
 PADDINGS = ("reflection", "zero")
 INPUT_KINDS = ("noise", "meshgrid")
 
-_NASDIP_DEFAULTS = {"up_primitive": "per_level", "up_op": "identity", "up_kernel": 3, "up_act": "none", "cross_skip": []}
+_NASDIP_DEFAULTS = {
+    "up_primitive": "per_level",
+    "up_op": "identity",
+    "up_kernel": 3,
+    "up_act": "none",
+    "cross_skip": [],
+}
 
 
 def _five(value: Any) -> tuple:
@@ -38,8 +44,19 @@ class ArchSpec:
     """Everything that decides the network's structure and its input. Defaults are the seed network."""
 
     genes: ClassVar[FamilyGenes] = FamilyGenes(
-        arch_globals=("depth", "input_depth", "input_kind", "downsample", "activation", "pad", "need1x1_up",
-                      "up_primitive", "up_op", "up_kernel", "up_act"),
+        arch_globals=(
+            "depth",
+            "input_depth",
+            "input_kind",
+            "downsample",
+            "activation",
+            "pad",
+            "need1x1_up",
+            "up_primitive",
+            "up_op",
+            "up_kernel",
+            "up_act",
+        ),
         per_level=("n_down", "n_up", "n_skip", "k_down", "k_up", "k_skip", "upsample"),
         global_per_level=("k_skip", "upsample"),
     )
@@ -117,7 +134,7 @@ class ArchSpec:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "architecture") -> "ArchSpec":
+    def from_dict(cls, data: dict[str, Any], source: str = "architecture") -> ArchSpec:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -139,7 +156,7 @@ class ArchSpec:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def load(cls, path: str | Path) -> "ArchSpec":
+    def load(cls, path: str | Path) -> ArchSpec:
         """Read an ArchSpec from TOML (a table [arch], as best_arch.toml) or JSON."""
         return cls.from_dict(read_arch_table(path), source=str(path))
 

@@ -8,9 +8,10 @@ fit) plugs in by adding a Chooser to CHOOSERS; the `--search` choices are read f
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from rich.console import Console
 
@@ -117,8 +118,15 @@ def choose_bayes(ctx: ChooseContext) -> Choice:
     settings = BayesSettings(trials=ctx.budget.trials, with_default=True)
     executor = _executor(ctx.workers)
     try:
-        result = run_bayes(_Setup(ctx), settings, executor=executor, slots=max(1, ctx.workers or 1), out=ctx.root,
-                           console=ctx.console, progress=False)
+        result = run_bayes(
+            _Setup(ctx),
+            settings,
+            executor=executor,
+            slots=max(1, ctx.workers or 1),
+            out=ctx.root,
+            console=ctx.console,
+            progress=False,
+        )
     finally:
         executor.shutdown(wait=False, cancel_futures=True)
     ranked, default = _ranked_from(result.run.path, ctx.space, ctx.make_candidate(ctx.space.default(), -1).key)
@@ -155,8 +163,9 @@ def choose_default(ctx: ChooseContext) -> Choice:
 
 CHOOSERS: dict[str, Chooser] = {
     "ga": Chooser("ga", "genetic search (DEAP), holdout fitness", lambda b: b.pop + b.gens * b.pop, choose_ga),
-    "bayes": Chooser("bayes", "Bayesian search (Optuna TPE, median pruning), holdout fitness", lambda b: b.trials,
-                     choose_bayes),
+    "bayes": Chooser(
+        "bayes", "Bayesian search (Optuna TPE, median pruning), holdout fitness", lambda b: b.trials, choose_bayes
+    ),
     "none": Chooser("none", "no search: the space's default network", lambda b: 1, choose_default),
 }
 

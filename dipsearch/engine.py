@@ -27,9 +27,10 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -62,7 +63,9 @@ def total_variation(weight: float) -> LossTerm:
     """DIP-TV's regulariser: weight * mean absolute difference between neighbouring pixels."""
 
     def tv(out: Tensor, problem: Problem) -> Tensor:
-        return weight * ((out[..., 1:, :] - out[..., :-1, :]).abs().mean() + (out[..., 1:] - out[..., :-1]).abs().mean())
+        return weight * (
+            (out[..., 1:, :] - out[..., :-1, :]).abs().mean() + (out[..., 1:] - out[..., :-1]).abs().mean()
+        )
 
     return tv
 
@@ -83,8 +86,10 @@ def load_weights(net: nn.Module, source: str | Path | dict[str, Tensor]) -> None
         if name not in source:
             raise DipsearchError(f"the weights do not match the network: tensor {name!r} is missing")
         if tuple(source[name].shape) != tuple(tensor.shape):
-            raise DipsearchError(f"the weights do not match the network: tensor {name!r} has shape "
-                                 f"{tuple(source[name].shape)}, the network's is {tuple(tensor.shape)}")
+            raise DipsearchError(
+                f"the weights do not match the network: tensor {name!r} has shape "
+                f"{tuple(source[name].shape)}, the network's is {tuple(tensor.shape)}"
+            )
     extra = [name for name in source if name not in own]
     if extra:
         raise DipsearchError(f"the weights do not match the network: unexpected tensor {extra[0]!r}")
@@ -94,14 +99,17 @@ def load_weights(net: nn.Module, source: str | Path | dict[str, Tensor]) -> None
 def check_fast_settings(config: FitConfig, device: torch.device) -> None:
     """Refuse settings the device cannot run, before any work."""
     if config.compile and device.type != "cuda":
-        raise ArgumentError("{compile} needs a CUDA GPU (torch.compile of the fit is only supported there); "
-                            "this fit runs on {where}", where=device.type)
+        raise ArgumentError(
+            "{compile} needs a CUDA GPU (torch.compile of the fit is only supported there); this fit runs on {where}",
+            where=device.type,
+        )
     if config.precision == "bf16":
         if device.type == "cuda" and not torch.cuda.is_bf16_supported():
             raise ArgumentError("{precision:bf16}: this GPU has no bfloat16 support; use {precision:fp32}")
         if device.type not in ("cuda", "cpu"):
-            raise ArgumentError("{precision:bf16} is supported on cuda and cpu, not on {where}; use fp32",
-                                where=device.type)
+            raise ArgumentError(
+                "{precision:bf16} is supported on cuda and cpu, not on {where}; use fp32", where=device.type
+            )
 
 
 def is_guard_step(step: int, config: FitConfig) -> bool:
@@ -121,8 +129,9 @@ class Learner:
         self.forward = torch.compile(net) if config.compile else net
 
     @classmethod
-    def create(cls, spec: Any, channels: int, config: FitConfig, device: torch.device,
-               parts: FitParts | None = None) -> "Learner":
+    def create(
+        cls, spec: Any, channels: int, config: FitConfig, device: torch.device, parts: FitParts | None = None
+    ) -> Learner:
         parts = parts or FitParts()
         # Seeded locally so that a fit never disturbs the caller's random state (searchers rely on theirs).
         with torch.random.fork_rng(devices=[]):
@@ -150,8 +159,10 @@ class Learner:
                 hook.on_update(self, step)
 
     def snapshot(self) -> dict[str, Any]:
-        return {"net": {k: v.detach().clone() for k, v in self.net.state_dict().items()},
-                "optimizer": copy.deepcopy(self.optimizer.state_dict())}
+        return {
+            "net": {k: v.detach().clone() for k, v in self.net.state_dict().items()},
+            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+        }
 
     def restore(self, snapshot: dict[str, Any]) -> None:
         self.net.load_state_dict(snapshot["net"])
@@ -215,8 +226,8 @@ class Trace:
 class Engine:
     """One DIP fit of `spec` (any network family) under `config`, with the seams of `parts`."""
 
-    def __init__(self, spec: Any, config: FitConfig = FitConfig(), parts: FitParts | None = None):
-        self.spec, self.config, self.parts = spec, config, parts or FitParts()
+    def __init__(self, spec: Any, config: FitConfig | None = None, parts: FitParts | None = None):
+        self.spec, self.config, self.parts = spec, config or FitConfig(), parts or FitParts()
         self.family = family_of(spec)
 
     def run(self, problem: Problem, hooks: Iterable[FitHook] = ()) -> FitResult:

@@ -43,7 +43,7 @@ class ArgumentError(DipsearchError):
 def check_at_least(argument: str, value: int, low: int) -> None:
     """The one `>= low` check of an integer argument: "workers must be >= 1, got 0" (the CLI: "--workers ...")."""
     if value < low:
-        raise ArgumentError("{%s} must be >= {low}, got {value}" % argument, low=low, value=value)
+        raise ArgumentError("{" + argument + "} must be >= {low}, got {value}", low=low, value=value)
 
 
 class _Argument(str):

@@ -19,8 +19,8 @@ from typing import Any, Protocol
 import torch
 
 from .arch import ArchSpec
-from .families import count_params_of, spec_to_dict
 from .errors import ArgumentError, DipsearchError
+from .families import count_params_of, spec_to_dict
 from .fit import FitConfig, FitHook, StepState
 from .fitness import make_fitness
 from .genes import config_settings
@@ -63,16 +63,42 @@ class Candidate:
 
     @property
     def key(self) -> str:
-        return candidate_key(self.arch, self.fit_settings, self.iters, self.fitness, self.scale, self.seed, self.output,
-                             stop=self.stop, options=self.fit_options, init=self.init)
+        return candidate_key(
+            self.arch,
+            self.fit_settings,
+            self.iters,
+            self.fitness,
+            self.scale,
+            self.seed,
+            self.output,
+            stop=self.stop,
+            options=self.fit_options,
+            init=self.init,
+        )
 
 
-def candidate_key(arch: ArchSpec, settings: dict, iters: int, fitness: str, scale: float, seed: int, output: str,
-                  stop: dict[str, Any] | None = None, options: dict[str, Any] | None = None,
-                  init: str | None = None) -> str:
+def candidate_key(
+    arch: ArchSpec,
+    settings: dict,
+    iters: int,
+    fitness: str,
+    scale: float,
+    seed: int,
+    output: str,
+    stop: dict[str, Any] | None = None,
+    options: dict[str, Any] | None = None,
+    init: str | None = None,
+) -> str:
     """Canonical hash: two genomes that decode to the same network and budget share one evaluation."""
-    data = {"arch": spec_to_dict(arch), "fit": settings, "iters": iters, "fitness": fitness, "scale": scale, "seed": seed,
-            "output": output}
+    data = {
+        "arch": spec_to_dict(arch),
+        "fit": settings,
+        "iters": iters,
+        "fitness": fitness,
+        "scale": scale,
+        "seed": seed,
+        "output": output,
+    }
     if stop is not None:  # only then, so that keys without stopping stay what they were
         data["stop"] = stop
     if options:  # likewise: bf16 fits are not the fp32 ones
@@ -110,7 +136,7 @@ class Evaluation:
         return row
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> "Evaluation":
+    def from_row(cls, row: dict[str, Any]) -> Evaluation:
         known = {k: v for k, v in row.items() if k in cls.__dataclass_fields__ and k != "image"}
         return cls(**known)
 
@@ -187,8 +213,9 @@ def _evaluate(candidate: Candidate) -> Evaluation:
         prepared = fitness.prepare(problem, candidate.seed)
         settings = config_settings(candidate.fit_settings)
         iters = int(candidate.fit_settings.get("iters", candidate.iters))
-        config = FitConfig(iters=iters, seed=candidate.seed, device=candidate.device, ssim_every=0, **settings,
-                           **candidate.fit_options)
+        config = FitConfig(
+            iters=iters, seed=candidate.seed, device=candidate.device, ssim_every=0, **settings, **candidate.fit_options
+        )
         hooks: list[FitHook] = fitness.hooks()  # first: a running score may read what they record
         if candidate.stop is not None:
             stopper = stop_hook(candidate.stop, candidate.seed, prepared)
@@ -230,5 +257,12 @@ def _evaluate(candidate: Candidate) -> Evaluation:
             params = count_params_of(candidate.arch, candidate.problem.image_shape[0])
         except Exception:  # noqa: BLE001
             pass
-        return Evaluation(**base, fitness=None, psnr=None, params=params, iters_run=0,
-                          seconds=time.perf_counter() - start, error=detail)
+        return Evaluation(
+            **base,
+            fitness=None,
+            psnr=None,
+            params=params,
+            iters_run=0,
+            seconds=time.perf_counter() - start,
+            error=detail,
+        )

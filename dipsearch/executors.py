@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -60,8 +61,12 @@ def local_pool(workers: int | None = None, threads_per_worker: int | None = None
             queue.put(gpu)
     if threads_per_worker is None:
         threads_per_worker = max(1, (os.cpu_count() or 1) // workers) if not gpus else 1
-    return ProcessPoolExecutor(workers, mp_context=context, initializer=quiet_worker,
-                               initargs=("dipsearch.executors:_init_worker", queue, threads_per_worker))
+    return ProcessPoolExecutor(
+        workers,
+        mp_context=context,
+        initializer=quiet_worker,
+        initargs=("dipsearch.executors:_init_worker", queue, threads_per_worker),
+    )
 
 
 class DaskExecutor(Executor):

@@ -9,8 +9,9 @@ update hook point, loss terms, precision, compilation), live in dipsearch.engine
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -64,7 +65,7 @@ class FitConfig:
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
-    def updated(self, **changes: Any) -> "FitConfig":
+    def updated(self, **changes: Any) -> FitConfig:
         return FitConfig(**{**self.to_dict(), **changes})
 
 
@@ -80,8 +81,17 @@ class StepState:
 
     __slots__ = ("step", "out", "ema", "_loss", "problem", "record", "net", "net_input")
 
-    def __init__(self, step: int, out: torch.Tensor, ema: torch.Tensor, loss: Any, problem: Problem,
-                 record: dict[str, Any], net: torch.nn.Module, net_input: torch.Tensor):
+    def __init__(
+        self,
+        step: int,
+        out: torch.Tensor,
+        ema: torch.Tensor,
+        loss: Any,
+        problem: Problem,
+        record: dict[str, Any],
+        net: torch.nn.Module,
+        net_input: torch.Tensor,
+    ):
         self.step, self.out, self.ema, self._loss = step, out, ema, loss
         self.problem, self.record, self.net, self.net_input = problem, record, net, net_input
 
@@ -108,7 +118,7 @@ class FitHook:
     def on_step(self, state: StepState) -> bool | None:
         return None
 
-    def on_end(self, result: "FitResult") -> None:
+    def on_end(self, result: FitResult) -> None:
         pass
 
 
@@ -170,8 +180,9 @@ def resolve_device(name: str) -> torch.device:
     except RuntimeError:
         raise DipsearchError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ArgumentError("device {name!r} asked for, but this torch build sees no CUDA GPU; use {device:cpu}",
-                            name=name)
+        raise ArgumentError(
+            "device {name!r} asked for, but this torch build sees no CUDA GPU; use {device:cpu}", name=name
+        )
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ArgumentError("device {name!r} asked for, but MPS is not available here; use {device:cpu}", name=name)
     return device
@@ -209,7 +220,7 @@ def check_size(problem: Problem, spec: Any) -> None:
         raise DipsearchError(message)
 
 
-def fit(problem: Problem, spec: Any, config: FitConfig = FitConfig(), hooks: Iterable[FitHook] = ()) -> FitResult:
+def fit(problem: Problem, spec: Any, config: FitConfig | None = None, hooks: Iterable[FitHook] = ()) -> FitResult:
     """Fit the network of `spec` (an ArchSpec or another family's spec) to `problem`.
 
     Deterministic on CPU for a fixed config.seed. For the seams (initial weights, optimizer, loss terms, ...)
@@ -217,4 +228,4 @@ def fit(problem: Problem, spec: Any, config: FitConfig = FitConfig(), hooks: Ite
     """
     from .engine import Engine  # the engine imports this module's types
 
-    return Engine(spec, config).run(problem, hooks)
+    return Engine(spec, config or FitConfig()).run(problem, hooks)

@@ -32,7 +32,7 @@ class Fitness(ABC):
     needs_clean = False
     output: str | None = None  # "final" when only the last iterate can be scored; None: the candidate's choice
 
-    def check(self, problem: Problem) -> None:
+    def check(self, problem: Problem) -> None:  # noqa: B027 - an optional hook: most fitnesses score any problem
         """Raise DipsearchError when this fitness cannot score `problem` (called before any work)."""
 
     def prepare(self, problem: Problem, seed: int) -> Problem:
@@ -42,7 +42,7 @@ class Fitness(ABC):
         """Fit hooks this fitness needs to watch the fit (SURE's twin network); fresh ones per fit."""
         return []
 
-    def select_step(self, step: int) -> None:
+    def select_step(self, step: int) -> None:  # noqa: B027 - an optional hook: only step-wise fitnesses use it
         """The iterate to score is that of `step` (a stopping rule's choice), not the last one."""
 
     @abstractmethod
@@ -149,8 +149,9 @@ def make_fitness(name: str, problem: Problem | None = None) -> Fitness:
         raise DipsearchError(f"unknown fitness {name!r}; choose one of {', '.join(FITNESSES)}")
     fitness = FITNESSES[name]()
     if problem is not None and fitness.needs_clean and problem.clean is None:
-        raise ArgumentError("fitness {name!r} needs ground truth: give {clean:PATH}, or use the ground-truth-free "
-                            "'holdout'", name=name)
+        raise ArgumentError(
+            "fitness {name!r} needs ground truth: give {clean:PATH}, or use the ground-truth-free 'holdout'", name=name
+        )
     if problem is not None and name == "sure" and problem.meta.get("noise") != "gaussian":
         raise ArgumentError("fitness 'sure' needs Gaussian noise of known sigma ({noise:gaussian} {level:S})")
     if problem is not None:

@@ -72,11 +72,15 @@ def hold_out(problem: Problem, fraction: float, seed: int = 0) -> tuple[Problem,
     if not 0 < fraction <= 0.5:
         raise ArgumentError("held-out {fraction} must be in (0, 0.5], got {value}", value=fraction)
     h, w = problem.observed.shape[-2:]
-    known = torch.ones(h * w, dtype=torch.bool) if problem.mask is None else (problem.mask.detach().cpu() > 0.5).flatten()
+    known = (
+        torch.ones(h * w, dtype=torch.bool) if problem.mask is None else (problem.mask.detach().cpu() > 0.5).flatten()
+    )
     idx = known.nonzero().squeeze(1)
     k = round(fraction * idx.numel())
     if k == 0 or k == idx.numel():
-        raise DipsearchError(f"cannot hold out {fraction} of {idx.numel()} known pixels; use a larger image or fraction")
+        raise DipsearchError(
+            f"cannot hold out {fraction} of {idx.numel()} known pixels; use a larger image or fraction"
+        )
     g = torch.Generator().manual_seed(seed)
     held = torch.zeros(h * w)
     held[idx[torch.randperm(idx.numel(), generator=g)[:k]]] = 1

@@ -93,7 +93,9 @@ def center_crop(img: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """Central hxw window of a ...xHxW tensor."""
     H, W = img.shape[-2:]
     if not (0 < h <= H and 0 < w <= W):
-        raise DipsearchError(f"cannot crop a {W}x{H} image to {w}x{h} (width x height); the crop must fit inside the image")
+        raise DipsearchError(
+            f"cannot crop a {W}x{H} image to {w}x{h} (width x height); the crop must fit inside the image"
+        )
     top, left = (H - h) // 2, (W - w) // 2
     return img[..., top : top + h, left : left + w]
 
@@ -103,5 +105,7 @@ def crop_to_multiple(img: torch.Tensor, m: int) -> torch.Tensor:
     H, W = img.shape[-2:]
     h, w = H - H % m, W - W % m
     if h == 0 or w == 0:
-        raise DipsearchError(f"image is {W}x{H} (width x height), smaller than the required multiple {m}; use a larger image")
+        raise DipsearchError(
+            f"image is {W}x{H} (width x height), smaller than the required multiple {m}; use a larger image"
+        )
     return center_crop(img, h, w)

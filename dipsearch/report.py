@@ -16,8 +16,9 @@ import html
 import io
 import json
 import math
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from .errors import DipsearchError
 
@@ -129,8 +130,12 @@ def _crop(src: Path, dst: Path) -> None:
 
     with Image.open(src) as img:
         w, h = img.size
-        box = (round(CROP[0] * w), round(CROP[1] * h), max(round(CROP[2] * w), round(CROP[0] * w) + 1),
-               max(round(CROP[3] * h), round(CROP[1] * h) + 1))
+        box = (
+            round(CROP[0] * w),
+            round(CROP[1] * h),
+            max(round(CROP[2] * w), round(CROP[0] * w) + 1),
+            max(round(CROP[3] * h), round(CROP[1] * h) + 1),
+        )
         buffer = io.BytesIO()
         img.crop(box).resize((ZOOM_PX, ZOOM_PX), Image.Resampling.NEAREST).save(buffer, format="PNG")
     write_atomic(dst, buffer.getvalue())
@@ -154,8 +159,10 @@ def strip(page_dir: Path, images: list[tuple[str, Path]], assets: Path, captions
         full.append(f"<figure><img src='{_e(rel)}' alt='{_e(label)}'><figcaption>{text}</figcaption></figure>")
         crop = assets / ("crop_" + rel.replace("/", "_"))
         _crop(path, crop)
-        zoom.append(f"<figure><img src='{_e(crop.relative_to(page_dir).as_posix())}' alt='{_e(label)} crop'>"
-                    f"<figcaption>{_e(label)} (central crop, zoomed)</figcaption></figure>")
+        zoom.append(
+            f"<figure><img src='{_e(crop.relative_to(page_dir).as_posix())}' alt='{_e(label)} crop'>"
+            f"<figcaption>{_e(label)} (central crop, zoomed)</figcaption></figure>"
+        )
     return f"<div class='strip'>{''.join(full)}</div><div class='strip' style='margin-top:8px'>{''.join(zoom)}</div>"
 
 
@@ -164,7 +171,11 @@ def comparison(run: Path, assets: Path) -> str:
     images = [(n.removesuffix(".png"), run / n) for n in names if (run / n).is_file()]
     if not images:
         return ""
-    note = "<p>PSNR in the captions: of the saved 8-bit images against clean.png.</p>" if (run / "clean.png").is_file() else ""
+    note = (
+        "<p>PSNR in the captions: of the saved 8-bit images against clean.png.</p>"
+        if (run / "clean.png").is_file()
+        else ""
+    )
     return f"<h2>Images</h2>{note}{strip(run, images, assets)}"
 
 
@@ -248,15 +259,18 @@ def evaluation_curve(run: Path, assets: Path) -> str:
         xs = [r["index"] for r in rows]
         ax.plot(xs, [r["fitness"] for r in rows], "o", ms=4, label="fitness")
         if any(r.get("psnr") is not None for r in rows):
-            ax.plot(xs, [r["psnr"] if r.get("psnr") is not None else math.nan for r in rows], "s", ms=4,
-                    label="true PSNR")
+            ax.plot(
+                xs, [r["psnr"] if r.get("psnr") is not None else math.nan for r in rows], "s", ms=4, label="true PSNR"
+            )
         ax.set_xlabel("evaluation")
         ax.set_ylabel("dB")
 
     assets.mkdir(exist_ok=True)
     _plot(assets / "curve_evaluations.png", draw)
-    return (f"<h2>Search</h2><p>fitness and true PSNR of each of the {len(rows)} successful evaluations "
-            f"(evaluations.jsonl)</p><img class='plot' src='{ASSETS}/curve_evaluations.png' alt='evaluations'>")
+    return (
+        f"<h2>Search</h2><p>fitness and true PSNR of each of the {len(rows)} successful evaluations "
+        f"(evaluations.jsonl)</p><img class='plot' src='{ASSETS}/curve_evaluations.png' alt='evaluations'>"
+    )
 
 
 # ------------------------------------------------------------------ tables, figures, settings, sub-runs
@@ -281,12 +295,14 @@ def tables(run: Path) -> str:
     if summary:
         # a list of records (e.g. stop-bench's aggregate) reads better as its own table than as one long cell
         nested = {k: v for k, v in summary.items() if isinstance(v, list) and v and all(isinstance(r, dict) for r in v)}
-        parts.append(table([{"key": k, "value": _short(v)} for k, v in summary.items() if k not in nested],
-                           "summary.json"))
+        parts.append(
+            table([{"key": k, "value": _short(v)} for k, v in summary.items() if k not in nested], "summary.json")
+        )
         parts += [table(v, f"summary.json: {k}") for k, v in nested.items()]
     first = ("summary.csv", "stages.csv")  # the headline tables before the long ones
-    for path in sorted(run.glob("*.csv"), key=lambda p: (p.name not in first, first.index(p.name) if p.name in first
-                                                         else 0, p.name)):
+    for path in sorted(
+        run.glob("*.csv"), key=lambda p: (p.name not in first, first.index(p.name) if p.name in first else 0, p.name)
+    ):
         if path.name != "trace.csv":
             parts.append(table(read_csv(path), path.name))
     return "<h2>Tables</h2>" + "".join(parts) if parts else ""
@@ -322,8 +338,14 @@ def subruns(run: Path, children: Iterable[Path]) -> str:
     items = []
     for child in children:
         summary = _summary(child)
-        best = next((summary[k] for k in ("psnr_restored", "psnr_stopped", "best_psnr", "psnr_ema") if summary.get(k)
-                     is not None), None)
+        best = next(
+            (
+                summary[k]
+                for k in ("psnr_restored", "psnr_stopped", "best_psnr", "psnr_ema")
+                if summary.get(k) is not None
+            ),
+            None,
+        )
         extra = f" (PSNR {best:.2f} dB)" if isinstance(best, (int, float)) else ""
         rel = child.relative_to(run).as_posix()
         items.append(f"<li><a href='{_e(rel)}/{PAGE}'>{_e(rel)}</a>{_e(extra)}</li>")
@@ -345,10 +367,20 @@ def write_report(run_dir: str | Path, nested: bool = True) -> Path:
         for child in children:
             write_report(child, nested=False)
     kind = run.parent.name
-    body = [f"<h1>{_e(kind)} run: {_e(run.name)}</h1>",
-            comparison(run, assets), trace_curve(run, assets), evaluation_curve(run, assets), tables(run),
-            figures(run), gallery(run, assets), subruns(run, children), settings(run)]
-    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_e(kind)} {_e(run.name)}</title>"
-            f"<style>{STYLE}</style><script>{SCRIPT}</script></head><body>{''.join(body)}</body></html>\n")
+    body = [
+        f"<h1>{_e(kind)} run: {_e(run.name)}</h1>",
+        comparison(run, assets),
+        trace_curve(run, assets),
+        evaluation_curve(run, assets),
+        tables(run),
+        figures(run),
+        gallery(run, assets),
+        subruns(run, children),
+        settings(run),
+    ]
+    page = (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_e(kind)} {_e(run.name)}</title>"
+        f"<style>{STYLE}</style><script>{SCRIPT}</script></head><body>{''.join(body)}</body></html>\n"
+    )
     write_atomic(run / PAGE, page.encode())
     return run / PAGE

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from rich.console import Console
@@ -65,9 +66,18 @@ class ReproduceSettings:
         return side
 
     def restore_settings(self) -> RestoreSettings:
-        return RestoreSettings(search=self.search, pop=self.pop, gens=self.gens, iters=self.iters,
-                               search_iters=self.search_iters or max(20, self.iters // 4), patience=self.patience,
-                               ensemble=self.ensemble, seed=self.seed, device=self.device, compare_default=False)
+        return RestoreSettings(
+            search=self.search,
+            pop=self.pop,
+            gens=self.gens,
+            iters=self.iters,
+            search_iters=self.search_iters or max(20, self.iters // 4),
+            patience=self.patience,
+            ensemble=self.ensemble,
+            seed=self.seed,
+            device=self.device,
+            compare_default=False,
+        )
 
 
 @dataclass
@@ -90,9 +100,14 @@ def images_of(data: Path, row: Row, limit: int | None) -> dict[str, list[Path]]:
         folder = data / name
         files = sorted(folder.glob("*.png")) if folder.is_dir() else []
         if not files:
-            raise ArgumentError("row {row} needs the {kind} images as PNG files in {folder}/, and there are none; "
-                                "give {data:DIR} with {sets}/ in it", row=row.name, kind=SET_NAMES.get(name, name),
-                                folder=folder, sets=", ".join(row.sets))
+            raise ArgumentError(
+                "row {row} needs the {kind} images as PNG files in {folder}/, and there are none; "
+                "give {data:DIR} with {sets}/ in it",
+                row=row.name,
+                kind=SET_NAMES.get(name, name),
+                folder=folder,
+                sets=", ".join(row.sets),
+            )
         out[name] = files[:limit] if limit else files
     return out
 
@@ -138,7 +153,7 @@ class Reproduction:
         self.done = {r["key"]: r for r in run.read_jsonl(RESULTS)}
 
     @classmethod
-    def create(cls, out: str | Path, settings: ReproduceSettings, console: Console | None = None) -> "Reproduction":
+    def create(cls, out: str | Path, settings: ReproduceSettings, console: Console | None = None) -> Reproduction:
         check(settings)  # refuse bad input before a folder exists
         run = RunDir.create(out, "reproduce", "_".join(dict.fromkeys(settings.rows)))
         run.write_toml("config.toml", {"reproduce": {k: v for k, v in asdict(settings).items() if v is not None}})
@@ -146,7 +161,7 @@ class Reproduction:
         return cls(run, settings, console)
 
     @classmethod
-    def resume(cls, path: str | Path, console: Console | None = None) -> "Reproduction":
+    def resume(cls, path: str | Path, console: Console | None = None) -> Reproduction:
         run = RunDir.open(path)
         stored = load_toml(run.file("config.toml"), "run configuration").get("reproduce")
         if not stored:
@@ -183,9 +198,18 @@ class Reproduction:
         image, info = self._method(method)(cell, problem)
         self.run.save_image(f"{cell.folder}/{method}.png", image)
         clean = problem.clean.cpu()
-        row = {"key": cell.key(method), "row": cell.row.name, "set": cell.set, "image": cell.image.stem,
-               "method": method, "psnr": psnr(image, clean), "ssim": ssim(image, clean),
-               "psnr_observed": baseline_psnr(problem), "seconds": round(time.perf_counter() - start, 2), **info}
+        row = {
+            "key": cell.key(method),
+            "row": cell.row.name,
+            "set": cell.set,
+            "image": cell.image.stem,
+            "method": method,
+            "psnr": psnr(image, clean),
+            "ssim": ssim(image, clean),
+            "psnr_observed": baseline_psnr(problem),
+            "seconds": round(time.perf_counter() - start, 2),
+            **info,
+        }
         self.run.append_jsonl(RESULTS, row)
         self.done[row["key"]] = row
         self.console.print(f"{cell.key(method)}: {row['psnr']:.2f} dB ({row['seconds']:.0f} s)", highlight=False)
@@ -206,16 +230,20 @@ class Reproduction:
         config = FitConfig(iters=s.iters, seed=s.seed, device=s.device, ssim_every=0)
         result = fit(prepare_problem(problem, hooks), ArchSpec(), config, hooks)
         if stop:
-            return result.extras["images"]["output_stopped"], {"iters": result.iters_run,
-                                                               "stopped_iter": result.summary_extra["stopped_iter"]}
+            return result.extras["images"]["output_stopped"], {
+                "iters": result.iters_run,
+                "stopped_iter": result.summary_extra["stopped_iter"],
+            }
         return result.ema, {"iters": result.iters_run}
 
     def _restore(self, cell: Cell, problem: Problem) -> tuple[torch.Tensor, dict[str, Any]]:
         root = self.run.file(f"restore/{cell.row.name}_{cell.set}_{cell.image.stem}")
         shutil.rmtree(root, ignore_errors=True)  # what a killed attempt left
         result = Pipeline(problem, self.settings.restore_settings()).run(root, cell.image.stem)
-        info = {"iters": sum(int(i or 0) for i in result.summary["stopped_iters"]),
-                "folder": str(result.run.path.relative_to(self.run.path))}
+        info = {
+            "iters": sum(int(i or 0) for i in result.summary["stopped_iters"]),
+            "folder": str(result.run.path.relative_to(self.run.path)),
+        }
         return result.image, info
 
     @staticmethod
@@ -237,15 +265,27 @@ class Reproduction:
         return summary
 
 
+def _mean(rows: list[dict[str, Any]], key: str) -> float | None:
+    return round(sum(r[key] for r in rows) / len(rows), 3) if rows else None
+
+
 def summary_rows(rows: list[Row], methods: list[str], results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for row in rows:
         for name in row.sets:
             for method in methods_for(row, methods):
                 mine = [r for r in results if r["row"] == row.name and r["set"] == name and r["method"] == method]
-                mean = lambda k: round(sum(r[k] for r in mine) / len(mine), 3) if mine else None  # noqa: E731
                 published = row.published.get(name, {}).get(method)
-                out.append({"row": row.name, "set": SET_NAMES.get(name, name), "method": method, "images": len(mine),
-                            "psnr": mean("psnr"), "ssim": mean("ssim"), "published": published,
-                            "note": row.note if published is not None and method == "dip" else ""})
+                out.append(
+                    {
+                        "row": row.name,
+                        "set": SET_NAMES.get(name, name),
+                        "method": method,
+                        "images": len(mine),
+                        "psnr": _mean(mine, "psnr"),
+                        "ssim": _mean(mine, "ssim"),
+                        "published": published,
+                        "note": row.note if published is not None and method == "dip" else "",
+                    }
+                )
     return out

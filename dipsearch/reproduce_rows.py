@@ -20,18 +20,41 @@ class Row:
 
 
 ROWS: dict[str, Row] = {
-    "denoise": Row("denoise", "denoise", ("classic9",), {"noise": "gaussian", "level": 25},
-                   "colour denoising, Gaussian sigma 25",
-                   {"classic9": {"dip": 31.00, "cbm3d": 31.42, "nlm": 30.26}},
-                   "published DIP: average of two runs with output averaging, 512 px images"),
-    "sr4": Row("sr4", "sr", ("set5", "set14"), {"factor": 4}, "super-resolution x4, Lanczos-2 downsampler",
-               {"set5": {"dip": 28.89, "bicubic": 28.44}, "set14": {"dip": 27.00, "bicubic": 26.05}}),
-    "sr8": Row("sr8", "sr", ("set5", "set14"), {"factor": 8}, "super-resolution x8, Lanczos-2 downsampler",
-               {"set5": {"dip": 25.88, "bicubic": 24.37}, "set14": {"dip": 24.14, "bicubic": 23.09}}),
-    "inpaint": Row("inpaint", "inpaint", ("classic9",), {"mask_ratio": 0.5}, "inpainting, 50 % Bernoulli-missing pixels",
-                   {"classic9": {"dip": 33.48}},
-                   "published figure is on the seed's 'standard 11 images', which are not available here: the "
-                   "classic-9 images stand in, so it is not the same benchmark"),
+    "denoise": Row(
+        "denoise",
+        "denoise",
+        ("classic9",),
+        {"noise": "gaussian", "level": 25},
+        "colour denoising, Gaussian sigma 25",
+        {"classic9": {"dip": 31.00, "cbm3d": 31.42, "nlm": 30.26}},
+        "published DIP: average of two runs with output averaging, 512 px images",
+    ),
+    "sr4": Row(
+        "sr4",
+        "sr",
+        ("set5", "set14"),
+        {"factor": 4},
+        "super-resolution x4, Lanczos-2 downsampler",
+        {"set5": {"dip": 28.89, "bicubic": 28.44}, "set14": {"dip": 27.00, "bicubic": 26.05}},
+    ),
+    "sr8": Row(
+        "sr8",
+        "sr",
+        ("set5", "set14"),
+        {"factor": 8},
+        "super-resolution x8, Lanczos-2 downsampler",
+        {"set5": {"dip": 25.88, "bicubic": 24.37}, "set14": {"dip": 24.14, "bicubic": 23.09}},
+    ),
+    "inpaint": Row(
+        "inpaint",
+        "inpaint",
+        ("classic9",),
+        {"mask_ratio": 0.5},
+        "inpainting, 50 % Bernoulli-missing pixels",
+        {"classic9": {"dip": 33.48}},
+        "published figure is on the seed's 'standard 11 images', which are not available here: the "
+        "classic-9 images stand in, so it is not the same benchmark",
+    ),
 }
 
 DIP_METHODS = ("dip", "dip-stop", "restore")

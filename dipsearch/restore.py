@@ -22,7 +22,7 @@ import torch
 from rich.console import Console
 
 from .arch import ArchSpec
-from .choosers import BUDGETS, Budget, ChooseContext, Choice, Ranked, get_chooser
+from .choosers import BUDGETS, Budget, Choice, ChooseContext, Ranked, get_chooser
 from .errors import ArgumentError, DipsearchError, check_at_least
 from .evaluate import Candidate, stop_hook
 from .fit import FitConfig, FitResult, baseline_psnr, check_size, fit, resolve_device
@@ -57,11 +57,15 @@ class RestoreSettings:
         if name == "auto":
             name = "gpu" if resolve_device(self.device).type == "cuda" else "cpu"
         if name not in BUDGETS:
-            raise ArgumentError("unknown {budget} {name!r}; choose auto or one of {names}", name=self.budget,
-                                names=", ".join(BUDGETS))
+            raise ArgumentError(
+                "unknown {budget} {name!r}; choose auto or one of {names}", name=self.budget, names=", ".join(BUDGETS)
+            )
         base = BUDGETS[name]
-        changes = {k: getattr(self, k) for k in ("space", "pop", "gens", "trials", "search_iters", "iters")
-                   if getattr(self, k) is not None}
+        changes = {
+            k: getattr(self, k)
+            for k in ("space", "pop", "gens", "trials", "search_iters", "iters")
+            if getattr(self, k) is not None
+        }
         for key in ("pop", "gens", "trials", "search_iters", "iters"):
             low = 0 if key == "gens" else (2 if key == "pop" else 1)
             if key in changes:
@@ -74,9 +78,13 @@ class RestoreSettings:
         most = get_chooser(self.search).max_candidates(budget)
         check_at_least("ensemble", self.ensemble, 1)
         if self.ensemble > most:
-            raise ArgumentError("{ensemble:{value}} is larger than the {most} candidate(s) {search:{name}} can produce "
-                                "with this budget; use {ensemble} <= {most}", value=self.ensemble, most=most,
-                                name=self.search)
+            raise ArgumentError(
+                "{ensemble:{value}} is larger than the {most} candidate(s) {search:{name}} can produce "
+                "with this budget; use {ensemble} <= {most}",
+                value=self.ensemble,
+                most=most,
+                name=self.search,
+            )
         return budget
 
     def stop_spec(self) -> dict[str, Any] | None:
@@ -118,8 +126,17 @@ class Refit:
     path: Path
 
 
-def refit(problem: Problem, spec: ArchSpec, fit_settings: dict[str, Any], stop: dict[str, Any] | None, seed: int,
-          iters: int, device: str, root: Path, tag: str) -> Refit:
+def refit(
+    problem: Problem,
+    spec: ArchSpec,
+    fit_settings: dict[str, Any],
+    stop: dict[str, Any] | None,
+    seed: int,
+    iters: int,
+    device: str,
+    root: Path,
+    tag: str,
+) -> Refit:
     """One full-budget fit, saved as a fit run folder under root/fit/; returns the stopped (or EMA) image."""
     settings = config_settings(fit_settings)
     config = FitConfig(iters=iters, seed=seed, device=device, **settings)
@@ -127,8 +144,15 @@ def refit(problem: Problem, spec: ArchSpec, fit_settings: dict[str, Any], stop: 
     result = fit(prepare_problem(problem, hooks), spec, config, hooks)
     image = result.extras["images"]["output_stopped"] if stop else result.ema
     run = RunDir.create(root, "fit", tag)
-    run.write_toml("config.toml", {"problem": problem.meta, "fit": config.to_dict(), "arch": spec.to_dict(),
-                                   "stop": stop or {"detector": "none"}})
+    run.write_toml(
+        "config.toml",
+        {
+            "problem": problem.meta,
+            "fit": config.to_dict(),
+            "arch": spec.to_dict(),
+            "stop": stop or {"detector": "none"},
+        },
+    )
     run.write_csv("trace.csv", result.trace)
     run.save_image("observed.png", problem.observed)
     if problem.clean is not None:
@@ -143,8 +167,9 @@ def refit(problem: Problem, spec: ArchSpec, fit_settings: dict[str, Any], stop: 
 
 def ensemble_weights(ranked: list[Ranked]) -> list[float]:
     """Inverse held-out MSE (fitness is a held-out PSNR), normalised; equal weights without fitnesses."""
-    raw = [10 ** (r.evaluation.fitness / 10) if r.evaluation and r.evaluation.fitness is not None else None
-           for r in ranked]
+    raw = [
+        10 ** (r.evaluation.fitness / 10) if r.evaluation and r.evaluation.fitness is not None else None for r in ranked
+    ]
     if any(w is None or not math.isfinite(w) for w in raw):
         return [1 / len(ranked)] * len(ranked)
     total = sum(raw)
@@ -172,23 +197,50 @@ class Pipeline:
             hook.on_start(hook.prepare(self.problem), spec, FitConfig(iters=self.budget.iters, device="cpu"))
 
     def candidate(self, genome: Genome, index: int, **extra: Any) -> Candidate:
-        return Candidate(genome=genome, arch=self.space.decode(genome), problem=self.problem,
-                         iters=self.budget.search_iters, seed=self.settings.seed, fitness="holdout",
-                         fit_settings=self.space.fit_settings(genome), device=self.device, index=index,
-                         threads=1 if self.device == "cpu" else None, **extra)
+        return Candidate(
+            genome=genome,
+            arch=self.space.decode(genome),
+            problem=self.problem,
+            iters=self.budget.search_iters,
+            seed=self.settings.seed,
+            fitness="holdout",
+            fit_settings=self.space.fit_settings(genome),
+            device=self.device,
+            index=index,
+            threads=1 if self.device == "cpu" else None,
+            **extra,
+        )
 
     def search_config(self) -> dict[str, Any]:
-        return {"problem": self.problem.meta,
-                "search": {"space_file": self.space.source, "iters": self.budget.search_iters, "fitness": "holdout",
-                           "eval_scale": 1.0, "seed": self.settings.seed, "device": self.device,
-                           "workers": self.settings.workers, "dask": None}}
+        return {
+            "problem": self.problem.meta,
+            "search": {
+                "space_file": self.space.source,
+                "iters": self.budget.search_iters,
+                "fitness": "holdout",
+                "eval_scale": 1.0,
+                "seed": self.settings.seed,
+                "device": self.device,
+                "workers": self.settings.workers,
+                "dask": None,
+            },
+        }
 
     def config(self) -> dict[str, Any]:
         s = self.settings
-        return {"problem": self.problem.meta,
-                "restore": {"search": s.search, "budget": self.budget_name, **self.budget.__dict__,
-                            "stop": self.stop or {"detector": "none"}, "ensemble": s.ensemble, "seed": s.seed,
-                            "device": self.device, "space_file": self.space.source}}
+        return {
+            "problem": self.problem.meta,
+            "restore": {
+                "search": s.search,
+                "budget": self.budget_name,
+                **self.budget.__dict__,
+                "stop": self.stop or {"detector": "none"},
+                "ensemble": s.ensemble,
+                "seed": s.seed,
+                "device": self.device,
+                "space_file": self.space.source,
+            },
+        }
 
     def run(self, out: str | Path, tag: str) -> RestoreResult:
         run = RunDir.create(out, "restore", tag)
@@ -209,10 +261,13 @@ class Pipeline:
         run.save_image("observed.png", problem.observed)
         if problem.clean is not None:
             run.save_image("clean.png", problem.clean)
-        self._say(f"restore: choosing the architecture ({self.chooser.description}; space {self.space.name}, "
-                  f"{b.search_iters} iterations per candidate)")
-        ctx = ChooseContext(problem, self.space, b, run.path, self.candidate, self.search_config, s.seed,
-                            self.console, s.workers)
+        self._say(
+            f"restore: choosing the architecture ({self.chooser.description}; space {self.space.name}, "
+            f"{b.search_iters} iterations per candidate)"
+        )
+        ctx = ChooseContext(
+            problem, self.space, b, run.path, self.candidate, self.search_config, s.seed, self.console, s.workers
+        )
         choice: Choice = self.chooser.choose(ctx)
         if not choice.ranked:
             raise DipsearchError(f"the search produced no usable candidate: every fit failed (see {choice.run_dir})")
@@ -224,24 +279,56 @@ class Pipeline:
         refits: list[Refit] = []
         for i, ranked in enumerate(choice.ranked[:k]):
             self._say(f"restore: refit of candidate #{i + 1} at {b.iters} iterations, stop {stop_name}")
-            done = refit(problem, self.space.decode(ranked.genome), self.space.fit_settings(ranked.genome), self.stop,
-                         s.seed, b.iters, self.device, run.path, f"rank{i + 1}")
+            done = refit(
+                problem,
+                self.space.decode(ranked.genome),
+                self.space.fit_settings(ranked.genome),
+                self.stop,
+                s.seed,
+                b.iters,
+                self.device,
+                run.path,
+                f"rank{i + 1}",
+            )
             refits.append(done)
-            stages.append(self._stage(f"refit #{i + 1}" if k > 1 else "refit",
-                                      f"candidate #{i + 1}, full budget, stop {stop_name}", done, ranked, run.path))
+            stages.append(
+                self._stage(
+                    f"refit #{i + 1}" if k > 1 else "refit",
+                    f"candidate #{i + 1}, full budget, stop {stop_name}",
+                    done,
+                    ranked,
+                    run.path,
+                )
+            )
         weights = ensemble_weights(choice.ranked[:k])
         image = sum(w * r.image for w, r in zip(weights, refits)) if k > 1 else refits[0].image
         if k > 1:
             p, q = _score(image, problem)
-            stages.append(Stage("ensemble", f"weighted mean of {k} refits (weights {', '.join(f'{w:.3f}' for w in weights)})",
-                                None, p, q))
+            stages.append(
+                Stage(
+                    "ensemble",
+                    f"weighted mean of {k} refits (weights {', '.join(f'{w:.3f}' for w in weights)})",
+                    None,
+                    p,
+                    q,
+                )
+            )
         if problem.clean is not None and s.compare_default and s.search != "none":
             self._say("restore: refit of the default network, for comparison (scored against the clean image only)")
-            default = refit(problem, self.space.decode(self.space.default()),
-                            self.space.fit_settings(self.space.default()), self.stop, s.seed, b.iters, self.device,
-                            run.path, "default")
-            stages.insert(0, self._stage("default", f"space default, full budget, stop {stop_name}", default, None,
-                                         run.path))
+            default = refit(
+                problem,
+                self.space.decode(self.space.default()),
+                self.space.fit_settings(self.space.default()),
+                self.stop,
+                s.seed,
+                b.iters,
+                self.device,
+                run.path,
+                "default",
+            )
+            stages.insert(
+                0, self._stage("default", f"space default, full budget, stop {stop_name}", default, None, run.path)
+            )
         run.save_image("restored.png", image)
         run.write_csv("stages.csv", [st.__dict__ for st in stages])
         summary = self._summary(choice, stages, weights, k, refits, image, time.perf_counter() - start, run.path)
@@ -261,8 +348,17 @@ class Pipeline:
         stages = []
         if choice.default is not None:
             d = choice.default
-            stages.append(Stage("default (search)", "space default at the search budget", d.iters_run, d.psnr, None,
-                                d.fitness, folder))
+            stages.append(
+                Stage(
+                    "default (search)",
+                    "space default at the search budget",
+                    d.iters_run,
+                    d.psnr,
+                    None,
+                    d.fitness,
+                    folder,
+                )
+            )
         best = choice.ranked[0].evaluation
         image_file = choice.run_dir / "best_output.png"
         q = None
@@ -270,20 +366,42 @@ class Pipeline:
             from .imageio import load_image
 
             q = ssim(load_image(image_file), self.problem.clean.cpu())  # of the saved 8-bit image
-        stages.append(Stage("search winner", "best candidate at the search budget", best.iters_run, best.psnr, q,
-                            best.fitness, folder))
+        stages.append(
+            Stage(
+                "search winner",
+                "best candidate at the search budget",
+                best.iters_run,
+                best.psnr,
+                q,
+                best.fitness,
+                folder,
+            )
+        )
         return stages
 
-    def _summary(self, choice: Choice, stages: list[Stage], weights: list[float], k: int, refits: list[Refit],
-                 image: torch.Tensor, seconds: float, root: Path) -> dict[str, Any]:
+    def _summary(
+        self,
+        choice: Choice,
+        stages: list[Stage],
+        weights: list[float],
+        k: int,
+        refits: list[Refit],
+        image: torch.Tensor,
+        seconds: float,
+        root: Path,
+    ) -> dict[str, Any]:
         p, q = _score(image, self.problem)
         out: dict[str, Any] = {
-            "search": self.settings.search, "budget": self.budget_name, "space": self.space.name,
-            "candidates": len(choice.ranked), "ensemble": k, "weights": [round(w, 4) for w in weights],
+            "search": self.settings.search,
+            "budget": self.budget_name,
+            "space": self.space.name,
+            "candidates": len(choice.ranked),
+            "ensemble": k,
+            "weights": [round(w, 4) for w in weights],
             "stop": self.stop["detector"] if self.stop else "none",
             "stopped_iters": [r.result.summary_extra.get("stopped_iter") for r in refits],
-            "winner_genome": choice.ranked[0].genome, "winner_fitness": choice.ranked[0].evaluation.fitness
-            if choice.ranked[0].evaluation else None,
+            "winner_genome": choice.ranked[0].genome,
+            "winner_fitness": choice.ranked[0].evaluation.fitness if choice.ranked[0].evaluation else None,
             "search_run": str(choice.run_dir.relative_to(root)) if choice.run_dir else None,
             "seconds": round(seconds, 2),
         }
@@ -292,4 +410,3 @@ class Pipeline:
             out["stages"] = {st.stage: st.psnr for st in stages}
         out.update(choice.extra)
         return out
-

@@ -17,11 +17,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 
@@ -170,7 +171,7 @@ class RunDir:
     path: Path
 
     @classmethod
-    def create(cls, root: str | Path, kind: str, tag: str) -> "RunDir":
+    def create(cls, root: str | Path, kind: str, tag: str) -> RunDir:
         """A new folder root/kind/<YYYYmmdd-HHMMSS>_<tag>, with a -2, -3 ... suffix if that name is taken."""
         base = Path(root) / kind
         try:
@@ -189,7 +190,7 @@ class RunDir:
         raise DipsearchError(f"could not find a free run folder name under {base}")
 
     @classmethod
-    def open(cls, path: str | Path) -> "RunDir":
+    def open(cls, path: str | Path) -> RunDir:
         path = Path(path)
         if not (path / "config.toml").is_file():
             raise DipsearchError(f"{path} is not a dipsearch run folder (it has no config.toml)")

@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .arch import ArchSpec
 from .errors import DipsearchError
@@ -172,7 +173,6 @@ class SearchSpace:
         """The fit-setting genes (dipsearch.genes.FIT_GENES) that this space searches or fixes."""
         return fit_settings_of({**self.fixed, **genome})
 
-
     def fitting(self, refuse: Callable[[ArchSpec], str | None], image: str) -> tuple[SearchSpace, str | None]:
         """This space cut down to the networks that can fit one image (`image` names it in messages).
 
@@ -205,7 +205,9 @@ class SearchSpace:
                 if name == "depth":
                     fixed["depth"] = values[0]
                     continue
-                genes[name] = replace(gene, kind="choice", choices=tuple(values), default=values[0], low=None, high=None)
+                genes[name] = replace(
+                    gene, kind="choice", choices=tuple(values), default=values[0], low=None, high=None
+                )
                 continue
             default = gene.default if gene.default in values else min(values, key=lambda v: abs(v - gene.default))
             if gene.kind == "choice":
@@ -307,7 +309,8 @@ def _cross_skip_genes(spec: Any, max_depth: int, source: str) -> dict[str, Gene]
     on = {tuple(p) for p in on}
     return {
         cross_skip_gene(i, s): Gene(cross_skip_gene(i, s), "choice", int((i, s) in on), choices=(0, 1), level=max(i, s))
-        for i in range(max_depth) for s in range(max_depth)
+        for i in range(max_depth)
+        for s in range(max_depth)
     }
 
 
@@ -339,7 +342,9 @@ def space_from_dict(data: dict[str, Any], source: str = "<space>") -> SearchSpac
     genes: dict[str, Gene] = {}
     for name, spec in data.get("genes", {}).items():
         if name not in global_genes:
-            raise DipsearchError(f"{source}: gene {name!r} is not a known global gene; known: {', '.join(global_genes)}")
+            raise DipsearchError(
+                f"{source}: gene {name!r} is not a known global gene; known: {', '.join(global_genes)}"
+            )
         genes[name] = _gene(name, spec, source)
     if "depth" in genes:
         depth_gene = genes["depth"]
@@ -369,7 +374,9 @@ def space_from_dict(data: dict[str, Any], source: str = "<space>") -> SearchSpac
         genes.update(_cross_skip_genes(data["cross_skip"], max_depth, source))
     for name, target in ties.items():
         if name not in per_level or target not in per_level:
-            raise DipsearchError(f"{source}: [ties] {name} = {target!r}: both must be per-level genes ({', '.join(per_level)})")
+            raise DipsearchError(
+                f"{source}: [ties] {name} = {target!r}: both must be per-level genes ({', '.join(per_level)})"
+            )
         if f"{name}[0]" in genes or name in genes:
             raise DipsearchError(f"{source}: [ties] {name!r} is tied to {target!r} but also declared as a gene")
     from .variants import check_variant_genes  # the variants import the engine, which needs this module's peers
@@ -431,7 +438,9 @@ def _gene(name: str, spec: Any, source: str, level: int | None = None) -> Gene:
     numbers = (int, float) if kind == "float" else (int,)
     for label, value in (("low", low), ("high", high)):
         if isinstance(value, bool) or not isinstance(value, numbers):
-            raise DipsearchError(f"{where}: '{label}' must be {'a number' if kind == 'float' else 'an integer'}, got {value!r}")
+            raise DipsearchError(
+                f"{where}: '{label}' must be {'a number' if kind == 'float' else 'an integer'}, got {value!r}"
+            )
     if low >= high:
         raise DipsearchError(f"{where}: low ({low}) must be below high ({high})")
     log = bool(spec.get("log", False))
@@ -442,7 +451,9 @@ def _gene(name: str, spec: Any, source: str, level: int | None = None) -> Gene:
         raise DipsearchError(f"{where}: step must be a positive integer, got {step!r}")
     gene = Gene(name, kind, default, low=low, high=high, log=log, step=step, level=level)
     if not gene.contains(default):
-        raise DipsearchError(f"{where}: default {default!r} is outside [{low}, {high}]" + (f" with step {step}" if kind == "int" else ""))
+        raise DipsearchError(
+            f"{where}: default {default!r} is outside [{low}, {high}]" + (f" with step {step}" if kind == "int" else "")
+        )
     return gene
 
 

@@ -51,15 +51,21 @@ def check_level(kind: str, level: float) -> float:
     if not math.isfinite(level):
         raise DipsearchError(f"{kind} noise level must be finite, got {level}")
     if kind == "gaussian" and not 0 <= level <= 255:
-        raise DipsearchError(f"gaussian noise level is sigma on the 0-255 scale and must be >= 0 and at most 255, "
-                             f"got {level:g}")
+        raise DipsearchError(
+            f"gaussian noise level is sigma on the 0-255 scale and must be >= 0 and at most 255, got {level:g}"
+        )
     if kind == "poisson" and level <= 0:
-        raise DipsearchError(f"poisson noise level is the photon scale c (x0 = Poisson(c·x)/c) and must be > 0, got {level}")
+        raise DipsearchError(
+            f"poisson noise level is the photon scale c (x0 = Poisson(c·x)/c) and must be > 0, got {level}"
+        )
     if kind == "impulse" and not 0 < level < 1:
-        raise DipsearchError(f"impulse noise level is the fraction of pixels replaced and must be in (0, 1), got {level}")
+        raise DipsearchError(
+            f"impulse noise level is the fraction of pixels replaced and must be in (0, 1), got {level}"
+        )
     if kind == "speckle" and not 0 <= level <= SPECKLE_MAX:
-        raise DipsearchError(f"speckle noise level is a relative sigma and must be >= 0 and at most {SPECKLE_MAX:g}, "
-                             f"got {level:g}")
+        raise DipsearchError(
+            f"speckle noise level is a relative sigma and must be >= 0 and at most {SPECKLE_MAX:g}, got {level:g}"
+        )
     return level
 
 
@@ -154,19 +160,31 @@ def load_mask(path: str | Path, size: tuple[int, int], crop: int | None = None) 
     which the mask gets too, so that a mask drawn for the whole image fits the cropped one.
     """
     img = load_image(path)
-    grey = img if img.shape[1] == 1 else (img * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    grey = (
+        img if img.shape[1] == 1 else (img * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    )
     h, w = grey.shape[-2:]
     if crop:
         if crop > min(h, w):
-            raise ArgumentError("{crop:{value}} is larger than the mask {path} ({w}x{h} px, width x height)",
-                                value=crop, path=path, w=w, h=h)
+            raise ArgumentError(
+                "{crop:{value}} is larger than the mask {path} ({w}x{h} px, width x height)",
+                value=crop,
+                path=path,
+                w=w,
+                h=h,
+            )
         grey = center_crop(grey, crop, crop)
         h, w = grey.shape[-2:]
     if (h, w) != tuple(size):
         raise ArgumentError(
-            "mask {path} is {w}x{h} but the image is {width}x{height} (width x height" + (", after {crop}" if crop else "")
+            "mask {path} is {w}x{h} but the image is {width}x{height} (width x height"
+            + (", after {crop}" if crop else "")
             + "); give a mask of the image's size (white = known pixels, black = missing)",
-            path=path, w=w, h=h, width=size[1], height=size[0],
+            path=path,
+            w=w,
+            h=h,
+            width=size[1],
+            height=size[0],
         )
     mask = (grey >= 0.5).float()
     _check_known(mask, f"mask {path}")
@@ -176,8 +194,10 @@ def load_mask(path: str | Path, size: tuple[int, int], crop: int | None = None) 
 def _check_known(mask: Tensor, what: str) -> None:
     # An all-missing mask leaves the loss 0/0: refuse it before any fit rather than report NaN afterwards.
     if not bool((mask > 0.5).any()):
-        raise DipsearchError(f"{what} marks no pixel as known (it is all black): there is nothing to fit; "
-                             "white marks the known pixels, black the missing ones")
+        raise DipsearchError(
+            f"{what} marks no pixel as known (it is all black): there is nothing to fit; "
+            "white marks the known pixels, black the missing ones"
+        )
 
 
 def bernoulli_mask(size: tuple[int, int], missing_ratio: float, generator: torch.Generator | None = None) -> Tensor:
@@ -264,8 +284,12 @@ class Problem:
 
         # Copy the operator so moving this problem leaves the original's operator where it was.
         return replace(
-            self, observed=self.observed.to(device), operator=copy.deepcopy(self.operator).to(device),
-            mask=mv(self.mask), clean=mv(self.clean), meta=dict(self.meta),
+            self,
+            observed=self.observed.to(device),
+            operator=copy.deepcopy(self.operator).to(device),
+            mask=mv(self.mask),
+            clean=mv(self.clean),
+            meta=dict(self.meta),
         )
 
     def with_holdout(self, fraction: float, seed: int = 0) -> tuple[Problem, HeldOut]:
@@ -294,9 +318,17 @@ def _dims(t: Tensor) -> str:
 
 
 def make_problem(
-    task: str, *, clean: Tensor | None = None, observed: Tensor | None = None, noise: str = "gaussian",
-    level: float | None = None, factor: int = 4, mask: Tensor | None = None, mask_ratio: float | None = None,
-    mask_kind: str | None = None, seed: int = 0,
+    task: str,
+    *,
+    clean: Tensor | None = None,
+    observed: Tensor | None = None,
+    noise: str = "gaussian",
+    level: float | None = None,
+    factor: int = 4,
+    mask: Tensor | None = None,
+    mask_ratio: float | None = None,
+    mask_kind: str | None = None,
+    seed: int = 0,
 ) -> Problem:
     """Build a Problem from a clean image (observation synthesised, seeded) or a given observation."""
     if task not in TASKS:
@@ -317,7 +349,9 @@ def make_problem(
     operator: nn.Module = nn.Identity()
     if task == "denoise":
         if clean is not None and observed is not None and clean.shape != observed.shape:
-            raise DipsearchError(f"clean image is {_dims(clean)} but the observation is {_dims(observed)}; they must match")
+            raise DipsearchError(
+                f"clean image is {_dims(clean)} but the observation is {_dims(observed)}; they must match"
+            )
         if synthetic:
             observed = noisy(clean)
         elif level is None:
@@ -340,7 +374,9 @@ def make_problem(
     else:
         ref = clean if synthetic else observed
         if clean is not None and observed is not None and clean.shape != observed.shape:
-            raise DipsearchError(f"clean image is {_dims(clean)} but the observation is {_dims(observed)}; they must match")
+            raise DipsearchError(
+                f"clean image is {_dims(clean)} but the observation is {_dims(observed)}; they must match"
+            )
         size = tuple(ref.shape[-2:])
         mask, meta["mask"] = _inpaint_mask(size, mask, mask_ratio, mask_kind, synthetic, seed, gen)
         _check_known(mask, f"the {meta['mask']['source']} mask")
@@ -354,8 +390,13 @@ def make_problem(
 
 
 def _inpaint_mask(
-    size: tuple[int, int], mask: Tensor | None, ratio: float | None, kind: str | None,
-    synthetic: bool, seed: int, gen: torch.Generator,
+    size: tuple[int, int],
+    mask: Tensor | None,
+    ratio: float | None,
+    kind: str | None,
+    synthetic: bool,
+    seed: int,
+    gen: torch.Generator,
 ) -> tuple[Tensor, dict[str, Any]]:
     H, W = size
     if mask is not None:
@@ -363,7 +404,9 @@ def _inpaint_mask(
             raise DipsearchError("give either a mask or a mask kind / missing ratio, not both")
         if mask.dim() < 2 or tuple(mask.shape[-2:]) != size:
             got = "x".join(map(str, mask.shape[-2:][::-1]))
-            raise DipsearchError(f"mask is {got} but the image is {W}x{H} (width x height); give a mask of the image's size")
+            raise DipsearchError(
+                f"mask is {got} but the image is {W}x{H} (width x height); give a mask of the image's size"
+            )
         if mask.numel() != H * W:
             raise DipsearchError(f"mask must have one channel, got shape {tuple(mask.shape)}; convert it to grey")
         m = (mask.reshape(1, 1, H, W) > 0.5).float()

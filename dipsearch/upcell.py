@@ -67,8 +67,7 @@ def _act(name: str) -> list[nn.Module]:
     return []
 
 
-def up_cell(primitive: str, op: str, kernel: int, act: str, pad: str, channels: int,
-            level_mode: str) -> nn.Module:
+def up_cell(primitive: str, op: str, kernel: int, act: str, pad: str, channels: int, level_mode: str) -> nn.Module:
     """The x2 upsampling of one decoder level; `level_mode` serves the per_level primitive."""
     first = _primitive(level_mode if primitive == "per_level" else primitive, channels)
     rest = _op(op, channels, kernel, pad) + _act(act)

@@ -31,8 +31,10 @@ def server_bin() -> Path:
         return Path(found).resolve().parent
     versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
     if not versions:
-        raise Unavailable("no PostgreSQL server here (initdb is neither on PATH nor under /usr/lib/postgresql/*/bin): "
-                          "install Debian's postgresql package (apt-get install postgresql), as .ci/run does")
+        raise Unavailable(
+            "no PostgreSQL server here (initdb is neither on PATH nor under /usr/lib/postgresql/*/bin): "
+            "install Debian's postgresql package (apt-get install postgresql), as .ci/run does"
+        )
     return Path(versions[-1]).parent
 
 
@@ -57,8 +59,10 @@ class Server:
             try:
                 user = pwd.getpwnam(SERVER_USER)
             except KeyError:
-                raise Unavailable(f"running as root and there is no {SERVER_USER!r} user to run PostgreSQL as (it "
-                                  "refuses to run as root; Debian's postgresql package creates the user)") from None
+                raise Unavailable(
+                    f"running as root and there is no {SERVER_USER!r} user to run PostgreSQL as (it "
+                    "refuses to run as root; Debian's postgresql package creates the user)"
+                ) from None
         root = Path(tempfile.mkdtemp(prefix="dipsearch-pg-"))
         if user is not None:
             os.chown(root, user.pw_uid, user.pw_gid)
@@ -67,8 +71,19 @@ class Server:
             server._run("initdb", "-D", str(root / "data"), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
             # fsync off: a test database need not survive a power cut, and fsyncs dominate on a busy disk.
             options = f"-p {server.port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
-            server._run("pg_ctl", "-D", str(root / "data"), "-l", str(root / "server.log"), "-w", "-t", "60",
-                        "-o", options, "start")
+            server._run(
+                "pg_ctl",
+                "-D",
+                str(root / "data"),
+                "-l",
+                str(root / "server.log"),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                options,
+                "start",
+            )
             server._run("createdb", "-h", str(root), "-p", str(server.port), "-U", "postgres", "dipsearch")
         except Unavailable:
             server.stop()
@@ -80,8 +95,15 @@ class Server:
 
     def _run(self, program: str, *args: str) -> None:
         kwargs = {"user": self.user.pw_uid, "group": self.user.pw_gid, "extra_groups": []} if self.user else {}
-        done = subprocess.run([str(self.bin / program), *args], cwd=self.root, capture_output=True, text=True,
-                              timeout=120, check=False, **kwargs)
+        done = subprocess.run(
+            [str(self.bin / program), *args],
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            **kwargs,
+        )
         if done.returncode != 0:
             log = self.root / "server.log"
             tail = log.read_text(errors="replace")[-1500:] if log.is_file() else ""

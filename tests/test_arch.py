@@ -31,17 +31,43 @@ def _types(module):
 
 
 def test_one_level_has_the_reference_layer_order():
-    spec = ArchSpec(n_down=[8, 16], n_up=[8, 16], n_skip=[4, 0], k_down=[3, 3], k_up=[3, 3], k_skip=[1, 1],
-                    upsample=["bilinear", "nearest"])
+    spec = ArchSpec(
+        n_down=[8, 16],
+        n_up=[8, 16],
+        n_skip=[4, 0],
+        k_down=[3, 3],
+        k_up=[3, 3],
+        k_skip=[1, 1],
+        upsample=["bilinear", "nearest"],
+    )
     net = build_net(spec, 3)
     level0 = net[0]
-    assert _types(level0) == ["Concat", "BatchNorm2d", "ReflectionPad2d", "Conv2d", "BatchNorm2d", "LeakyReLU",
-                              "Conv2d", "BatchNorm2d", "LeakyReLU"]
+    assert _types(level0) == [
+        "Concat",
+        "BatchNorm2d",
+        "ReflectionPad2d",
+        "Conv2d",
+        "BatchNorm2d",
+        "LeakyReLU",
+        "Conv2d",
+        "BatchNorm2d",
+        "LeakyReLU",
+    ]
     concat = level0[0]
     assert isinstance(concat, Concat)
     assert _types(concat.skip) == ["Conv2d", "BatchNorm2d", "LeakyReLU"]  # 1x1 skip conv needs no padding
-    assert _types(concat.deeper) == ["ReflectionPad2d", "Conv2d", "BatchNorm2d", "LeakyReLU",
-                                     "ReflectionPad2d", "Conv2d", "BatchNorm2d", "LeakyReLU", "Sequential", "Upsample"]
+    assert _types(concat.deeper) == [
+        "ReflectionPad2d",
+        "Conv2d",
+        "BatchNorm2d",
+        "LeakyReLU",
+        "ReflectionPad2d",
+        "Conv2d",
+        "BatchNorm2d",
+        "LeakyReLU",
+        "Sequential",
+        "Upsample",
+    ]
     assert concat.deeper[1].stride == (2, 2) and concat.deeper[5].stride == (1, 1)
     assert level0[1].num_features == 4 + 16  # skip channels + n_up of the next level
     level1 = concat.deeper[8]
@@ -55,9 +81,19 @@ def test_one_level_has_the_reference_layer_order():
 @pytest.mark.parametrize("downsample", ["stride", "avg", "max"])
 @pytest.mark.parametrize("activation", ["leaky_relu", "swish", "elu", "none"])
 def test_variants_keep_the_image_size(downsample, activation):
-    spec = ArchSpec(n_down=[4, 4, 4], n_up=[4, 4, 4], n_skip=[2, 0, 2], k_down=[3, 5, 1], k_up=[1, 3, 5],
-                    k_skip=[3, 1, 1], upsample=["bicubic", "nearest", "bilinear"], downsample=downsample,
-                    activation=activation, pad="zero", need1x1_up=False)
+    spec = ArchSpec(
+        n_down=[4, 4, 4],
+        n_up=[4, 4, 4],
+        n_skip=[2, 0, 2],
+        k_down=[3, 5, 1],
+        k_up=[1, 3, 5],
+        k_skip=[3, 1, 1],
+        upsample=["bicubic", "nearest", "bilinear"],
+        downsample=downsample,
+        activation=activation,
+        pad="zero",
+        need1x1_up=False,
+    )
     out = build_net(spec, 1)(torch.rand(1, 3, 32, 24))
     assert out.shape == (1, 1, 32, 24)
     assert 0 <= out.min() and out.max() <= 1
@@ -84,8 +120,16 @@ def test_bad_arch_values_are_named(changes, message):
 
 
 def test_arch_round_trips_through_toml_and_json(tmp_path):
-    spec = ArchSpec(n_down=[16, 32, 64], n_up=[16, 16, 64], n_skip=[0, 4, 8], k_down=[3, 5, 3], k_up=[3, 3, 1],
-                    k_skip=[1, 1, 3], upsample=["nearest", "bilinear", "bicubic"], activation="swish")
+    spec = ArchSpec(
+        n_down=[16, 32, 64],
+        n_up=[16, 16, 64],
+        n_skip=[0, 4, 8],
+        k_down=[3, 5, 3],
+        k_up=[3, 3, 1],
+        k_skip=[1, 1, 3],
+        upsample=["nearest", "bilinear", "bicubic"],
+        activation="swish",
+    )
     toml_file = tmp_path / "arch.toml"
     toml_file.write_text(spec.to_toml())
     assert ArchSpec.load(toml_file) == spec

@@ -5,6 +5,7 @@ import sys
 
 import pytest
 import torch
+from conftest import synthetic_image
 
 from dipsearch.choosers import get_chooser
 from dipsearch.cli import argument_flags, build_parser, main
@@ -24,8 +25,6 @@ from dipsearch.stopping import Sure
 from dipsearch.stopping.bench import FitJob, run_job
 from dipsearch.tasks import load_mask, make_problem
 from dipsearch.variants import VariantSettings
-
-from conftest import synthetic_image
 
 
 def _message(call, *args, **kwargs) -> str:
@@ -57,31 +56,37 @@ def test_executors_without_the_dask_extra(monkeypatch, capsys):
 
 def test_fit_device(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert _message(resolve_device, "cuda:1") == ("device 'cuda:1' asked for, but this torch build sees no CUDA GPU; "
-                                                  "use device=cpu")
+    assert _message(resolve_device, "cuda:1") == (
+        "device 'cuda:1' asked for, but this torch build sees no CUDA GPU; use device=cpu"
+    )
 
 
 def test_fitness():
     observed = make_problem("denoise", observed=synthetic_image())
-    assert _message(make_fitness, "psnr", observed) == ("fitness 'psnr' needs ground truth: give clean=PATH, or use "
-                                                        "the ground-truth-free 'holdout'")
+    assert _message(make_fitness, "psnr", observed) == (
+        "fitness 'psnr' needs ground truth: give clean=PATH, or use the ground-truth-free 'holdout'"
+    )
     poisson = make_problem("denoise", clean=synthetic_image(), noise="poisson")
-    assert _message(make_fitness, "sure", poisson) == ("fitness 'sure' needs Gaussian noise of known sigma "
-                                                       "(noise=gaussian level=S)")
+    assert _message(make_fitness, "sure", poisson) == (
+        "fitness 'sure' needs Gaussian noise of known sigma (noise=gaussian level=S)"
+    )
 
 
 def test_engine():
     assert _message(check_fast_settings, FitConfig(compile=True), torch.device("cpu")) == (
-        "compile needs a CUDA GPU (torch.compile of the fit is only supported there); this fit runs on cpu")
+        "compile needs a CUDA GPU (torch.compile of the fit is only supported there); this fit runs on cpu"
+    )
     assert _message(check_fast_settings, FitConfig(precision="bf16"), torch.device("meta")) == (
-        "precision=bf16 is supported on cuda and cpu, not on meta; use fp32")
+        "precision=bf16 is supported on cuda and cpu, not on meta; use fp32"
+    )
 
 
 def test_variants():
     settings = VariantSettings(variant="sgld", burn_in=20000, sample_every=50)
     assert _message(settings.check, FitConfig(iters=100)) == (
         "SGLD burn-in of 20000 steps leaves no posterior sample in a run of 100 iterations (one every 50 steps after "
-        "the burn-in); lower burn_in or raise iters")
+        "the burn-in); lower burn_in or raise iters"
+    )
 
 
 def test_choosers_and_restore():
@@ -91,18 +96,21 @@ def test_choosers_and_restore():
     assert _message(RestoreSettings(budget="cpu", search_iters=0).check) == "search_iters must be >= 1, got 0"
     assert _message(RestoreSettings(budget="cpu", ensemble=0).check) == "ensemble must be >= 1, got 0"
     assert _message(RestoreSettings(budget="cpu", pop=2, gens=1, ensemble=5).check) == (
-        "ensemble=5 is larger than the 4 candidate(s) search=ga can produce with this budget; use ensemble <= 4")
+        "ensemble=5 is larger than the 4 candidate(s) search=ga can produce with this budget; use ensemble <= 4"
+    )
 
 
 def test_reproduce(tmp_path):
     assert _message(ReproduceSettings([], [], size="big").crop) == "size takes 'full' or a crop side in px, got 'big'"
     assert _message(ReproduceSettings([], [], size="32").crop) == (
-        "size must be at least 64 px (the seed network has 5 levels), got 32")
+        "size must be at least 64 px (the seed network has 5 levels), got 32"
+    )
     assert _message(check, ReproduceSettings(["denoise"], ["dip"], images=0)) == "images must be >= 1, got 0"
     assert _message(check, ReproduceSettings(["denoise"], ["dip"], iters=0)) == "iters must be >= 1, got 0"
     assert _message(images_of, tmp_path, ROWS["denoise"], None) == (
         f"row denoise needs the classic-9 images as PNG files in {tmp_path / 'classic9'}/, and there are none; "
-        "give data=DIR with classic9/ in it")
+        "give data=DIR with classic9/ in it"
+    )
 
 
 def test_preselect_seeding(tmp_path):
@@ -113,17 +121,20 @@ def test_preselect_seeding(tmp_path):
     pattern = str(tmp_path / "nowhere-*")
     assert _message(archive_winners, [pattern], space) == f"seed_from {pattern!r} matches no folder"
     assert _message(archive_winners, [str(tmp_path / "gone")], space) == (
-        f"seed_from={tmp_path / 'gone'}: no such run folder")
+        f"seed_from={tmp_path / 'gone'}: no such run folder"
+    )
     assert _message(archive_winners, [str(tmp_path)], space) == (
         f"seed_from={tmp_path}: the folder has no winner (no best_arch.toml); give the folders of finished searches "
-        "or pre-selections")
+        "or pre-selections"
+    )
 
 
 def test_preselect_pipeline():
     assert _message(PreselectConfig(candidates=0).check) == "candidates must be >= 1, got 0"
     assert _message(PreselectConfig(keep=0).check) == "keep must be >= 1, got 0"
     assert _message(PreselectConfig(candidates=3, keep=5).check) == (
-        "keep=5 is larger than candidates=3: keep at most as many candidates as are scored")
+        "keep=5 is larger than candidates=3: keep at most as many candidates as are scored"
+    )
     assert _message(PreselectConfig(fit_iters=-1).check) == "fit_iters must be >= 0, got -1"
 
 
@@ -133,28 +144,40 @@ def test_stopping_bench_and_detector(tmp_path, image_file):
     assert _message(run_job, job) == f"crop=64 is larger than {image} (32x32 px)"
     unknown_sigma = make_problem("denoise", observed=synthetic_image())
     assert _message(Sure().check, unknown_sigma) == (
-        "sure: the Gaussian noise sigma is unknown; give level=S (0-255 scale) or sure_sigma=estimate")
+        "sure: the Gaussian noise sigma is unknown; give level=S (0-255 scale) or sure_sigma=estimate"
+    )
 
 
 def test_tasks_mask(tmp_path):
     mask = tmp_path / "mask.png"
     save_image(torch.ones(1, 1, 40, 48), mask)
     assert _message(load_mask, mask, (40, 40), crop=44) == (
-        f"crop=44 is larger than the mask {mask} (48x40 px, width x height)")
+        f"crop=44 is larger than the mask {mask} (48x40 px, width x height)"
+    )
     assert _message(load_mask, mask, (30, 30), crop=32) == (
         f"mask {mask} is 32x32 but the image is 30x30 (width x height, after crop); give a mask of the image's size "
-        "(white = known pixels, black = missing)")
+        "(white = known pixels, black = missing)"
+    )
 
 
-@pytest.mark.parametrize("argv, flags", [
-    (["fit", "--demo"], {"level": "--sigma", "sigma": None, "sure_sigma": "--sure-sigma", "spec": "--arch",
-                         "init": "--init"}),
-    (["search", "ga", "--demo"], {"level": "--sigma", "sigma": "--mut-step", "sure_sigma": "--sure-sigma",
-                                  "keep": "--preselect-keep"}),
-    (["search", "bayes", "--demo"], {"level": "--sigma", "sigma": None, "sure_sigma": None,
-                                     "keep": "--preselect-keep"}),
-    (["preselect", "--demo"], {"level": "--sigma", "sigma": None, "keep": "--keep", "fit_iters": "--fit-iters"}),
-])
+@pytest.mark.parametrize(
+    "argv, flags",
+    [
+        (
+            ["fit", "--demo"],
+            {"level": "--sigma", "sigma": None, "sure_sigma": "--sure-sigma", "spec": "--arch", "init": "--init"},
+        ),
+        (
+            ["search", "ga", "--demo"],
+            {"level": "--sigma", "sigma": "--mut-step", "sure_sigma": "--sure-sigma", "keep": "--preselect-keep"},
+        ),
+        (
+            ["search", "bayes", "--demo"],
+            {"level": "--sigma", "sigma": None, "sure_sigma": None, "keep": "--preselect-keep"},
+        ),
+        (["preselect", "--demo"], {"level": "--sigma", "sigma": None, "keep": "--keep", "fit_iters": "--fit-iters"}),
+    ],
+)
 def test_each_command_maps_the_arguments_named_unlike_its_flags(argv, flags):
     parser = build_parser()
     mapped = argument_flags(parser, parser.parse_args(argv))
@@ -174,11 +197,29 @@ def test_cli_renders_the_library_messages_with_flags(tmp_path, image_file, capsy
     observed = str(image_file("o.png", 64, 64))
     assert main(["fit", observed, "--stop", "sure", "--iters", "2", "--device", "cpu", "--out", str(tmp_path)]) == 2
     assert capsys.readouterr().err.strip() == (
-        "error: sure: the Gaussian noise sigma is unknown; give --sigma S (0-255 scale) or --sure-sigma estimate")
-    assert main(["search", "ga", "--clean", observed, "--fitness", "sure", "--noise", "poisson", "--out",
-                 str(tmp_path), "--no-progress"]) == 2
+        "error: sure: the Gaussian noise sigma is unknown; give --sigma S (0-255 scale) or --sure-sigma estimate"
+    )
+    assert (
+        main(
+            [
+                "search",
+                "ga",
+                "--clean",
+                observed,
+                "--fitness",
+                "sure",
+                "--noise",
+                "poisson",
+                "--out",
+                str(tmp_path),
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     assert capsys.readouterr().err.strip() == (
-        "error: fitness 'sure' needs Gaussian noise of known sigma (--noise gaussian --sigma S)")
+        "error: fitness 'sure' needs Gaussian noise of known sigma (--noise gaussian --sigma S)"
+    )
     assert not any(tmp_path.rglob("config.toml"))  # refused before any run folder was made
 
 

@@ -10,11 +10,10 @@ from dipsearch.baselines import BASELINES, get_baseline, run_baseline
 from dipsearch.baselines.common import noise_sigma
 from dipsearch.cli import main
 from dipsearch.cli.problem_args import demo_image_path
-from dipsearch.imageio import center_crop, load_image
 from dipsearch.errors import DipsearchError
+from dipsearch.imageio import center_crop, load_image
 from dipsearch.metrics import psnr
 from dipsearch.tasks import make_problem
-
 
 PROBLEMS = {
     "denoise": dict(noise="gaussian", level=25),
@@ -70,24 +69,38 @@ def test_unknown_name_and_wrong_task():
 
 def test_missing_package_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "bm3d", None)  # import bm3d now raises ImportError
-    with pytest.raises(DipsearchError, match=r"needs the optional package 'bm3d'.*pip install 'dipsearch\[baselines\]'"):
+    with pytest.raises(
+        DipsearchError, match=r"needs the optional package 'bm3d'.*pip install 'dipsearch\[baselines\]'"
+    ):
         run_baseline("cbm3d", _problem("denoise"))
 
 
 def test_cli_writes_a_run_folder(image_file, tmp_path, capsys):
     clean = image_file(h=48, w=48)
-    assert main(["baseline", "lanczos", "--task", "sr", "--factor", "4", "--clean", str(clean), "--out", str(tmp_path)]) == 0
+    assert (
+        main(["baseline", "lanczos", "--task", "sr", "--factor", "4", "--clean", str(clean), "--out", str(tmp_path)])
+        == 0
+    )
     (run,) = (tmp_path / "baseline").iterdir()
-    assert sorted(p.name for p in run.iterdir()) == ["clean.png", "config.toml", "observed.png", "output.png",
-                                                     "summary.json", "versions.json"]
+    assert sorted(p.name for p in run.iterdir()) == [
+        "clean.png",
+        "config.toml",
+        "observed.png",
+        "output.png",
+        "summary.json",
+        "versions.json",
+    ]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["method"] == "lanczos" and summary["psnr"] > summary["psnr_observed"]
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["baseline", "median", "--demo"], "error: unknown baseline 'median'; choose one of"),
-    (["baseline", "biharmonic", "--demo"], "error: baseline biharmonic solves inpaint, not denoise"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["baseline", "median", "--demo"], "error: unknown baseline 'median'; choose one of"),
+        (["baseline", "biharmonic", "--demo"], "error: baseline biharmonic solves inpaint, not denoise"),
+    ],
+)
 def test_cli_bad_input(argv, message, tmp_path, capsys):
     assert main(argv + ["--out", str(tmp_path)]) == 2
     assert message in capsys.readouterr().err

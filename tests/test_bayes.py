@@ -15,12 +15,12 @@ import pytest
 from optuna.trial import TrialState
 
 from dipsearch import DipsearchError, make_problem
-from dipsearch.search.recipe import ProblemRecipe
-from dipsearch.search.setup import SearchSetup
-from dipsearch.search.spec import SearchSpec
 from dipsearch.evaluate import Evaluation
 from dipsearch.search.optuna_space import genome_from_params, space_to_dict, suggest_genome
+from dipsearch.search.recipe import ProblemRecipe
 from dipsearch.search.samplers import SAMPLERS, TrialReporter, pruner_spec, sampler_spec
+from dipsearch.search.setup import SearchSetup
+from dipsearch.search.spec import SearchSpec
 from dipsearch.search.storage import HEARTBEAT, OWNER, STALE, StorageSpec, fail_stale_trials, open_storage
 from dipsearch.search.study import RESULT, BayesSettings, StudyRunner, StudyStatus, open_study, specs
 from dipsearch.space import find_space, load_space, space_from_dict
@@ -92,8 +92,19 @@ class FakeExecutor(Executor):
                     iters, pruned = step, True
                     break
         future = Future()
-        future.set_result(Evaluation(index=candidate.index, key=candidate.key, genome=candidate.genome, fitness=value,
-                                     psnr=value + 1, params=100, iters_run=iters, seconds=0.01, pruned=pruned))
+        future.set_result(
+            Evaluation(
+                index=candidate.index,
+                key=candidate.key,
+                genome=candidate.genome,
+                fitness=value,
+                psnr=value + 1,
+                params=100,
+                iters_run=iters,
+                seconds=0.01,
+                pruned=pruned,
+            )
+        )
         return future
 
 
@@ -104,8 +115,9 @@ def run_study(tmp_path, space, trials=8, sampler="tpe", pruner="none", seed=0, n
     storage = StorageSpec.parse(str(tmp_path / f"{name}.journal"))
     study = open_study(storage, name, sampler_s.build(), pruner_s.build(), create=True)
     executor = executor or FakeExecutor()
-    runner = StudyRunner(study, storage, setup.candidate, space, pruner_s, every, trials, 20, executor,
-                         max_iters=settings.max_iters)
+    runner = StudyRunner(
+        study, storage, setup.candidate, space, pruner_s, every, trials, 20, executor, max_iters=settings.max_iters
+    )
     runner.run()
     return study, executor
 
@@ -133,7 +145,10 @@ def test_suggestions_are_conditional_on_depth_and_genomes_stay_complete(tmp_path
 
 
 def test_int_genes_keep_step_and_log_and_fit_genes_make_a_hyperparameter_study(tmp_path):
-    space = tiny_space(tmp_path, TINY + """
+    space = tiny_space(
+        tmp_path,
+        TINY
+        + """
 [genes.iters]
 kind = "int"
 low = 20
@@ -147,7 +162,8 @@ high = 32
 log = true
 step = 2
 default = 4
-""")
+""",
+    )
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     for _ in range(20):
         genome = suggest_genome(study.ask(), space)
@@ -266,7 +282,10 @@ def test_bad_storage_urls_are_clear_errors(tmp_path):
         open_storage(StorageSpec.parse(str(tmp_path / "nowhere" / "s.journal")))
     spec = StorageSpec.parse("postgresql://me:secret@db.example/optuna")
     assert spec.kind == "rdb" and "secret" not in spec.display
-    assert StorageSpec.parse(str(tmp_path / "a.journal")).dashboard_command() == f"optuna-dashboard {tmp_path / 'a.journal'}"
+    assert (
+        StorageSpec.parse(str(tmp_path / "a.journal")).dashboard_command()
+        == f"optuna-dashboard {tmp_path / 'a.journal'}"
+    )
 
 
 def test_running_trials_of_dead_or_silent_owners_are_failed_and_live_ones_kept(tmp_path):

@@ -13,12 +13,11 @@ import optuna
 import pytest
 import torch
 from optuna.trial import TrialState
+from test_bayes import TINY
 
 from dipsearch.cli import main
 from dipsearch.search.storage import OWNER, STALE, StorageSpec, open_storage
 from dipsearch.search.study import RESULT, StudyStatus
-
-from test_bayes import TINY
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -36,8 +35,17 @@ def one_thread():
 def problem(tmp_path, image_file):
     space = tmp_path / "tiny.toml"
     space.write_text(TINY)
-    return ["--clean", str(image_file("clean.png", 32, 32)), "--space", str(space), "--device", "cpu", "--no-progress",
-            "--final-iters", "120"]
+    return [
+        "--clean",
+        str(image_file("clean.png", 32, 32)),
+        "--space",
+        str(space),
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--final-iters",
+        "120",
+    ]
 
 
 def _runs(out: Path) -> list[Path]:
@@ -56,19 +64,51 @@ def _study(journal: Path, name: str) -> optuna.Study:
 
 def _cli(*args: str, cwd: Path) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    return subprocess.Popen([sys.executable, "-m", "dipsearch.cli", *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "dipsearch.cli", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def test_search_bayes_writes_its_run_folder_and_best_arch_fits(tmp_path, problem, capsys):
     out = tmp_path / "runs"
-    code = main(["search", "bayes", *problem, "--trials", "5", "--iters", "20", "--pruner", "median",
-                 "--report-every", "5", "--out", str(out), "--with-default"])
+    code = main(
+        [
+            "search",
+            "bayes",
+            *problem,
+            "--trials",
+            "5",
+            "--iters",
+            "20",
+            "--pruner",
+            "median",
+            "--report-every",
+            "5",
+            "--out",
+            str(out),
+            "--with-default",
+        ]
+    )
     assert code == 0
     (run,) = _runs(out)
     names = {p.name for p in run.iterdir()}
-    assert {"config.toml", "versions.json", "evaluations.jsonl", "best_arch.toml", "best_output.png", "summary.json",
-            "study.journal", "history.png", "importances.png", "fit_curves.png"} <= names
+    assert {
+        "config.toml",
+        "versions.json",
+        "evaluations.jsonl",
+        "best_arch.toml",
+        "best_output.png",
+        "summary.json",
+        "study.journal",
+        "history.png",
+        "importances.png",
+        "fit_curves.png",
+    } <= names
     assert not [n for n in names if n.endswith(".tmp")]
     rows = _rows(run)
     assert [r["trial"] for r in rows] == [0, 1, 2, 3, 4]
@@ -86,21 +126,43 @@ def test_search_bayes_writes_its_run_folder_and_best_arch_fits(tmp_path, problem
     (choice,) = [f for f in summary["final"] if f["index"] == summary["final_choice"]]
     assert choice["default"] or (choice["z_vs_default"] >= 1.64 and choice["score"] > summary["final_default_score"])
     config = tomllib.loads((run / "config.toml").read_text())
-    assert config["bayes"]["sampler"] == {"name": "tpe", "seed": 0, "n_startup_trials": 3, "multivariate": True,
-                                          "group": True, "constant_liar": True}
+    assert config["bayes"]["sampler"] == {
+        "name": "tpe",
+        "seed": 0,
+        "n_startup_trials": 3,
+        "multivariate": True,
+        "group": True,
+        "constant_liar": True,
+    }
     assert config["bayes"]["pruner"]["name"] == "median"
     printed = capsys.readouterr().out
     assert f"optuna-dashboard {run / 'study.journal'}" in printed.replace("\n", "")
     arch = run / "best_arch.toml"
-    assert main(["fit", problem[0], problem[1], "--arch", str(arch), "--iters", "3", "--out", str(out), "--no-progress"]) == 0
+    assert (
+        main(["fit", problem[0], problem[1], "--arch", str(arch), "--iters", "3", "--out", str(out), "--no-progress"])
+        == 0
+    )
     fit_config = tomllib.loads(next((out / "fit").glob("*/config.toml")).read_text())
     assert fit_config["arch"] == tomllib.loads(arch.read_text())["arch"]
 
 
 def test_rerun_on_the_same_storage_continues_the_study_with_pool_workers(tmp_path, problem):
     out, journal = tmp_path / "runs", tmp_path / "shared.journal"
-    common = [*problem, "--iters", "20", "--out", str(out), "--storage", str(journal), "--study", "cont",
-              "--pruner", "median", "--report-every", "4"]
+    common = [
+        *problem,
+        "--iters",
+        "20",
+        "--out",
+        str(out),
+        "--storage",
+        str(journal),
+        "--study",
+        "cont",
+        "--pruner",
+        "median",
+        "--report-every",
+        "4",
+    ]
     assert main(["search", "bayes", *common, "--trials", "3"]) == 0
     # Same storage and study: continued (same run folder), now two trials at a time in a process pool whose
     # workers report to the pruner through the journal.
@@ -118,10 +180,32 @@ def test_rerun_on_the_same_storage_continues_the_study_with_pool_workers(tmp_pat
 
 def test_two_worker_processes_complete_a_study_without_lost_or_duplicated_trials(tmp_path, problem):
     out, journal = tmp_path / "runs", tmp_path / "two.journal"
-    assert main(["search", "bayes", *problem, "--iters", "30", "--trials", "0", "--out", str(out), "--storage",
-                 str(journal), "--study", "two", "--pruner", "none"]) == 0
-    workers = [_cli("worker", "--storage", str(journal), "--study", "two", "--trials", "8", "--no-progress", cwd=tmp_path)
-               for _ in range(2)]
+    assert (
+        main(
+            [
+                "search",
+                "bayes",
+                *problem,
+                "--iters",
+                "30",
+                "--trials",
+                "0",
+                "--out",
+                str(out),
+                "--storage",
+                str(journal),
+                "--study",
+                "two",
+                "--pruner",
+                "none",
+            ]
+        )
+        == 0
+    )
+    workers = [
+        _cli("worker", "--storage", str(journal), "--study", "two", "--trials", "8", "--no-progress", cwd=tmp_path)
+        for _ in range(2)
+    ]
     for proc in workers:
         output, _ = proc.communicate(timeout=240)
         assert proc.returncode == 0, output
@@ -141,8 +225,20 @@ def test_two_worker_processes_complete_a_study_without_lost_or_duplicated_trials
 
 def test_killed_driver_restarted_continues_and_fails_its_stale_trial(tmp_path, problem):
     out = tmp_path / "runs"
-    driver = _cli("search", "bayes", *problem, "--iters", "150", "--trials", "3", "--pruner", "none", "--out", str(out),
-                  cwd=tmp_path)
+    driver = _cli(
+        "search",
+        "bayes",
+        *problem,
+        "--iters",
+        "150",
+        "--trials",
+        "3",
+        "--pruner",
+        "none",
+        "--out",
+        str(out),
+        cwd=tmp_path,
+    )
     deadline, killed = time.time() + 180, None
     while time.time() < deadline and killed is None:
         time.sleep(0.2)
@@ -167,12 +263,18 @@ def test_killed_driver_restarted_continues_and_fails_its_stale_trial(tmp_path, p
     assert json.loads((run / "summary.json").read_text())["stale"] == 1
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--sampler", "bogus"], "unknown sampler 'bogus'"),
-    (["--pruner", "never"], "unknown pruner 'never'"),
-    (["--storage", "sqlite:////nonexistent-dir/x.db"], "cannot open the Optuna storage sqlite:////nonexistent-dir/x.db"),
-    (["--storage", "nosuchdb://host/x"], "cannot open the Optuna storage nosuchdb://host/x"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--sampler", "bogus"], "unknown sampler 'bogus'"),
+        (["--pruner", "never"], "unknown pruner 'never'"),
+        (
+            ["--storage", "sqlite:////nonexistent-dir/x.db"],
+            "cannot open the Optuna storage sqlite:////nonexistent-dir/x.db",
+        ),
+        (["--storage", "nosuchdb://host/x"], "cannot open the Optuna storage nosuchdb://host/x"),
+    ],
+)
 def test_bad_search_flags_exit_2_with_a_message_and_leave_no_run(tmp_path, problem, capsys, flags, message):
     out = tmp_path / "runs"
     assert main(["search", "bayes", *problem, "--trials", "1", "--iters", "5", "--out", str(out), *flags]) == 2
@@ -200,9 +302,31 @@ def test_worker_on_a_missing_study_or_storage_exits_2(tmp_path, capsys):
 def test_dask_executor_runs_trials_and_pruning_reports(tmp_path, problem):
     distributed = pytest.importorskip("distributed")
     out = tmp_path / "runs"
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
-        assert main(["search", "bayes", *problem, "--trials", "3", "--iters", "12", "--pruner", "median",
-                     "--report-every", "4", "--out", str(out), "--dask", cluster.scheduler_address]) == 0
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+    ) as cluster:
+        assert (
+            main(
+                [
+                    "search",
+                    "bayes",
+                    *problem,
+                    "--trials",
+                    "3",
+                    "--iters",
+                    "12",
+                    "--pruner",
+                    "median",
+                    "--report-every",
+                    "4",
+                    "--out",
+                    str(out),
+                    "--dask",
+                    cluster.scheduler_address,
+                ]
+            )
+            == 0
+        )
     (run,) = _runs(out)
     study = _study(run / "study.journal", "bayes-tiny")
     assert StudyStatus.of(study).counted == 3

@@ -7,13 +7,12 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from conftest import synthetic_image
 from PIL import Image
 
 from dipsearch import DipsearchError
 from dipsearch.cli import build_parser, main
 from dipsearch.imageio import save_image
-
-from conftest import synthetic_image
 
 
 def _folders(out: Path) -> list[Path]:
@@ -48,9 +47,34 @@ def clean(image_file):
 def test_search_restricts_the_space_to_networks_that_fit_the_image(tmp_path, image_file, capsys):
     clean = image_file("small.png", 32, 32)
     out = tmp_path / "runs"
-    assert main(["search", "ga", "--clean", str(clean), "--space", "default", "--pop", "2", "--gens", "1",
-                 "--iters", "3", "--final-iters", "120", "--sigma", "30", "--seed", "4", "--no-progress",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "search",
+                "ga",
+                "--clean",
+                str(clean),
+                "--space",
+                "default",
+                "--pop",
+                "2",
+                "--gens",
+                "1",
+                "--iters",
+                "3",
+                "--final-iters",
+                "120",
+                "--sigma",
+                "30",
+                "--seed",
+                "4",
+                "--no-progress",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "space 'default' restricted to the networks that fit the 32x32 image: depth {3, 4} (of 3-6)" in text
     (run,) = (out / "search").glob("*_ga")
@@ -99,9 +123,13 @@ def test_a_worker_rebuilds_the_same_cut_space(image_file):
     args = build_parser().parse_args(_search("bayes", "--clean", image_file("small.png", 32, 32), "--space", "wide"))
     setup = search_setup(args)
     assert setup.space.genes["k_down[3]"].choices == (1, 3) and setup.space.genes["k_down[2]"].choices == (1, 3, 5)
-    recipe = {"problem": recipe_from_args(args).resolved().to_dict(), "problem_fingerprint": problem_fingerprint(setup.problem),
-              "space": space_to_dict(setup.space), "space_source": setup.space.source,
-              "search": {"iters": 2, "seed": 0, "fitness": "holdout", "eval_scale": 1.0}}
+    recipe = {
+        "problem": recipe_from_args(args).resolved().to_dict(),
+        "problem_fingerprint": problem_fingerprint(setup.problem),
+        "space": space_to_dict(setup.space),
+        "space_source": setup.space.source,
+        "search": {"iters": 2, "seed": 0, "fitness": "holdout", "eval_scale": 1.0},
+    }
     rebuilt = setup_from_recipe(recipe, "s", "cpu").space
     assert rebuilt.genes == setup.space.genes and rebuilt.fixed == setup.space.fixed
 
@@ -119,15 +147,19 @@ def test_search_where_one_network_is_left(tmp_path, image_file, capsys):
     space = tmp_path / "depths.toml"
     space.write_text('[genes.depth]\nkind = "int"\nlow = 3\nhigh = 5\ndefault = 4\n')
     message = _error(tmp_path, capsys, _search("ga", "--clean", image_file("small.png", 16, 16), "--space", space))
-    assert "space 'depths' restricted to the networks that fit the 16x16 image: depth {3} (of 3-5); that leaves a " \
-           "single network and nothing to search" in message
+    assert (
+        "space 'depths' restricted to the networks that fit the 16x16 image: depth {3} (of 3-5); that leaves a "
+        "single network and nothing to search" in message
+    )
 
 
 def test_eval_scale_counts_in_what_fits(tmp_path, image_file, capsys):
     clean = image_file("small.png", 32, 32)
     message = _error(tmp_path, capsys, _search("ga", "--clean", clean, "--space", "demo", "--eval-scale", "1/4"))
-    assert "no network of space 'demo' fits the 8x8 image the candidates see (the 32x32 image at --eval-scale " \
-           "0.25); its smallest, of depth 3, is refused" in message
+    assert (
+        "no network of space 'demo' fits the 8x8 image the candidates see (the 32x32 image at --eval-scale "
+        "0.25); its smallest, of depth 3, is refused" in message
+    )
 
 
 def _failing_fits(monkeypatch):
@@ -145,8 +177,10 @@ def test_ga_search_whose_every_evaluation_failed_exits_non_zero(tmp_path, clean,
     assert main(_search("ga", "--clean", clean, "--space", "demo", "--pop", 2, "--gens", 1, "--out", out)) == 2
     captured = capsys.readouterr()
     assert "refit the winner" not in captured.out and "best architectures" not in captured.out
-    assert "the search has no winner: of its 4 evaluations 4 failed (4 with: RuntimeError: out of memory on the " \
-           "test device)" in " ".join(captured.err.split())
+    assert (
+        "the search has no winner: of its 4 evaluations 4 failed (4 with: RuntimeError: out of memory on the "
+        "test device)" in " ".join(captured.err.split())
+    )
     (run,) = (out / "search").glob("*_ga")
     summary = json.loads((run / "summary.json").read_text())
     assert summary["best_genome"] is None and summary["best_fitness"] is None and summary["failed"] == 4
@@ -211,8 +245,11 @@ def test_crop_crops_the_mask_too(tmp_path, image_file, capsys):
     assert config["problem"]["image_shape"] == [3, 64, 64] and config["problem"]["crop"] == 64
     from dipsearch.cli.search_cmd import search_setup
 
-    args = build_parser().parse_args(_search("ga", "--task", "inpaint", "--clean", str(clean), "--mask", str(mask),
-                                             "--crop", "40", "--space", "demo"))
+    args = build_parser().parse_args(
+        _search(
+            "ga", "--task", "inpaint", "--clean", str(clean), "--mask", str(mask), "--crop", "40", "--space", "demo"
+        )
+    )
     setup = search_setup(args)
     assert setup.problem.mask.shape[-2:] == (40, 40) and setup.problem.observed.shape[-2:] == (40, 40)
 
@@ -251,17 +288,29 @@ def test_sizes_are_printed_width_first(tmp_path, image_file, capsys):
 # ---------------------------------------------------------------- 5./7. numbers out of range
 
 
-@pytest.mark.parametrize("argv, message", [
-    (_fit("--demo", "--seed", "99999999999999999999"), "--seed must be between 0 and 4294967295 (2^32 - 1), got 99999999999999999999"),
-    (_search("bayes", "--demo", "--seed", "-1"), "--seed must be between 0 and 4294967295 (2^32 - 1), got -1"),
-    (_search("ga", "--demo", "--seed", "-1"), "--seed must be between 0 and 4294967295"),
-    (_fit("--demo", "--lr", "inf"), "--lr must be a finite number > 0, got inf"),
-    (_fit("--demo", "--lr", "0"), "--lr must be a finite number > 0, got 0.0"),
-    (_fit("--demo", "--reg-noise", "nan"), "--reg-noise must be a finite number >= 0, got nan"),
-    (_fit("--demo", "--sigma", "1e9"), "gaussian noise level is sigma on the 0-255 scale and must be >= 0 and at most 255, got 1e+09"),
-    (_fit("--demo", "--noise", "speckle", "--sigma", "1e9"), "speckle noise level is a relative sigma and must be >= 0 and at most 5"),
-    (_fit("--demo", "--sigma", "inf"), "gaussian noise level must be finite, got inf"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            _fit("--demo", "--seed", "99999999999999999999"),
+            "--seed must be between 0 and 4294967295 (2^32 - 1), got 99999999999999999999",
+        ),
+        (_search("bayes", "--demo", "--seed", "-1"), "--seed must be between 0 and 4294967295 (2^32 - 1), got -1"),
+        (_search("ga", "--demo", "--seed", "-1"), "--seed must be between 0 and 4294967295"),
+        (_fit("--demo", "--lr", "inf"), "--lr must be a finite number > 0, got inf"),
+        (_fit("--demo", "--lr", "0"), "--lr must be a finite number > 0, got 0.0"),
+        (_fit("--demo", "--reg-noise", "nan"), "--reg-noise must be a finite number >= 0, got nan"),
+        (
+            _fit("--demo", "--sigma", "1e9"),
+            "gaussian noise level is sigma on the 0-255 scale and must be >= 0 and at most 255, got 1e+09",
+        ),
+        (
+            _fit("--demo", "--noise", "speckle", "--sigma", "1e9"),
+            "speckle noise level is a relative sigma and must be >= 0 and at most 5",
+        ),
+        (_fit("--demo", "--sigma", "inf"), "gaussian noise level must be finite, got inf"),
+    ],
+)
 def test_numbers_out_of_range(tmp_path, capsys, argv, message):
     assert message in _error(tmp_path, capsys, argv)
 
@@ -304,19 +353,28 @@ def test_factor_is_refused_outside_super_resolution(tmp_path, clean, capsys):
     assert "--factor is the super-resolution factor, for --task sr; denoise has no use for it" in message
 
 
-@pytest.mark.parametrize("argv, message", [
-    (_search("ga", "--demo", "--workers", "0"), "--workers must be >= 1, got 0"),
-    (_search("bayes", "--demo", "--workers", "0"), "--workers must be >= 1, got 0"),
-    (_search("bayes", "--demo", "--trials", "0"), "--trials must be >= 1, got 0 (0 only with --storage"),
-    (_search("bayes", "--demo", "--trials", "-3"), "--trials must be >= 1, got -3"),
-    (_search("ga", "--demo", "--eval-scale", "1/3"), "--eval-scale must be 1, 0.5 or 0.25, got 0.333333"),
-    (_search("ga", "--task", "sr", "--clean", "{clean}", "--eval-scale", "1/2"),
-     "--eval-scale is for denoising and inpainting; super-resolution candidates are scored at full scale"),
-    (_fit("--demo", "--stop", "nosuch"), "unknown detector 'nosuch'; choose one of wmv, emv, sure, holdout, spectral "
-                                         "or none (no stopping)"),
-    (_search("ga", "--demo", "--stop", "nosuch"), "unknown detector 'nosuch'; choose one of wmv, emv, sure, holdout, "
-                                                  "spectral or none"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (_search("ga", "--demo", "--workers", "0"), "--workers must be >= 1, got 0"),
+        (_search("bayes", "--demo", "--workers", "0"), "--workers must be >= 1, got 0"),
+        (_search("bayes", "--demo", "--trials", "0"), "--trials must be >= 1, got 0 (0 only with --storage"),
+        (_search("bayes", "--demo", "--trials", "-3"), "--trials must be >= 1, got -3"),
+        (_search("ga", "--demo", "--eval-scale", "1/3"), "--eval-scale must be 1, 0.5 or 0.25, got 0.333333"),
+        (
+            _search("ga", "--task", "sr", "--clean", "{clean}", "--eval-scale", "1/2"),
+            "--eval-scale is for denoising and inpainting; super-resolution candidates are scored at full scale",
+        ),
+        (
+            _fit("--demo", "--stop", "nosuch"),
+            "unknown detector 'nosuch'; choose one of wmv, emv, sure, holdout, spectral or none (no stopping)",
+        ),
+        (
+            _search("ga", "--demo", "--stop", "nosuch"),
+            "unknown detector 'nosuch'; choose one of wmv, emv, sure, holdout, spectral or none",
+        ),
+    ],
+)
 def test_flag_values_that_cannot_work(tmp_path, capsys, clean, argv, message):
     assert message in _error(tmp_path, capsys, [a.replace("{clean}", str(clean)) for a in argv])
 

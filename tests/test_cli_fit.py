@@ -10,8 +10,15 @@ from dipsearch import ArchSpec
 from dipsearch.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
-SMALL_ARCH = ArchSpec(n_down=[8, 8, 8], n_up=[8, 8, 8], n_skip=[0, 4, 4], k_down=[3] * 3, k_up=[3] * 3,
-                      k_skip=[1] * 3, upsample=["bilinear"] * 3)
+SMALL_ARCH = ArchSpec(
+    n_down=[8, 8, 8],
+    n_up=[8, 8, 8],
+    n_skip=[0, 4, 4],
+    k_down=[3] * 3,
+    k_up=[3] * 3,
+    k_skip=[1] * 3,
+    upsample=["bilinear"] * 3,
+)
 
 
 def _run_folders(out: Path) -> list[Path]:
@@ -26,12 +33,28 @@ def test_fit_writes_a_complete_run_folder(tmp_path, image_file, capsys):
     (run,) = _run_folders(out)
     assert run.name.endswith("_clean_denoise")
     names = {p.name for p in run.iterdir()}
-    assert {"config.toml", "versions.json", "trace.csv", "summary.json", "observed.png", "output.png",
-            "output_ema.png", "clean.png"} <= names
+    assert {
+        "config.toml",
+        "versions.json",
+        "trace.csv",
+        "summary.json",
+        "observed.png",
+        "output.png",
+        "output_ema.png",
+        "clean.png",
+    } <= names
     assert not [n for n in names if n.endswith(".tmp")]
     summary = json.loads((run / "summary.json").read_text())
-    assert {"iters_run", "seconds", "psnr_observed", "psnr_final", "psnr_ema", "psnr_peak", "iter_peak",
-            "params"} <= set(summary)
+    assert {
+        "iters_run",
+        "seconds",
+        "psnr_observed",
+        "psnr_final",
+        "psnr_ema",
+        "psnr_peak",
+        "iter_peak",
+        "params",
+    } <= set(summary)
     assert summary["iters_run"] == 6 and summary["params"] == 572_827
     config = tomllib.loads((run / "config.toml").read_text())
     assert config["fit"]["iters"] == 6 and config["problem"]["level"] == 25
@@ -44,7 +67,9 @@ def test_fit_accepts_an_arch_file_and_its_fit_settings(tmp_path, image_file):
     arch_file = tmp_path / "best_arch.toml"
     arch_file.write_text(SMALL_ARCH.to_toml() + "\n[fit]\nlr = 0.005\niters = 4\n")
     out = tmp_path / "runs"
-    assert main(["fit", "--clean", str(image_file()), "--arch", str(arch_file), "--out", str(out), "--no-progress"]) == 0
+    assert (
+        main(["fit", "--clean", str(image_file()), "--arch", str(arch_file), "--out", str(out), "--no-progress"]) == 0
+    )
     (run,) = _run_folders(out)
     config = tomllib.loads((run / "config.toml").read_text())
     assert config["fit"]["lr"] == 0.005 and config["fit"]["iters"] == 4
@@ -62,10 +87,44 @@ def test_fit_on_a_given_observation_without_ground_truth(tmp_path, image_file):
 def test_super_resolution_and_inpainting_from_the_cli(tmp_path, image_file):
     clean = image_file("clean.png", 64, 64)
     out = tmp_path / "runs"
-    assert main(["fit", "--task", "sr", "--factor", "2", "--clean", str(clean), "--iters", "2", "--out", str(out),
-                 "--no-progress"]) == 0
-    assert main(["fit", "--task", "inpaint", "--mask-kind", "region", "--clean", str(clean), "--iters", "2",
-                 "--out", str(out), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                "--task",
+                "sr",
+                "--factor",
+                "2",
+                "--clean",
+                str(clean),
+                "--iters",
+                "2",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "fit",
+                "--task",
+                "inpaint",
+                "--mask-kind",
+                "region",
+                "--clean",
+                str(clean),
+                "--iters",
+                "2",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert len(_run_folders(out)) == 2
 
 
@@ -112,10 +171,14 @@ def test_image_too_small_for_the_depth(tmp_path, capsys, image_file):
 def test_malformed_space_and_arch_files(tmp_path, capsys, image_file):
     bad = tmp_path / "space.toml"
     bad.write_text('[genes.lr]\nkind = "float"\nlow = 1.0\nhigh = 0.1\ndefault = 0.5\n')
-    assert "low (1.0) must be below high (0.1)" in _error(tmp_path, capsys, ["fit", "--clean", str(image_file()), "--space", str(bad)])
+    assert "low (1.0) must be below high (0.1)" in _error(
+        tmp_path, capsys, ["fit", "--clean", str(image_file()), "--space", str(bad)]
+    )
     arch = tmp_path / "arch.toml"
     arch.write_text("[arch]\nn_down = [8, 8]\n")
-    assert "n_up has 5 levels but n_down has 2" in _error(tmp_path, capsys, ["fit", "--clean", str(image_file()), "--arch", str(arch)])
+    assert "n_up has 5 levels but n_down has 2" in _error(
+        tmp_path, capsys, ["fit", "--clean", str(image_file()), "--arch", str(arch)]
+    )
 
 
 def test_nothing_to_restore_and_inconsistent_flags(tmp_path, capsys, image_file):
@@ -141,10 +204,12 @@ def test_cli_py_is_the_same_program(tmp_path):
 
 
 def test_compile_on_a_cpu_is_refused(tmp_path, capsys, image_file):
-    message = _error(tmp_path, capsys, ["fit", "--clean", str(image_file("c.png", 64, 64)), "--device", "cpu",
-                                        "--compile"])
-    assert message == ("error: --compile needs a CUDA GPU (torch.compile of the fit is only supported there); "
-                       "this fit runs on cpu")
+    message = _error(
+        tmp_path, capsys, ["fit", "--clean", str(image_file("c.png", 64, 64)), "--device", "cpu", "--compile"]
+    )
+    assert message == (
+        "error: --compile needs a CUDA GPU (torch.compile of the fit is only supported there); this fit runs on cpu"
+    )
 
 
 def test_bf16_where_the_device_has_none_is_refused(tmp_path, capsys, image_file, monkeypatch):
@@ -161,10 +226,13 @@ def test_bf16_where_the_device_has_none_is_refused(tmp_path, capsys, image_file,
 
 
 def test_a_huge_learning_rate_is_an_error_when_nothing_good_remains(tmp_path, capsys, image_file):
-    message = _error(tmp_path, capsys, ["fit", "--clean", str(image_file("c.png", 64, 64)), "--device", "cpu",
-                                        "--lr", "1e6"])  # _error runs 2 iterations: the guard looks at the last
-    assert message == ("error: the fit diverged (at steps [2]) and never reached parameters better than the "
-                       "untrained network's; lower the learning rate (lr 1e+06)")
+    message = _error(
+        tmp_path, capsys, ["fit", "--clean", str(image_file("c.png", 64, 64)), "--device", "cpu", "--lr", "1e6"]
+    )  # _error runs 2 iterations: the guard looks at the last
+    assert message == (
+        "error: the fit diverged (at steps [2]) and never reached parameters better than the "
+        "untrained network's; lower the learning rate (lr 1e+06)"
+    )
 
 
 def test_a_late_divergence_is_restored_with_a_warning(tmp_path, capsys, image_file, monkeypatch):
@@ -179,21 +247,48 @@ def test_a_late_divergence_is_restored_with_a_warning(tmp_path, capsys, image_fi
 
     monkeypatch.setattr(Problem, "observed_psnr", dropping)
     out = tmp_path / "runs"
-    code = main(["fit", "--clean", str(image_file("c.png", 64, 64)), "--device", "cpu", "--iters", "100",
-                 "--out", str(out), "--no-progress"])
+    code = main(
+        [
+            "fit",
+            "--clean",
+            str(image_file("c.png", 64, 64)),
+            "--device",
+            "cpu",
+            "--iters",
+            "100",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     text = " ".join(capsys.readouterr().out.split())
     assert code == 0
-    assert ("warning: the fit diverged 1 time(s) (at steps [100]) and the guard restored the last good parameters; "
-            "the output is that of step 50; a smaller --lr (now 0.01) may help") in text
+    assert (
+        "warning: the fit diverged 1 time(s) (at steps [100]) and the guard restored the last good parameters; "
+        "the output is that of step 50; a smaller --lr (now 0.01) may help"
+    ) in text
     summary = json.loads((_run_folders(out)[0] / "summary.json").read_text())
     assert summary["restores"] == 1 and summary["iters_run"] == 99
 
 
 def test_a_search_refuses_fast_settings_the_device_cannot_run(tmp_path, capsys, image_file):
     out = tmp_path / "runs"
-    code = main(["search", "ga", "--clean", str(image_file("c.png", 64, 64)), "--device", "cpu", "--compile",
-                 "--out", str(out), "--no-progress"])
+    code = main(
+        [
+            "search",
+            "ga",
+            "--clean",
+            str(image_file("c.png", 64, 64)),
+            "--device",
+            "cpu",
+            "--compile",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert code == 2
     assert " ".join(capsys.readouterr().err.split()) == (
-        "error: --compile needs a CUDA GPU (torch.compile of the fit is only supported there); this fit runs on cpu")
+        "error: --compile needs a CUDA GPU (torch.compile of the fit is only supported there); this fit runs on cpu"
+    )
     assert not (out / "search").exists()

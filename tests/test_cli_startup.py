@@ -17,8 +17,9 @@ HEAVY = ("torch", "numpy", "optuna", "deap", "matplotlib", "PIL", "rich", "skima
 
 def _python(code: str, *args: str, **kwargs) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], capture_output=True, text=True,
-                          env=env, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *args], capture_output=True, text=True, env=env, **kwargs
+    )
 
 
 def test_building_the_parser_imports_no_heavy_package():
@@ -32,17 +33,29 @@ def test_building_the_parser_imports_no_heavy_package():
     assert json.loads(done.stdout) == [], "a *_cmd module imports these at module level or in register()"
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["fit", "--help"], ["search", "ga", "--help"], ["search", "bayes", "--help"],
-                                  ["stop-bench", "--help"], ["worker", "--help"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["fit", "--help"],
+        ["search", "ga", "--help"],
+        ["search", "bayes", "--help"],
+        ["stop-bench", "--help"],
+        ["worker", "--help"],
+    ],
+)
 def test_help_answers_without_heavy_imports(argv):
-    done = _python(f"""
+    done = _python(
+        f"""
         import json, sys
         from dipsearch.cli import main
         try:
             main(sys.argv[1:])
         except SystemExit as exit:
             print(json.dumps([exit.code, [m for m in {HEAVY!r} if m in sys.modules]]), file=sys.stderr)
-    """, *argv)
+    """,
+        *argv,
+    )
     code, heavy = json.loads(done.stderr.strip().splitlines()[-1])
     assert code == 0 and heavy == []
     assert "usage: dipsearch" in done.stdout
@@ -63,13 +76,17 @@ def test_the_cli_names_are_the_modules_own():
 
     assert names.BASELINE_TASKS == {n: b.tasks for n, b in baselines.BASELINES.items()}
     assert names.CHOOSERS == tuple(choosers.CHOOSERS)
-    assert names.RESTORE_BUDGETS == {n: (b.space, b.pop, b.gens, b.trials, b.search_iters, b.iters)
-                                     for n, b in choosers.BUDGETS.items()}
+    assert names.RESTORE_BUDGETS == {
+        n: (b.space, b.pop, b.gens, b.trials, b.search_iters, b.iters) for n, b in choosers.BUDGETS.items()
+    }
     from dipsearch import variants
 
     assert names.VARIANTS == variants.VARIANTS and names.VARIANT_GENES == variants.VARIANT_GENES
     assert names.SGLD_DEFAULTS == {k: getattr(variants.VariantSettings(), k) for k in names.SGLD_DEFAULTS}
-    assert names.PRESELECT_METRICS == tuple(preselect.METRICS) and names.DEFAULT_PRESELECT_METRIC == preselect.DEFAULT_METRIC
+    assert (
+        names.PRESELECT_METRICS == tuple(preselect.METRICS)
+        and names.DEFAULT_PRESELECT_METRIC == preselect.DEFAULT_METRIC
+    )
     assert names.STALE_AFTER == storage.STALE_AFTER and names.SQLITE_HELP == storage.SQLITE_HELP
 
 
@@ -95,7 +112,8 @@ def test_the_package_imports_its_public_names_on_first_use():
 def test_ctrl_c_during_start_up_prints_no_traceback(tmp_path, module):
     # Deterministic stand-in for a Ctrl-C in the first second: the import of `module` is interrupted
     # (a module the parser needs, or torch once the command runs).
-    done = _python(f"""
+    done = _python(
+        f"""
         import sys
 
         class Interrupt:
@@ -108,7 +126,15 @@ def test_ctrl_c_during_start_up_prints_no_traceback(tmp_path, module):
         sys.argv = ["dipsearch", *sys.argv[1:]]
         from dipsearch.launch import run
         run()
-    """, "fit", "--demo", "--iters", "1", "--out", str(tmp_path), cwd=tmp_path)
+    """,
+        "fit",
+        "--demo",
+        "--iters",
+        "1",
+        "--out",
+        str(tmp_path),
+        cwd=tmp_path,
+    )
     assert done.returncode == 130
     assert done.stderr.strip() == "interrupted" and "Traceback" not in done.stderr
 

@@ -8,8 +8,15 @@ from dipsearch import ArchSpec, DipsearchError, FitConfig, FitHook, fit, make_pr
 from dipsearch.engine import Engine, FitParts, Lazy, total_variation
 from dipsearch.families import DeepDecoderSpec, count_params_of, family_of
 
-SMALL = ArchSpec(n_down=[8, 8, 8], n_up=[8, 8, 8], n_skip=[0, 4, 4], k_down=[3] * 3, k_up=[3] * 3, k_skip=[1] * 3,
-                 upsample=["bilinear"] * 3)
+SMALL = ArchSpec(
+    n_down=[8, 8, 8],
+    n_up=[8, 8, 8],
+    n_skip=[0, 4, 4],
+    k_down=[3] * 3,
+    k_up=[3] * 3,
+    k_skip=[1] * 3,
+    upsample=["bilinear"] * 3,
+)
 RECORDED = json.loads((Path(__file__).parent / "data" / "fit_trace_main.json").read_text())
 
 
@@ -111,12 +118,22 @@ def test_initial_weights_from_a_file(clean32, tmp_path):
 
 
 def test_weights_that_do_not_match_name_the_first_tensor(clean32, tmp_path):
-    other = ArchSpec(n_down=[8, 16, 8], n_up=[8, 8, 8], n_skip=[0, 4, 4], k_down=[3] * 3, k_up=[3] * 3,
-                     k_skip=[1] * 3, upsample=["bilinear"] * 3)
+    other = ArchSpec(
+        n_down=[8, 16, 8],
+        n_up=[8, 8, 8],
+        n_skip=[0, 4, 4],
+        k_down=[3] * 3,
+        k_up=[3] * 3,
+        k_skip=[1] * 3,
+        upsample=["bilinear"] * 3,
+    )
     path = tmp_path / "other.pt"
     torch.save(family_of(other).build(3).state_dict(), path)
-    with pytest.raises(DipsearchError, match=r"^the weights do not match the network: tensor "
-                       r"'0\.0\.8\.0\.deeper\.1\.weight' has shape \(16, 8, 3, 3\), the network's is \(8, 8, 3, 3\)$"):
+    with pytest.raises(
+        DipsearchError,
+        match=r"^the weights do not match the network: tensor "
+        r"'0\.0\.8\.0\.deeper\.1\.weight' has shape \(16, 8, 3, 3\), the network's is \(8, 8, 3, 3\)$",
+    ):
         Engine(SMALL, FitConfig(iters=1, device="cpu"), FitParts(weights=path)).run(_problem(clean32))
     state = family_of(SMALL).build(3).state_dict()
     state.pop("1.bias")

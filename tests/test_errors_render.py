@@ -15,7 +15,8 @@ def test_library_message_names_arguments():
 def test_cli_rendering_names_flags():
     err = ArgumentError("{eval_scale} must be 1, 0.5 or 0.25, got {value:g}; or use {device:cpu}", value=0.3)
     assert err.render({"eval_scale": "--eval-scale", "device": "--device"}) == (
-        "--eval-scale must be 1, 0.5 or 0.25, got 0.3; or use --device cpu")
+        "--eval-scale must be 1, 0.5 or 0.25, got 0.3; or use --device cpu"
+    )
 
 
 def test_values_are_never_read_as_fields():

@@ -11,8 +11,9 @@ from dipsearch import ArchSpec, DipsearchError, make_problem
 from dipsearch.evaluate import Candidate, candidate_key, evaluate
 from dipsearch.fitness import FITNESSES, Fitness, make_fitness
 
-SMALL = ArchSpec(n_down=[8, 8], n_up=[8, 8], n_skip=[4, 4], k_down=[3] * 2, k_up=[3] * 2, k_skip=[1] * 2,
-                 upsample=["bilinear"] * 2)
+SMALL = ArchSpec(
+    n_down=[8, 8], n_up=[8, 8], n_skip=[4, 4], k_down=[3] * 2, k_up=[3] * 2, k_skip=[1] * 2, upsample=["bilinear"] * 2
+)
 
 
 @pytest.fixture
@@ -57,8 +58,18 @@ def test_a_diverged_fit_is_recorded_as_an_error(problem, monkeypatch):
 
 def test_candidate_key_without_stopping_is_unchanged_and_stopping_changes_it(problem):
     c = _candidate(problem)
-    legacy = json.dumps({"arch": SMALL.to_dict(), "fit": {}, "iters": 40, "fitness": "holdout", "scale": 1.0, "seed": 0,
-                         "output": "ema"}, sort_keys=True)
+    legacy = json.dumps(
+        {
+            "arch": SMALL.to_dict(),
+            "fit": {},
+            "iters": 40,
+            "fitness": "holdout",
+            "scale": 1.0,
+            "seed": 0,
+            "output": "ema",
+        },
+        sort_keys=True,
+    )
     assert c.key == hashlib.sha256(legacy.encode()).hexdigest()[:16]
     assert _candidate(problem, threads=4).key == c.key  # threads change float rounding, not what is measured
     stopped = _candidate(problem, stop={"detector": "wmv", "window": 5, "patience": 5})

@@ -27,8 +27,9 @@ def test_in_process_executor_runs_at_submit_and_delivers_errors_through_the_futu
 
 def test_dask_executor_runs_tasks_and_closes_its_client_on_shutdown():
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, host="127.0.0.1",
-                                  protocol="tcp", dashboard_address=None) as cluster:
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, host="127.0.0.1", protocol="tcp", dashboard_address=None
+    ) as cluster:
         ex = dask_executor(cluster.scheduler_address, timeout=5)
         assert ex.submit(operator.add, 2, 3).result(timeout=30) == 5
         ex.shutdown(wait=False, cancel_futures=True)

@@ -22,10 +22,15 @@ def test_the_deep_decoder_space_defaults_to_the_published_network():
 def test_a_space_names_its_family_and_only_that_family_s_genes():
     with pytest.raises(DipsearchError, match="unknown network family 'unet'"):
         space_from_dict({"family": "unet"}, "x.toml")
-    with pytest.raises(DipsearchError, match=r"x\.toml: per-level gene 'n_skip' is not known; known: n_up, k_up, "
-                       "upsample"):
-        space_from_dict({"family": "deep_decoder", "levels": {"n_skip": {"kind": "int", "low": 0, "high": 4,
-                                                                          "default": 0}}}, "x.toml")
+    with pytest.raises(
+        DipsearchError,
+        match=r"x\.toml: per-level gene 'n_skip' is not known; known: n_up, k_up, "
+        "upsample",
+    ):
+        space_from_dict(
+            {"family": "deep_decoder", "levels": {"n_skip": {"kind": "int", "low": 0, "high": 4, "default": 0}}},
+            "x.toml",
+        )
 
 
 @pytest.mark.parametrize("family", list(SPEC_CLASSES))
@@ -35,17 +40,22 @@ def test_each_family_declares_its_genes_once_and_the_space_reads_them(family):
     genes = cls.genes
     assert family_of(spec).genes is genes
     # The per-level genes are exactly the spec's fields holding one value per level.
-    per_level = [name for name, value in vars(spec).items() if isinstance(value, tuple) and len(value) == spec.depth
-                 and name != "cross_skip"]
+    per_level = [
+        name
+        for name, value in vars(spec).items()
+        if isinstance(value, tuple) and len(value) == spec.depth and name != "cross_skip"
+    ]
     assert sorted(genes.per_level) == sorted(per_level)
     assert genes.arch_globals[0] == "depth" and set(genes.global_per_level) <= set(genes.per_level)
     assert set(genes.arch_globals[1:]) <= set(vars(spec))
-    space = space_from_dict({"family": family, "genes": {"lr": {"kind": "float", "low": 0.001, "high": 0.1,
-                                                               "default": 0.01}}}, "x.toml")
+    space = space_from_dict(
+        {"family": family, "genes": {"lr": {"kind": "float", "low": 0.001, "high": 0.1, "default": 0.01}}}, "x.toml"
+    )
     assert space.family_genes is genes
     with pytest.raises(DipsearchError) as err:
-        space_from_dict({"family": family, "genes": {"n_skip": {"kind": "int", "low": 0, "high": 4, "default": 0}}},
-                        "x.toml")
+        space_from_dict(
+            {"family": family, "genes": {"n_skip": {"kind": "int", "low": 0, "high": 4, "default": 0}}}, "x.toml"
+        )
     assert str(err.value) == f"x.toml: gene 'n_skip' is not a known global gene; known: {', '.join(genes.global_genes)}"
     assert genes.global_genes == genes.arch_globals + FIT_GENES + genes.global_per_level
 
@@ -73,11 +83,27 @@ def test_hourglass_protocol_keeps_archspec_and_its_parameter_counts():
 
 def test_a_deep_decoder_arch_file_is_accepted_by_fit(tmp_path, image_file):
     arch = tmp_path / "best_arch.toml"
-    arch.write_text(DeepDecoderSpec(n_up=(16, 16, 16), k_up=(1, 3, 1), upsample=("bilinear",) * 3).to_toml()
-                    + "\n[fit]\nreg_noise_std = 0.0\n")
+    arch.write_text(
+        DeepDecoderSpec(n_up=(16, 16, 16), k_up=(1, 3, 1), upsample=("bilinear",) * 3).to_toml()
+        + "\n[fit]\nreg_noise_std = 0.0\n"
+    )
     out = tmp_path / "runs"
-    code = main(["fit", "--clean", str(image_file("c.png", 40, 56)), "--arch", str(arch), "--iters", "3",
-                 "--device", "cpu", "--out", str(out), "--no-progress"])
+    code = main(
+        [
+            "fit",
+            "--clean",
+            str(image_file("c.png", 40, 56)),
+            "--arch",
+            str(arch),
+            "--iters",
+            "3",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert code == 0
     (run,) = (out / "fit").iterdir()
     config = tomllib.loads((run / "config.toml").read_text())

@@ -3,8 +3,15 @@ import torch
 
 from dipsearch import ArchSpec, DipsearchError, FitConfig, FitHook, Problem, fit, make_problem
 
-SMALL = ArchSpec(n_down=[8, 8, 8], n_up=[8, 8, 8], n_skip=[0, 4, 4], k_down=[3] * 3, k_up=[3] * 3, k_skip=[1] * 3,
-                 upsample=["bilinear"] * 3)
+SMALL = ArchSpec(
+    n_down=[8, 8, 8],
+    n_up=[8, 8, 8],
+    n_skip=[0, 4, 4],
+    k_down=[3] * 3,
+    k_up=[3] * 3,
+    k_skip=[1] * 3,
+    upsample=["bilinear"] * 3,
+)
 
 
 def _denoise(clean, seed=0):
@@ -72,19 +79,36 @@ def test_odd_sizes_are_padded_and_cropped_back():
 
 
 def test_image_too_small_for_the_depth(clean32):
-    with pytest.raises(DipsearchError, match=r"the image is 32x32 px \(width x height\), which this network pads to "
-                       r"64x64, but an hourglass of depth 6 .* needs a padded size of at least 128x128, i\.e\. an "
-                       r"image of at least 65x65 px"):
-        fit(_denoise(clean32), ArchSpec(n_down=[8] * 6, n_up=[8] * 6, n_skip=[0] * 6, k_down=[3] * 6, k_up=[3] * 6,
-                                         k_skip=[1] * 6, upsample=["nearest"] * 6), FitConfig(iters=2))
+    with pytest.raises(
+        DipsearchError,
+        match=r"the image is 32x32 px \(width x height\), which this network pads to "
+        r"64x64, but an hourglass of depth 6 .* needs a padded size of at least 128x128, i\.e\. an "
+        r"image of at least 65x65 px",
+    ):
+        fit(
+            _denoise(clean32),
+            ArchSpec(
+                n_down=[8] * 6,
+                n_up=[8] * 6,
+                n_skip=[0] * 6,
+                k_down=[3] * 6,
+                k_up=[3] * 6,
+                k_skip=[1] * 6,
+                upsample=["nearest"] * 6,
+            ),
+            FitConfig(iters=2),
+        )
 
 
 def test_large_kernels_at_the_deepest_level_need_a_larger_image():
     from conftest import synthetic_image
 
     spec = ArchSpec(k_down=[3, 3, 3, 3, 5])  # a 5x5 reflection pad cannot pad the 2x2 deepest map of 64 px
-    with pytest.raises(DipsearchError, match=r"kernels \[3, 3, 3, 3, 5\] needs a padded size of at least 96x96, "
-                       r"i\.e\. an image of at least 65x65 px"):
+    with pytest.raises(
+        DipsearchError,
+        match=r"kernels \[3, 3, 3, 3, 5\] needs a padded size of at least 96x96, "
+        r"i\.e\. an image of at least 65x65 px",
+    ):
         fit(_denoise(synthetic_image(64, 64)), spec, FitConfig(iters=1))
     assert fit(_denoise(synthetic_image(65, 65)), spec, FitConfig(iters=1)).output.shape[-1] == 65
 
@@ -99,8 +123,11 @@ def test_a_70x52_image_fits_the_seed_network_at_its_padded_size():
 def test_a_too_small_side_is_named_width_by_height():
     from conftest import synthetic_image
 
-    with pytest.raises(DipsearchError, match=r"the image is 70x20 px \(width x height\), which this network pads to "
-                       r"96x32, .* at least 64x64, i\.e\. an image of at least 33x33 px"):
+    with pytest.raises(
+        DipsearchError,
+        match=r"the image is 70x20 px \(width x height\), which this network pads to "
+        r"96x32, .* at least 64x64, i\.e\. an image of at least 33x33 px",
+    ):
         fit(_denoise(synthetic_image(20, 70)), ArchSpec(), FitConfig(iters=1))
 
 

@@ -25,8 +25,17 @@ def _space(text=TINY_SPACE):
 
 def _maker(space, problem, iters=25, threads=1):
     def make(genome, index):
-        return Candidate(genome=genome, arch=space.decode(genome), problem=problem, iters=iters, seed=0,
-                         fit_settings=space.fit_settings(genome), device="cpu", index=index, threads=threads)
+        return Candidate(
+            genome=genome,
+            arch=space.decode(genome),
+            problem=problem,
+            iters=iters,
+            seed=0,
+            fit_settings=space.fit_settings(genome),
+            device="cpu",
+            index=index,
+            threads=threads,
+        )
 
     return make
 
@@ -35,8 +44,9 @@ def fake_evaluate(candidate: Candidate) -> Evaluation:
     """A fitness that is a smooth function of the genome: the GA logic without the cost of fits."""
     g = candidate.genome
     value = -abs(math.log(g["lr"] / 0.02)) - 0.1 * abs(g["n_down[0]"] - 12) - 0.05 * g["depth"]
-    return Evaluation(index=candidate.index, key=candidate.key, genome=g, fitness=value, psnr=None, params=1,
-                      iters_run=0, seconds=0.0)
+    return Evaluation(
+        index=candidate.index, key=candidate.key, genome=g, fitness=value, psnr=None, params=1, iters_run=0, seconds=0.0
+    )
 
 
 class Interrupt(BaseException):

@@ -27,8 +27,24 @@ def setup(tmp_path, image_file):
 
 
 def _args(clean, space, out, *extra):
-    return ["search", "ga", "--clean", str(clean), "--space", str(space), "--out", str(out), "--iters", "25",
-            "--no-progress", "--threads", "1", "--final-iters", "120", *map(str, extra)]
+    return [
+        "search",
+        "ga",
+        "--clean",
+        str(clean),
+        "--space",
+        str(space),
+        "--out",
+        str(out),
+        "--iters",
+        "25",
+        "--no-progress",
+        "--threads",
+        "1",
+        "--final-iters",
+        "120",
+        *map(str, extra),
+    ]
 
 
 def _run_dir(out: Path) -> Path:
@@ -42,8 +58,18 @@ def test_search_writes_a_complete_run_folder_and_its_winner_refits(setup, tmp_pa
     assert cli.main(_args(clean, space, out, "--pop", 4, "--gens", 2, "--seed", 5)) == 0
     run = _run_dir(out)
     assert run.name.endswith("_ga")
-    for name in ("config.toml", "versions.json", "evaluations.jsonl", "generations.csv", "best_arch.toml",
-                 "best_output.png", "fitness.png", "summary.json", "ga_state.json", "space.toml"):
+    for name in (
+        "config.toml",
+        "versions.json",
+        "evaluations.jsonl",
+        "generations.csv",
+        "best_arch.toml",
+        "best_output.png",
+        "fitness.png",
+        "summary.json",
+        "ga_state.json",
+        "space.toml",
+    ):
         assert (run / name).is_file(), name
     summary = json.loads((run / "summary.json").read_text())
     for key in ("best_fitness", "best_psnr", "evaluations", "generations", "seconds", "default_fitness"):
@@ -63,8 +89,23 @@ def test_search_writes_a_complete_run_folder_and_its_winner_refits(setup, tmp_pa
 
     best = load_toml(run / "best_arch.toml")
     assert best["search"]["fitness"] == summary["best_fitness"]
-    assert cli.main(["fit", "--clean", str(clean), "--arch", str(run / "best_arch.toml"), "--iters", "25",
-                     "--out", str(tmp_path / "fits"), "--no-progress"]) == 0
+    assert (
+        cli.main(
+            [
+                "fit",
+                "--clean",
+                str(clean),
+                "--arch",
+                str(run / "best_arch.toml"),
+                "--iters",
+                "25",
+                "--out",
+                str(tmp_path / "fits"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     (fit_run,) = list((tmp_path / "fits" / "fit").iterdir())
     fitted = json.loads((fit_run / "summary.json").read_text())
     assert fitted["params"] == summary["best_params"]
@@ -82,8 +123,12 @@ def test_sigkill_during_a_generation_then_resume_matches_an_uninterrupted_run(se
 
     out = tmp_path / "killed"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), *_args(clean, space, out, *common)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "cli.py"), *_args(clean, space, out, *common)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 120
     log = None
     while time.monotonic() < deadline and proc.poll() is None:
@@ -117,8 +162,9 @@ def test_dask_local_cluster_gives_the_in_process_result(setup, tmp_path):
     clean, space = setup
     common = ("--pop", 3, "--gens", 1, "--seed", 1)
     assert cli.main(_args(clean, space, tmp_path / "local", *common)) == 0
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, host="127.0.0.1",
-                                  protocol="tcp", dashboard_address=None) as cluster:
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, host="127.0.0.1", protocol="tcp", dashboard_address=None
+    ) as cluster:
         assert cli.main(_args(clean, space, tmp_path / "dask", *common, "--dask", cluster.scheduler_address)) == 0
     local = read_jsonl(_run_dir(tmp_path / "local") / "evaluations.jsonl")
     remote = read_jsonl(_run_dir(tmp_path / "dask") / "evaluations.jsonl")
@@ -130,8 +176,28 @@ def test_sure_fitness_and_online_stopping_drive_a_search(setup, tmp_path):
     assert cli.main(_args(clean, space, tmp_path / "sure", "--pop", 2, "--gens", 1, "--fitness", "sure")) == 0
     sure = json.loads((_run_dir(tmp_path / "sure") / "summary.json").read_text())
     assert abs(sure["best_fitness"] - sure["best_psnr"]) < 2  # SURE estimates the true PSNR
-    assert cli.main(_args(clean, space, tmp_path / "stop", "--pop", 2, "--gens", 1, "--iters", 200, "--stop", "wmv",
-                          "--stop-window", 5, "--patience", 10)) == 0
+    assert (
+        cli.main(
+            _args(
+                clean,
+                space,
+                tmp_path / "stop",
+                "--pop",
+                2,
+                "--gens",
+                1,
+                "--iters",
+                200,
+                "--stop",
+                "wmv",
+                "--stop-window",
+                5,
+                "--patience",
+                10,
+            )
+        )
+        == 0
+    )
     run = _run_dir(tmp_path / "stop")
     rows = read_jsonl(run / "evaluations.jsonl")
     assert all(r["stopped_iter"] is not None and r["iters_run"] < 200 for r in rows)
@@ -146,24 +212,56 @@ def _closed_port() -> int:
         return s.getsockname()[1]  # closed again when the socket is: nobody listens there
 
 
-@pytest.mark.parametrize("case", ["bad_space", "missing_space", "fitness", "psnr_no_clean", "dask", "resume_other",
-                                  "resume_missing", "bad_pop", "sure_poisson", "stop_unknown"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "bad_space",
+        "missing_space",
+        "fitness",
+        "psnr_no_clean",
+        "dask",
+        "resume_other",
+        "resume_missing",
+        "bad_pop",
+        "sure_poisson",
+        "stop_unknown",
+    ],
+)
 def test_bad_input_exits_2_with_a_clear_message_and_leaves_nothing(case, setup, tmp_path, capsys):
     clean, space = setup
     out = tmp_path / "runs"
     observed = tmp_path / "observed.png"
     observed.write_bytes(clean.read_bytes())
     args, expect = {
-        "bad_space": (_args(clean, write_space(tmp_path, "[genes.depth]\nkind = 'int'\nlow = 3\n", "bad.toml"), out),
-                      "bad.toml"),
+        "bad_space": (
+            _args(clean, write_space(tmp_path, "[genes.depth]\nkind = 'int'\nlow = 3\n", "bad.toml"), out),
+            "bad.toml",
+        ),
         "missing_space": (_args(clean, tmp_path / "nope.toml", out), "not found"),
         "fitness": (_args(clean, space, out, "--fitness", "magic"), "unknown fitness 'magic'"),
-        "psnr_no_clean": (["search", "ga", str(observed), "--space", str(space), "--fitness", "psnr", "--out", str(out),
-                           "--no-progress"], "needs ground truth"),
-        "dask": (_args(clean, space, out, "--dask", f"tcp://127.0.0.1:{_closed_port()}", "--dask-timeout", 1),
-                 "cannot reach the Dask scheduler"),
-        "resume_other": (["search", "ga", "--resume", str(_fit_run(clean, tmp_path)), "--no-progress"],
-                         "not a GA search run folder"),
+        "psnr_no_clean": (
+            [
+                "search",
+                "ga",
+                str(observed),
+                "--space",
+                str(space),
+                "--fitness",
+                "psnr",
+                "--out",
+                str(out),
+                "--no-progress",
+            ],
+            "needs ground truth",
+        ),
+        "dask": (
+            _args(clean, space, out, "--dask", f"tcp://127.0.0.1:{_closed_port()}", "--dask-timeout", 1),
+            "cannot reach the Dask scheduler",
+        ),
+        "resume_other": (
+            ["search", "ga", "--resume", str(_fit_run(clean, tmp_path)), "--no-progress"],
+            "not a GA search run folder",
+        ),
         "resume_missing": (["search", "ga", "--resume", str(tmp_path / "nowhere")], "not a dipsearch run folder"),
         "bad_pop": (_args(clean, space, out, "--pop", 1), "--pop must be >= 2"),
         "sure_poisson": (_args(clean, space, out, "--fitness", "sure", "--noise", "poisson"), "Gaussian"),
@@ -177,14 +275,31 @@ def test_bad_input_exits_2_with_a_clear_message_and_leaves_nothing(case, setup, 
 
 
 def _fit_run(clean, tmp_path) -> Path:
-    assert cli.main(["fit", "--clean", str(clean), "--iters", "3", "--out", str(tmp_path / "fits"), "--no-progress",
-                     "--arch", str(_small_arch(tmp_path))]) == 0
+    assert (
+        cli.main(
+            [
+                "fit",
+                "--clean",
+                str(clean),
+                "--iters",
+                "3",
+                "--out",
+                str(tmp_path / "fits"),
+                "--no-progress",
+                "--arch",
+                str(_small_arch(tmp_path)),
+            ]
+        )
+        == 0
+    )
     (run,) = list((tmp_path / "fits" / "fit").iterdir())
     return run
 
 
 def _small_arch(tmp_path) -> Path:
     path = tmp_path / "small.toml"
-    path.write_text("[arch]\nn_down = [8, 8]\nn_up = [8, 8]\nn_skip = [4, 4]\nk_down = [3, 3]\nk_up = [3, 3]\n"
-                    "k_skip = [1, 1]\nupsample = [\"bilinear\", \"bilinear\"]\n")
+    path.write_text(
+        "[arch]\nn_down = [8, 8]\nn_up = [8, 8]\nn_skip = [4, 4]\nk_down = [3, 3]\nk_up = [3, 3]\n"
+        'k_skip = [1, 1]\nupsample = ["bilinear", "bilinear"]\n'
+    )
     return path

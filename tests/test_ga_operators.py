@@ -6,7 +6,7 @@ import random
 import pytest
 
 from dipsearch.search.operators import blocks, crossover, mutate, mutate_value
-from dipsearch.space import Gene, SPACES_DIR, load_space, space_from_dict
+from dipsearch.space import SPACES_DIR, Gene, load_space, space_from_dict
 
 MIXED = {
     "name": "mixed",
@@ -90,7 +90,9 @@ def test_level_crossover_cuts_at_level_boundaries():
     a, b = space.sample(rng), space.sample(rng)
     for _ in range(50):
         c1, _ = crossover(space, a, b, rng, kind="level")
-        origin = ["a" if all(c1[g] == a[g] for g in u) else "b" if all(c1[g] == b[g] for g in u) else "?" for u in units]
+        origin = [
+            "a" if all(c1[g] == a[g] for g in u) else "b" if all(c1[g] == b[g] for g in u) else "?" for u in units
+        ]
         assert "?" not in origin
         first_b = origin.index("b") if "b" in origin else len(origin)
         assert set(origin[first_b:]) <= {"b"} and first_b >= 1  # one cut, globals always from the first parent

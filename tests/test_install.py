@@ -19,8 +19,23 @@ def test_installed_package_runs_a_search_from_another_folder(tmp_path):
             shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(REPO / name, source / name)
-    done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                           "--no-index", "--target", str(target), str(source)], capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(target),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     shipped = sorted((target / "dipsearch" / "spaces").glob("*.toml"))
     assert [p.name for p in shipped] == sorted(p.name for p in (REPO / "search_spaces").glob("*.toml"))
@@ -28,12 +43,40 @@ def test_installed_package_runs_a_search_from_another_folder(tmp_path):
 
     elsewhere.mkdir()
     env = {**os.environ, "PYTHONPATH": str(target)}
-    where = subprocess.run([sys.executable, "-c", "import dipsearch; print(dipsearch.__file__)"], cwd=elsewhere, env=env,
-                           capture_output=True, text=True)
+    where = subprocess.run(
+        [sys.executable, "-c", "import dipsearch; print(dipsearch.__file__)"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert Path(where.stdout.strip()).is_relative_to(target)  # the installed copy, not the checkout
-    done = subprocess.run([sys.executable, "-m", "dipsearch", "search", "ga", "--demo", "--crop", "32", "--pop", "2",
-                           "--gens", "0", "--iters", "2", "--workers", "1", "--no-progress"], cwd=elsewhere, env=env,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dipsearch",
+            "search",
+            "ga",
+            "--demo",
+            "--crop",
+            "32",
+            "--pop",
+            "2",
+            "--gens",
+            "0",
+            "--iters",
+            "2",
+            "--workers",
+            "1",
+            "--no-progress",
+        ],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     (run,) = (elsewhere / "runs" / "search").glob("*_ga")
     assert (run / "space.toml").is_file() and json.loads((run / "summary.json").read_text())["evaluations"] == 2

@@ -14,8 +14,15 @@ from dipsearch.upcell import UP_ACTIVATIONS, UP_OPS, UP_PRIMITIVES
 
 
 def _tiny(**changes) -> ArchSpec:
-    base = dict(n_down=[4, 8, 8], n_up=[4, 8, 8], n_skip=[2, 0, 2], k_down=[3] * 3, k_up=[3] * 3, k_skip=[1] * 3,
-                upsample=["bilinear"] * 3)
+    base = dict(
+        n_down=[4, 8, 8],
+        n_up=[4, 8, 8],
+        n_skip=[2, 0, 2],
+        k_down=[3] * 3,
+        k_up=[3] * 3,
+        k_skip=[1] * 3,
+        upsample=["bilinear"] * 3,
+    )
     return ArchSpec(**{**base, **changes})
 
 
@@ -91,8 +98,7 @@ def test_cross_skip_out_of_range_is_named():
 
 
 def test_nasdip_fields_round_trip_through_toml_and_json(tmp_path):
-    spec = _tiny(up_primitive="transposed", up_op="separable", up_kernel=7, up_act="relu",
-                 cross_skip=[[2, 0], [0, 1]])
+    spec = _tiny(up_primitive="transposed", up_op="separable", up_kernel=7, up_act="relu", cross_skip=[[2, 0], [0, 1]])
     (tmp_path / "a.toml").write_text(spec.to_toml())
     (tmp_path / "a.json").write_text(json.dumps(spec.to_dict()))
     assert ArchSpec.load(tmp_path / "a.toml") == spec == ArchSpec.load(tmp_path / "a.json")
@@ -114,11 +120,17 @@ def test_nasdip_space_survives_the_worker_round_trip(nasdip):
     assert space_from_dict(space_to_dict(nasdip), source=nasdip.source) == nasdip
 
 
-@pytest.mark.parametrize("text,message", [
-    ("[cross_skip]\ndefault = [[0, 5]]\n", r"\[cross_skip\] default must be a list of \[decoder level, source\] pairs"),
-    ("[cross_skip]\non = []\n", r"\[cross_skip\] takes one key"),
-    ("[cross_skip]\ndefault = []\n[fixed]\ncross_skip = [[0, 0]]\n", "both searched .* and fixed"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        (
+            "[cross_skip]\ndefault = [[0, 5]]\n",
+            r"\[cross_skip\] default must be a list of \[decoder level, source\] pairs",
+        ),
+        ("[cross_skip]\non = []\n", r"\[cross_skip\] takes one key"),
+        ("[cross_skip]\ndefault = []\n[fixed]\ncross_skip = [[0, 0]]\n", "both searched .* and fixed"),
+    ],
+)
 def test_bad_cross_skip_tables_are_named(tmp_path, text, message):
     path = tmp_path / "s.toml"
     path.write_text(text)
@@ -128,8 +140,9 @@ def test_bad_cross_skip_tables_are_named(tmp_path, text, message):
 
 def test_fixed_cross_skips_drop_pairs_beyond_the_depth(tmp_path):
     path = tmp_path / "s.toml"
-    path.write_text('[genes.depth]\nkind = "int"\nlow = 3\nhigh = 5\ndefault = 5\n'
-                    "[fixed]\ncross_skip = [[0, 1], [4, 0]]\n")
+    path.write_text(
+        '[genes.depth]\nkind = "int"\nlow = 3\nhigh = 5\ndefault = 5\n[fixed]\ncross_skip = [[0, 1], [4, 0]]\n'
+    )
     space = load_space(path)
     genome = space.default()
     assert space.decode(genome).cross_skip == ((0, 1), (4, 0))

@@ -58,8 +58,15 @@ def test_writing_every_plot_keeps_the_notebook_s_backend_style_and_figures(noteb
         assert trace_curve(tmp_path / "run", tmp_path / "assets")
         save_uncertainty(tmp_path / "uncertainty.png", torch.rand(1, 1, 16, 16))
         rows = [{"step": s, "psnr": 20 + s / 10} for s in range(1, 30)]
-        meta = {"key": "k", "noise": "gaussian", "level": 2, "image": "x", "level_name": "medium", "level_value": 25,
-                "seed": 0}
+        meta = {
+            "key": "k",
+            "noise": "gaussian",
+            "level": 2,
+            "image": "x",
+            "level_name": "medium",
+            "level_value": 25,
+            "seed": 0,
+        }
         run = {"key": "k", "rule": "emv", "chosen_iter": 12, "psnr_chosen": 21.2, "gap": 1.7}
         assert plot_curves([(meta, rows)], [run], ["emv"], tmp_path / "curves.png") is not None
     assert names == ["history.png", "history_psnr.png", "importances.png", "fit_curves.png"]
@@ -80,7 +87,10 @@ def test_a_study_without_shared_parameters_or_truth_writes_only_what_it_can(tmp_
 
 def test_a_backend_that_cannot_measure_text_skips_optuna_s_importances_with_a_warning(notebook, tmp_path):
     matplotlib.use("svg")  # a session writing vector figures: its canvas has no renderer to measure text with
-    with pytest.warns(UserWarning, match="importances.png not written: Optuna's importance plot needs an Agg-based "
-                                         "matplotlib backend .* this session uses 'svg'"):
+    with pytest.warns(
+        UserWarning,
+        match="importances.png not written: Optuna's importance plot needs an Agg-based "
+        "matplotlib backend .* this session uses 'svg'",
+    ):
         names = write_plots(_study(), tmp_path)
     assert names == ["history.png", "history_psnr.png", "fit_curves.png"] and matplotlib.get_backend() == "svg"

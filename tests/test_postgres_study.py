@@ -16,14 +16,12 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
-
-from dipsearch import DipsearchError
-
-from dipsearch.search.storage import HOST, OWNER, RETRY_OF, STALE, StorageSpec, open_storage
-from dipsearch.search.study import RECIPE, RESULT, SURPLUS, StudyStatus
-
 from postgres_server import Server, Unavailable
 from test_bayes import TINY
+
+from dipsearch import DipsearchError
+from dipsearch.search.storage import HOST, OWNER, RETRY_OF, STALE, StorageSpec, open_storage
+from dipsearch.search.study import RECIPE, RESULT, SURPLUS, StudyStatus
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET = 8
@@ -46,8 +44,14 @@ def postgres():
 
 def _cli(*args: str, cwd: Path, prefix: list[str] = ()) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    return subprocess.Popen([*prefix, sys.executable, "-m", "dipsearch.cli", *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [*prefix, sys.executable, "-m", "dipsearch.cli", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def _as_another_host() -> list[str]:
@@ -89,8 +93,27 @@ def test_postgres_study_driver_and_two_workers_lose_no_trial_when_one_is_killed(
     space = tmp_path / "tiny.toml"
     space.write_text(TINY)
     common = ["--storage", url, "--study", name, "--no-progress", "--device", "cpu", "--stale-after", str(STALE_AFTER)]
-    driver = _cli("search", "bayes", "--demo", "--crop", "32", "--space", str(space), "--iters", "150", "--trials",
-                  str(TARGET), "--pruner", "median", "--final", "0", "--out", str(out), *common, cwd=tmp_path)
+    driver = _cli(
+        "search",
+        "bayes",
+        "--demo",
+        "--crop",
+        "32",
+        "--space",
+        str(space),
+        "--iters",
+        "150",
+        "--trials",
+        str(TARGET),
+        "--pruner",
+        "median",
+        "--final",
+        "0",
+        "--out",
+        str(out),
+        *common,
+        cwd=tmp_path,
+    )
     procs = [driver]
     try:
         _poll(lambda: _trials(storage, name), procs)  # workers join a study that exists
@@ -100,8 +123,13 @@ def test_postgres_study_driver_and_two_workers_lose_no_trial_when_one_is_killed(
 
         def victim_running() -> int | None:
             """A trial the victim is fitting: it has claimed it and recorded the genome and candidate key."""
-            running = [t for t in _trials(storage, name) if t.state == TrialState.RUNNING and "key" in t.user_attrs
-                       and t.user_attrs.get(OWNER, {}).get("pid") == victim.pid]
+            running = [
+                t
+                for t in _trials(storage, name)
+                if t.state == TrialState.RUNNING
+                and "key" in t.user_attrs
+                and t.user_attrs.get(OWNER, {}).get("pid") == victim.pid
+            ]
             return running[0].number if running else None
 
         killed = _poll(victim_running, procs)
@@ -128,8 +156,11 @@ def test_postgres_study_driver_and_two_workers_lose_no_trial_when_one_is_killed(
     assert ("no heartbeat" if remote else "is gone") in dead.user_attrs[STALE]
     status = StudyStatus.of(study)
     assert status.counted == TARGET and status.stale == 1 and status.running == 0
-    counted = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
-               or not {STALE, SURPLUS} & set(t.user_attrs)]
+    counted = [
+        t
+        for t in trials
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED) or not {STALE, SURPLUS} & set(t.user_attrs)
+    ]
     assert len(counted) == TARGET and any(t.number > killed for t in counted)
     # ... and it was asked again: a later counted trial re-ran its genome.
     retried = [t for t in counted if t.user_attrs.get(RETRY_OF) == killed]
@@ -170,4 +201,5 @@ def test_postgres_url_without_its_driver_says_what_to_install(monkeypatch):
     assert str(err.value) == (
         "cannot open the Optuna storage postgresql://me:***@db.example/dip: a database driver is missing (Failed to "
         "import DB access module for the specified storage URL. Please install appropriate one.); install it "
-        "(pip install 'dipsearch[postgres]' for postgresql://, redis for redis://) or use a journal file path")
+        "(pip install 'dipsearch[postgres]' for postgresql://, redis for redis://) or use a journal file path"
+    )

@@ -18,8 +18,19 @@ def setup(tmp_path, image_file):
 
 
 def _args(clean, space, out, *extra):
-    return ["preselect", "--clean", str(clean), "--space", str(space), "--out", str(out), "--no-progress",
-            "--device", "cpu", *map(str, extra)]
+    return [
+        "preselect",
+        "--clean",
+        str(clean),
+        "--space",
+        str(space),
+        "--out",
+        str(out),
+        "--no-progress",
+        "--device",
+        "cpu",
+        *map(str, extra),
+    ]
 
 
 def _rows(run: Path) -> list[dict]:
@@ -32,8 +43,16 @@ def test_preselect_scores_keeps_fits_and_picks(setup, tmp_path):
     out = tmp_path / "runs"
     assert cli.main(_args(clean, space, out, "--candidates", 6, "--keep", 2, "--fit-iters", 10)) == 0
     (run,) = list((out / "preselect").iterdir())
-    for name in ("config.toml", "versions.json", "preselect.csv", "best_arch.toml", "best_output.png",
-                 "summary.json", "preselect.png", "evaluations.jsonl"):
+    for name in (
+        "config.toml",
+        "versions.json",
+        "preselect.csv",
+        "best_arch.toml",
+        "best_output.png",
+        "summary.json",
+        "preselect.png",
+        "evaluations.jsonl",
+    ):
         assert (run / name).is_file(), name
     rows = _rows(run)
     assert len(rows) == 6 and sorted(int(r["rank"]) for r in rows) == list(range(1, 7))
@@ -67,13 +86,20 @@ def test_without_fitting_the_best_score_is_the_pick(setup, tmp_path):
     assert not (run / "preselect.png").exists()
 
 
-@pytest.mark.parametrize("extra,message", [
-    (["--metric", "sharpness"], "error: unknown pre-selection metric 'sharpness'; choose one of psd_mse, psd_emd, "
-                                "bandwidth, slope_gap"),
-    (["--candidates", 3, "--keep", 5], "error: --keep 5 is larger than --candidates 3: keep at most as many "
-                                       "candidates as are scored"),
-    (["--candidates", 0], "error: --candidates must be >= 1, got 0"),
-])
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (
+            ["--metric", "sharpness"],
+            "error: unknown pre-selection metric 'sharpness'; choose one of psd_mse, psd_emd, bandwidth, slope_gap",
+        ),
+        (
+            ["--candidates", 3, "--keep", 5],
+            "error: --keep 5 is larger than --candidates 3: keep at most as many candidates as are scored",
+        ),
+        (["--candidates", 0], "error: --candidates must be >= 1, got 0"),
+    ],
+)
 def test_bad_flags_are_named_and_leave_no_run_folder(setup, tmp_path, capsys, extra, message):
     clean, space = setup
     out = tmp_path / "runs"

@@ -4,13 +4,12 @@ import math
 
 import pytest
 import torch
+from conftest import synthetic_image
 
 from dipsearch import ArchSpec, make_problem
 from dipsearch.errors import DipsearchError
 from dipsearch.preselect import METRICS, ScoreConfig, get_metric, score_spec
 from dipsearch.preselect.metrics import bandwidth, psd_ring_emd, psd_ring_mse, radius, spectral_slope_gap
-
-from conftest import synthetic_image
 
 
 def _noise(seed: int, k: int = 1, side: int = 64) -> torch.Tensor:
@@ -71,8 +70,15 @@ def _problem():
 
 
 def test_scoring_is_seeded_and_deterministic():
-    spec = ArchSpec(n_down=[8, 8, 8], n_up=[8, 8, 8], n_skip=[0, 4, 4], k_down=[3] * 3, k_up=[3] * 3, k_skip=[1] * 3,
-                    upsample=["bilinear"] * 3)
+    spec = ArchSpec(
+        n_down=[8, 8, 8],
+        n_up=[8, 8, 8],
+        n_skip=[0, 4, 4],
+        k_down=[3] * 3,
+        k_up=[3] * 3,
+        k_skip=[1] * 3,
+        upsample=["bilinear"] * 3,
+    )
     problem = _problem()
     first = score_spec(problem, spec, ScoreConfig(inputs=3, seed=4))
     assert first == score_spec(problem, spec, ScoreConfig(inputs=3, seed=4))
@@ -84,6 +90,17 @@ def test_scoring_leaves_the_global_random_state_alone():
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    score_spec(_problem(), ArchSpec(n_down=[8, 8], n_up=[8, 8], n_skip=[0, 0], k_down=[3, 3], k_up=[3, 3],
-                                    k_skip=[1, 1], upsample=["nearest"] * 2), ScoreConfig(inputs=2))
+    score_spec(
+        _problem(),
+        ArchSpec(
+            n_down=[8, 8],
+            n_up=[8, 8],
+            n_skip=[0, 0],
+            k_down=[3, 3],
+            k_up=[3, 3],
+            k_skip=[1, 1],
+            upsample=["nearest"] * 2,
+        ),
+        ScoreConfig(inputs=2),
+    )
     assert torch.equal(torch.rand(3), expected)

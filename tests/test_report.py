@@ -39,8 +39,22 @@ def _sources(page: Path) -> Sources:
 @pytest.fixture
 def fit_run(image_file, tmp_path):
     clean = image_file(h=64, w=64)
-    argv = ["fit", "--clean", str(clean), "--space", "demo", "--iters", "110", "--stop", "emv",
-            "--patience", "10", "--out", str(tmp_path), "--no-progress"]
+    argv = [
+        "fit",
+        "--clean",
+        str(clean),
+        "--space",
+        "demo",
+        "--iters",
+        "110",
+        "--stop",
+        "emv",
+        "--patience",
+        "10",
+        "--out",
+        str(tmp_path),
+        "--no-progress",
+    ]
     assert main(argv) == 0
     (run,) = (tmp_path / "fit").iterdir()
     return run
@@ -68,15 +82,19 @@ def test_nested_runs_get_their_own_pages(fit_run, tmp_path):
 
 def test_not_a_run_folder(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
-    assert f"error: {tmp_path} is not a dipsearch run folder (it has neither config.toml nor summary.json)" in \
-        capsys.readouterr().err
+    assert (
+        f"error: {tmp_path} is not a dipsearch run folder (it has neither config.toml nor summary.json)"
+        in capsys.readouterr().err
+    )
     assert main(["report", str(tmp_path / "nope")]) == 2
     assert "is not a folder; give a run folder" in capsys.readouterr().err
 
 
 def test_report_module_imports_nothing_heavy():
-    code = ("import sys, dipsearch.errors; before = set(sys.modules); import dipsearch.report; "
-            "new = {m.split('.')[0] for m in set(sys.modules) - before}; print(sorted(new))")
+    code = (
+        "import sys, dipsearch.errors; before = set(sys.modules); import dipsearch.report; "
+        "new = {m.split('.')[0] for m in set(sys.modules) - before}; print(sorted(new))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert not {"matplotlib", "PIL", "numpy", "torch"} & set(eval(out))
 
@@ -99,11 +117,13 @@ def _browse(argv: list[str], output: Path) -> None:
                 pass
 
 
-@pytest.mark.skipif(_browser() is None, reason="no headless browser installed (apt-get install chromium); "
-                                               "the page is still checked for broken links above")
+@pytest.mark.skipif(
+    _browser() is None,
+    reason="no headless browser installed (apt-get install chromium); the page is still checked for broken links above",
+)
 def test_report_renders_in_a_headless_browser(fit_run, tmp_path):
-    from PIL import Image
     import numpy as np
+    from PIL import Image
 
     page = write_report(fit_run)
     flags = [_browser(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]

@@ -5,12 +5,11 @@ import json
 import sys
 
 import pytest
+from conftest import synthetic_image
 
 from dipsearch.cli import main
 from dipsearch.imageio import save_image
 from dipsearch.reproduce import Reproduction
-
-from conftest import synthetic_image
 
 
 @pytest.fixture
@@ -35,8 +34,23 @@ def _only_run(root):
 
 def test_table_with_the_seed_figures(data, tmp_path, capsys):
     out = tmp_path / "runs"
-    argv = ["reproduce", "denoise", "sr4", "inpaint", "--data", str(data), "--size", "64", "--iters", "30",
-            "--methods", "dip,nlm,bicubic,lanczos,biharmonic", "--out", str(out), "--no-report"]
+    argv = [
+        "reproduce",
+        "denoise",
+        "sr4",
+        "inpaint",
+        "--data",
+        str(data),
+        "--size",
+        "64",
+        "--iters",
+        "30",
+        "--methods",
+        "dip,nlm,bicubic,lanczos,biharmonic",
+        "--out",
+        str(out),
+        "--no-report",
+    ]
     assert main(argv) == 0
     run = _only_run(out)
     table = _summary(run)
@@ -57,8 +71,26 @@ def test_table_with_the_seed_figures(data, tmp_path, capsys):
 
 def test_dip_stop_and_restore_cells(data, tmp_path):
     out = tmp_path / "runs"
-    argv = ["reproduce", "denoise", "--data", str(data), "--size", "64", "--images", "1", "--iters", "110",
-            "--patience", "5", "--methods", "dip-stop,restore", "--search", "none", "--out", str(out)]
+    argv = [
+        "reproduce",
+        "denoise",
+        "--data",
+        str(data),
+        "--size",
+        "64",
+        "--images",
+        "1",
+        "--iters",
+        "110",
+        "--patience",
+        "5",
+        "--methods",
+        "dip-stop,restore",
+        "--search",
+        "none",
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     run = _only_run(out)
     rows = {r["method"]: r for r in map(json.loads, (run / "results.jsonl").read_text().splitlines())}
@@ -86,8 +118,19 @@ def test_a_killed_reproduce_resumes_without_recomputing(data, tmp_path, monkeypa
 
     monkeypatch.setattr(Reproduction, "_method", counting)
     resumed = False
-    argv = ["reproduce", "denoise", "--data", str(data), "--size", "64", "--methods", "nlm",
-            "--out", str(out), "--no-report"]
+    argv = [
+        "reproduce",
+        "denoise",
+        "--data",
+        str(data),
+        "--size",
+        "64",
+        "--methods",
+        "nlm",
+        "--out",
+        str(out),
+        "--no-report",
+    ]
     assert main(argv) == 130
     run = _only_run(out)
     assert "continue with: dipsearch reproduce --resume" in capsys.readouterr().out
@@ -100,16 +143,27 @@ def test_a_killed_reproduce_resumes_without_recomputing(data, tmp_path, monkeypa
     assert sorted(keys) == ["denoise/classic9/A/nlm", "denoise/classic9/B/nlm"]
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["denoise", "sr3"], "error: unknown row 'sr3'; choose from denoise, sr4, sr8, inpaint"),
-    (["denoise", "--methods", "dip,srresnet"], "error: unknown method 'srresnet'; choose from dip, dip-stop, restore"),
-    (["denoise", "--methods", "restore", "--pop", "2", "--gens", "0", "--ensemble", "3"],
-     "error: --ensemble 3 is larger than the 2 candidate(s) --search ga can produce with this budget"),
-    (["denoise", "--size", "32"], "error: --size must be at least 64 px"),
-    (["denoise", "--size", "big"], "error: --size takes 'full' or a crop side in px, got 'big'"),
-    (["denoise", "--methods", "dip-stop", "--iters", "50"], "error: emv: the warm-up (100 steps) is longer than the run (50)"),
-    ([], "error: name at least one ROW (denoise, sr4, sr8, inpaint), or --resume RUN_DIR"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["denoise", "sr3"], "error: unknown row 'sr3'; choose from denoise, sr4, sr8, inpaint"),
+        (
+            ["denoise", "--methods", "dip,srresnet"],
+            "error: unknown method 'srresnet'; choose from dip, dip-stop, restore",
+        ),
+        (
+            ["denoise", "--methods", "restore", "--pop", "2", "--gens", "0", "--ensemble", "3"],
+            "error: --ensemble 3 is larger than the 2 candidate(s) --search ga can produce with this budget",
+        ),
+        (["denoise", "--size", "32"], "error: --size must be at least 64 px"),
+        (["denoise", "--size", "big"], "error: --size takes 'full' or a crop side in px, got 'big'"),
+        (
+            ["denoise", "--methods", "dip-stop", "--iters", "50"],
+            "error: emv: the warm-up (100 steps) is longer than the run (50)",
+        ),
+        ([], "error: name at least one ROW (denoise, sr4, sr8, inpaint), or --resume RUN_DIR"),
+    ],
+)
 def test_bad_input(argv, message, data, tmp_path, capsys):
     out = tmp_path / "runs"
     assert main(["reproduce", *argv, "--data", str(data), "--out", str(out)]) == 2

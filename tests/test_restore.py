@@ -10,8 +10,23 @@ from dipsearch.cli import main
 from dipsearch.evaluate import Evaluation
 from dipsearch.restore import ensemble_weights
 
-TINY = ["--space", "demo", "--pop", "2", "--gens", "1", "--search-iters", "15", "--iters", "110", "--patience", "10",
-        "--device", "cpu", "--no-report"]
+TINY = [
+    "--space",
+    "demo",
+    "--pop",
+    "2",
+    "--gens",
+    "1",
+    "--search-iters",
+    "15",
+    "--iters",
+    "110",
+    "--patience",
+    "10",
+    "--device",
+    "cpu",
+    "--no-report",
+]
 
 
 def _run_folder(root):
@@ -42,7 +57,9 @@ def test_restore_without_search_or_clean(image_file, tmp_path):
     argv.remove("--no-report")
     assert main(argv) == 0
     run = _run_folder(tmp_path)
-    assert (run / "report.html").is_file() and (run / "fit" / next((run / "fit").iterdir()).name / "report.html").is_file()
+    assert (run / "report.html").is_file() and (
+        run / "fit" / next((run / "fit").iterdir()).name / "report.html"
+    ).is_file()
     assert not (run / "search").exists() and len(list((run / "fit").iterdir())) == 1
     summary = json.loads((run / "summary.json").read_text())
     assert "psnr_restored" not in summary and summary["candidates"] == 1
@@ -56,16 +73,25 @@ def test_restore_bayes(image_file, tmp_path):
     assert summary["search"] == "bayes" and summary["candidates"] >= 1 and "default (search)" in summary["stages"]
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--ensemble", "5"], "error: --ensemble 5 is larger than the 4 candidate(s) --search ga can produce with this "
-                          "budget; use --ensemble <= 4"),
-    (["--search", "none", "--ensemble", "2"], "error: --ensemble 2 is larger than the 1 candidate(s) --search none"),
-    (["--search", "grid"], "error: unknown --search 'grid'; choose one of ga, bayes, none"),
-    (["--budget", "huge"], "error: unknown --budget 'huge'; choose auto or one of cpu, gpu"),
-    (["--ensemble", "0"], "error: --ensemble must be >= 1, got 0"),
-    (["--stop", "oracle"], "error: unknown detector 'oracle'; choose one of"),
-    (["--iters", "50"], "error: emv: the warm-up (100 steps) is longer than the run (50)"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (
+            ["--ensemble", "5"],
+            "error: --ensemble 5 is larger than the 4 candidate(s) --search ga can produce with this "
+            "budget; use --ensemble <= 4",
+        ),
+        (
+            ["--search", "none", "--ensemble", "2"],
+            "error: --ensemble 2 is larger than the 1 candidate(s) --search none",
+        ),
+        (["--search", "grid"], "error: unknown --search 'grid'; choose one of ga, bayes, none"),
+        (["--budget", "huge"], "error: unknown --budget 'huge'; choose auto or one of cpu, gpu"),
+        (["--ensemble", "0"], "error: --ensemble must be >= 1, got 0"),
+        (["--stop", "oracle"], "error: unknown detector 'oracle'; choose one of"),
+        (["--iters", "50"], "error: emv: the warm-up (100 steps) is longer than the run (50)"),
+    ],
+)
 def test_restore_bad_input(extra, message, image_file, tmp_path, capsys):
     clean = image_file(h=64, w=64)
     assert main(["restore", "--clean", str(clean), "--out", str(tmp_path), *TINY, *extra]) == 2

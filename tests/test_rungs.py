@@ -37,8 +37,17 @@ def _problem():
 
 def _maker(space, problem, iters=20):
     def make(genome, index):
-        return Candidate(genome=genome, arch=space.decode(genome), problem=problem, iters=iters, seed=0,
-                         fit_settings=space.fit_settings(genome), device="cpu", index=index, threads=1)
+        return Candidate(
+            genome=genome,
+            arch=space.decode(genome),
+            problem=problem,
+            iters=iters,
+            seed=0,
+            fit_settings=space.fit_settings(genome),
+            device="cpu",
+            index=index,
+            threads=1,
+        )
 
     return make
 
@@ -52,9 +61,17 @@ class Fake:
     def __call__(self, candidate: Candidate) -> Evaluation:
         self.calls.append(candidate)
         value = self.score(candidate.genome, candidate.iters, candidate.stop)
-        return Evaluation(index=candidate.index, key=candidate.key, genome=candidate.genome, fitness=value, psnr=None,
-                          params=1, iters_run=candidate.iters, seconds=0.0,
-                          stopped_iter=candidate.iters // 2 if candidate.stop else None)
+        return Evaluation(
+            index=candidate.index,
+            key=candidate.key,
+            genome=candidate.genome,
+            fitness=value,
+            psnr=None,
+            params=1,
+            iters_run=candidate.iters,
+            seconds=0.0,
+            stopped_iter=candidate.iters // 2 if candidate.stop else None,
+        )
 
 
 def _screened(tmp_path, space, n=10, seed=1):
@@ -70,8 +87,18 @@ def _screened(tmp_path, space, n=10, seed=1):
             keys.add(key)
             genomes.append(genome)
     for i, genome in enumerate(genomes):
-        record.add(Evaluation(index=i, key=make(genome, -1).key, genome=genome, fitness=genome["lr"], psnr=None,
-                              params=1, iters_run=20, seconds=0.0))
+        record.add(
+            Evaluation(
+                index=i,
+                key=make(genome, -1).key,
+                genome=genome,
+                fitness=genome["lr"],
+                psnr=None,
+                params=1,
+                iters_run=20,
+                seconds=0.0,
+            )
+        )
     return record, genomes, make
 
 
@@ -133,8 +160,18 @@ def test_a_screened_default_in_the_top_k_keeps_its_earned_place(tmp_path):
     space = _space()
     record, genomes, make = _screened(tmp_path, space)
     default = space.default()
-    record.add(Evaluation(index=99, key=make(default, -1).key, genome=default, fitness=1.0, psnr=None, params=1,
-                          iters_run=20, seconds=0.0))  # above every lr: the screening's best
+    record.add(
+        Evaluation(
+            index=99,
+            key=make(default, -1).key,
+            genome=default,
+            fitness=1.0,
+            psnr=None,
+            params=1,
+            iters_run=20,
+            seconds=0.0,
+        )
+    )  # above every lr: the screening's best
     fake = Fake(lambda g, iters, stop: g["lr"])
     selection = _runner(space, make, record, RungPlan(final=3, final_iters=200), fake).run()
     by_lr = sorted(genomes, key=lambda g: -g["lr"])
@@ -154,8 +191,16 @@ def test_an_interrupted_final_rung_resumes_without_refitting_finished_finalists(
 
     def search(fake):
         run = RunDir(tmp_path)
-        return GASearch(space, _maker(space, problem), SearchRecord(run, space), InProcessExecutor(),
-                        GAConfig(pop=6, gens=1, seed=3), None, fake, plan=plan)
+        return GASearch(
+            space,
+            _maker(space, problem),
+            SearchRecord(run, space),
+            InProcessExecutor(),
+            GAConfig(pop=6, gens=1, seed=3),
+            None,
+            fake,
+            plan=plan,
+        )
 
     killer = Fake(score)
     original = killer.__call__
@@ -180,8 +225,22 @@ def test_an_interrupted_final_rung_resumes_without_refitting_finished_finalists(
 
 
 def _cli_args(clean, space, out, *extra):
-    return ["search", "ga", "--clean", str(clean), "--space", str(space), "--out", str(out), "--iters", "20",
-            "--no-progress", "--threads", "1", *map(str, extra)]
+    return [
+        "search",
+        "ga",
+        "--clean",
+        str(clean),
+        "--space",
+        str(space),
+        "--out",
+        str(out),
+        "--iters",
+        "20",
+        "--no-progress",
+        "--threads",
+        "1",
+        *map(str, extra),
+    ]
 
 
 def test_sigkill_in_the_final_rung_then_resume_refits_only_the_missing_finalists(tmp_path, image_file):
@@ -189,8 +248,9 @@ def test_sigkill_in_the_final_rung_then_resume_refits_only_the_missing_finalists
     out = tmp_path / "runs"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     args = _cli_args(clean, space, out, "--pop", 3, "--gens", 0, "--final-iters", 1500)
-    proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), *args], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "cli.py"), *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     deadline, log = time.monotonic() + 180, None
     while time.monotonic() < deadline and proc.poll() is None:
         runs = list((out / "search").glob("*")) if (out / "search").exists() else []
@@ -220,17 +280,23 @@ def test_sigkill_in_the_final_rung_then_resume_refits_only_the_missing_finalists
     assert json.loads((log.parent / "summary.json").read_text())["rungs"][-1]["cached"] == len(before)
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--final", "1"], "--final must be >= 2 (the default genome takes one place), got 1"),
-    (["--rungs", "100,x"], "--rungs takes comma-separated iteration budgets, e.g. 600,1200; got '100,x'"),
-    (["--rungs", "300,100"], "--rungs budgets must increase, got [300, 100]"),
-    (["--rungs", "300", "--final-iters", "200"], "--final-iters (200) must exceed every --rungs budget ([300])"),
-    (["--final-iters", "80"], "--final-iters (80) must exceed the emv detector's warm-up/window (100 steps)"),
-    (["--final-stop", "magic"], "unknown detector 'magic'"),
-    (["--noise", "poisson", "--final-stop", "sure"], "sure: SURE needs Gaussian noise, but this problem has poisson"),
-    (["--eta", "1", "--rungs", "50"], "--eta must be >= 2, got 1"),
-    (["--final-margin", "-1"], "--final-margin must be >= 0, got -1.0"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--final", "1"], "--final must be >= 2 (the default genome takes one place), got 1"),
+        (["--rungs", "100,x"], "--rungs takes comma-separated iteration budgets, e.g. 600,1200; got '100,x'"),
+        (["--rungs", "300,100"], "--rungs budgets must increase, got [300, 100]"),
+        (["--rungs", "300", "--final-iters", "200"], "--final-iters (200) must exceed every --rungs budget ([300])"),
+        (["--final-iters", "80"], "--final-iters (80) must exceed the emv detector's warm-up/window (100 steps)"),
+        (["--final-stop", "magic"], "unknown detector 'magic'"),
+        (
+            ["--noise", "poisson", "--final-stop", "sure"],
+            "sure: SURE needs Gaussian noise, but this problem has poisson",
+        ),
+        (["--eta", "1", "--rungs", "50"], "--eta must be >= 2, got 1"),
+        (["--final-margin", "-1"], "--final-margin must be >= 0, got -1.0"),
+    ],
+)
 def test_bad_rung_flags_exit_2_with_a_message_and_leave_no_run(tmp_path, image_file, capsys, flags, message):
     clean, space = image_file("clean.png", 32, 32), write_space(tmp_path)
     out = tmp_path / "runs"
@@ -257,8 +323,11 @@ def test_a_finalist_must_beat_the_default_by_the_margin_on_the_held_out_pixels(t
     problem = make(space.default(), -1).problem
     by_lr = sorted(genomes, key=lambda g: -g["lr"])
     flat = torch.full_like(problem.clean, 0.5)  # the default restores nothing
-    images = {json.dumps(space.default()): flat, json.dumps(by_lr[0]): (flat + 0.002).clamp(0, 1),
-              json.dumps(by_lr[1]): problem.clean}
+    images = {
+        json.dumps(space.default()): flat,
+        json.dumps(by_lr[0]): (flat + 0.002).clamp(0, 1),
+        json.dumps(by_lr[1]): problem.clean,
+    }
 
     class WithImages(Fake):
         def __call__(self, candidate):

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import synthetic_image
 from ga_helpers import write_space
 
 from dipsearch import cli, load_space, make_problem
@@ -12,8 +13,6 @@ from dipsearch.preselect.seeding import SeedPlan, initial_genomes
 from dipsearch.runs import read_jsonl
 from dipsearch.tomlio import load_toml
 
-from conftest import synthetic_image
-
 
 def _key(space, genome):
     return space.decode(genome).canonical_key() + json.dumps(space.fit_settings(genome), sort_keys=True)
@@ -21,12 +20,17 @@ def _key(space, genome):
 
 def _top_scorers(space, problem, n, k, seed=0):
     """The k best psd_mse scores among the first n distinct samples, computed independently of seeding.py."""
-    from dipsearch.preselect.scoring import sample_candidates
     import random
 
+    from dipsearch.preselect.scoring import sample_candidates
+
     pool = sample_candidates(space, problem, n, random.Random(seed))
-    scored = sorted(pool, key=lambda c: score_spec(problem, c.spec, ScoreConfig(seed=seed, metrics=("psd_mse",),
-                                                                               device="cpu"))["psd_mse"])
+    scored = sorted(
+        pool,
+        key=lambda c: score_spec(problem, c.spec, ScoreConfig(seed=seed, metrics=("psd_mse",), device="cpu"))[
+            "psd_mse"
+        ],
+    )
     return [_key(space, c.genome) for c in scored[:k]]
 
 
@@ -42,8 +46,26 @@ def test_initial_genomes_are_the_default_then_the_top_scorers(tmp_path):
 
 
 def _ga(clean, space, out, *extra):
-    return ["search", "ga", "--clean", str(clean), "--space", str(space), "--out", str(out), "--iters", "10",
-            "--final-iters", "120", "--no-progress", "--threads", "1", "--device", "cpu", *map(str, extra)]
+    return [
+        "search",
+        "ga",
+        "--clean",
+        str(clean),
+        "--space",
+        str(space),
+        "--out",
+        str(out),
+        "--iters",
+        "10",
+        "--final-iters",
+        "120",
+        "--no-progress",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+        *map(str, extra),
+    ]
 
 
 def _run(out: Path, kind: str = "search") -> Path:
@@ -71,8 +93,29 @@ def test_preselected_ga_population_holds_the_top_scorers(tmp_path, image_file):
 def test_seed_from_puts_past_winners_first_and_bayes_enqueues_them(tmp_path, image_file):
     clean, space_path = image_file("clean.png", 32, 32), write_space(tmp_path)
     first = tmp_path / "first"
-    assert cli.main(["preselect", "--clean", str(clean), "--space", str(space_path), "--out", str(first),
-                     "--candidates", "5", "--keep", "1", "--no-progress", "--device", "cpu", "--seed", "3"]) == 0
+    assert (
+        cli.main(
+            [
+                "preselect",
+                "--clean",
+                str(clean),
+                "--space",
+                str(space_path),
+                "--out",
+                str(first),
+                "--candidates",
+                "5",
+                "--keep",
+                "1",
+                "--no-progress",
+                "--device",
+                "cpu",
+                "--seed",
+                "3",
+            ]
+        )
+        == 0
+    )
     winner = load_toml(_run(first, "preselect") / "best_arch.toml")["genome"]
     out = tmp_path / "runs"
     pattern = str(first / "preselect" / "*")
@@ -82,23 +125,53 @@ def test_seed_from_puts_past_winners_first_and_bayes_enqueues_them(tmp_path, ima
     assert json.loads((_run(out) / "summary.json").read_text())["seeding"]["from_archive"] == 1
 
     bayes_out = tmp_path / "bayes"
-    assert cli.main(["search", "bayes", "--clean", str(clean), "--space", str(space_path), "--out", str(bayes_out),
-                     "--iters", "10", "--final-iters", "120", "--no-progress", "--device", "cpu", "--trials", "3", "--seed-from", pattern]) == 0
+    assert (
+        cli.main(
+            [
+                "search",
+                "bayes",
+                "--clean",
+                str(clean),
+                "--space",
+                str(space_path),
+                "--out",
+                str(bayes_out),
+                "--iters",
+                "10",
+                "--final-iters",
+                "120",
+                "--no-progress",
+                "--device",
+                "cpu",
+                "--trials",
+                "3",
+                "--seed-from",
+                pattern,
+            ]
+        )
+        == 0
+    )
     import optuna
 
     config = load_toml(_run(bayes_out) / "config.toml")
-    study = optuna.load_study(study_name=config["bayes"]["study"], storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(_run(bayes_out) / "study.journal"))))
-    space = load_space(space_path)
+    study = optuna.load_study(
+        study_name=config["bayes"]["study"],
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(_run(bayes_out) / "study.journal"))
+        ),
+    )
     first_trial = study.trials[0]
     assert {k: v for k, v in winner.items() if k in first_trial.params} == first_trial.params
     assert config["seeding"]["from_archive"] == 1
 
 
-@pytest.mark.parametrize("make,message", [
-    (lambda tmp: tmp.mkdir(exist_ok=True) or tmp, "the folder has no winner (no best_arch.toml)"),
-    (lambda tmp: tmp / "nowhere-*", "matches no folder"),
-])
+@pytest.mark.parametrize(
+    "make,message",
+    [
+        (lambda tmp: tmp.mkdir(exist_ok=True) or tmp, "the folder has no winner (no best_arch.toml)"),
+        (lambda tmp: tmp / "nowhere-*", "matches no folder"),
+    ],
+)
 def test_seed_from_without_a_winner_is_refused(tmp_path, image_file, capsys, make, message):
     clean, space_path = image_file("clean.png", 32, 32), write_space(tmp_path)
     empty = make(tmp_path / "empty")

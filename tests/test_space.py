@@ -52,12 +52,14 @@ def test_fit_settings_come_from_genes_or_fixed():
 
 
 def test_ties_make_symmetric_hourglasses():
-    space = space_from_dict({
-        "genes": {"depth": {"kind": "int", "low": 2, "high": 3, "default": 3}},
-        "levels": {"n_down": {"kind": "choice", "choices": [8, 16], "default": [8, 16, 16]}},
-        "ties": {"n_up": "n_down"},
-        "fixed": {"n_skip": [0, 0, 0], "k_down": 3},
-    })
+    space = space_from_dict(
+        {
+            "genes": {"depth": {"kind": "int", "low": 2, "high": 3, "default": 3}},
+            "levels": {"n_down": {"kind": "choice", "choices": [8, 16], "default": [8, 16, 16]}},
+            "ties": {"n_up": "n_down"},
+            "fixed": {"n_skip": [0, 0, 0], "k_down": 3},
+        }
+    )
     spec = space.decode(space.default())
     assert spec.n_up == spec.n_down == (8, 16, 16)
     assert spec.k_down == (3, 3, 3)
@@ -73,18 +75,34 @@ def _space(tmp_path, text):
     "text, message",
     [
         ('[genes.width]\nkind = "int"\nlow = 1\nhigh = 2\ndefault = 1\n', "gene 'width' is not a known global gene"),
-        ('[genes.lr]\nkind = "float"\nlow = 0.1\nhigh = 0.01\ndefault = 0.05\n', r"gene 'lr': low \(0.1\) must be below high \(0.01\)"),
+        (
+            '[genes.lr]\nkind = "float"\nlow = 0.1\nhigh = 0.01\ndefault = 0.05\n',
+            r"gene 'lr': low \(0.1\) must be below high \(0.01\)",
+        ),
         ('[genes.lr]\nkind = "float"\nlow = 0.001\nhigh = 0.01\ndefault = 0.5\n', r"gene 'lr': default 0.5 is outside"),
-        ('[genes.lr]\nkind = "real"\nlow = 0.001\nhigh = 0.01\ndefault = 0.005\n', "kind must be one of int, float, choice"),
-        ('[genes.lr]\nkind = "float"\nlow = 0.0\nhigh = 0.01\nlog = true\ndefault = 0.005\n', "log-scaled gene needs low > 0"),
-        ('[genes.depth]\nkind = "int"\nlow = 3\nhigh = 6\ndefault = 5\n[levels.n_down]\nkind = "choice"\nchoices = [8]\ndefault = [8, 8]\n',
-         "default has 2 entries but depth goes up to 6"),
-        ('[genes.activation]\nkind = "choice"\nchoices = ["elu"]\ndefault = "relu"\n', "default 'relu' is not among the choices"),
+        (
+            '[genes.lr]\nkind = "real"\nlow = 0.001\nhigh = 0.01\ndefault = 0.005\n',
+            "kind must be one of int, float, choice",
+        ),
+        (
+            '[genes.lr]\nkind = "float"\nlow = 0.0\nhigh = 0.01\nlog = true\ndefault = 0.005\n',
+            "log-scaled gene needs low > 0",
+        ),
+        (
+            '[genes.depth]\nkind = "int"\nlow = 3\nhigh = 6\ndefault = 5\n[levels.n_down]\nkind = "choice"\nchoices = [8]\ndefault = [8, 8]\n',
+            "default has 2 entries but depth goes up to 6",
+        ),
+        (
+            '[genes.activation]\nkind = "choice"\nchoices = ["elu"]\ndefault = "relu"\n',
+            "default 'relu' is not among the choices",
+        ),
         ('[genes.lr]\nkind = "float"\nhigh = 0.01\ndefault = 0.005\n', "'low' must be a number"),
         ('[fixed]\ninput_kind = "meshgrid"\n', "meshgrid input has 2 channels"),
-        ('[search]\nx = 1\n', r"unknown table or key\(s\) search"),
-        ('[genes.depth]\nkind = "int"\nlow = 3\nhigh = 6\ndefault = 5\n',
-         r"depth goes up to 6 but n_down \(the seed default: \[8, 16, 32, 64, 128\]\) has only 5 levels"),
+        ("[search]\nx = 1\n", r"unknown table or key\(s\) search"),
+        (
+            '[genes.depth]\nkind = "int"\nlow = 3\nhigh = 6\ndefault = 5\n',
+            r"depth goes up to 6 but n_down \(the seed default: \[8, 16, 32, 64, 128\]\) has only 5 levels",
+        ),
     ],
 )
 def test_bad_space_files_say_file_gene_and_problem(tmp_path, text, message):

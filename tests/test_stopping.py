@@ -11,12 +11,31 @@ from dipsearch import ArchSpec, DipsearchError, FitConfig, Problem, fit, make_pr
 from dipsearch.fit import StepState
 from dipsearch.fitness import HoldoutFitness
 from dipsearch.metrics import psnr
-from dipsearch.stopping import (EMV, WMV, FixedRule, Holdout, PatienceRule, PlateauRule, Spectral, StoppingHook, Sure,
-                                estimate_sigma, make_detector, replay)
+from dipsearch.stopping import (
+    EMV,
+    WMV,
+    FixedRule,
+    Holdout,
+    PatienceRule,
+    PlateauRule,
+    Spectral,
+    StoppingHook,
+    Sure,
+    estimate_sigma,
+    make_detector,
+    replay,
+)
 from dipsearch.stopping.detectors import spectral_ratio
 
-SMALL = ArchSpec(n_down=[8, 8, 8], n_up=[8, 8, 8], n_skip=[0, 4, 4], k_down=[3] * 3, k_up=[3] * 3, k_skip=[1] * 3,
-                 upsample=["bilinear"] * 3)
+SMALL = ArchSpec(
+    n_down=[8, 8, 8],
+    n_up=[8, 8, 8],
+    n_skip=[0, 4, 4],
+    k_down=[3] * 3,
+    k_up=[3] * 3,
+    k_skip=[1] * 3,
+    upsample=["bilinear"] * 3,
+)
 
 
 def _gauss(clean, level=25, seed=0):
@@ -91,7 +110,9 @@ def _trace(values):
 
 def test_patience_rule_stops_patience_steps_after_the_minimum():
     values = [None, None, 5, 4, 3, 3.5, 2.9, 3, 3.1, 3.2, 3.3, 1.0]
-    assert replay(_trace(values), PatienceRule("stat_x", patience=4)) == (d := replay(_trace(values), PatienceRule("stat_x", patience=4)))
+    assert replay(_trace(values), PatienceRule("stat_x", patience=4)) == (
+        d := replay(_trace(values), PatienceRule("stat_x", patience=4))
+    )
     assert (d.chosen, d.fired_at) == (7, 11)  # the late 1.0 comes after the stop
     # a relative threshold: 2.9 is not 1 % below 3, so the minimum stays at step 5
     d = replay(_trace(values), PatienceRule("stat_x", patience=4, delta=0.05))
@@ -108,8 +129,9 @@ def test_plateau_rule_matches_a_brute_force_reading():
     rng = np.random.default_rng(0)
     values = list(np.exp(-np.arange(400) / 60) * 3 + rng.normal(0, 0.01, 400))
     n, eps = 20, 0.01
-    expected = next(t for t in range(2 * n, 401)
-                    if abs(np.mean(values[t - 2 * n : t - n]) - np.mean(values[t - n : t])) < eps)
+    expected = next(
+        t for t in range(2 * n, 401) if abs(np.mean(values[t - 2 * n : t - n]) - np.mean(values[t - n : t])) < eps
+    )
     d = replay(_trace(values), PlateauRule("stat_x", n, eps))
     assert d.fired_at == expected and d.chosen == expected
 
@@ -232,8 +254,11 @@ def test_sure_tracks_the_true_mse_on_a_gaussian_problem():
 @pytest.mark.parametrize(
     "problem, sure, message",
     [
-        (lambda c: make_problem("denoise", clean=c, noise="poisson", level=12), Sure(),
-         "SURE needs Gaussian noise, but this problem has poisson noise"),
+        (
+            lambda c: make_problem("denoise", clean=c, noise="poisson", level=12),
+            Sure(),
+            "SURE needs Gaussian noise, but this problem has poisson noise",
+        ),
         (lambda c: make_problem("denoise", observed=c), Sure(), "the Gaussian noise sigma is unknown"),
         (lambda c: make_problem("inpaint", clean=c, mask_ratio=0.5), Sure(), "does not apply to task 'inpaint'"),
     ],

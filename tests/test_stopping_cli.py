@@ -10,8 +10,15 @@ import pytest
 from dipsearch import ArchSpec
 from dipsearch.cli import main
 
-SMALL_ARCH = ArchSpec(n_down=[8, 8, 8], n_up=[8, 8, 8], n_skip=[0, 4, 4], k_down=[3] * 3, k_up=[3] * 3,
-                      k_skip=[1] * 3, upsample=["bilinear"] * 3)
+SMALL_ARCH = ArchSpec(
+    n_down=[8, 8, 8],
+    n_up=[8, 8, 8],
+    n_skip=[0, 4, 4],
+    k_down=[3] * 3,
+    k_up=[3] * 3,
+    k_skip=[1] * 3,
+    upsample=["bilinear"] * 3,
+)
 
 
 @pytest.fixture
@@ -27,8 +34,24 @@ def _folders(out: Path, kind: str) -> list[Path]:
 
 def test_fit_stop_wmv_saves_the_stopped_output_and_its_summary_keys(tmp_path, image_file, arch_file):
     out = tmp_path / "runs"
-    argv = ["fit", "--clean", str(image_file()), "--arch", arch_file, "--iters", "400", "--stop", "wmv",
-            "--stop-window", "10", "--patience", "20", "--out", str(out), "--no-progress"]
+    argv = [
+        "fit",
+        "--clean",
+        str(image_file()),
+        "--arch",
+        arch_file,
+        "--iters",
+        "400",
+        "--stop",
+        "wmv",
+        "--stop-window",
+        "10",
+        "--patience",
+        "20",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     assert main(argv) == 0
     (run,) = _folders(out, "fit")
     summary = json.loads((run / "summary.json").read_text())
@@ -42,8 +65,22 @@ def test_fit_stop_wmv_saves_the_stopped_output_and_its_summary_keys(tmp_path, im
 
 def test_fit_stop_holdout_withholds_pixels(tmp_path, image_file, arch_file):
     out = tmp_path / "runs"
-    argv = ["fit", "--clean", str(image_file()), "--arch", arch_file, "--iters", "30", "--stop", "holdout",
-            "--holdout-fraction", "0.1", "--out", str(out), "--no-progress"]
+    argv = [
+        "fit",
+        "--clean",
+        str(image_file()),
+        "--arch",
+        arch_file,
+        "--iters",
+        "30",
+        "--stop",
+        "holdout",
+        "--holdout-fraction",
+        "0.1",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     assert main(argv) == 0
     (run,) = _folders(out, "fit")
     config = tomllib.loads((run / "config.toml").read_text())
@@ -55,7 +92,10 @@ def test_fit_stop_holdout_withholds_pixels(tmp_path, image_file, arch_file):
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--clean", "{img}", "--noise", "poisson", "--stop", "sure"], "SURE needs Gaussian noise, but this problem has poisson"),
+        (
+            ["--clean", "{img}", "--noise", "poisson", "--stop", "sure"],
+            "SURE needs Gaussian noise, but this problem has poisson",
+        ),
         (["{img}", "--stop", "sure"], "the Gaussian noise sigma is unknown; give --sigma S"),
         (["--clean", "{img}", "--stop", "sure", "--sure-sigma", "abc"], "--sure-sigma takes a number"),
         (["--clean", "{img}", "--stop", "wmvv"], "unknown detector 'wmvv'; choose one of wmv, emv, sure, holdout"),
@@ -78,27 +118,61 @@ def test_fit_stop_bad_input_exits_2_and_leaves_no_folder(tmp_path, image_file, a
 def test_stop_bench_writes_summary_resumes_and_replays(tmp_path, image_file, arch_file, capsys):
     out = tmp_path / "runs"
     img = str(image_file("tiny.png"))
-    base = ["stop-bench", "--images", img, "--noise", "gaussian,impulse", "--levels", "2", "--crop", "16",
-            "--iters", "210", "--window", "20", "--arch", arch_file, "--no-progress"]
+    base = [
+        "stop-bench",
+        "--images",
+        img,
+        "--noise",
+        "gaussian,impulse",
+        "--levels",
+        "2",
+        "--crop",
+        "16",
+        "--iters",
+        "210",
+        "--window",
+        "20",
+        "--arch",
+        arch_file,
+        "--no-progress",
+    ]
     assert main([*base, "--out", str(out)]) == 0
     (run,) = _folders(out, "stop-bench")
     names = {p.name for p in run.iterdir()}
     assert {"config.toml", "versions.json", "summary.csv", "summary.json", "runs.csv", "curves.png", "traces"} <= names
     traces = sorted(p.name for p in (run / "traces").iterdir())
-    assert traces == ["tiny_gaussian_L2_s0.csv", "tiny_gaussian_L2_s0.json", "tiny_impulse_L2_s0.csv",
-                      "tiny_impulse_L2_s0.json"]
+    assert traces == [
+        "tiny_gaussian_L2_s0.csv",
+        "tiny_gaussian_L2_s0.json",
+        "tiny_impulse_L2_s0.csv",
+        "tiny_impulse_L2_s0.json",
+    ]
     with open(run / "traces" / "tiny_gaussian_L2_s0.csv") as handle:
         header = next(csv.reader(handle))
     assert {"stat_wmv", "stat_emv", "psnr_emv", "stat_sure", "stat_holdout", "stat_spectral", "ssim"} <= set(header)
     summary = json.loads((run / "summary.json").read_text())
     rows = {(a["rule"], a["noise"], a["level"]): a for a in summary["aggregate"]}
-    for key in [("wmv", "gaussian", "medium"), ("sure", "gaussian", "all"), ("holdout", "impulse", "all"),
-                ("fixed2400", "all", "all"), ("wmv/P250", "all", "all")]:
+    for key in [
+        ("wmv", "gaussian", "medium"),
+        ("sure", "gaussian", "all"),
+        ("holdout", "impulse", "all"),
+        ("fixed2400", "all", "all"),
+        ("wmv/P250", "all", "all"),
+    ]:
         assert key in rows
     assert ("sure", "impulse", "all") not in rows  # SURE is not recorded off Gaussian noise
     agg = rows[("wmv", "all", "all")]
-    for field in ("gap_median", "gap_mean", "gap_worst", "within_0.5dB", "within_1dB", "ssim_gap_mean", "delay_median",
-                  "spent_mean", "never_fired"):
+    for field in (
+        "gap_median",
+        "gap_mean",
+        "gap_worst",
+        "within_0.5dB",
+        "within_1dB",
+        "ssim_gap_mean",
+        "delay_median",
+        "spent_mean",
+        "never_fired",
+    ):
         assert field in agg
     assert agg["runs"] == 2 and rows[("fixed2400", "all", "all")]["spent_mean"] == 210
     capsys.readouterr()

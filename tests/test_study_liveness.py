@@ -6,14 +6,13 @@ from concurrent.futures import Executor, Future
 
 import pytest
 from optuna.trial import TrialState
+from test_bayes import FakeExecutor, make_setup, tiny_space
 
 from dipsearch.cli import main
 from dipsearch.evaluate import Evaluation
 from dipsearch.search.optuna_space import suggest_genome
 from dipsearch.search.storage import HEARTBEAT, OWNER, RETRY_OF, STALE, StorageSpec, fail_stale_trials
 from dipsearch.search.study import BayesSettings, StudyRunner, StudyStatus, open_study, specs
-
-from test_bayes import FakeExecutor, make_setup, tiny_space
 
 
 def test_runner_waits_for_a_silent_workers_trial_then_fails_it_and_asks_again(tmp_path):
@@ -25,8 +24,9 @@ def test_runner_waits_for_a_silent_workers_trial_then_fails_it_and_asks_again(tm
     remote = study.ask()
     remote.set_user_attr(OWNER, {"host": "elsewhere", "pid": 5})
     remote.set_user_attr(HEARTBEAT, time.time())
-    runner = StudyRunner(study, storage, make_setup(space).candidate, space, pruner, every, 2, 20, FakeExecutor(),
-                         stale_after=1.0)
+    runner = StudyRunner(
+        study, storage, make_setup(space).candidate, space, pruner, every, 2, 20, FakeExecutor(), stale_after=1.0
+    )
     # One trial of its own fills the target together with the remote one; it must not stop there: the remote
     # worker never beats again, so its trial is failed and a third one is asked in its place.
     assert runner.run() == 2
@@ -48,8 +48,9 @@ def test_a_dead_workers_claimed_trial_is_asked_again_with_its_genome(tmp_path):
     remote.set_user_attr(OWNER, {"host": "elsewhere", "pid": 5})
     remote.set_user_attr(HEARTBEAT, time.time() - 60)
     executor = FakeExecutor()
-    runner = StudyRunner(study, storage, make_setup(space).candidate, space, pruner, every, 2, 20, executor,
-                         stale_after=1.0)
+    runner = StudyRunner(
+        study, storage, make_setup(space).candidate, space, pruner, every, 2, 20, executor, stale_after=1.0
+    )
     assert runner.run() == 2
     dead, *rest = study.get_trials()
     assert dead.state == TrialState.FAIL and dead.user_attrs[STALE].startswith("no heartbeat from elsewhere:5")
@@ -69,8 +70,18 @@ class JudgedWhileFitting(Executor):
         time.sleep(1.5 * self.stale_after)
         self.failed += fail_stale_trials(self.study, self.stale_after)
         future = Future()
-        future.set_result(Evaluation(index=candidate.index, key=candidate.key, genome=candidate.genome, fitness=12.0,
-                                     psnr=13.0, params=100, iters_run=candidate.iters, seconds=0.01))
+        future.set_result(
+            Evaluation(
+                index=candidate.index,
+                key=candidate.key,
+                genome=candidate.genome,
+                fitness=12.0,
+                psnr=13.0,
+                params=100,
+                iters_run=candidate.iters,
+                seconds=0.01,
+            )
+        )
         return future
 
 
@@ -80,8 +91,9 @@ def test_a_trial_fitting_longer_than_stale_after_keeps_beating_and_is_not_failed
     storage = StorageSpec.parse(str(tmp_path / "b.journal"))
     study = open_study(storage, "b", sampler.build(), pruner.build(), create=True)
     executor = JudgedWhileFitting(study, stale_after=2.0)
-    runner = StudyRunner(study, storage, make_setup(space).candidate, space, pruner, every, 1, 20, executor,
-                         stale_after=2.0)
+    runner = StudyRunner(
+        study, storage, make_setup(space).candidate, space, pruner, every, 1, 20, executor, stale_after=2.0
+    )
     assert runner.run() == 1
     assert executor.failed == [] and [t.state for t in study.trials] == [TrialState.COMPLETE]
 
@@ -96,10 +108,13 @@ def test_a_trial_asked_and_never_claimed_is_failed_once_seen_unclaimed_for_stale
     assert study.trials[0].user_attrs[STALE] == "asked but not claimed by any process for 11 s"
 
 
-@pytest.mark.parametrize("command", [
-    ["search", "bayes", "--demo", "--crop", "32", "--trials", "1", "--out", "runs"],
-    ["worker", "--study", "s"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["search", "bayes", "--demo", "--crop", "32", "--trials", "1", "--out", "runs"],
+        ["worker", "--study", "s"],
+    ],
+)
 def test_stale_after_must_be_positive(tmp_path, capsys, monkeypatch, command):
     monkeypatch.chdir(tmp_path)
     assert main([*command, "--storage", "x.journal", "--stale-after", "0"]) == 2

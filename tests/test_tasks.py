@@ -256,7 +256,9 @@ def test_denoise_from_observation_and_seeds():
     assert torch.equal(a.observed, b.observed) and not torch.equal(a.observed, c.observed)
     given = make_problem("denoise", observed=a.observed)
     assert torch.equal(given.observed, a.observed) and given.clean is None and given.meta["synthetic"] is False
-    with pytest.raises(DipsearchError, match=r"clean image is 48x48 px \(3 channels\) but the observation is 32x32 px \(3 channels\)"):
+    with pytest.raises(
+        DipsearchError, match=r"clean image is 48x48 px \(3 channels\) but the observation is 32x32 px \(3 channels\)"
+    ):
         make_problem("denoise", clean=clean, observed=smooth(3, 32, 32))
 
 
@@ -279,18 +281,23 @@ def test_sr_problem_from_lr_image():
     p = make_problem("sr", observed=lr, factor=2)
     assert p.image_shape == (1, 24, 20) and p.clean is None
     assert p.operator(torch.rand(1, 1, 24, 20)).shape == lr.shape
-    with pytest.raises(DipsearchError, match=r"clean image is 20x20 px \(1 channel\) but x2 of the 10x12 observation is 20x24"):
+    with pytest.raises(
+        DipsearchError, match=r"clean image is 20x20 px \(1 channel\) but x2 of the 10x12 observation is 20x24"
+    ):
         make_problem("sr", observed=lr, clean=smooth(1, 20, 20), factor=2)
     with pytest.raises(DipsearchError, match="factor must be 2, 4 or 8, got 3"):
         make_problem("sr", observed=lr, factor=3)
 
 
-@pytest.mark.parametrize("kwargs, source", [
-    ({"mask_ratio": 0.5}, "bernoulli"),
-    ({"mask_kind": "text"}, "text"),
-    ({"mask_kind": "region"}, "region"),
-    ({}, "bernoulli"),
-])
+@pytest.mark.parametrize(
+    "kwargs, source",
+    [
+        ({"mask_ratio": 0.5}, "bernoulli"),
+        ({"mask_kind": "text"}, "text"),
+        ({"mask_kind": "region"}, "region"),
+        ({}, "bernoulli"),
+    ],
+)
 def test_inpaint_problem_masks(kwargs, source):
     clean = smooth()
     p = make_problem("inpaint", clean=clean, seed=3, **kwargs)
@@ -375,8 +382,9 @@ def test_ssim_is_the_standard_gaussian_window_ssim_of_scikit_image(channels):
     clean = smooth(channels, 40, 48)
     noisy = (clean + 0.1 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(1))).clamp(0, 1)
     a, b = (t[0].permute(1, 2, 0).double().numpy() for t in (noisy, clean))
-    expected = structural_similarity(a, b, data_range=1.0, channel_axis=2, gaussian_weights=True, sigma=1.5,
-                                     use_sample_covariance=False)
+    expected = structural_similarity(
+        a, b, data_range=1.0, channel_axis=2, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+    )
     assert ssim(noisy, clean) == pytest.approx(expected, abs=1e-12)
 
 

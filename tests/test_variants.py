@@ -5,14 +5,28 @@ import torch
 
 from dipsearch import ArchSpec, DipsearchError, FitConfig, FitHook, fit, make_problem
 from dipsearch.variants import VariantSettings, fit_variant
-from dipsearch.variants.sgld import SGLDHook, correlation
+from dipsearch.variants.sgld import correlation
 from dipsearch.variants.tv import tv_term
 from dipsearch.variants.warmstart import FinalWeights, load_weights_file, read_weights, save_weights, state_hash
 
-SMALL = ArchSpec(n_down=[8, 8, 8], n_up=[8, 8, 8], n_skip=[0, 4, 4], k_down=[3] * 3, k_up=[3] * 3, k_skip=[1] * 3,
-                 upsample=["bilinear"] * 3)
-OTHER = ArchSpec(n_down=[8, 8, 8], n_up=[8, 8, 8], n_skip=[0, 4, 4], k_down=[3] * 3, k_up=[5] * 3, k_skip=[1] * 3,
-                 upsample=["bilinear"] * 3)
+SMALL = ArchSpec(
+    n_down=[8, 8, 8],
+    n_up=[8, 8, 8],
+    n_skip=[0, 4, 4],
+    k_down=[3] * 3,
+    k_up=[3] * 3,
+    k_skip=[1] * 3,
+    upsample=["bilinear"] * 3,
+)
+OTHER = ArchSpec(
+    n_down=[8, 8, 8],
+    n_up=[8, 8, 8],
+    n_skip=[0, 4, 4],
+    k_down=[3] * 3,
+    k_up=[5] * 3,
+    k_skip=[1] * 3,
+    upsample=["bilinear"] * 3,
+)
 
 
 def _problem(clean):
@@ -37,8 +51,13 @@ def _weights(result):
 def test_langevin_noise_is_added_to_conv_weights_only_with_std_noise_times_lr(clean32):
     config = FitConfig(iters=1, seed=4, device="cpu", ssim_every=0)
     plain = fit(_problem(clean32), SMALL, config, [FinalWeights()])
-    sgld = fit_variant(_problem(clean32), SMALL, config,
-                       VariantSettings("sgld", weight_decay=0.0, burn_in=0, sample_every=1), [FinalWeights()])
+    sgld = fit_variant(
+        _problem(clean32),
+        SMALL,
+        config,
+        VariantSettings("sgld", weight_decay=0.0, burn_in=0, sample_every=1),
+        [FinalWeights()],
+    )
     conv, other = [], []
     for name, before in _weights(plain).items():
         diff = _weights(sgld)[name] - before
@@ -53,8 +72,9 @@ def test_langevin_noise_is_added_to_conv_weights_only_with_std_noise_times_lr(cl
 def test_posterior_mean_and_std_are_those_of_the_sampled_steps(clean32):
     outputs = Outputs()
     settings = VariantSettings("sgld", burn_in=4, sample_every=3)
-    result = fit_variant(_problem(clean32), SMALL, FitConfig(iters=12, seed=1, device="cpu", ssim_every=0), settings,
-                         [outputs])
+    result = fit_variant(
+        _problem(clean32), SMALL, FitConfig(iters=12, seed=1, device="cpu", ssim_every=0), settings, [outputs]
+    )
     assert result.extras["sgld"]["sample_steps"] == [6, 9, 12]
     samples = torch.stack([outputs.outs[s] for s in (6, 9, 12)]).double()
     posterior = result.extras["images"]["output_posterior"]
@@ -86,12 +106,15 @@ def test_a_burn_in_that_leaves_no_sample_is_refused_before_any_work(clean32):
         fit_variant(_problem(clean32), SMALL, FitConfig(), VariantSettings("sgld"))
 
 
-@pytest.mark.parametrize("bad, message", [
-    (dict(variant="mcmc"), "unknown variant 'mcmc'; choose one of plain, sgld"),
-    (dict(tv=-0.1), "the TV weight must be >= 0, got -0.1"),
-    (dict(sample_every=0), "the SGLD sample interval must be >= 1 step, got 0"),
-    (dict(burn_in=-1), "the SGLD burn-in must be >= 0 steps, got -1"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (dict(variant="mcmc"), "unknown variant 'mcmc'; choose one of plain, sgld"),
+        (dict(tv=-0.1), "the TV weight must be >= 0, got -0.1"),
+        (dict(sample_every=0), "the SGLD sample interval must be >= 1 step, got 0"),
+        (dict(burn_in=-1), "the SGLD burn-in must be >= 0 steps, got -1"),
+    ],
+)
 def test_bad_variant_settings(bad, message):
     with pytest.raises(DipsearchError) as err:
         VariantSettings(**bad)
@@ -174,13 +197,18 @@ def test_weights_file_round_trip_and_its_errors(clean32, tmp_path):
     torch.save(data, tmp_path / "tampered.pt")
     with pytest.raises(DipsearchError, match="is corrupt: its tensors do not match the hash"):
         load_weights_file(tmp_path / "tampered.pt")
-    with pytest.raises(DipsearchError, match=r"another architecture: k_up is \[3, 3, 3\] in the weights file, "
-                                             r"\[5, 5, 5\] in this fit"):
+    with pytest.raises(
+        DipsearchError,
+        match=r"another architecture: k_up is \[3, 3, 3\] in the weights file, "
+        r"\[5, 5, 5\] in this fit",
+    ):
         read_weights(path, OTHER, 3)
     with pytest.raises(DipsearchError) as grey:
         read_weights(path, SMALL, 1)
-    assert str(grey.value) == (f"init={path}: the weights are for images of 3 channel(s), this image has 1 (grey vs "
-                               "colour); fit the same architecture (e.g. spec with the run's config) or drop init")
+    assert str(grey.value) == (
+        f"init={path}: the weights are for images of 3 channel(s), this image has 1 (grey vs "
+        "colour); fit the same architecture (e.g. spec with the run's config) or drop init"
+    )
 
 
 # ----------------------------------------------------------------------------- genes
@@ -190,8 +218,14 @@ def test_variant_genes_decode_into_fit_settings_and_bad_ones_are_refused():
     from dipsearch.space import space_from_dict
     from dipsearch.variants import candidate_variant
 
-    space = space_from_dict({"genes": {"variant": {"kind": "choice", "choices": ["plain", "sgld"], "default": "sgld"},
-                                       "tv": {"kind": "float", "low": 0.0, "high": 0.01, "default": 0.002}}})
+    space = space_from_dict(
+        {
+            "genes": {
+                "variant": {"kind": "choice", "choices": ["plain", "sgld"], "default": "sgld"},
+                "tv": {"kind": "float", "low": 0.0, "high": 0.01, "default": 0.002},
+            }
+        }
+    )
     settings = candidate_variant(space.fit_settings(space.default()), iters=400)
     assert (settings.variant, settings.tv) == ("sgld", 0.002)
     assert (settings.burn_in, settings.sample_every) == (140, 5)  # the published proportions, scaled to 400 steps

@@ -8,7 +8,7 @@ registry never needs it.
 
 from __future__ import annotations
 
-from .registry import BASELINES, Baseline, baseline_names, get_baseline, run_baseline
 from . import bm3d_method, inpaint, nlm, upscale  # noqa: F401,E402  (each registers its methods)
+from .registry import BASELINES, Baseline, baseline_names, get_baseline, run_baseline
 
 __all__ = ["BASELINES", "Baseline", "baseline_names", "get_baseline", "run_baseline"]

@@ -28,6 +28,19 @@ def bm3d_grey(problem: Problem) -> torch.Tensor:
     return _bm3d(problem, colour=False)
 
 
-register(Baseline("cbm3d", ("denoise",), cbm3d, "colour BM3D (opponent colour space); BM3D for grey images",
-                  package="bm3d", extra="baselines", uses_sigma=True))
-register(Baseline("bm3d", ("denoise",), bm3d_grey, "BM3D on each channel", package="bm3d", extra="baselines", uses_sigma=True))
+register(
+    Baseline(
+        "cbm3d",
+        ("denoise",),
+        cbm3d,
+        "colour BM3D (opponent colour space); BM3D for grey images",
+        package="bm3d",
+        extra="baselines",
+        uses_sigma=True,
+    )
+)
+register(
+    Baseline(
+        "bm3d", ("denoise",), bm3d_grey, "BM3D on each channel", package="bm3d", extra="baselines", uses_sigma=True
+    )
+)

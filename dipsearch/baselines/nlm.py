@@ -15,10 +15,18 @@ def nlm(problem: Problem) -> torch.Tensor:
     sigma, _ = noise_sigma(problem)
     # h = 0.8 sigma with the noise variance subtracted from the patch distances: scikit-image's advice for
     # fast mode; 5x5 patches searched within 13x13 windows (its example settings for sigma ~ 0.1)
-    out = denoise_nl_means(to_hwc(problem.observed), h=0.8 * sigma, sigma=sigma, fast_mode=True, patch_size=5,
-                           patch_distance=6, channel_axis=-1)
+    out = denoise_nl_means(
+        to_hwc(problem.observed),
+        h=0.8 * sigma,
+        sigma=sigma,
+        fast_mode=True,
+        patch_size=5,
+        patch_distance=6,
+        channel_axis=-1,
+    )
     return from_hwc(out)
 
 
-register(Baseline("nlm", ("denoise",), nlm, "non-local means (scikit-image, fast mode, h = 0.8 sigma)",
-                  uses_sigma=True))
+register(
+    Baseline("nlm", ("denoise",), nlm, "non-local means (scikit-image, fast mode, h = 0.8 sigma)", uses_sigma=True)
+)

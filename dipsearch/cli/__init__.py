@@ -18,14 +18,34 @@ import warnings
 from typing import TYPE_CHECKING
 
 from ..errors import ArgumentError, DipsearchError
-from . import (baseline_cmd, fit_cmd, preselect_cmd, pretrain_cmd, report_cmd, reproduce_cmd, restore_cmd, search_cmd, stop_cmd,
-               worker_cmd)
+from . import (
+    baseline_cmd,
+    fit_cmd,
+    preselect_cmd,
+    pretrain_cmd,
+    report_cmd,
+    reproduce_cmd,
+    restore_cmd,
+    search_cmd,
+    stop_cmd,
+    worker_cmd,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-SUBCOMMANDS = [fit_cmd, search_cmd, stop_cmd, worker_cmd, preselect_cmd, baseline_cmd, restore_cmd, reproduce_cmd,
-               report_cmd, pretrain_cmd]
+SUBCOMMANDS = [
+    fit_cmd,
+    search_cmd,
+    stop_cmd,
+    worker_cmd,
+    preselect_cmd,
+    baseline_cmd,
+    restore_cmd,
+    reproduce_cmd,
+    report_cmd,
+    pretrain_cmd,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,8 +105,9 @@ def argument_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
             if isinstance(action, argparse._SubParsersAction):
                 chosen = action.choices.get(getattr(args, action.dest, None) or "")
             elif action.option_strings:
-                flags[action.dest] = next((o for o in action.option_strings if o.startswith("--")),
-                                          action.option_strings[0])
+                flags[action.dest] = next(
+                    (o for o in action.option_strings if o.startswith("--")), action.option_strings[0]
+                )
             elif action.dest != "help":
                 flags[action.dest] = action.metavar or action.dest.upper()
         parser = chosen

@@ -15,9 +15,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     names = ", ".join(f"{n} ({'/'.join(tasks)})" for n, tasks in BASELINES.items())
     parser = sub.add_parser(
-        "baseline", help="restore with a classical method (CBM3D, NLM, biharmonic, bicubic, Lanczos)",
+        "baseline",
+        help="restore with a classical method (CBM3D, NLM, biharmonic, bicubic, Lanczos)",
         description=f"Restore one image with a classical baseline and save runs/baseline/<stamp>_<name>_<image>/. "
-                    f"Methods: {names}.")
+        f"Methods: {names}.",
+    )
     parser.add_argument("name", metavar="NAME", help="the baseline: " + ", ".join(BASELINES))
     add_problem_args(parser)
     parser.add_argument("--out", default="runs", metavar="DIR", help="runs root folder (default ./runs)")

@@ -9,47 +9,94 @@ from ..errors import DipsearchError
 from .names import PRUNERS, SAMPLERS, SQLITE_HELP, STALE_AFTER, name_arguments
 from .problem_args import problem_flags, recipe_from_args
 from .rung_args import final_table
-from .search_cmd import (add_search_args, continue_hint, refuse_resume_flags, remember_resume_defaults,
-                         runtime_from_args, spec_from_args)
+from .search_cmd import (
+    add_search_args,
+    continue_hint,
+    refuse_resume_flags,
+    remember_resume_defaults,
+    runtime_from_args,
+    spec_from_args,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
 
 # What --resume may change; the problem, space, iterations, fitness and seed are the study's.
-RESUME_FREE = {"trials", "sampler", "pruner", "report_every", "budget_iters", "with_default", "study", "storage",
-               "stale_after", "workers", "dask", "device", "no_progress", "out"}
+RESUME_FREE = {
+    "trials",
+    "sampler",
+    "pruner",
+    "report_every",
+    "budget_iters",
+    "with_default",
+    "study",
+    "storage",
+    "stale_after",
+    "workers",
+    "dask",
+    "device",
+    "no_progress",
+    "out",
+}
 
 
 def add_study_args(parser: argparse.ArgumentParser, required: bool = False) -> None:
     default = "" if required else " (default: study.journal in the run folder)"
-    parser.add_argument("--storage", metavar="URL", required=required,
-                        help=f"Optuna storage: a journal file path{default}, postgresql://... for many machines, "
-                        f"or sqlite:///FILE ({SQLITE_HELP})")
-    parser.add_argument("--stale-after", type=float, default=STALE_AFTER, metavar="S",
-                        help=f"fail RUNNING trials of other hosts without a heartbeat for S seconds (default {STALE_AFTER:.0f})")
+    parser.add_argument(
+        "--storage",
+        metavar="URL",
+        required=required,
+        help=f"Optuna storage: a journal file path{default}, postgresql://... for many machines, "
+        f"or sqlite:///FILE ({SQLITE_HELP})",
+    )
+    parser.add_argument(
+        "--stale-after",
+        type=float,
+        default=STALE_AFTER,
+        metavar="S",
+        help=f"fail RUNNING trials of other hosts without a heartbeat for S seconds (default {STALE_AFTER:.0f})",
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "bayes", help="Bayesian search with Optuna (TPE, pruning, storages, workers)",
+        "bayes",
+        help="Bayesian search with Optuna (TPE, pruning, storages, workers)",
         description="Search architectures and fit settings with an Optuna study: define-by-run over the space "
         "(per-level genes only below the sampled depth), pruning on the running fitness, any Optuna storage; "
         "`dipsearch worker` joins the study from other processes or hosts.",
     )
     add_search_args(parser)
     group = parser.add_argument_group("bayes")
-    group.add_argument("--trials", type=int, metavar="N",
-                       help="trials the study should have, counting earlier runs of it (default 20; with --resume: as before)")
+    group.add_argument(
+        "--trials",
+        type=int,
+        metavar="N",
+        help="trials the study should have, counting earlier runs of it (default 20; with --resume: as before)",
+    )
     group.add_argument("--sampler", help=f"{', '.join(SAMPLERS)} (default tpe, seeded by --seed)")
-    group.add_argument("--pruner", help=f"{', '.join(PRUNERS)} (default median; sha = successive halving; hyperband "
-                       "splits the trials into brackets and the sampler learns from one bracket at a time, so it pays "
-                       "off only for studies of many trials)")
-    group.add_argument("--report-every", type=int, metavar="K", help="report the running fitness every K iterations (default iters/10)")
-    group.add_argument("--budget-iters", type=int, metavar="N", help="also stop when the study's fits have used N iterations")
+    group.add_argument(
+        "--pruner",
+        help=f"{', '.join(PRUNERS)} (default median; sha = successive halving; hyperband "
+        "splits the trials into brackets and the sampler learns from one bracket at a time, so it pays "
+        "off only for studies of many trials)",
+    )
+    group.add_argument(
+        "--report-every", type=int, metavar="K", help="report the running fitness every K iterations (default iters/10)"
+    )
+    group.add_argument(
+        "--budget-iters", type=int, metavar="N", help="also stop when the study's fits have used N iterations"
+    )
     group.add_argument("--with-default", action="store_true", help="make the space's default genome the first trial")
-    group.add_argument("--study", metavar="NAME", help="study name (default bayes-<space name>); an existing one is continued")
-    group.add_argument("--resume", metavar="RUN_DIR", help="continue the study of this bayes run folder: problem, space, --iters, --fitness, "
-                       "--eval-scale and --seed come from it (giving them again is refused)")
+    group.add_argument(
+        "--study", metavar="NAME", help="study name (default bayes-<space name>); an existing one is continued"
+    )
+    group.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue the study of this bayes run folder: problem, space, --iters, --fitness, "
+        "--eval-scale and --seed come from it (giving them again is refused)",
+    )
     add_study_args(group)
     from .seeding_args import add_seeding_args
 
@@ -73,20 +120,39 @@ def run(args: argparse.Namespace, console: Console) -> int:
     try:
         if args.resume:
             if args.observation or args.clean or args.demo:
-                raise DipsearchError("--resume continues the problem stored with the study: drop OBSERVATION, --clean "
-                                     "and --demo")
+                raise DipsearchError(
+                    "--resume continues the problem stored with the study: drop OBSERVATION, --clean and --demo"
+                )
             refuse_resume_flags(args, ", ".join(f"--{name.replace('_', '-')}" for name in sorted(RESUME_FREE)))
             done = bayes_run.continue_run(
-                args.resume, runtime, trials=args.trials, device=args.device, sampler=args.sampler, pruner=args.pruner,
-                report_every=args.report_every, max_iters=args.budget_iters, with_default=args.with_default,
-                stale_after=args.stale_after)
+                args.resume,
+                runtime,
+                trials=args.trials,
+                device=args.device,
+                sampler=args.sampler,
+                pruner=args.pruner,
+                report_every=args.report_every,
+                max_iters=args.budget_iters,
+                with_default=args.with_default,
+                stale_after=args.stale_after,
+            )
         else:
-            settings = BayesSettings(trials=20 if args.trials is None else args.trials, sampler=args.sampler or "tpe",
-                                     pruner=args.pruner or "median", report_every=args.report_every,
-                                     max_iters=args.budget_iters, with_default=args.with_default,
-                                     stale_after=args.stale_after)
-            done = bayes_run.start(recipe_from_args(args), spec_from_args(args, bayes=settings), runtime,
-                                   storage=args.storage, study=args.study)
+            settings = BayesSettings(
+                trials=20 if args.trials is None else args.trials,
+                sampler=args.sampler or "tpe",
+                pruner=args.pruner or "median",
+                report_every=args.report_every,
+                max_iters=args.budget_iters,
+                with_default=args.with_default,
+                stale_after=args.stale_after,
+            )
+            done = bayes_run.start(
+                recipe_from_args(args),
+                spec_from_args(args, bayes=settings),
+                runtime,
+                storage=args.storage,
+                study=args.study,
+            )
     except BaseException as err:
         continue_hint(err, console, "bayes")
         raise
@@ -99,12 +165,17 @@ def run(args: argparse.Namespace, console: Console) -> int:
     console.print(summary_table(f"bayes search: {summary['trials']} trials, {summary['pruned']} pruned", shown))
     console.print(f"run folder: [bold]{result.run.path}[/bold]", highlight=False)
     console.print(f"storage: {summary['storage']}  study: {summary['study']}", highlight=False)
-    console.print(f"open the study in optuna-dashboard (pip install optuna-dashboard): [bold]{summary['dashboard']}[/bold]",
-                  highlight=False)
+    console.print(
+        f"open the study in optuna-dashboard (pip install optuna-dashboard): [bold]{summary['dashboard']}[/bold]",
+        highlight=False,
+    )
     best_arch = result.run.file("best_arch.toml")
     if settings.trials == 0 and summary.get("best_fitness") is None:
-        console.print(f"the study has no trials yet; work on it with: dipsearch worker --storage {summary['storage']} "
-                      f"--study {summary['study']}", highlight=False)
+        console.print(
+            f"the study has no trials yet; work on it with: dipsearch worker --storage {summary['storage']} "
+            f"--study {summary['study']}",
+            highlight=False,
+        )
         return 0
     if summary.get("best_fitness") is None or not best_arch.is_file():
         raise DipsearchError(no_winner(_study_evaluations(result, setup.space), result.run.path))

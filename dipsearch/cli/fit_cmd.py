@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .names import name_arguments
 from ..genes import BUDGET_GENE, CONFIG_GENES, check_fit_settings, fit_settings_of
+from .names import name_arguments
 from .problem_args import add_problem_args, problem_from_args, problem_tag
 from .variant_args import SGLD_ITERS, add_variant_args, split_settings, variant_from_args
 
@@ -29,8 +29,12 @@ def add_fit_settings(parser: argparse.ArgumentParser, iters_default: int | None 
 
 
 def add_fast_flags(group: Any) -> None:
-    group.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                       help="fp32 (default, exact) or bf16 autocast of the network (faster on recent GPUs)")
+    group.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="fp32 (default, exact) or bf16 autocast of the network (faster on recent GPUs)",
+    )
     group.add_argument("--channels-last", action="store_true", help="channels_last memory format (GPU speed)")
     group.add_argument("--compile", action="store_true", help="torch.compile the network (CUDA only)")
 
@@ -39,8 +43,11 @@ def fast_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The FitConfig speed settings the flags ask for: only those that differ from the exact fp32 default."""
     from ..fit import FitConfig
 
-    fast = {"precision": getattr(args, "precision", "fp32"), "channels_last": getattr(args, "channels_last", False),
-            "compile": getattr(args, "compile", False)}
+    fast = {
+        "precision": getattr(args, "precision", "fp32"),
+        "channels_last": getattr(args, "channels_last", False),
+        "compile": getattr(args, "compile", False),
+    }
     return {k: v for k, v in fast.items() if v != FitConfig.__dataclass_fields__[k].default}
 
 
@@ -52,8 +59,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_problem_args(parser)
     arch = parser.add_mutually_exclusive_group()
-    arch.add_argument("--space", metavar="PATH", help="use this search space's default genome (default: the seed network)")
-    arch.add_argument("--arch", metavar="PATH", help="an architecture file (best_arch.toml of a search, or ArchSpec TOML/JSON)")
+    arch.add_argument(
+        "--space", metavar="PATH", help="use this search space's default genome (default: the seed network)"
+    )
+    arch.add_argument(
+        "--arch", metavar="PATH", help="an architecture file (best_arch.toml of a search, or ArchSpec TOML/JSON)"
+    )
     add_fit_settings(parser)
     add_variant_args(parser)
     from .stop_cmd import add_stop_args, stop_hook_from_args  # here, not at the top: stop_cmd imports this module
@@ -123,8 +134,14 @@ def run(args: argparse.Namespace, console: Console) -> int:
     run_dir = RunDir.create(args.out, "fit", problem_tag(args))
     try:
         run_dir.write_toml(
-            "config.toml", {"source": source, "problem": problem.meta, "fit": config.to_dict(), "arch": family_of(spec).to_dict(),
-             "variant": variant.to_dict()}
+            "config.toml",
+            {
+                "source": source,
+                "problem": problem.meta,
+                "fit": config.to_dict(),
+                "arch": family_of(spec).to_dict(),
+                "variant": variant.to_dict(),
+            },
         )
         run_dir.write_versions(device)
         run_dir.save_image("observed.png", problem.observed)
@@ -151,8 +168,12 @@ def run(args: argparse.Namespace, console: Console) -> int:
     console.print(summary_table(f"{problem.task}: {result.iters_run} iterations on {device}", summary))
     if result.restores:
         kept = f"; the output is that of step {result.restored_to}" if result.restored_to else ""
-        console.print(f"warning: the fit diverged {result.restores} time(s) (at steps {result.restore_steps}) and the "
-                      f"guard restored the last good parameters{kept}; a smaller --lr (now {config.lr:g}) may help",
-                      soft_wrap=True, highlight=False, markup=False)
+        console.print(
+            f"warning: the fit diverged {result.restores} time(s) (at steps {result.restore_steps}) and the "
+            f"guard restored the last good parameters{kept}; a smaller --lr (now {config.lr:g}) may help",
+            soft_wrap=True,
+            highlight=False,
+            markup=False,
+        )
     console.print(f"run folder: [bold]{run_dir.path}[/bold]", soft_wrap=True, highlight=False)
     return 0

@@ -10,8 +10,14 @@ from ..errors import DipsearchError
 from .names import CROSSOVERS, DETECTORS, name_arguments
 from .problem_args import problem_flags, recipe_from_args
 from .rung_args import final_table
-from .search_cmd import (add_search_args, continue_hint, refuse_resume_flags, remember_resume_defaults,
-                         runtime_from_args, spec_from_args)
+from .search_cmd import (
+    add_search_args,
+    continue_hint,
+    refuse_resume_flags,
+    remember_resume_defaults,
+    runtime_from_args,
+    spec_from_args,
+)
 from .stop_cmd import stop_spec_from_args
 
 if TYPE_CHECKING:
@@ -29,41 +35,73 @@ RESUME_FREE = {"gens", "workers", "dask", "dask_timeout", "no_progress", "out"}
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "ga", help="genetic architecture search (DEAP)",
+        "ga",
+        help="genetic architecture search (DEAP)",
         description="Evolve a DIP architecture for one image: (mu + lambda) GA with tournament mating. "
-                    "Results in runs/search/<stamp>_ga/; a killed run continues with --resume RUN_DIR.")
+        "Results in runs/search/<stamp>_ga/; a killed run continues with --resume RUN_DIR.",
+    )
     add_search_args(parser)
     parser.set_defaults(func=run, iters=None, space=None)  # None: resolved below (differs under --demo)
     g = parser.add_argument_group("genetic algorithm")
     g.add_argument("--pop", type=int, metavar="N", help="population size mu (default 8; --demo 6)")
     g.add_argument("--offspring", type=int, metavar="N", help="children per generation lambda (default: --pop)")
-    g.add_argument("--gens", type=int, metavar="N", help="generations after the initial one (default 5; --demo 3); "
-                   "with --resume, a larger value extends a finished run")
-    g.add_argument("--cxpb", type=float, default=0.4, help="probability that a child comes from crossover (default 0.4)")
-    g.add_argument("--mutpb", type=float, default=0.6, help="probability that a child comes from mutation (default 0.6)")
+    g.add_argument(
+        "--gens",
+        type=int,
+        metavar="N",
+        help="generations after the initial one (default 5; --demo 3); "
+        "with --resume, a larger value extends a finished run",
+    )
+    g.add_argument(
+        "--cxpb", type=float, default=0.4, help="probability that a child comes from crossover (default 0.4)"
+    )
+    g.add_argument(
+        "--mutpb", type=float, default=0.6, help="probability that a child comes from mutation (default 0.6)"
+    )
     g.add_argument("--tournament", type=int, default=3, metavar="K", help="tournament size for mating (default 3)")
-    g.add_argument("--crossover", choices=CROSSOVERS, default="level",
-                   help="level: one-point at level boundaries (default); uniform: gene by gene")
+    g.add_argument(
+        "--crossover",
+        choices=CROSSOVERS,
+        default="level",
+        help="level: one-point at level boundaries (default); uniform: gene by gene",
+    )
     g.add_argument("--indpb", type=float, metavar="P", help="per-gene mutation probability (default: 2 / active genes)")
-    g.add_argument("--mut-step", type=float, default=0.2, dest="mut_step", metavar="S",
-                   help="Gaussian mutation step as a fraction of a numeric gene's (log) range (default 0.2)")
-    g.add_argument("--hof", type=int, default=5, metavar="N", help="hall-of-fame size, rows of the closing table (default 5)")
-    g.add_argument("--threads", type=int, metavar="N",
-                   help="torch threads per fit (default 1 on CPU): CPU results depend on it, so a fixed value makes "
-                        "a seeded search bit-identical with any --workers or --dask; more threads only pay on a big CPU")
+    g.add_argument(
+        "--mut-step",
+        type=float,
+        default=0.2,
+        dest="mut_step",
+        metavar="S",
+        help="Gaussian mutation step as a fraction of a numeric gene's (log) range (default 0.2)",
+    )
+    g.add_argument(
+        "--hof", type=int, default=5, metavar="N", help="hall-of-fame size, rows of the closing table (default 5)"
+    )
+    g.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="torch threads per fit (default 1 on CPU): CPU results depend on it, so a fixed value makes "
+        "a seeded search bit-identical with any --workers or --dask; more threads only pay on a big CPU",
+    )
     g.add_argument("--dask-timeout", type=float, default=10.0, metavar="S", help="seconds to reach --dask (default 10)")
-    g.add_argument("--resume", metavar="RUN_DIR", help="continue a killed or finished GA run from its folder; "
-                   "its config.toml decides everything but --workers, --dask, --no-progress and --gens (other flags "
-                   "given with it are refused)")
-    from .stop_cmd import add_stop_args  # here, not at the top: stop_cmd imports fit_cmd, which is loaded first
-
+    g.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue a killed or finished GA run from its folder; "
+        "its config.toml decides everything but --workers, --dask, --no-progress and --gens (other flags "
+        "given with it are refused)",
+    )
     from .seeding_args import add_seeding_args
+    from .stop_cmd import add_stop_args  # here, not at the top: stop_cmd imports fit_cmd, which is loaded first
 
     add_seeding_args(parser)
     add_stop_args(parser)  # --stop DETECTOR: every candidate's fit stops online; its chosen output is scored
     # argparse has no public way to reword a borrowed flag's help; here it means something else than in `fit`
-    parser._option_string_actions["--stop"].help = (f"stop every candidate's fit with a detector: {', '.join(DETECTORS)}"
-                                                    " or none (default); the fitness scores the output it chose")
+    parser._option_string_actions["--stop"].help = (
+        f"stop every candidate's fit with a detector: {', '.join(DETECTORS)}"
+        " or none (default); the fitness scores the output it chose"
+    )
     name_arguments(parser, sigma="--mut-step")
     # What --resume takes from the run folder: a flag here that differs from its default is refused, not ignored.
     remember_resume_defaults(parser, RESUME_FREE)
@@ -76,15 +114,28 @@ def _fresh(args: argparse.Namespace, console: Console) -> tuple[ProblemRecipe, S
     for name, value in defaults.items():
         if getattr(args, name, None) is None:
             setattr(args, name, value)
-    ga = GAConfig(pop=args.pop, offspring=args.offspring, gens=args.gens, cxpb=args.cxpb, mutpb=args.mutpb,
-                  tournament=args.tournament, crossover=args.crossover, indpb=args.indpb, sigma=args.mut_step,
-                  hof=args.hof, seed=args.seed)
+    ga = GAConfig(
+        pop=args.pop,
+        offspring=args.offspring,
+        gens=args.gens,
+        cxpb=args.cxpb,
+        mutpb=args.mutpb,
+        tournament=args.tournament,
+        crossover=args.crossover,
+        indpb=args.indpb,
+        sigma=args.mut_step,
+        hof=args.hof,
+        seed=args.seed,
+    )
     ga.check()
     if args.demo:
-        console.print(f"demo: denoise the embedded 128 px image (Gaussian sigma 25); GA with population {ga.pop}, "
-                      f"{ga.gens} generations, {args.iters} iterations per candidate, space search_spaces/demo.toml, "
-                      f"{args.workers} worker(s); fitness {args.fitness} (no ground truth used; the true PSNR is "
-                      "shown because the demo knows the clean image)", highlight=False)
+        console.print(
+            f"demo: denoise the embedded 128 px image (Gaussian sigma 25); GA with population {ga.pop}, "
+            f"{ga.gens} generations, {args.iters} iterations per candidate, space search_spaces/demo.toml, "
+            f"{args.workers} worker(s); fitness {args.fitness} (no ground truth used; the true PSNR is "
+            "shown because the demo knows the clean image)",
+            highlight=False,
+        )
     return recipe_from_args(args), spec_from_args(args, stop=stop_spec_from_args(args), ga=ga)
 
 
@@ -114,16 +165,37 @@ def run(args: argparse.Namespace, console: Console) -> int:
         console.print(top_table(done.setup.space, scored, "best architectures (hall of fame)"))
     if result.selection is not None:
         console.print(final_table(done.setup.space, result.selection))
-    shown = {k: result.summary.get(k) for k in ("best_fitness", "best_psnr", "screen_best_fitness", "screen_best_psnr",
-                                                "default_fitness", "default_psnr", "final_default_score",
-                                                "final_default_psnr", "evaluations", "failed", "generations", "seconds")}
+    shown = {
+        k: result.summary.get(k)
+        for k in (
+            "best_fitness",
+            "best_psnr",
+            "screen_best_fitness",
+            "screen_best_psnr",
+            "default_fitness",
+            "default_psnr",
+            "final_default_score",
+            "final_default_psnr",
+            "evaluations",
+            "failed",
+            "generations",
+            "seconds",
+        )
+    }
     spec = done.setup.spec
-    console.print(summary_table(f"ga search: {spec.fitness} fitness, {spec.iters} iterations per candidate",
-                                {k: v for k, v in shown.items() if v is not None}))
+    console.print(
+        summary_table(
+            f"ga search: {spec.fitness} fitness, {spec.iters} iterations per candidate",
+            {k: v for k, v in shown.items() if v is not None},
+        )
+    )
     console.print(f"run folder: [bold]{run_dir.path}[/bold]", highlight=False)
     if not scored or not run_dir.file("best_arch.toml").is_file():
         raise DipsearchError(no_winner(done.evaluations, run_dir.path))
     if done.setup.recipe.rebuildable:
-        console.print(f"refit the winner: dipsearch fit {problem_flags(done.setup.recipe)} --arch "
-                      f"{run_dir.file('best_arch.toml')}", highlight=False)
+        console.print(
+            f"refit the winner: dipsearch fit {problem_flags(done.setup.recipe)} --arch "
+            f"{run_dir.file('best_arch.toml')}",
+            highlight=False,
+        )
     return 0

@@ -8,6 +8,7 @@ constant of the module that owns it, so the two cannot drift apart unnoticed.
 from __future__ import annotations
 
 import argparse
+
 from ..genes import VARIANT_GENES  # noqa: F401 - light already (standard library only), so not written again
 
 NOISE_KINDS = ("gaussian", "poisson", "impulse", "speckle")  # dipsearch.tasks.NOISE_KINDS
@@ -20,12 +21,20 @@ SAMPLERS = ("tpe", "random", "cmaes", "gp", "nsga2")  # dipsearch.search.sampler
 PRUNERS = ("hyperband", "median", "sha", "none")  # dipsearch.search.samplers.PRUNERS
 CROSSOVERS = ("level", "uniform")  # dipsearch.search.operators.CROSSOVERS
 STALE_AFTER = 180.0  # dipsearch.search.storage.STALE_AFTER
-SQLITE_HELP = ("SQLite is not for many parallel writers: use a journal file or PostgreSQL for parallel "
-               "workers")  # dipsearch.search.storage.SQLITE_HELP
+SQLITE_HELP = (
+    "SQLite is not for many parallel writers: use a journal file or PostgreSQL for parallel "
+    "workers"
+)  # dipsearch.search.storage.SQLITE_HELP
 PRESELECT_METRICS = ("psd_mse", "psd_emd", "bandwidth", "slope_gap")  # keys of dipsearch.preselect.METRICS
 DEFAULT_PRESELECT_METRIC = "psd_mse"  # dipsearch.preselect.DEFAULT_METRIC
-BASELINE_TASKS = {"cbm3d": ("denoise",), "bm3d": ("denoise",), "biharmonic": ("inpaint",), "nlm": ("denoise",),
-                  "bicubic": ("sr",), "lanczos": ("sr",)}  # dipsearch.baselines.BASELINES: name -> tasks
+BASELINE_TASKS = {
+    "cbm3d": ("denoise",),
+    "bm3d": ("denoise",),
+    "biharmonic": ("inpaint",),
+    "nlm": ("denoise",),
+    "bicubic": ("sr",),
+    "lanczos": ("sr",),
+}  # dipsearch.baselines.BASELINES: name -> tasks
 CHOOSERS = ("ga", "bayes", "none")  # keys of dipsearch.choosers.CHOOSERS
 RESTORE_BUDGETS = {  # dipsearch.choosers.BUDGETS as (space, pop, gens, trials, search_iters, iters)
     "cpu": ("demo", 4, 2, 12, 300, 2400),

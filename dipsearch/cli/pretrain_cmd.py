@@ -7,7 +7,6 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from ..errors import DipsearchError
@@ -21,11 +20,13 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "pretrain", help="learn initial weights from a set of images (Reptile), for fit --init",
+        "pretrain",
+        help="learn initial weights from a set of images (Reptile), for fit --init",
         description="Reptile over the corrupted observations of a folder of images: each round fits the current "
-                    "weights to one image for --inner-iters steps and moves them toward the result. Writes "
-                    "OUT/weights.pt, OUT/report.json and OUT/report.md. Only the observations are fitted; the "
-                    "images serve as clean references for the report.")
+        "weights to one image for --inner-iters steps and moves them toward the result. Writes "
+        "OUT/weights.pt, OUT/report.json and OUT/report.md. Only the observations are fitted; the "
+        "images serve as clean references for the report.",
+    )
     parser.add_argument("--images", required=True, metavar="DIR", help="folder of training images (png/jpg/tif)")
     parser.add_argument("--task", choices=("denoise", "sr", "inpaint"), default="denoise")
     parser.add_argument("--noise", choices=NOISE_KINDS, default="gaussian")
@@ -64,10 +65,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
     from ..runs import versions
     from ..tasks import make_problem
     from ..tomlio import dumps_toml
-
-    from .fit_cmd import resolve_arch
     from ..variants.pretrain import pretrain
     from ..variants.warmstart import save_weights
+    from .fit_cmd import resolve_arch
 
     if args.inner_iters < 1 or args.rounds < 1:
         raise DipsearchError("--rounds and --inner-iters must be >= 1")
@@ -82,30 +82,57 @@ def run(args: argparse.Namespace, console: Console) -> int:
         clean = load_image(path)
         if args.crop:
             if args.crop > min(clean.shape[-2:]):
-                raise DipsearchError(f"--crop {args.crop} is larger than {path.name} ({clean.shape[-2]}x{clean.shape[-1]} px)")
+                raise DipsearchError(
+                    f"--crop {args.crop} is larger than {path.name} ({clean.shape[-2]}x{clean.shape[-1]} px)"
+                )
             clean = center_crop(clean, args.crop, args.crop)
-        problem = make_problem(args.task, clean=clean, noise=args.noise, level=args.sigma, factor=args.factor,
-                               mask_ratio=args.mask_ratio, mask_kind=args.mask_kind, seed=args.seed + i)
+        problem = make_problem(
+            args.task,
+            clean=clean,
+            noise=args.noise,
+            level=args.sigma,
+            factor=args.factor,
+            mask_ratio=args.mask_ratio,
+            mask_kind=args.mask_kind,
+            seed=args.seed + i,
+        )
         problem.meta["name"] = path.name
         problems.append(problem)
     config = FitConfig(iters=args.inner_iters, lr=args.lr, seed=args.seed, device=args.device, ssim_every=0)
 
     def log(row):
         psnr_text = f", EMA PSNR {row['psnr_last_ema']:.2f} dB" if "psnr_last_ema" in row else ""
-        console.print(f"round {row['round']}/{args.rounds} {row['image']}: loss {row['loss_first']:.5f} -> "
-                      f"{row['loss_last']:.5f}{psnr_text}", highlight=False, soft_wrap=True)
+        console.print(
+            f"round {row['round']}/{args.rounds} {row['image']}: loss {row['loss_first']:.5f} -> "
+            f"{row['loss_last']:.5f}{psnr_text}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
     result = pretrain(problems, spec, config, args.rounds, args.meta_lr, log=log)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         save_weights(staging / "weights.pt", result.state_dict, spec, problems[0].image_shape[0])
-        settings = {"method": "reptile", "images": [p.meta["name"] for p in problems], "task": args.task,
-                    "noise": problems[0].meta.get("noise"), "level": problems[0].meta.get("level"), "crop": args.crop,
-                    "rounds": args.rounds, "inner_iters": args.inner_iters, "meta_lr": args.meta_lr, "lr": args.lr,
-                    "seed": args.seed, "source": source}
-        (staging / "config.toml").write_text(dumps_toml({"pretrain": {k: v for k, v in settings.items() if v is not None},
-                                                          "arch": family_of(spec).to_dict()}))
+        settings = {
+            "method": "reptile",
+            "images": [p.meta["name"] for p in problems],
+            "task": args.task,
+            "noise": problems[0].meta.get("noise"),
+            "level": problems[0].meta.get("level"),
+            "crop": args.crop,
+            "rounds": args.rounds,
+            "inner_iters": args.inner_iters,
+            "meta_lr": args.meta_lr,
+            "lr": args.lr,
+            "seed": args.seed,
+            "source": source,
+        }
+        (staging / "config.toml").write_text(
+            dumps_toml(
+                {"pretrain": {k: v for k, v in settings.items() if v is not None}, "arch": family_of(spec).to_dict()}
+            )
+        )
         report = {"settings": settings, "rounds": result.rounds, "versions": versions(str(config.device))}
         (staging / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
         (staging / "report.md").write_text(markdown_report(settings, result.rounds))
@@ -115,20 +142,27 @@ def run(args: argparse.Namespace, console: Console) -> int:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    console.print(f"weights: [bold]{out / 'weights.pt'}[/bold] (use: dipsearch fit --init {out})", soft_wrap=True,
-                  highlight=False)
+    console.print(
+        f"weights: [bold]{out / 'weights.pt'}[/bold] (use: dipsearch fit --init {out})", soft_wrap=True, highlight=False
+    )
     return 0
 
 
 def markdown_report(settings: dict, rows: list[dict]) -> str:
-    lines = [f"# Reptile pre-training: {len(settings['images'])} image(s), {settings['rounds']} rounds of "
-             f"{settings['inner_iters']} steps", "",
-             f"Task {settings['task']}, images: {', '.join(settings['images'])}. The step-1 loss of each round is "
-             "the loss of the current initialisation on that round's observation: it falls as the weights learn.", "",
-             "| round | image | meta step | loss at step 1 | loss at end | EMA PSNR at end (dB) |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"# Reptile pre-training: {len(settings['images'])} image(s), {settings['rounds']} rounds of "
+        f"{settings['inner_iters']} steps",
+        "",
+        f"Task {settings['task']}, images: {', '.join(settings['images'])}. The step-1 loss of each round is "
+        "the loss of the current initialisation on that round's observation: it falls as the weights learn.",
+        "",
+        "| round | image | meta step | loss at step 1 | loss at end | EMA PSNR at end (dB) |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
         ema = f"{r['psnr_last_ema']:.2f}" if "psnr_last_ema" in r else "-"
-        lines.append(f"| {r['round']} | {r['image']} | {r['meta_step']:.3f} | {r['loss_first']:.5f} | "
-                     f"{r['loss_last']:.5f} | {ema} |")
+        lines.append(
+            f"| {r['round']} | {r['image']} | {r['meta_step']:.3f} | {r['loss_first']:.5f} | "
+            f"{r['loss_last']:.5f} | {ema} |"
+        )
     return "\n".join(lines) + "\n"

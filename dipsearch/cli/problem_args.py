@@ -13,8 +13,20 @@ if TYPE_CHECKING:
     from ..tasks import Problem
 
 SEED_MAX = 2**32 - 1  # as dipsearch.search.recipe.SEED_MAX (not imported: the help text is built at start-up)
-PROBLEM_KEYS = ("observation", "task", "clean", "noise", "sigma", "factor", "mask", "mask_ratio", "mask_kind", "crop",
-                "seed", "demo")  # the fields of ProblemRecipe that are flags
+PROBLEM_KEYS = (
+    "observation",
+    "task",
+    "clean",
+    "noise",
+    "sigma",
+    "factor",
+    "mask",
+    "mask_ratio",
+    "mask_kind",
+    "crop",
+    "seed",
+    "demo",
+)  # the fields of ProblemRecipe that are flags
 
 
 def demo_image_path() -> Path:
@@ -25,11 +37,21 @@ def demo_image_path() -> Path:
 
 def add_problem_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("problem")
-    group.add_argument("observation", nargs="?", help="the corrupted image to restore (omit it with --clean to synthesise one)")
-    group.add_argument("--task", choices=("denoise", "sr", "inpaint"), default="denoise",
-                       help="denoise (default), sr = super-resolution by --factor, inpaint = fill the pixels a mask marks missing")
-    group.add_argument("--clean", metavar="PATH", help="ground truth: enables PSNR/SSIM; alone, the observation is synthesised from it")
-    group.add_argument("--noise", choices=NOISE_KINDS, default="gaussian", help="noise model for denoising (default gaussian)")
+    group.add_argument(
+        "observation", nargs="?", help="the corrupted image to restore (omit it with --clean to synthesise one)"
+    )
+    group.add_argument(
+        "--task",
+        choices=("denoise", "sr", "inpaint"),
+        default="denoise",
+        help="denoise (default), sr = super-resolution by --factor, inpaint = fill the pixels a mask marks missing",
+    )
+    group.add_argument(
+        "--clean", metavar="PATH", help="ground truth: enables PSNR/SSIM; alone, the observation is synthesised from it"
+    )
+    group.add_argument(
+        "--noise", choices=NOISE_KINDS, default="gaussian", help="noise model for denoising (default gaussian)"
+    )
     defaults = ", ".join(f"{kind} {level:g}" for kind, level in DEFAULT_LEVEL.items())
     group.add_argument(
         "--sigma",
@@ -40,12 +62,22 @@ def add_problem_args(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--factor", type=int, help="super-resolution factor: 2, 4 or 8 (default 4; only with --task sr)")
     masks = group.add_mutually_exclusive_group()
-    masks.add_argument("--mask", metavar="PATH", help="inpainting mask image, white = known pixel (cropped like the image by --crop)")
-    masks.add_argument("--mask-ratio", type=float, metavar="R", help="inpainting: random mask with this fraction missing")
-    masks.add_argument("--mask-kind", choices=("text", "region"), help="inpainting: a synthetic text or central-region mask")
+    masks.add_argument(
+        "--mask", metavar="PATH", help="inpainting mask image, white = known pixel (cropped like the image by --crop)"
+    )
+    masks.add_argument(
+        "--mask-ratio", type=float, metavar="R", help="inpainting: random mask with this fraction missing"
+    )
+    masks.add_argument(
+        "--mask-kind", choices=("text", "region"), help="inpainting: a synthetic text or central-region mask"
+    )
     group.add_argument("--crop", type=int, metavar="N", help="centre-crop the image(s) and the mask to N x N first")
-    group.add_argument("--seed", type=int, default=0,
-                       help=f"seed of the synthesised corruption and of the fit, 0 to {SEED_MAX} (default 0)")
+    group.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help=f"seed of the synthesised corruption and of the fit, 0 to {SEED_MAX} (default 0)",
+    )
     group.add_argument("--demo", action="store_true", help="use the embedded demo image (denoising, gaussian sigma 25)")
     # --sigma is make_problem's noise level; the library's `sigma` is the sure detector's (--sure-sigma, if any)
     name_arguments(parser, level="--sigma", sigma=None)
@@ -81,10 +113,18 @@ def problem_flags(args: argparse.Namespace | ProblemRecipe) -> str:
             parts += ["--task", args.task]
     if args.noise != "gaussian":
         parts += ["--noise", args.noise]
-    for flag, dest in (("--sigma", "sigma"), ("--factor", "factor"), ("--mask-ratio", "mask_ratio"),
-                       ("--mask-kind", "mask_kind"), ("--crop", "crop")):
+    for flag, dest in (
+        ("--sigma", "sigma"),
+        ("--factor", "factor"),
+        ("--mask-ratio", "mask_ratio"),
+        ("--mask-kind", "mask_kind"),
+        ("--crop", "crop"),
+    ):
         if getattr(args, dest, None) is not None:
-            parts += [flag, f"{getattr(args, dest):g}" if isinstance(getattr(args, dest), float) else str(getattr(args, dest))]
+            parts += [
+                flag,
+                f"{getattr(args, dest):g}" if isinstance(getattr(args, dest), float) else str(getattr(args, dest)),
+            ]
     if args.mask:
         parts += ["--mask", str(Path(args.mask).resolve())]
     if args.seed:

@@ -18,25 +18,44 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     rows = "; ".join(f"{r.name}: {r.description} on {'/'.join(r.sets)}" for r in ROWS.values())
     parser = sub.add_parser(
-        "reproduce", help="recompute the seed's results table (DIP, restore, classical baselines)",
+        "reproduce",
+        help="recompute the seed's results table (DIP, restore, classical baselines)",
         description=f"Recompute rows of the seed's results table. Rows: {rows}. Writes per_image.csv, summary.csv "
-                    "(with the published figures), the images and report.html to runs/reproduce/<stamp>_<rows>/; "
-                    "a killed run continues with --resume RUN_DIR.")
+        "(with the published figures), the images and report.html to runs/reproduce/<stamp>_<rows>/; "
+        "a killed run continues with --resume RUN_DIR.",
+    )
     parser.add_argument("rows", nargs="*", metavar="ROW", help=f"rows to compute: {', '.join(ROWS)}")
-    parser.add_argument("--data", default="../shared/data", metavar="DIR",
-                        help="folder with classic9/, set5/ and set14/ (default ../shared/data)")
-    parser.add_argument("--size", default="auto", help="full, or a centre-crop side in px (default auto: full on a "
-                        "GPU, 128 on a CPU)")
+    parser.add_argument(
+        "--data",
+        default="../shared/data",
+        metavar="DIR",
+        help="folder with classic9/, set5/ and set14/ (default ../shared/data)",
+    )
+    parser.add_argument(
+        "--size", default="auto", help="full, or a centre-crop side in px (default auto: full on a GPU, 128 on a CPU)"
+    )
     parser.add_argument("--images", type=int, metavar="K", help="the first K images of each set (default all)")
-    parser.add_argument("--iters", type=int, default=2400, metavar="N",
-                        help="the budget of every DIP method: dip's fixed length, dip-stop's and restore's refit "
-                             "maximum (default 2400)")
-    parser.add_argument("--methods", metavar="LIST",
-                        help=f"comma-separated (default: all installed): {', '.join([*DIP_METHODS, *(n for n in BASELINE_TASKS if n != 'bm3d')])}")
+    parser.add_argument(
+        "--iters",
+        type=int,
+        default=2400,
+        metavar="N",
+        help="the budget of every DIP method: dip's fixed length, dip-stop's and restore's refit "
+        "maximum (default 2400)",
+    )
+    parser.add_argument(
+        "--methods",
+        metavar="LIST",
+        help=f"comma-separated (default: all installed): {', '.join([*DIP_METHODS, *(n for n in BASELINE_TASKS if n != 'bm3d')])}",
+    )
     parser.add_argument("--patience", type=int, metavar="P", help="EMV patience of dip-stop and restore (default 1000)")
     parser.add_argument("--search", default="ga", help="restore's architecture choice (default ga)")
-    parser.add_argument("--search-iters", type=int, dest="search_iters", help="restore: iterations per search "
-                        "candidate (default iters / 4)")
+    parser.add_argument(
+        "--search-iters",
+        type=int,
+        dest="search_iters",
+        help="restore: iterations per search candidate (default iters / 4)",
+    )
     parser.add_argument("--pop", type=int, help="restore: GA population (default: the budget's)")
     parser.add_argument("--gens", type=int, help="restore: GA generations (default: the budget's)")
     parser.add_argument("--ensemble", type=int, default=1, metavar="K", help="restore: average the K best refits")
@@ -57,14 +76,21 @@ def summary_table(rows: list[dict]) -> Table:
         table.add_column(col, justify="left" if col in ("row", "set", "method") else "right")
     fmt = lambda v, d: "-" if v is None else f"{v:.{d}f}"  # noqa: E731
     for r in rows:
-        table.add_row(r["row"], r["set"], r["method"], str(r["images"]), fmt(r["psnr"], 2), fmt(r["ssim"], 3),
-                      fmt(r["published"], 2))
+        table.add_row(
+            r["row"],
+            r["set"],
+            r["method"],
+            str(r["images"]),
+            fmt(r["psnr"], 2),
+            fmt(r["ssim"], 3),
+            fmt(r["published"], 2),
+        )
     return table
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
     from ..errors import DipsearchError
-    from ..reproduce import Reproduction, ReproduceSettings
+    from ..reproduce import ReproduceSettings, Reproduction
     from ..reproduce_rows import all_methods
 
     set_threads(args.threads)
@@ -78,9 +104,21 @@ def run(args: argparse.Namespace, console: Console) -> int:
             raise DipsearchError("name at least one ROW (denoise, sr4, sr8, inpaint), or --resume RUN_DIR")
         methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else all_methods(True)
         settings = ReproduceSettings(
-            rows=args.rows, methods=methods, data=args.data, size=args.size, images=args.images, iters=args.iters,
-            patience=args.patience, search=args.search, search_iters=args.search_iters, pop=args.pop, gens=args.gens,
-            ensemble=args.ensemble, seed=args.seed, device=args.device)
+            rows=args.rows,
+            methods=methods,
+            data=args.data,
+            size=args.size,
+            images=args.images,
+            iters=args.iters,
+            patience=args.patience,
+            search=args.search,
+            search_iters=args.search_iters,
+            pop=args.pop,
+            gens=args.gens,
+            ensemble=args.ensemble,
+            seed=args.seed,
+            device=args.device,
+        )
         job = Reproduction.create(args.out, settings, console)
     try:
         job.run_all()

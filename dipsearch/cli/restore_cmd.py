@@ -15,17 +15,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     from .problem_args import add_problem_args
 
     parser = sub.add_parser(
-        "restore", help="the whole ground-truth-free pipeline: search, refit with stopping, ensemble",
+        "restore",
+        help="the whole ground-truth-free pipeline: search, refit with stopping, ensemble",
         description="Restore one image without ground truth: choose an architecture (search scored on held-out "
-                    "pixels, or the default), refit it at the full budget with online stopping, optionally average "
-                    "the refits of the K best candidates. Writes runs/restore/<stamp>_<image>/restored.png. With "
-                    "--clean, every stage is scored against it afterwards.")
+        "pixels, or the default), refit it at the full budget with online stopping, optionally average "
+        "the refits of the K best candidates. Writes runs/restore/<stamp>_<image>/restored.png. With "
+        "--clean, every stage is scored against it afterwards.",
+    )
     add_problem_args(parser)
     g = parser.add_argument_group("restore")
     g.add_argument("--search", default="ga", help=f"how the architecture is chosen: {', '.join(CHOOSERS)} (default ga)")
-    budgets = "; ".join(f"{n}: space {space}, GA {pop}+{gens}x{pop}, {trials} Bayes trials, {search_iters} "
-                        f"it per candidate, refit {iters} it"
-                        for n, (space, pop, gens, trials, search_iters, iters) in RESTORE_BUDGETS.items())
+    budgets = "; ".join(
+        f"{n}: space {space}, GA {pop}+{gens}x{pop}, {trials} Bayes trials, {search_iters} "
+        f"it per candidate, refit {iters} it"
+        for n, (space, pop, gens, trials, search_iters, iters) in RESTORE_BUDGETS.items()
+    )
     g.add_argument("--budget", default="auto", help=f"auto (gpu with CUDA, else cpu) or a preset: {budgets}")
     g.add_argument("--space", help="search space (overrides the budget's)")
     g.add_argument("--pop", type=int, help="GA population (overrides the budget's)")
@@ -33,8 +37,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--trials", type=int, help="Bayes trials (overrides the budget's)")
     g.add_argument("--search-iters", type=int, dest="search_iters", help="iterations per search candidate")
     g.add_argument("--iters", type=int, help="iterations of the refit (online stopping usually ends it earlier)")
-    g.add_argument("--stop", default="emv", help=f"online stopping of the refit: {', '.join(DETECTORS)} or none "
-                   "(fixed budget, averaged output); default emv")
+    g.add_argument(
+        "--stop",
+        default="emv",
+        help=f"online stopping of the refit: {', '.join(DETECTORS)} or none "
+        "(fixed budget, averaged output); default emv",
+    )
     g.add_argument("--patience", type=int, metavar="P", help="stopping patience (default: the detector's)")
     g.add_argument("--ensemble", type=int, default=1, metavar="K", help="average the refits of the K best candidates")
     g.add_argument("--workers", type=int, metavar="N", help="parallel search fits (default 1, in-process)")
@@ -48,8 +56,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 def settings_from_args(args: argparse.Namespace):
     from ..restore import RestoreSettings
 
-    keys = ("search", "budget", "space", "pop", "gens", "trials", "search_iters", "iters", "stop", "patience",
-            "ensemble", "seed", "device", "workers")
+    keys = (
+        "search",
+        "budget",
+        "space",
+        "pop",
+        "gens",
+        "trials",
+        "search_iters",
+        "iters",
+        "stop",
+        "patience",
+        "ensemble",
+        "seed",
+        "device",
+        "workers",
+    )
     return RestoreSettings(**{k: getattr(args, k) for k in keys})
 
 

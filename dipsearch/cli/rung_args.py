@@ -14,19 +14,33 @@ FINAL_DEFAULT = 3
 
 
 def add_rung_args(group: argparse._ArgumentGroup) -> None:
-    group.add_argument("--final", type=int, metavar="K", default=FINAL_DEFAULT,
-                       help=f"candidates refitted at the full budget with stopping, the space's default genome among "
-                            f"them; the best by the GT-free fitness of the stopped output is the answer (default "
-                            f"{FINAL_DEFAULT}; 0: no final rung, the screening's best is the answer)")
-    group.add_argument("--final-iters", type=int, metavar="N",
-                       help="the final rung's budget (default 2400, as `dipsearch fit`)")
+    group.add_argument(
+        "--final",
+        type=int,
+        metavar="K",
+        default=FINAL_DEFAULT,
+        help=f"candidates refitted at the full budget with stopping, the space's default genome among "
+        f"them; the best by the GT-free fitness of the stopped output is the answer (default "
+        f"{FINAL_DEFAULT}; 0: no final rung, the screening's best is the answer)",
+    )
+    group.add_argument(
+        "--final-iters", type=int, metavar="N", help="the final rung's budget (default 2400, as `dipsearch fit`)"
+    )
     group.add_argument("--final-stop", metavar="DETECTOR", help="stopping detector of the final rung (default emv)")
-    group.add_argument("--rungs", metavar="B1,B2", help="promotion rungs between screening and final rung: budgets "
-                       "in iterations; rung i keeps K*eta^(n-i) candidates (default: none)")
+    group.add_argument(
+        "--rungs",
+        metavar="B1,B2",
+        help="promotion rungs between screening and final rung: budgets "
+        "in iterations; rung i keeps K*eta^(n-i) candidates (default: none)",
+    )
     group.add_argument("--eta", type=int, metavar="N", help="successive-halving ratio between rungs (default 3)")
-    group.add_argument("--final-margin", type=float, metavar="Z",
-                       help="with the holdout fitness, a finalist replaces the default only when it is better on the "
-                            "held-out pixels by Z standard errors of the paired difference (default 1.64)")
+    group.add_argument(
+        "--final-margin",
+        type=float,
+        metavar="Z",
+        help="with the holdout fitness, a finalist replaces the default only when it is better on the "
+        "held-out pixels by Z standard errors of the paired difference (default 1.64)",
+    )
 
 
 def plan_from_args(args: argparse.Namespace) -> RungPlan | None:
@@ -42,10 +56,17 @@ def plan_from_args(args: argparse.Namespace) -> RungPlan | None:
         budgets = tuple(int(b) for b in raw.split(",")) if raw else ()
     except ValueError:
         raise DipsearchError(f"--rungs takes comma-separated iteration budgets, e.g. 600,1200; got {raw!r}") from None
-    given = {"final_iters": getattr(args, "final_iters", None), "eta": getattr(args, "eta", None),
-             "margin": getattr(args, "final_margin", None)}
-    plan = RungPlan(final=final, stop={"detector": getattr(args, "final_stop", None) or "emv"}, budgets=budgets,
-                    **{k: v for k, v in given.items() if v is not None})
+    given = {
+        "final_iters": getattr(args, "final_iters", None),
+        "eta": getattr(args, "eta", None),
+        "margin": getattr(args, "final_margin", None),
+    }
+    plan = RungPlan(
+        final=final,
+        stop={"detector": getattr(args, "final_stop", None) or "emv"},
+        budgets=budgets,
+        **{k: v for k, v in given.items() if v is not None},
+    )
     plan.check()
     return plan
 
@@ -63,6 +84,12 @@ def final_table(space, selection):
     for f in ranked:
         e = f.evaluation
         mark = ("*" if f is selection.choice else "") + (" default" if f.default else "")
-        table.add_row(mark.strip(), _db(e.fitness), _db(e.psnr), str(e.stopped_iter or "-"), _db(f.screen_fitness),
-                      describe(space, f.genome))
+        table.add_row(
+            mark.strip(),
+            _db(e.fitness),
+            _db(e.psnr),
+            str(e.stopped_iter or "-"),
+            _db(f.screen_fitness),
+            describe(space, f.genome),
+        )
     return table

@@ -25,31 +25,66 @@ if TYPE_CHECKING:
 
 def add_stop_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("automatic stopping (no ground truth needed)")
-    group.add_argument("--stop", default="none", metavar="DETECTOR",
-                       help=f"stop the fit with a detector: {', '.join(DETECTORS)} or none (default); "
-                            "saves the chosen iteration's output as output_stopped.png")
-    group.add_argument("--patience", type=int, metavar="P", help="iterations without a new minimum before stopping "
-                       "(default 1000 for wmv/emv, 500 for sure/holdout)")
+    group.add_argument(
+        "--stop",
+        default="none",
+        metavar="DETECTOR",
+        help=f"stop the fit with a detector: {', '.join(DETECTORS)} or none (default); "
+        "saves the chosen iteration's output as output_stopped.png",
+    )
+    group.add_argument(
+        "--patience",
+        type=int,
+        metavar="P",
+        help="iterations without a new minimum before stopping (default 1000 for wmv/emv, 500 for sure/holdout)",
+    )
     group.add_argument("--stop-window", type=int, metavar="W", dest="stop_window", help="wmv window (default 100)")
-    group.add_argument("--stop-delta", type=float, default=0.0, metavar="D", dest="stop_delta",
-                       help="a new minimum must be below (1 - D) x the best (default 0; the paper's variant: 0.01)")
-    group.add_argument("--stop-indexing", choices=("end", "start"), default="end", dest="stop_indexing",
-                       help="return the newest (end, default) or oldest (start) frame of the best window")
-    group.add_argument("--holdout-fraction", type=float, default=0.05, metavar="F",
-                       help="holdout: fraction of observed pixels withheld from the loss (default 0.05)")
-    group.add_argument("--sure-sigma", metavar="S|estimate", dest="sure_sigma",
-                       help="sure: noise sigma on the 0-255 scale, or 'estimate' (Immerkaer); default: --sigma")
-    name_arguments(parser, indexing="--stop-indexing", delta="--stop-delta", window="--stop-window",
-                   fraction="--holdout-fraction")
+    group.add_argument(
+        "--stop-delta",
+        type=float,
+        default=0.0,
+        metavar="D",
+        dest="stop_delta",
+        help="a new minimum must be below (1 - D) x the best (default 0; the paper's variant: 0.01)",
+    )
+    group.add_argument(
+        "--stop-indexing",
+        choices=("end", "start"),
+        default="end",
+        dest="stop_indexing",
+        help="return the newest (end, default) or oldest (start) frame of the best window",
+    )
+    group.add_argument(
+        "--holdout-fraction",
+        type=float,
+        default=0.05,
+        metavar="F",
+        help="holdout: fraction of observed pixels withheld from the loss (default 0.05)",
+    )
+    group.add_argument(
+        "--sure-sigma",
+        metavar="S|estimate",
+        dest="sure_sigma",
+        help="sure: noise sigma on the 0-255 scale, or 'estimate' (Immerkaer); default: --sigma",
+    )
+    name_arguments(
+        parser, indexing="--stop-indexing", delta="--stop-delta", window="--stop-window", fraction="--holdout-fraction"
+    )
 
 
 def stop_spec_from_args(args: argparse.Namespace) -> StopSpec | None:
     """The StopSpec the --stop flags describe (None for --stop none); bad flags raise an ArgumentError."""
     from ..search.spec import StopSpec
 
-    return StopSpec.parse(getattr(args, "stop", "none"), patience=args.patience, delta=args.stop_delta,
-                          indexing=args.stop_indexing, window=args.stop_window, fraction=args.holdout_fraction,
-                          sure_sigma=args.sure_sigma)
+    return StopSpec.parse(
+        getattr(args, "stop", "none"),
+        patience=args.patience,
+        delta=args.stop_delta,
+        indexing=args.stop_indexing,
+        window=args.stop_window,
+        fraction=args.holdout_fraction,
+        sure_sigma=args.sure_sigma,
+    )
 
 
 def stop_hook_from_args(args: argparse.Namespace, problem: Problem) -> FitHook | None:
@@ -82,18 +117,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--iters", type=int, default=3000, help="iterations per fit (default 3000)")
     parser.add_argument("--seeds", type=int, default=1, metavar="N", help="seeds 0..N-1 per setting (default 1)")
     parser.add_argument("--arch", metavar="PATH", help="architecture file (default: the seed network)")
-    parser.add_argument("--holdout-fraction", type=float, default=0.05, metavar="F",
-                        help="pixels withheld from the loss in every fit, for the holdout detector (default 0.05)")
+    parser.add_argument(
+        "--holdout-fraction",
+        type=float,
+        default=0.05,
+        metavar="F",
+        help="pixels withheld from the loss in every fit, for the holdout detector (default 0.05)",
+    )
     parser.add_argument("--window", type=int, default=100, help="wmv window (default 100)")
-    parser.add_argument("--patience-grid", default="250,500,1000", metavar="P,...",
-                        help="extra replays of the patience rules with these patiences (default 250,500,1000)")
-    parser.add_argument("--detectors", metavar="NAME,...",
-                        help="replay only these detectors; every trace must have recorded them (default: all recorded)")
+    parser.add_argument(
+        "--patience-grid",
+        default="250,500,1000",
+        metavar="P,...",
+        help="extra replays of the patience rules with these patiences (default 250,500,1000)",
+    )
+    parser.add_argument(
+        "--detectors",
+        metavar="NAME,...",
+        help="replay only these detectors; every trace must have recorded them (default: all recorded)",
+    )
     parser.add_argument("--workers", type=int, default=1, help="fits in parallel, one CPU thread each (default 1)")
     parser.add_argument("--device", default="cpu", help="device of the fits (default cpu)")
     parser.add_argument("--out", default="runs", metavar="DIR", help="runs root folder (default ./runs)")
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--resume", metavar="RUN_DIR", help="continue (or extend) a bench folder: finished fits are kept")
+    where.add_argument(
+        "--resume", metavar="RUN_DIR", help="continue (or extend) a bench folder: finished fits are kept"
+    )
     where.add_argument("--replay", metavar="RUN_DIR", help="only replay the rules on the traces of a bench folder")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     parser.set_defaults(func=run)
@@ -111,7 +160,9 @@ def _protocol(args: argparse.Namespace) -> dict[str, Any]:
     if args.window > args.iters:
         raise DipsearchError(f"the wmv window ({args.window}) is larger than the run ({args.iters} iterations)")
     if args.iters < 200:
-        raise DipsearchError(f"--iters {args.iters} is shorter than the spectral rule's two 100-step windows; use >= 200")
+        raise DipsearchError(
+            f"--iters {args.iters} is shorter than the spectral rule's two 100-step windows; use >= 200"
+        )
     spec = load_spec(args.arch) if args.arch else ArchSpec()
     config = FitConfig(iters=args.iters, device=args.device, ssim_every=10)  # SSIM gaps need SSIM often enough
     return sb.protocol_dict(args.crop, spec, config, args.holdout_fraction, args.window)
@@ -175,8 +226,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
     protocol = _protocol(args)
     if run_dir is not None and config["protocol"] != protocol:  # mixing fit settings would make traces incomparable
         diff = sorted(k for k in protocol if protocol[k] != config["protocol"].get(k))
-        raise DipsearchError(f"{args.resume} was run with other settings ({', '.join(diff)}); "
-                             "give the same --crop/--iters/--arch/--holdout-fraction/--window or start a new bench")
+        raise DipsearchError(
+            f"{args.resume} was run with other settings ({', '.join(diff)}); "
+            "give the same --crop/--iters/--arch/--holdout-fraction/--window or start a new bench"
+        )
     _check_images(sizes, protocol)
     if run_dir is None:
         tag = f"{len(images)}img_{args.crop or 'full'}px_{args.iters}it"
@@ -186,14 +239,17 @@ def run(args: argparse.Namespace, console: Console) -> int:
     else:
         old_jobs = config["jobs"]
     jobs_record = {
-        "images": sorted({*old_jobs["images"], *images}), "noise": sorted({*old_jobs["noise"], *noises}),
-        "levels": sorted({*old_jobs["levels"], *levels}), "seeds": sorted({*old_jobs["seeds"], *range(args.seeds)}),
+        "images": sorted({*old_jobs["images"], *images}),
+        "noise": sorted({*old_jobs["noise"], *noises}),
+        "levels": sorted({*old_jobs["levels"], *levels}),
+        "seeds": sorted({*old_jobs["seeds"], *range(args.seeds)}),
     }
     run_dir.write_toml("config.toml", {"protocol": protocol, "jobs": jobs_record})
     jobs = sb.jobs_from(images, noises, levels, list(range(args.seeds)), protocol, run_dir.path)
     done = sum(j.done for j in jobs)
-    console.print(f"stop-bench: {len(jobs)} fits ({done} already done) into [bold]{run_dir.path}[/bold], "
-                  f"{args.workers} worker(s)")
+    console.print(
+        f"stop-bench: {len(jobs)} fits ({done} already done) into [bold]{run_dir.path}[/bold], {args.workers} worker(s)"
+    )
     try:
         _run_fits(console, jobs, args)
     except BaseException:
@@ -239,8 +295,10 @@ def _report(console: Console, run_dir: RunDir, results: dict[str, Any]) -> int:
 
     agg = [a for a in results["aggregate"] if a["level"] == "all" and a["rule"] in results["rules"]]
     noises = [n for n in ("all", *NOISE_KINDS) if any(a["noise"] == n for a in agg)]
-    table = Table(title=f"stop-bench: median PSNR gap (dB) / share within 1 dB / mean iterations spent, "
-                        f"{results['fits']} fits", header_style="bold")
+    table = Table(
+        title=f"stop-bench: median PSNR gap (dB) / share within 1 dB / mean iterations spent, {results['fits']} fits",
+        header_style="bold",
+    )
     table.add_column("rule")
     for n in noises:
         table.add_column(n, justify="right")
@@ -250,8 +308,11 @@ def _report(console: Console, run_dir: RunDir, results: dict[str, Any]) -> int:
         cells = []
         for n in noises:
             hit = [a for a in agg if a["rule"] == rule and a["noise"] == n]
-            cells.append(f"{hit[0]['gap_median']:.2f} / {hit[0]['within_1dB']:.0%} / {hit[0]['spent_mean']:.0f}"
-                         if hit else "n/a")
+            cells.append(
+                f"{hit[0]['gap_median']:.2f} / {hit[0]['within_1dB']:.0%} / {hit[0]['spent_mean']:.0f}"
+                if hit
+                else "n/a"
+            )
         table.add_row(rule, *cells)
     console.print(table)
     console.print(f"run folder: [bold]{run_dir.path}[/bold] (summary.csv, summary.json, runs.csv, curves.png)")

@@ -22,13 +22,15 @@ if TYPE_CHECKING:
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "worker", help="join a `search bayes` study from another process or host",
+        "worker",
+        help="join a `search bayes` study from another process or host",
         description="Work on an existing Optuna study made by `dipsearch search bayes`: ask, fit and tell trials "
         "until the study has its target number of trials. Problem, space and settings come from the study.",
     )
     parser.add_argument("--study", required=True, metavar="NAME", help="the study to join (it must exist)")
-    parser.add_argument("--trials", type=int, metavar="N",
-                        help="work until the study has N trials (default: the target its driver set)")
+    parser.add_argument(
+        "--trials", type=int, metavar="N", help="work until the study has N trials (default: the target its driver set)"
+    )
     parser.add_argument("--device", default="auto", help="device for each fit: auto, cpu, cuda, mps")
     parser.add_argument("--seed", type=int, help="sampler seed of this worker (default: derived from host and pid)")
     parser.add_argument("--no-progress", action="store_true", help="one line per trial instead of a table at the end")
@@ -42,8 +44,16 @@ def run(args: argparse.Namespace, console: Console) -> int:
     from ..search.bayes_report import top_table
     from ..search.storage import HOST
 
-    report = work(args.storage, args.study, trials=args.trials, device=args.device, seed=args.seed,
-                  stale_after=args.stale_after, console=console, progress=not args.no_progress)
+    report = work(
+        args.storage,
+        args.study,
+        trials=args.trials,
+        device=args.device,
+        seed=args.seed,
+        stale_after=args.stale_after,
+        console=console,
+        progress=not args.no_progress,
+    )
     if not args.no_progress:
         console.print(top_table(report.study))
     console.print(summary_table(f"worker {HOST}:{os.getpid()} on study {args.study}", report.summary()))

@@ -84,5 +84,15 @@ def count_params_of(spec: Spec, out_channels: int = 3) -> int:
     return sum(p.numel() for p in family_of(spec).build(out_channels).parameters())
 
 
-__all__ = ["FAMILIES", "SPEC_CLASSES", "DeepDecoderSpec", "Family", "Hourglass", "count_params_of", "family_of",
-           "load_spec", "spec_from_dict", "spec_to_dict"]
+__all__ = [
+    "FAMILIES",
+    "SPEC_CLASSES",
+    "DeepDecoderSpec",
+    "Family",
+    "Hourglass",
+    "count_params_of",
+    "family_of",
+    "load_spec",
+    "spec_from_dict",
+    "spec_to_dict",
+]

@@ -18,20 +18,23 @@ import torch
 from torch import nn
 
 from ..arch import ACTIVATIONS, PADDINGS, UPSAMPLE_MODES, _activation, _check_choice
-from ..upcell import up_cell
 from ..errors import DipsearchError
 from ..genes import FamilyGenes
 from ..tomlio import dumps_toml
+from ..upcell import up_cell
 from .hourglass import padded, size_error
+
 
 @dataclass(frozen=True)
 class DeepDecoderSpec:
     """Defaults are the published Deep Decoder: 5 levels of 128 channels, 1x1 convs, bilinear, ReLU."""
 
     name: ClassVar[str] = "deep_decoder"
-    genes: ClassVar[FamilyGenes] = FamilyGenes(arch_globals=("depth", "activation", "pad"),
-                                               per_level=("n_up", "k_up", "upsample"),
-                                               global_per_level=("k_up", "upsample"))
+    genes: ClassVar[FamilyGenes] = FamilyGenes(
+        arch_globals=("depth", "activation", "pad"),
+        per_level=("n_up", "k_up", "upsample"),
+        global_per_level=("k_up", "upsample"),
+    )
     n_up: tuple[int, ...] = (128,) * 5
     k_up: tuple[int, ...] = (1,) * 5
     upsample: tuple[str, ...] = field(default_factory=lambda: ("bilinear",) * 5)
@@ -45,8 +48,10 @@ class DeepDecoderSpec:
             raise DipsearchError("deep decoder: n_up is empty; it needs at least one level")
         for name in self.genes.per_level[1:]:
             if len(getattr(self, name)) != self.depth:
-                raise DipsearchError(f"deep decoder: {name} has {len(getattr(self, name))} levels but n_up has "
-                                     f"{self.depth}; every per-level list needs one entry per level")
+                raise DipsearchError(
+                    f"deep decoder: {name} has {len(getattr(self, name))} levels but n_up has "
+                    f"{self.depth}; every per-level list needs one entry per level"
+                )
         if any(isinstance(v, bool) or int(v) != v or v < 1 for v in self.n_up):
             raise DipsearchError(f"deep decoder: n_up must be positive integers, got {self.n_up}")
         if any(int(k) != k or k < 1 or k % 2 == 0 for k in self.k_up):
@@ -74,8 +79,9 @@ class DeepDecoderSpec:
             k = self.k_up[min(i, self.depth - 1)]
             if k > 1 and self.pad == "reflection":
                 layers.append(nn.ReflectionPad2d((k - 1) // 2))
-            layers.append(nn.Conv2d(c[i], c[i + 1], k, padding=0 if self.pad == "reflection" else (k - 1) // 2,
-                                    bias=False))
+            layers.append(
+                nn.Conv2d(c[i], c[i + 1], k, padding=0 if self.pad == "reflection" else (k - 1) // 2, bias=False)
+            )
             if i < self.depth:
                 # the hourglass's plain x2 resampling of this level's mode (no conv op, no activation)
                 layers.append(up_cell("per_level", "identity", 1, "none", self.pad, c[i + 1], self.upsample[i]))
@@ -100,20 +106,27 @@ class DeepDecoderSpec:
             for i in range(self.depth + 1):
                 half = (self.k_up[min(i, self.depth - 1)] - 1) // 2
                 need = max(need, 2 ** (self.depth - i) * (half + 1))
-        return size_error(f"a deep decoder of depth {self.depth}", height, width, self.size_multiple, (need, need),
-                          f"kernels {list(self.k_up)}")
+        return size_error(
+            f"a deep decoder of depth {self.depth}",
+            height,
+            width,
+            self.size_multiple,
+            (need, need),
+            f"kernels {list(self.k_up)}",
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {"family": self.name, **{k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "architecture") -> "DeepDecoderSpec":
+    def from_dict(cls, data: dict[str, Any], source: str = "architecture") -> DeepDecoderSpec:
         data = {k: v for k, v in data.items() if k != "family"}
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise DipsearchError(f"{source}: unknown deep decoder key(s) {', '.join(unknown)}; "
-                                 f"known keys are {', '.join(sorted(known))}")
+            raise DipsearchError(
+                f"{source}: unknown deep decoder key(s) {', '.join(unknown)}; known keys are {', '.join(sorted(known))}"
+            )
         try:
             return cls(**data)
         except (DipsearchError, TypeError) as err:
@@ -124,4 +137,6 @@ class DeepDecoderSpec:
 
     def describe(self) -> str:
         join = lambda values: "/".join(str(v) for v in values)  # noqa: E731
-        return f"deep decoder d{self.depth} ch {join(self.n_up)} k {join(self.k_up)} {join(m[:3] for m in self.upsample)}"
+        return (
+            f"deep decoder d{self.depth} ch {join(self.n_up)} k {join(self.k_up)} {join(m[:3] for m in self.upsample)}"
+        )

@@ -15,8 +15,9 @@ def padded(size: int, multiple: int) -> int:
     return -(-size // multiple) * multiple
 
 
-def size_error(family: str, height: int, width: int, multiple: int, need: tuple[int, int],
-               kernels: str, min_pixels: int = 2) -> str | None:
+def size_error(
+    family: str, height: int, width: int, multiple: int, need: tuple[int, int], kernels: str, min_pixels: int = 2
+) -> str | None:
     """The shared size message. `need` is the smallest padded (height, width) the layers accept on their own;
     `min_pixels`: the deepest (1/multiple) map must hold that many pixels for batch norm."""
     ph, pw = padded(height, multiple), padded(width, multiple)
@@ -77,8 +78,9 @@ class Hourglass:
     def size_error(self, height: int, width: int) -> str | None:
         need = self.min_padded()
         label = f"an hourglass of depth {self.spec.depth}"
-        return size_error(label, height, width, self.spec.size_multiple, (need, need),
-                          f"kernels {list(self.spec.k_down)}")
+        return size_error(
+            label, height, width, self.spec.size_multiple, (need, need), f"kernels {list(self.spec.k_down)}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return self.spec.to_dict()

@@ -13,8 +13,8 @@ an axis; the ring is 0.1 <= r < 0.2 unless a metric says otherwise.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import Tensor
@@ -94,7 +94,9 @@ def _profile(x: Tensor, bins: Tensor, r: Tensor) -> tuple[Tensor, Tensor]:
     log_psd = _log_psd(x).mean(dim=0)
     index = torch.bucketize(r, bins) - 1
     keep = (index >= 0) & (index < len(bins) - 1)
-    sums = torch.zeros(len(bins) - 1, dtype=log_psd.dtype, device=log_psd.device).index_add_(0, index[keep], log_psd[keep])
+    sums = torch.zeros(len(bins) - 1, dtype=log_psd.dtype, device=log_psd.device).index_add_(
+        0, index[keep], log_psd[keep]
+    )
     counts = torch.zeros_like(sums).index_add_(0, index[keep], torch.ones_like(log_psd[keep]))
     return sums / counts.clamp(min=1), counts > 0
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import ArgumentError, check_at_least
 from ..evaluate import Candidate, Evaluation, evaluate
@@ -19,7 +20,7 @@ from ..fitness import make_fitness
 from ..space import SearchSpace
 from ..tasks import Problem
 from .metrics import DEFAULT_METRIC, get_metric
-from .scoring import Scored, ScoreConfig, ranked, sample_candidates, score_all
+from .scoring import ScoreConfig, Scored, ranked, sample_candidates, score_all
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,12 @@ class PreselectConfig:
         check_at_least("candidates", self.candidates, 1)
         check_at_least("keep", self.keep, 1)
         if self.keep > self.candidates:
-            raise ArgumentError("{keep:{keep_value}} is larger than {candidates:{candidates_value}}: keep at most as "
-                                "many candidates as are scored", keep_value=self.keep, candidates_value=self.candidates)
+            raise ArgumentError(
+                "{keep:{keep_value}} is larger than {candidates:{candidates_value}}: keep at most as "
+                "many candidates as are scored",
+                keep_value=self.keep,
+                candidates_value=self.candidates,
+            )
         check_at_least("fit_iters", self.fit_iters, 0)
         ScoreConfig(inputs=self.inputs)
         if problem is not None and self.fit_iters:
@@ -72,27 +77,48 @@ class PreselectResult:
         return self.ranking.index(index) + 1
 
 
-def preselect(problem: Problem, space: SearchSpace, config: PreselectConfig,
-              on_scored: Callable[[int], Any] | None = None,
-              on_fitted: Callable[[int, Evaluation], Any] | None = None) -> PreselectResult:
+def preselect(
+    problem: Problem,
+    space: SearchSpace,
+    config: PreselectConfig,
+    on_scored: Callable[[int], Any] | None = None,
+    on_fitted: Callable[[int, Evaluation], Any] | None = None,
+) -> PreselectResult:
     config.check(problem)
     candidates = sample_candidates(space, problem, config.candidates, random.Random(config.seed))
     start = time.perf_counter()
-    score_all(problem, candidates, ScoreConfig(inputs=config.inputs, seed=config.seed, device=config.device,
-                                                      threads=config.threads),
-              on_scored)
+    score_all(
+        problem,
+        candidates,
+        ScoreConfig(inputs=config.inputs, seed=config.seed, device=config.device, threads=config.threads),
+        on_scored,
+    )
     order = {id(c): i for i, c in enumerate(candidates)}
-    result = PreselectResult(candidates, [order[id(c)] for c in ranked(candidates, config.metric)],
-                             seconds_scoring=time.perf_counter() - start, metric=config.metric,
-                             keep=config.keep)
+    result = PreselectResult(
+        candidates,
+        [order[id(c)] for c in ranked(candidates, config.metric)],
+        seconds_scoring=time.perf_counter() - start,
+        metric=config.metric,
+        keep=config.keep,
+    )
     if config.fit_iters:
         start = time.perf_counter()
         for index in result.ranking[: config.keep]:
             c = candidates[index]
-            evaluation = evaluate(Candidate(genome=c.genome, arch=c.spec, problem=problem, iters=config.fit_iters,
-                                            seed=config.seed, fitness=config.fitness,
-                                            fit_settings=space.fit_settings(c.genome), device=config.device,
-                                            index=index, threads=config.threads))
+            evaluation = evaluate(
+                Candidate(
+                    genome=c.genome,
+                    arch=c.spec,
+                    problem=problem,
+                    iters=config.fit_iters,
+                    seed=config.seed,
+                    fitness=config.fitness,
+                    fit_settings=space.fit_settings(c.genome),
+                    device=config.device,
+                    index=index,
+                    threads=config.threads,
+                )
+            )
             result.evaluations[index] = evaluation
             if on_fitted is not None:
                 on_fitted(index, evaluation)

@@ -31,18 +31,20 @@ def rows(result: PreselectResult, channels: int) -> list[dict[str, Any]]:
     out = []
     for index, c in enumerate(result.candidates):
         ev = result.evaluations.get(index)
-        out.append({
-            "index": index,
-            "rank": result.rank_of(index),
-            "kept": index in result.kept,
-            "params": count_params(build_net(c.spec, channels)),
-            **c.scores,
-            "fitness": ev.fitness if ev else None,
-            "psnr": ev.psnr if ev else None,
-            "fit_seconds": round(ev.seconds, 3) if ev else None,
-            "fit_error": ev.error if ev else None,
-            "genome": json.dumps(c.genome, sort_keys=True),
-        })
+        out.append(
+            {
+                "index": index,
+                "rank": result.rank_of(index),
+                "kept": index in result.kept,
+                "params": count_params(build_net(c.spec, channels)),
+                **c.scores,
+                "fitness": ev.fitness if ev else None,
+                "psnr": ev.psnr if ev else None,
+                "fit_seconds": round(ev.seconds, 3) if ev else None,
+                "fit_error": ev.error if ev else None,
+                "genome": json.dumps(c.genome, sort_keys=True),
+            }
+        )
     return out
 
 
@@ -64,14 +66,26 @@ def summary(result: PreselectResult) -> dict[str, Any]:
     }
 
 
-def write_run(run: RunDir, space: SearchSpace, result: PreselectResult, channels: int, fitness_name: str) -> dict[str, Any]:
+def write_run(
+    run: RunDir, space: SearchSpace, result: PreselectResult, channels: int, fitness_name: str
+) -> dict[str, Any]:
     record = SearchRecord(run, space)
     for index, ev in result.evaluations.items():
         record.add(ev, {"rank": result.rank_of(index), result.metric: result.candidates[index].scores[result.metric]})
     if record.best is None:  # nothing fitted (or every fit failed): the best score is the pick
         best = result.candidates[result.best]
-        record.write_best(Evaluation(index=result.best, key=best.spec.canonical_key(), genome=best.genome,
-                                     fitness=None, psnr=None, params=None, iters_run=0, seconds=0.0))
+        record.write_best(
+            Evaluation(
+                index=result.best,
+                key=best.spec.canonical_key(),
+                genome=best.genome,
+                fitness=None,
+                psnr=None,
+                params=None,
+                iters_run=0,
+                seconds=0.0,
+            )
+        )
     table = rows(result, channels)
     run.write_csv("preselect.csv", table)
     if result.evaluations:
@@ -95,7 +109,9 @@ def plot(table: list[dict[str, Any]], metric: str, path: Path, fitness_name: str
             ax.scatter(*zip(*points), s=18)
             for r in fitted:
                 if r[key] is not None:
-                    ax.annotate(str(r["rank"]), (r[metric], r[key]), fontsize=7, xytext=(3, 2), textcoords="offset points")
+                    ax.annotate(
+                        str(r["rank"]), (r[metric], r[key]), fontsize=7, xytext=(3, 2), textcoords="offset points"
+                    )
         ax.set_xlabel(f"{metric} (lower = pre-selected first)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)

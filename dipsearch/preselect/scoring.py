@@ -80,8 +80,9 @@ def fits(problem: Problem, spec: ArchSpec) -> bool:
     return min(h, w) >= min_size(spec)
 
 
-def sample_candidates(space: SearchSpace, problem: Problem, n: int, rng: random.Random,
-                      include: list[Genome] = ()) -> list[Scored]:
+def sample_candidates(
+    space: SearchSpace, problem: Problem, n: int, rng: random.Random, include: list[Genome] = ()
+) -> list[Scored]:
     """Up to n distinct genomes (by the network and fit settings they decode to) whose networks fit the image.
 
     `include` genomes come first (when they fit). Sampling gives up after 50 draws per wanted candidate,

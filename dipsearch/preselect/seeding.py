@@ -43,8 +43,9 @@ class SeedPlan:
         get_metric(self.metric)
         check_at_least("preselect", self.preselect, 0)
         if self.keep is not None and not 1 <= self.keep <= max(self.preselect, 1):
-            raise ArgumentError("{keep} must be between 1 and {preselect} ({most}), got {value}", most=self.preselect,
-                                value=self.keep)
+            raise ArgumentError(
+                "{keep} must be between 1 and {preselect} ({most}), got {value}", most=self.preselect, value=self.keep
+            )
         if self.keep is not None and not self.preselect:
             raise ArgumentError("{keep} needs {preselect:N}")
 
@@ -63,24 +64,42 @@ def archive_winners(patterns: list[str], space: SearchSpace) -> list[tuple[Path,
         if not folder.is_dir():
             raise ArgumentError("{seed_from:{folder}}: no such run folder", folder=folder)
         if not path.is_file():
-            raise ArgumentError("{seed_from:{folder}}: the folder has no winner (no best_arch.toml); give the "
-                                "folders of finished searches or pre-selections", folder=folder)
+            raise ArgumentError(
+                "{seed_from:{folder}}: the folder has no winner (no best_arch.toml); give the "
+                "folders of finished searches or pre-selections",
+                folder=folder,
+            )
         genome = load_toml(path, "winner file").get("genome")
         if not isinstance(genome, dict):
-            raise ArgumentError("{seed_from:{folder}}: {file} has no [genome] table (written by an older dipsearch, "
-                                "or by hand); only searches and pre-selections record their genome", folder=folder,
-                                file=path.name)
+            raise ArgumentError(
+                "{seed_from:{folder}}: {file} has no [genome] table (written by an older dipsearch, "
+                "or by hand); only searches and pre-selections record their genome",
+                folder=folder,
+                file=path.name,
+            )
         try:
             space.validate(genome)
         except DipsearchError as err:
-            raise ArgumentError("{seed_from:{folder}}: its winner is not a genome of space {space!r} ({err}); seed "
-                                "only from runs over the same space", folder=folder, space=space.name, err=err) from None
+            raise ArgumentError(
+                "{seed_from:{folder}}: its winner is not a genome of space {space!r} ({err}); seed "
+                "only from runs over the same space",
+                folder=folder,
+                space=space.name,
+                err=err,
+            ) from None
         out.append((folder, genome))
     return out
 
 
-def initial_genomes(space: SearchSpace, problem: Problem, plan: SeedPlan, room: int, seed: int = 0,
-                    device: str = "auto", threads: int | None = None) -> tuple[list[Genome], dict[str, Any]]:
+def initial_genomes(
+    space: SearchSpace,
+    problem: Problem,
+    plan: SeedPlan,
+    room: int,
+    seed: int = 0,
+    device: str = "auto",
+    threads: int | None = None,
+) -> tuple[list[Genome], dict[str, Any]]:
     """At most `room` distinct genomes (default first) and a record of where they came from."""
     plan.check()
     genomes: list[Genome] = []
@@ -97,20 +116,30 @@ def initial_genomes(space: SearchSpace, problem: Problem, plan: SeedPlan, room: 
     add(space.default())
     winners = archive_winners(plan.seed_from, space)
     from_archive = sum(add(genome) for _, genome in winners)
-    info: dict[str, Any] = {**asdict(plan), "seed_from_folders": [str(f.resolve()) for f, _ in winners],
-                            "from_archive": from_archive, "preselected": 0}
+    info: dict[str, Any] = {
+        **asdict(plan),
+        "seed_from_folders": [str(f.resolve()) for f, _ in winners],
+        "from_archive": from_archive,
+        "preselected": 0,
+    }
     if plan.preselect:
         scored = sample_candidates(space, problem, plan.preselect, random.Random(seed))
-        score_all(problem, scored, ScoreConfig(inputs=plan.inputs, seed=seed, device=device, metrics=(plan.metric,),
-                                               threads=threads))
+        score_all(
+            problem,
+            scored,
+            ScoreConfig(inputs=plan.inputs, seed=seed, device=device, metrics=(plan.metric,), threads=threads),
+        )
         wanted = plan.keep if plan.keep is not None else room
         chosen = 0
         for candidate in ranked(scored, plan.metric):
             if chosen >= wanted:
                 break
             chosen += add(candidate.genome)
-        info.update(preselected=chosen, scored=len(scored),
-                    best_scores=[c.scores[plan.metric] for c in ranked(scored, plan.metric)[:chosen]])
+        info.update(
+            preselected=chosen,
+            scored=len(scored),
+            best_scores=[c.scores[plan.metric] for c in ranked(scored, plan.metric)[:chosen]],
+        )
     info["initial"] = len(genomes)
     return genomes, info
 

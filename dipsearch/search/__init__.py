@@ -25,9 +25,17 @@ import importlib
 from typing import Any
 
 _NAMES = {
-    "ProblemRecipe": "recipe", "problem_fingerprint": "recipe", "SearchSpec": "spec", "StopSpec": "spec",
-    "Seeding": "spec", "Runtime": "spec", "SearchResult": "result", "SearchSetup": "setup", "GAConfig": "ga",
-    "BayesSettings": "study", "RungPlan": "rungs",
+    "ProblemRecipe": "recipe",
+    "problem_fingerprint": "recipe",
+    "SearchSpec": "spec",
+    "StopSpec": "spec",
+    "Seeding": "spec",
+    "Runtime": "spec",
+    "SearchResult": "result",
+    "SearchSetup": "setup",
+    "GAConfig": "ga",
+    "BayesSettings": "study",
+    "RungPlan": "rungs",
 }
 _MODULES = ("ga", "bayes")
 

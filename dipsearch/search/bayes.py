@@ -13,10 +13,11 @@ fits that were running (they are failed as stale and re-asked).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import optuna
 import torch
@@ -38,8 +39,19 @@ from .rungs import RungPlan, RungRunner, Selection, rung_printer
 from .rungs import finish as finish_rungs
 from .storage import STALE, StorageSpec, fail_stale_trials, open_storage
 from .study import (
-    RECIPE, RESULT, TARGET, BayesSettings, StudyRunner, StudyStatus, check_recipe, evaluation_of, fit_iters,
-    make_recipe, open_study, specs, trial_iters,
+    RECIPE,
+    RESULT,
+    TARGET,
+    BayesSettings,
+    StudyRunner,
+    StudyStatus,
+    check_recipe,
+    evaluation_of,
+    fit_iters,
+    make_recipe,
+    open_study,
+    specs,
+    trial_iters,
 )
 
 IMAGES = "images"  # where `dipsearch worker` leaves the output of a trial that was the study's best
@@ -81,14 +93,21 @@ class RunView:
         self.logged = {row["trial"] for row in run.read_jsonl(EVALUATIONS) if "trial" in row}
 
     def sync(self, images: dict[int, torch.Tensor | None] | None = None) -> None:
-        finished = [t for t in self.study.get_trials(deepcopy=False) if t.state.is_finished() and t.number not in self.logged]
+        finished = [
+            t for t in self.study.get_trials(deepcopy=False) if t.state.is_finished() and t.number not in self.logged
+        ]
         for trial in sorted(finished, key=lambda t: t.number):
             evaluation = evaluation_of(trial, self.space)
             evaluation.image = (images or {}).get(trial.number)
             result = trial.user_attrs.get(RESULT) or {}
-            extra = {"trial": trial.number, "state": trial.state.name, "value": trial.value,
-                     "study": self.study.study_name, "cached_from": result.get("cached_from"),
-                     "stale": trial.user_attrs.get(STALE)}
+            extra = {
+                "trial": trial.number,
+                "state": trial.state.name,
+                "value": trial.value,
+                "study": self.study.study_name,
+                "cached_from": result.get("cached_from"),
+                "stale": trial.user_attrs.get(STALE),
+            }
             if self.record.add(evaluation, extra) and evaluation.image is None:
                 self._best_image_from_elsewhere(trial.number)
             self.logged.add(trial.number)
@@ -183,13 +202,23 @@ def run_bayes(
     try:
         storage_spec = storage_spec or StorageSpec.in_run(run.path)
         study_name = study_name or f"bayes-{space.name}"
-        run.write_toml("config.toml", {
-            **setup.config(),
-            "bayes": {"trials": settings.trials, "storage": storage_spec.url, "study": study_name,
-                      "report_every": every, "max_iters": settings.max_iters, "with_default": settings.with_default,
-                      "slots": slots, "sampler": {"name": sampler.name, **sampler.settings},
-                      "pruner": {"name": pruner.name, **pruner.settings}},
-        })
+        run.write_toml(
+            "config.toml",
+            {
+                **setup.config(),
+                "bayes": {
+                    "trials": settings.trials,
+                    "storage": storage_spec.url,
+                    "study": study_name,
+                    "report_every": every,
+                    "max_iters": settings.max_iters,
+                    "with_default": settings.with_default,
+                    "slots": slots,
+                    "sampler": {"name": sampler.name, **sampler.settings},
+                    "pruner": {"name": pruner.name, **pruner.settings},
+                },
+            },
+        )
         run.write_versions(str(probe.device))
         study = open_study(storage_spec, study_name, sampler.build(), pruner.build(), create=True)
         stored_recipe = study.user_attrs.get(RECIPE)
@@ -208,16 +237,28 @@ def run_bayes(
             run.discard()
         raise
     try:
-        return _drive(setup, settings, study, storage_spec, run, pruner, every, executor, slots, console, progress,
-                      on_evaluation)
+        return _drive(
+            setup, settings, study, storage_spec, run, pruner, every, executor, slots, console, progress, on_evaluation
+        )
     except BaseException as err:
         err.run_dir = run.path  # where to resume from (the CLI prints the command)
         raise
 
 
-def _drive(setup: SetupLike, settings: BayesSettings, study: optuna.Study, storage: StorageSpec, run: RunDir,
-           pruner: Any, every: int, executor: Executor | None, slots: int, console: Console, progress: bool,
-           on_evaluation: Callable[[Evaluation], None] | None = None) -> BayesRun:
+def _drive(
+    setup: SetupLike,
+    settings: BayesSettings,
+    study: optuna.Study,
+    storage: StorageSpec,
+    run: RunDir,
+    pruner: Any,
+    every: int,
+    executor: Executor | None,
+    slots: int,
+    console: Console,
+    progress: bool,
+    on_evaluation: Callable[[Evaluation], None] | None = None,
+) -> BayesRun:
     start = time.perf_counter()
     stale = fail_stale_trials(study, settings.stale_after)
     if stale:
@@ -236,10 +277,23 @@ def _drive(setup: SetupLike, settings: BayesSettings, study: optuna.Study, stora
         view.sync()
         display.update(StudyStatus.of(study))
 
-    runner = StudyRunner(study, storage, setup.candidate, setup.space, pruner, every, settings.trials,
-                         trial_iters(setup.space, setup.candidate(setup.space.default(), 0).iters),
-                         executor or InProcessExecutor(), max(1, slots), settings.max_iters, settings.with_default,
-                         on_tell=told, on_tick=tick, stale_after=settings.stale_after)
+    runner = StudyRunner(
+        study,
+        storage,
+        setup.candidate,
+        setup.space,
+        pruner,
+        every,
+        settings.trials,
+        trial_iters(setup.space, setup.candidate(setup.space.default(), 0).iters),
+        executor or InProcessExecutor(),
+        max(1, slots),
+        settings.max_iters,
+        settings.with_default,
+        on_tell=told,
+        on_tick=tick,
+        stale_after=settings.stale_after,
+    )
     plan, selection = setup.plan(), None
     try:
         with display:
@@ -249,16 +303,33 @@ def _drive(setup: SetupLike, settings: BayesSettings, study: optuna.Study, stora
         # The driver alone runs the rungs, after the study reached its target, and only when some trial
         # finished: when every one failed the search has no winner to refine, and says so.
         if plan is not None and view.record.best is not None:
-            selection = RungRunner(setup.space, setup.candidate, view.record, runner.executor, plan,
-                                   notify=rung_printer(console)).run()
+            selection = RungRunner(
+                setup.space, setup.candidate, view.record, runner.executor, plan, notify=rung_printer(console)
+            ).run()
     finally:
-        summary = finish(study, storage, run, view, time.perf_counter() - start, told_here=runner.told,
-                         plan=plan, selection=selection)
+        summary = finish(
+            study,
+            storage,
+            run,
+            view,
+            time.perf_counter() - start,
+            told_here=runner.told,
+            plan=plan,
+            selection=selection,
+        )
     return BayesRun(run, study, storage, summary, stale, selection)
 
 
-def finish(study: optuna.Study, storage: StorageSpec, run: RunDir, view: RunView, seconds: float,
-           told_here: int, plan: RungPlan | None = None, selection: Selection | None = None) -> dict[str, Any]:
+def finish(
+    study: optuna.Study,
+    storage: StorageSpec,
+    run: RunDir,
+    view: RunView,
+    seconds: float,
+    told_here: int,
+    plan: RungPlan | None = None,
+    selection: Selection | None = None,
+) -> dict[str, Any]:
     """Bring the view up to date and write summary.json and the plots."""
     view.sync()
     status = StudyStatus.of(study)
@@ -267,10 +338,22 @@ def finish(study: optuna.Study, storage: StorageSpec, run: RunDir, view: RunView
     plots = write_plots(study, run.path)
     fits = sum(1 for t in finished if RESULT in t.user_attrs and t.user_attrs[RESULT].get("cached_from") is None)
     summary = view.record.summary(
-        evaluations=fits, trials=status.counted, complete=status.complete, pruned=status.pruned, failed=status.failed,
-        stale=status.stale, running=status.running, iters_run=status.iters_used, fit_seconds=round(fit_seconds, 2),
-        seconds=round(seconds, 2), told_here=told_here, best_trial=view.record.best.index if view.record.best else None,
-        study=study.study_name, storage=storage.display, plots=plots, dashboard=storage.dashboard_command(),
+        evaluations=fits,
+        trials=status.counted,
+        complete=status.complete,
+        pruned=status.pruned,
+        failed=status.failed,
+        stale=status.stale,
+        running=status.running,
+        iters_run=status.iters_used,
+        fit_seconds=round(fit_seconds, 2),
+        seconds=round(seconds, 2),
+        told_here=told_here,
+        best_trial=view.record.best.index if view.record.best else None,
+        study=study.study_name,
+        storage=storage.display,
+        plots=plots,
+        dashboard=storage.dashboard_command(),
     )
     if selection is not None:
         summary.update(finish_rungs(view.record, selection, plan))
@@ -281,8 +364,9 @@ def finish(study: optuna.Study, storage: StorageSpec, run: RunDir, view: RunView
 # ----------------------------------------------------------------------------- the API (search/bayes_run.py)
 
 
-def run(problem: Any, spec: Any = None, runtime: Any = None, *, storage: str | None = None,
-        study: str | None = None) -> Any:
+def run(
+    problem: Any, spec: Any = None, runtime: Any = None, *, storage: str | None = None, study: str | None = None
+) -> Any:
     """Run a study on a ProblemRecipe or Problem under a SearchSpec; returns a SearchResult.
     See dipsearch.search.bayes_run.run."""
     from . import bayes_run

@@ -34,11 +34,17 @@ class StudyDisplay:
 
     def __init__(self, console: Console, target: int, title: str, enabled: bool = True):
         self.enabled = enabled
-        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console)
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            console=console,
+        )
         self.task = self.progress.add_task(title, total=max(target, 1), info="")
 
-    def __enter__(self) -> "StudyDisplay":
+    def __enter__(self) -> StudyDisplay:
         if self.enabled:
             self.progress.start()
         return self
@@ -52,7 +58,9 @@ class StudyDisplay:
         info = f"running {status.running}  pruned {status.pruned}  failed {status.failed}"
         if best is not None:
             psnr = best.user_attrs.get("psnr")
-            info += f"  best #{best.number} fitness {best.value:.2f}" + (f" (PSNR {psnr:.2f})" if isinstance(psnr, float) else "")
+            info += f"  best #{best.number} fitness {best.value:.2f}" + (
+                f" (PSNR {psnr:.2f})" if isinstance(psnr, float) else ""
+            )
         self.progress.update(self.task, completed=status.counted, info=info)
 
 
@@ -61,15 +69,24 @@ def top_table(study: optuna.Study, rows: int = 10) -> Table:
     trials = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
     trials.sort(key=lambda t: (t.state != TrialState.COMPLETE, -(t.value if t.value is not None else -math.inf)))
     genes = [g for g in SHOWN_GENES if any(g in t.params for t in trials)]
-    table = Table(title=f"study {study.study_name}: top {min(rows, len(trials))} of {len(trials)} trials", header_style="bold")
+    table = Table(
+        title=f"study {study.study_name}: top {min(rows, len(trials))} of {len(trials)} trials", header_style="bold"
+    )
     for column in ("trial", "state", "fitness", "PSNR", "params", "iters", "s", *genes):
         table.add_column(column, justify="right")
     for trial in trials[:rows]:
         result = trial.user_attrs.get(RESULT) or {}
         state = trial.state.name.lower() + (" (cached)" if result.get("cached_from") is not None else "")
-        table.add_row(str(trial.number), state, _fmt(trial.value), _fmt(result.get("psnr")), _fmt(result.get("params")),
-                      _fmt(result.get("iters_run")), _fmt(result.get("seconds"), 1),
-                      *[_fmt(trial.params.get(g), 3) for g in genes])
+        table.add_row(
+            str(trial.number),
+            state,
+            _fmt(trial.value),
+            _fmt(result.get("psnr")),
+            _fmt(result.get("params")),
+            _fmt(result.get("iters_run")),
+            _fmt(result.get("seconds"), 1),
+            *[_fmt(trial.params.get(g), 3) for g in genes],
+        )
     return table
 
 
@@ -118,14 +135,19 @@ def plot_history(study: optuna.Study, path: Path) -> Path | None:
         return None
     from optuna.visualization.matplotlib import plot_optimization_history
 
-    return _save_optuna_plot(lambda: plot_optimization_history(study, target_name="fitness (dB)"), path,
-                             f"optimisation history: {study.study_name}")
+    return _save_optuna_plot(
+        lambda: plot_optimization_history(study, target_name="fitness (dB)"),
+        path,
+        f"optimisation history: {study.study_name}",
+    )
 
 
 def plot_psnr_history(study: optuna.Study, path: Path) -> Path | None:
     """When the clean image is known: the true PSNR of each complete trial and of the best by fitness so far
     (what the search would have returned had it stopped there). Optuna's history cannot draw the second."""
-    done = sorted((t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE), key=lambda t: t.number)
+    done = sorted(
+        (t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE), key=lambda t: t.number
+    )
     if not any(isinstance(t.user_attrs.get("psnr"), float) for t in done):
         return None
     fig = _figure(7, 3.6)
@@ -158,16 +180,19 @@ def plot_importances(study: optuna.Study, path: Path) -> Path | None:
         with warnings.catch_warnings():
             # e.g. "target and region quantiles select the same set of trials" when every value ties
             warnings.filterwarnings("ignore", category=UserWarning, module="optuna")
-            return _save_optuna_plot(lambda: plot_param_importances(study, target_name="fitness"), path,
-                                     "parameter importances for fitness")
+            return _save_optuna_plot(
+                lambda: plot_param_importances(study, target_name="fitness"), path, "parameter importances for fitness"
+            )
     except (RuntimeError, ValueError, ZeroDivisionError):
         return None  # e.g. no parameter is shared by the trials
     except AssertionError:  # Optuna asserts that pyplot's canvas can measure text, which only Agg-based ones can
         import matplotlib
 
-        warnings.warn(f"{path.name} not written: Optuna's importance plot needs an Agg-based matplotlib backend "
-                      f"(inline, widget, QtAgg, agg, ...), and this session uses {matplotlib.get_backend()!r}",
-                      stacklevel=2)
+        warnings.warn(
+            f"{path.name} not written: Optuna's importance plot needs an Agg-based matplotlib backend "
+            f"(inline, widget, QtAgg, agg, ...), and this session uses {matplotlib.get_backend()!r}",
+            stacklevel=2,
+        )
         return None
 
 
@@ -181,8 +206,13 @@ def plot_fit_curves(study: optuna.Study, path: Path) -> Path | None:
     for t in trials:
         steps = sorted(t.intermediate_values)
         pruned = t.state == TrialState.PRUNED
-        ax.plot(steps, [t.intermediate_values[s] for s in steps], c="grey" if pruned else "C0",
-                alpha=0.5 if pruned else 0.8, lw=1)
+        ax.plot(
+            steps,
+            [t.intermediate_values[s] for s in steps],
+            c="grey" if pruned else "C0",
+            alpha=0.5 if pruned else 0.8,
+            lw=1,
+        )
     ax.set_xlabel("fit iteration")
     ax.set_ylabel("running fitness (dB)")
     ax.set_title("fit curves (grey: pruned)")
@@ -193,6 +223,10 @@ def plot_fit_curves(study: optuna.Study, path: Path) -> Path | None:
 
 def write_plots(study: optuna.Study, folder: Path) -> list[str]:
     """The study's PNG plots in `folder`; the names of those there was something to draw for."""
-    made = [plot_history(study, folder / "history.png"), plot_psnr_history(study, folder / "history_psnr.png"),
-            plot_importances(study, folder / "importances.png"), plot_fit_curves(study, folder / "fit_curves.png")]
+    made = [
+        plot_history(study, folder / "history.png"),
+        plot_psnr_history(study, folder / "history_psnr.png"),
+        plot_importances(study, folder / "importances.png"),
+        plot_fit_curves(study, folder / "fit_curves.png"),
+    ]
     return [p.name for p in made if p is not None]

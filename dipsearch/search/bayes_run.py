@@ -26,8 +26,14 @@ from .storage import HOST, STALE_AFTER, StorageSpec, check_stale_after, fail_sta
 from .study import RECIPE, TARGET, BayesSettings, StudyRunner, StudyStatus, open_study, trial_iters, worker_seed
 
 
-def run(problem: Problem | ProblemRecipe, spec: SearchSpec | None = None, runtime: Runtime | None = None, *,
-        storage: str | None = None, study: str | None = None) -> SearchResult:
+def run(
+    problem: Problem | ProblemRecipe,
+    spec: SearchSpec | None = None,
+    runtime: Runtime | None = None,
+    *,
+    storage: str | None = None,
+    study: str | None = None,
+) -> SearchResult:
     """Run a study of spec.bayes.trials trials (None: BayesSettings()) on `problem` in a new run folder under
     runtime.out/search/. storage: an Optuna storage URL or journal path (default: study.journal in the run
     folder); an existing study of that name is continued. With a ProblemRecipe of files, `dipsearch worker`
@@ -35,8 +41,14 @@ def run(problem: Problem | ProblemRecipe, spec: SearchSpec | None = None, runtim
     return start(problem, spec or SearchSpec(), runtime or Runtime(), storage=storage, study=study).result()
 
 
-def resume(run_dir: str | Path, trials: int | None = None, runtime: Runtime | None = None, *,
-           device: str | None = None, settings: dict[str, Any] | None = None) -> SearchResult:
+def resume(
+    run_dir: str | Path,
+    trials: int | None = None,
+    runtime: Runtime | None = None,
+    *,
+    device: str | None = None,
+    settings: dict[str, Any] | None = None,
+) -> SearchResult:
     """Continue the study of a bayes run folder up to `trials` (None: its target); the problem, space and fit
     settings are the study's. settings: BayesSettings fields to change (sampler, pruner, report_every,
     max_iters, with_default, stale_after)."""
@@ -59,12 +71,21 @@ class BayesDriven:
 def check_trials(trials: int, storage: str | None) -> None:
     # 0 trials with a shared storage only creates the study, for `dipsearch worker` processes to work on.
     if trials < 0 or (trials == 0 and not storage):
-        raise ArgumentError("{trials} must be >= 1, got {value} (0 only with {storage}: create the study for "
-                            "`dipsearch worker` processes)", value=trials)
+        raise ArgumentError(
+            "{trials} must be >= 1, got {value} (0 only with {storage}: create the study for "
+            "`dipsearch worker` processes)",
+            value=trials,
+        )
 
 
-def start(problem_or_recipe: Problem | ProblemRecipe, spec: SearchSpec, runtime: Runtime, *,
-          storage: str | None = None, study: str | None = None) -> BayesDriven:
+def start(
+    problem_or_recipe: Problem | ProblemRecipe,
+    spec: SearchSpec,
+    runtime: Runtime,
+    *,
+    storage: str | None = None,
+    study: str | None = None,
+) -> BayesDriven:
     runtime.check()
     settings = spec.bayes or BayesSettings()
     check_trials(settings.trials, storage)
@@ -86,8 +107,9 @@ def start(problem_or_recipe: Problem | ProblemRecipe, spec: SearchSpec, runtime:
     return driven
 
 
-def continue_run(run_dir: str | Path, runtime: Runtime, *, trials: int | None = None, device: str | None = None,
-                 **changes: Any) -> BayesDriven:
+def continue_run(
+    run_dir: str | Path, runtime: Runtime, *, trials: int | None = None, device: str | None = None, **changes: Any
+) -> BayesDriven:
     import optuna
 
     from .rungs import RungPlan
@@ -99,8 +121,11 @@ def continue_run(run_dir: str | Path, runtime: Runtime, *, trials: int | None = 
         raise DipsearchError(f"{run_dir} is not a bayes run folder (its config.toml has no [bayes] table)")
     unknown = sorted(set(changes) - set(BayesSettings.__dataclass_fields__) - {"trials"})
     if unknown:
-        raise ArgumentError("{settings} has no field {names}; it takes {known}", names=", ".join(unknown),
-                            known=", ".join(f for f in BayesSettings.__dataclass_fields__ if f != "trials"))
+        raise ArgumentError(
+            "{settings} has no field {names}; it takes {known}",
+            names=", ".join(unknown),
+            known=", ".join(f for f in BayesSettings.__dataclass_fields__ if f != "trials"),
+        )
     stored = config["bayes"]
     study = optuna.load_study(study_name=stored["study"], storage=open_storage(StorageSpec.parse(stored["storage"])))
     recipe = study.user_attrs.get(RECIPE) or {}
@@ -110,11 +135,13 @@ def continue_run(run_dir: str | Path, runtime: Runtime, *, trials: int | None = 
     # Unless given again, the study goes on as it was started (a different pruner would be refused).
     settings = BayesSettings(
         trials=trials if trials is not None else int(study.user_attrs.get(TARGET, stored.get("trials", 0))),
-        sampler=changes.get("sampler") or recipe["sampler"]["name"], pruner=changes.get("pruner") or recipe["pruner"]["name"],
+        sampler=changes.get("sampler") or recipe["sampler"]["name"],
+        pruner=changes.get("pruner") or recipe["pruner"]["name"],
         report_every=changes.get("report_every") or recipe["report_every"],
         max_iters=changes["max_iters"] if changes.get("max_iters") is not None else stored.get("max_iters"),
         with_default=bool(changes.get("with_default", False)),
-        stale_after=changes.get("stale_after") or STALE_AFTER)
+        stale_after=changes.get("stale_after") or STALE_AFTER,
+    )
     check_trials(settings.trials, stored["storage"])
     _check_settings(setup, settings)
     return _drive(setup, settings, runtime, resume=run_dir)
@@ -134,8 +161,18 @@ def _drive(setup: SearchSetup, settings: BayesSettings, runtime: Runtime, **wher
         console.print(setup.note, highlight=False)
     executor, slots = executor_and_slots(runtime)
     try:
-        outcome = run_bayes(setup, settings, executor=executor, slots=slots, out=runtime.out, recipe=setup.recipe,
-                            console=console, progress=runtime.progress, on_evaluation=runtime.on_evaluation, **where)
+        outcome = run_bayes(
+            setup,
+            settings,
+            executor=executor,
+            slots=slots,
+            out=runtime.out,
+            recipe=setup.recipe,
+            console=console,
+            progress=runtime.progress,
+            on_evaluation=runtime.on_evaluation,
+            **where,
+        )
     finally:
         shutdown(executor)
     return BayesDriven(outcome, setup, settings)
@@ -149,20 +186,28 @@ def setup_of_study(recipe: dict[str, Any], study: str, device: str) -> SearchSet
         raise DipsearchError(f"study {study!r} was not made by `dipsearch search bayes` (it has no recipe)")
     stored = recipe.get("problem") or recipe.get("problem_args")  # problem_args: studies made before "problem"
     if not stored:
-        raise DipsearchError(f"study {study!r} was started on a problem given as tensors in Python; only the process "
-                             "that holds them can work on it")
+        raise DipsearchError(
+            f"study {study!r} was started on a problem given as tensors in Python; only the process "
+            "that holds them can work on it"
+        )
     problem_recipe = replace(ProblemRecipe.from_dict(stored), fingerprint=recipe["problem_fingerprint"])
     problem = problem_recipe.rebuild(f"study {study!r}")
     search = recipe["search"]
     if recipe.get("spec"):
         spec = SearchSpec.from_dict(recipe["spec"])
     else:
-        spec = SearchSpec(iters=search["iters"], fitness=search["fitness"], eval_scale=search["eval_scale"],
-                          seed=search["seed"], rungs=None)
+        spec = SearchSpec(
+            iters=search["iters"],
+            fitness=search["fitness"],
+            eval_scale=search["eval_scale"],
+            seed=search["seed"],
+            rungs=None,
+        )
     spec.device = device
     # The recipe's tables hold one choice list per per-level gene; cutting again restores the per-level cuts.
-    space, _ = fit_space_to_image(space_from_dict(recipe["space"], source=recipe["space_source"]), problem,
-                                  search["eval_scale"])
+    space, _ = fit_space_to_image(
+        space_from_dict(recipe["space"], source=recipe["space_source"]), problem, search["eval_scale"]
+    )
     spec.space = space
     return SearchSetup(problem, space, spec, problem_recipe, threads=spec.threads)
 
@@ -193,14 +238,16 @@ def existing_storage_file(url: str, study: str) -> None:
     """A worker joins a study: a journal or SQLite file that is not there is a typo, not a file to create."""
     path = None
     if url.startswith("sqlite:///"):
-        path = Path(url[len("sqlite:///"):])
+        path = Path(url[len("sqlite:///") :])
     elif "://" not in url:
-        path = Path(url[len("journal:"):] if url.startswith("journal:") else url)
+        path = Path(url[len("journal:") :] if url.startswith("journal:") else url)
     # (a missing folder is left to the storage's own message)
     if path is not None and path.parent.is_dir() and not path.exists():
         kind = "sqlite" if url.startswith("sqlite:") else "journal"
-        raise DipsearchError(f"no study {study!r} in {kind}:{path}: the file does not exist. `dipsearch worker` joins a "
-                             "study that `dipsearch search bayes --storage ...` started; give the same file as the driver")
+        raise DipsearchError(
+            f"no study {study!r} in {kind}:{path}: the file does not exist. `dipsearch worker` joins a "
+            "study that `dipsearch search bayes --storage ...` started; give the same file as the driver"
+        )
 
 
 @dataclass
@@ -215,13 +262,28 @@ class WorkReport:
 
     def summary(self) -> dict[str, Any]:
         status = StudyStatus.of(self.study)
-        return {"told_here": self.told_here, "study_trials": status.counted, "target": self.target,
-                "pruned": status.pruned, "running": status.running, "seconds": round(self.seconds, 2),
-                "best_fitness": status.best.value if status.best else None}
+        return {
+            "told_here": self.told_here,
+            "study_trials": status.counted,
+            "target": self.target,
+            "pruned": status.pruned,
+            "running": status.running,
+            "seconds": round(self.seconds, 2),
+            "best_fitness": status.best.value if status.best else None,
+        }
 
 
-def work(storage: str, study: str, *, trials: int | None = None, device: str = "auto", seed: int | None = None,
-         stale_after: float = STALE_AFTER, console: Any = None, progress: bool = False) -> WorkReport:
+def work(
+    storage: str,
+    study: str,
+    *,
+    trials: int | None = None,
+    device: str = "auto",
+    seed: int | None = None,
+    stale_after: float = STALE_AFTER,
+    console: Any = None,
+    progress: bool = False,
+) -> WorkReport:
     """Ask, fit and tell trials of an existing study (made by `bayes.run` or `dipsearch search bayes`) in this
     process until it has `trials` trials (None: the target its driver set). The problem, space and settings come
     from the study's recipe. seed: this worker's sampler seed (None: derived from the host and process id)."""
@@ -256,12 +318,25 @@ def work(storage: str, study: str, *, trials: int | None = None, device: str = "
         save_best(trial, evaluation)
         display.update(StudyStatus.of(opened))
         if not progress:
-            console.print(f"trial {trial.number}: {trial.state.name.lower()} value {trial.value} "
-                          f"({evaluation.iters_run} iters, {evaluation.seconds:.1f} s)", highlight=False)
+            console.print(
+                f"trial {trial.number}: {trial.state.name.lower()} value {trial.value} "
+                f"({evaluation.iters_run} iters, {evaluation.seconds:.1f} s)",
+                highlight=False,
+            )
 
     start = time.perf_counter()
-    runner = StudyRunner(opened, spec, setup.candidate, setup.space, pruner, int(recipe["report_every"]), target,
-                         trial_iters(setup.space, setup.spec.iters), on_tell=told, stale_after=stale_after)
+    runner = StudyRunner(
+        opened,
+        spec,
+        setup.candidate,
+        setup.space,
+        pruner,
+        int(recipe["report_every"]),
+        target,
+        trial_iters(setup.space, setup.spec.iters),
+        on_tell=told,
+        stale_after=stale_after,
+    )
     with display:
         display.update(StudyStatus.of(opened))
         runner.run()

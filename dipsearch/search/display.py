@@ -52,15 +52,21 @@ class LiveDisplay:
     """Generation bar, evaluations done/queued in this generation, best so far. A context manager."""
 
     def __init__(self, console: Console, gens: int):
-        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[note]}"), TimeElapsedColumn(), console=console)
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[note]}"),
+            TimeElapsedColumn(),
+            console=console,
+        )
         self.gen_task = self.progress.add_task("generations", total=gens + 1, note="")
         self.eval_task = self.progress.add_task("evaluations", total=0, note="")
         self.best = Text("best so far: -")
         self.live = Live(Group(self.progress, self.best), console=console, refresh_per_second=4)
         self.failed = 0
 
-    def __enter__(self) -> "LiveDisplay":
+    def __enter__(self) -> LiveDisplay:
         self.live.__enter__()
         return self
 
@@ -76,8 +82,11 @@ class LiveDisplay:
         self.failed += evaluation.fitness is None
         self.progress.advance(self.eval_task)
         done = int(self.progress.tasks[self.eval_task].completed)
-        self.progress.update(self.eval_task, note=f"{self.queued - done} queued, {self.cached} from cache"
-                             + (f", {self.failed} failed in all" if self.failed else ""))
+        self.progress.update(
+            self.eval_task,
+            note=f"{self.queued - done} queued, {self.cached} from cache"
+            + (f", {self.failed} failed in all" if self.failed else ""),
+        )
         self.best.plain = best_line(best)
 
     def generation_done(self, row: dict[str, Any]) -> None:
@@ -90,7 +99,7 @@ class LogDisplay:
     def __init__(self, console: Console):
         self.console = console
 
-    def __enter__(self) -> "LogDisplay":
+    def __enter__(self) -> LogDisplay:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -106,7 +115,9 @@ class LogDisplay:
         psnr = f", true PSNR {_db(row.get('best_psnr'))}" if row.get("best_psnr") is not None else ""
         self.console.print(
             f"generation {row['gen']} done: best {_db(row.get('best_ever'))} dB{psnr}, population mean "
-            f"{_db(row.get('mean'))} dB, {row['evaluations']} evaluations, {row['seconds']:.0f} s", highlight=False)
+            f"{_db(row.get('mean'))} dB, {row['evaluations']} evaluations, {row['seconds']:.0f} s",
+            highlight=False,
+        )
 
 
 def describe(space: SearchSpace, genome: Genome) -> str:
@@ -114,19 +125,35 @@ def describe(space: SearchSpace, genome: Genome) -> str:
     arch = space.decode(genome)
     family = family_of(arch)
     text = family.describe()
-    globals_ = [f"{k} {v}" for k, v in family.to_dict().items() if k in space.genes and not isinstance(v, (list, tuple))]
-    settings = [f"{k} {v:.3g}" for k, v in space.fit_settings(genome).items() if k in space.genes and isinstance(v, float)]
+    globals_ = [
+        f"{k} {v}" for k, v in family.to_dict().items() if k in space.genes and not isinstance(v, (list, tuple))
+    ]
+    settings = [
+        f"{k} {v:.3g}" for k, v in space.fit_settings(genome).items() if k in space.genes and isinstance(v, float)
+    ]
     return "  ".join([text] + globals_ + settings)
 
 
 def top_table(space: SearchSpace, hall: list[tuple[Genome, Evaluation | None]], title: str) -> Table:
     table = Table(title=title, header_style="bold")
-    for name, justify in (("#", "right"), ("fitness dB", "right"), ("true PSNR", "right"), ("params", "right"),
-                          ("architecture", "left"), ("eval", "right")):
+    for name, justify in (
+        ("#", "right"),
+        ("fitness dB", "right"),
+        ("true PSNR", "right"),
+        ("params", "right"),
+        ("architecture", "left"),
+        ("eval", "right"),
+    ):
         table.add_column(name, justify=justify)
     for rank, (genome, ev) in enumerate(hall, 1):
         if ev is None:
             continue
-        table.add_row(str(rank), _db(ev.fitness), _db(ev.psnr), f"{ev.params:,}" if ev.params else "-",
-                      describe(space, genome), str(ev.index))
+        table.add_row(
+            str(rank),
+            _db(ev.fitness),
+            _db(ev.psnr),
+            f"{ev.params:,}" if ev.params else "-",
+            describe(space, genome),
+            str(ev.index),
+        )
     return table

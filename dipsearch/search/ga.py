@@ -22,10 +22,11 @@ import math
 import random
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from deap import base, creator, tools
 
@@ -77,8 +78,11 @@ class GAConfig:
             (self.pop >= 2, "{pop} must be >= 2, got {value}", self.pop),
             (self.lam >= 1, "{offspring} must be >= 1, got {value}", self.offspring),
             (self.gens >= 0, "{gens} must be >= 0, got {value}", self.gens),
-            (0 <= self.cxpb and 0 <= self.mutpb and self.cxpb + self.mutpb <= 1,
-             "{cxpb} and {mutpb} must be >= 0 with cxpb + mutpb <= 1, got {value}", f"{self.cxpb} and {self.mutpb}"),
+            (
+                0 <= self.cxpb and 0 <= self.mutpb and self.cxpb + self.mutpb <= 1,
+                "{cxpb} and {mutpb} must be >= 0 with cxpb + mutpb <= 1, got {value}",
+                f"{self.cxpb} and {self.mutpb}",
+            ),
             (self.tournament >= 1, "{tournament} must be >= 1, got {value}", self.tournament),
             (self.crossover in CROSSOVERS, "{crossover} must be one of {choices}, got {value!r}", self.crossover),
             (self.indpb is None or 0 < self.indpb <= 1, "{indpb} must be in (0, 1], got {value}", self.indpb),
@@ -112,10 +116,19 @@ def _mean(values: list[float]) -> float | None:
 class GASearch:
     """One GA run over `space`, recorded in `record`'s run folder; run() starts or resumes it."""
 
-    def __init__(self, space: SearchSpace, make_candidate: Callable[[Genome, int], Candidate], record: SearchRecord,
-                 executor: Executor, config: GAConfig, observer: GAObserver | None = None,
-                 evaluate_fn: Callable[[Candidate], Evaluation] = evaluate, plan: RungPlan | None = None,
-                 notify: Notify | None = None, initial: list[Genome] | None = None):
+    def __init__(
+        self,
+        space: SearchSpace,
+        make_candidate: Callable[[Genome, int], Candidate],
+        record: SearchRecord,
+        executor: Executor,
+        config: GAConfig,
+        observer: GAObserver | None = None,
+        evaluate_fn: Callable[[Candidate], Evaluation] = evaluate,
+        plan: RungPlan | None = None,
+        notify: Notify | None = None,
+        initial: list[Genome] | None = None,
+    ):
         config.check()
         self.initial = list(initial or [])  # generation 0 starts from these (dipsearch.preselect.seeding)
         self.space, self.make_candidate, self.record = space, make_candidate, record
@@ -246,8 +259,9 @@ class GASearch:
         except BrokenProcessPool:
             raise DipsearchError("a worker process died (out of memory?); resume the run from its folder") from None
         except Exception as err:  # noqa: BLE001
-            raise DipsearchError(f"an evaluation failed on the executor ({type(err).__name__}: {err}); "
-                                 "resume the run from its folder") from err
+            raise DipsearchError(
+                f"an evaluation failed on the executor ({type(err).__name__}: {err}); resume the run from its folder"
+            ) from err
 
     # ------------------------------------------------------------------ the loop
 
@@ -257,7 +271,9 @@ class GASearch:
         if population is None:
             population = [self.Individual(g) for g in self.initial[: self.config.pop]]
             population = population or [self.Individual(self.space.default())]
-            population += [self.Individual(self.space.sample(self.rng)) for _ in range(self.config.pop - len(population))]
+            population += [
+                self.Individual(self.space.sample(self.rng)) for _ in range(self.config.pop - len(population))
+            ]
             self.seen.update(self.key(ind) for ind in population)
             counts = self._evaluate(population, 0)
             self.hof.update(population)
@@ -273,10 +289,18 @@ class GASearch:
 
     def _close_generation(self, gen: int, population: list, counts: dict[str, int], start: float) -> None:
         best = self.record.lookup(self.key(self.hof[0]))
-        stats = {k: (v if v is not None and math.isfinite(v) else None) for k, v in self.stats.compile(population).items()}
-        row = {"gen": gen, **counts, **stats, "best_ever": best.fitness if best else None,
-               "best_psnr": best.psnr if best else None, "evaluations": len(self.record),
-               "seconds": self._elapsed(start)}
+        stats = {
+            k: (v if v is not None and math.isfinite(v) else None) for k, v in self.stats.compile(population).items()
+        }
+        row = {
+            "gen": gen,
+            **counts,
+            **stats,
+            "best_ever": best.fitness if best else None,
+            "best_psnr": best.psnr if best else None,
+            "evaluations": len(self.record),
+            "seconds": self._elapsed(start),
+        }
         self.logbook.record(**row)
         self.record.run.write_csv("generations.csv", list(self.logbook))
         if time.perf_counter() - self._plotted > PLOT_EVERY_S:  # a plot costs ~0.3 s: not after every quick generation
@@ -307,8 +331,15 @@ class GASearch:
             # The hall of fame's best, not the log's first-seen: they are the same architecture and fitness.
             summary.update(best_fitness=best_eval.fitness, best_psnr=best_eval.psnr)
             if self.plan is not None:
-                selection = RungRunner(self.space, self.make_candidate, self.record, self.executor, self.plan,
-                                       self.evaluate_fn, self.notify).run()
+                selection = RungRunner(
+                    self.space,
+                    self.make_candidate,
+                    self.record,
+                    self.executor,
+                    self.plan,
+                    self.evaluate_fn,
+                    self.notify,
+                ).run()
                 summary.update(finish_rungs(self.record, selection, self.plan))
                 best, best_eval = selection.choice.genome, selection.choice.evaluation
         self.record.run.write_json("summary.json", summary)
@@ -319,11 +350,19 @@ class GASearch:
     # ------------------------------------------------------------------ checkpoint
 
     def _checkpoint(self, gen: int, population: list, start: float) -> None:
-        checkpoint.save(self.record.run, {
-            "generation": gen, "config": asdict(self.config), "population": checkpoint.dump(population),
-            "hall_of_fame": checkpoint.dump(list(self.hof)), "logbook": list(self.logbook),
-            "random_state": checkpoint.rng_state(self.rng), "seconds": self._elapsed(start), "seen": sorted(self.seen),
-        })
+        checkpoint.save(
+            self.record.run,
+            {
+                "generation": gen,
+                "config": asdict(self.config),
+                "population": checkpoint.dump(population),
+                "hall_of_fame": checkpoint.dump(list(self.hof)),
+                "logbook": list(self.logbook),
+                "random_state": checkpoint.rng_state(self.rng),
+                "seconds": self._elapsed(start),
+                "seen": sorted(self.seen),
+            },
+        )
 
     def _restore(self) -> tuple[int, list | None]:
         """(last finished generation, population) from the checkpoint, or (0, None) for a fresh start."""

@@ -42,7 +42,9 @@ class GARun:
         return SearchResult.load(self.run.path)
 
 
-def run(problem: Problem | ProblemRecipe, spec: SearchSpec | None = None, runtime: Runtime | None = None) -> SearchResult:
+def run(
+    problem: Problem | ProblemRecipe, spec: SearchSpec | None = None, runtime: Runtime | None = None
+) -> SearchResult:
     """Evolve an architecture for `problem` (a ProblemRecipe, or a Problem made in Python) in a new run folder
     under runtime.out/search/; spec.ga holds the GA settings (None: GAConfig(seed=spec.seed)).
     An interrupted run (Ctrl-C, or KeyboardInterrupt from runtime.on_evaluation) keeps its folder when some fit
@@ -78,8 +80,10 @@ def continue_run(run_dir: str | Path, gens: int | None, runtime: Runtime) -> GAR
     run = RunDir.open(run_dir)
     config = load_toml(run.file("config.toml"), "run configuration")
     if config.get("search", {}).get("searcher") != "ga" or "ga" not in config or not run.file(SPACE_SNAPSHOT).is_file():
-        raise DipsearchError(f"{run_dir} is not a GA search run folder (its config.toml has no [ga] table or "
-                             f"it has no {SPACE_SNAPSHOT}); resume a folder made by `dipsearch search ga`")
+        raise DipsearchError(
+            f"{run_dir} is not a GA search run folder (its config.toml has no [ga] table or "
+            f"it has no {SPACE_SNAPSHOT}); resume a folder made by `dipsearch search ga`"
+        )
     recipe, spec = stored_recipe(config), stored_spec(config)
     spec.space = str(run.file(SPACE_SNAPSHOT))
     if gens is not None:
@@ -88,8 +92,10 @@ def continue_run(run_dir: str | Path, gens: int | None, runtime: Runtime) -> GAR
     problem = recipe.rebuild(f"the run {run.path}")
     legacy = config.get("resume", {}).get("observed_sha256")
     if legacy is not None and legacy != _observed_sha256(problem):
-        raise DipsearchError(f"the observation rebuilt from {run.path}/config.toml differs from the one the run "
-                             "started with (was an image file changed?); start a new search instead")
+        raise DipsearchError(
+            f"the observation rebuilt from {run.path}/config.toml differs from the one the run "
+            "started with (was an image file changed?); start a new search instead"
+        )
     setup = prepare(problem, recipe, spec, remote=runtime.dask is not None)
     setup.threads = config["search"].get("threads")
     return _drive(setup, spec.ga, runtime, run, load_initial(run), None)
@@ -108,13 +114,19 @@ def stored_spec(config: dict[str, Any]) -> SearchSpec:
         from .rungs import RungPlan
 
         args, search, rungs = config.get("args", {}), config["search"], config.get("rungs", {})
-        spec = SearchSpec(iters=int(args.get("iters", search["iters"])), fitness=args.get("fitness", search["fitness"]),
-                          eval_scale=args.get("eval_scale", search.get("eval_scale")), seed=int(args.get("seed", 0)),
-                          device=args.get("device", search.get("device", "auto")),
-                          precision=search.get("precision", "fp32"), channels_last=search.get("channels_last", False),
-                          compile=search.get("compile", False), init=search.get("init"),
-                          stop=StopSpec.from_dict(config.get("stop")),
-                          rungs=RungPlan.from_dict(rungs) if rungs.get("final") else None)
+        spec = SearchSpec(
+            iters=int(args.get("iters", search["iters"])),
+            fitness=args.get("fitness", search["fitness"]),
+            eval_scale=args.get("eval_scale", search.get("eval_scale")),
+            seed=int(args.get("seed", 0)),
+            device=args.get("device", search.get("device", "auto")),
+            precision=search.get("precision", "fp32"),
+            channels_last=search.get("channels_last", False),
+            compile=search.get("compile", False),
+            init=search.get("init"),
+            stop=StopSpec.from_dict(config.get("stop")),
+            rungs=RungPlan.from_dict(rungs) if rungs.get("final") else None,
+        )
     spec.ga = GAConfig(**{k: v for k, v in config["ga"].items() if k in GAConfig.__dataclass_fields__})
     return spec
 
@@ -161,8 +173,14 @@ def executor_of(runtime: Runtime):  # noqa: ANN201 - a concurrent.futures.Execut
     return dask_executor(runtime.dask, runtime.dask_timeout) if runtime.dask else make_executor(runtime.workers)
 
 
-def _drive(setup: SearchSetup, ga: GAConfig, runtime: Runtime, run: RunDir | None, initial: list,
-           seeding: dict[str, Any] | None) -> GARun:
+def _drive(
+    setup: SearchSetup,
+    ga: GAConfig,
+    runtime: Runtime,
+    run: RunDir | None,
+    initial: list,
+    seeding: dict[str, Any] | None,
+) -> GARun:
     from ..fit import resolve_device
     from ..preselect.seeding import record_seeding, save_initial
     from .checkpoint import STATE
@@ -195,8 +213,17 @@ def _drive(setup: SearchSetup, ga: GAConfig, runtime: Runtime, run: RunDir | Non
         display = LiveDisplay(console, ga.gens) if runtime.progress else LogDisplay(console)
         if not fresh:
             console.print(f"resuming {run.path}: {len(record)} evaluations on record", highlight=False)
-        search = GASearch(setup.space, setup.candidate, record, executor, ga, _Observer(display, runtime.on_evaluation),
-                          plan=setup.plan(), notify=rung_printer(console), initial=initial)
+        search = GASearch(
+            setup.space,
+            setup.candidate,
+            record,
+            executor,
+            ga,
+            _Observer(display, runtime.on_evaluation),
+            plan=setup.plan(),
+            notify=rung_printer(console),
+            initial=initial,
+        )
         with display:
             outcome = search.run()
         if seeding:

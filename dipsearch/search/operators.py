@@ -40,8 +40,9 @@ def mutate_value(gene: Gene, value: Any, rng: random.Random, sigma: float = 0.2)
     return new
 
 
-def mutate(space: SearchSpace, genome: Genome, rng: random.Random, indpb: float | None = None,
-           sigma: float = 0.2) -> Genome:
+def mutate(
+    space: SearchSpace, genome: Genome, rng: random.Random, indpb: float | None = None, sigma: float = 0.2
+) -> Genome:
     """A mutated copy: each active gene changes with probability `indpb` (default: two genes expected).
 
     Only active genes are drawn (inactive levels cannot change the network, so mutating them would
@@ -71,8 +72,9 @@ def blocks(space: SearchSpace) -> list[list[str]]:
     return [b for b in [globals_] + [levels[i] for i in sorted(levels)] if b]
 
 
-def crossover(space: SearchSpace, a: Genome, b: Genome, rng: random.Random, kind: str = "level",
-              indpb: float = 0.5) -> tuple[Genome, Genome]:
+def crossover(
+    space: SearchSpace, a: Genome, b: Genome, rng: random.Random, kind: str = "level", indpb: float = 0.5
+) -> tuple[Genome, Genome]:
     """Two children that mix two parents gene by gene, so both are valid whenever the parents are.
 
     level: one-point crossover at a block boundary (globals | level 0 | level 1 | ...), the unit-boundary

@@ -84,7 +84,9 @@ def space_to_dict(space: SearchSpace) -> dict[str, Any]:
             genes[name] = {**table(gene), "default": gene.default}
         elif gene.level == 0:
             base = name.split("[", 1)[0]
-            per_level = [g.default for g in space.genes.values() if g.level is not None and g.name.startswith(base + "[")]
+            per_level = [
+                g.default for g in space.genes.values() if g.level is not None and g.name.startswith(base + "[")
+            ]
             levels[base] = {**table(gene), "default": per_level}
     out = {"name": space.name, "genes": genes, "levels": levels, "fixed": dict(space.fixed), "ties": dict(space.ties)}
     cross = [g for g in space.genes.values() if g.name.startswith("cross_skip[")]

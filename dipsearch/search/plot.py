@@ -17,7 +17,11 @@ from ..runs import write_figure
 
 def plot_generations(rows: list[dict[str, Any]], path: Path, fitness_name: str = "fitness") -> None:
     gens = [r["gen"] for r in rows]
-    series = [("best_ever", "best so far", "-o"), ("best", "best in population", "--"), ("mean", "population mean", ":")]
+    series = [
+        ("best_ever", "best so far", "-o"),
+        ("best", "best in population", "--"),
+        ("mean", "population mean", ":"),
+    ]
     has_psnr = any(r.get("best_psnr") is not None for r in rows)
     fig = Figure(figsize=(6.4, 6.0 if has_psnr else 3.6))  # fixed margins: constrained layout costs 4x more
     FigureCanvasAgg(fig)

@@ -93,7 +93,9 @@ class ProblemRecipe:
 
     def resolved(self) -> ProblemRecipe:
         """The same recipe with absolute file paths: what a run stores, so it rebuilds from any folder."""
-        absolute = {k: str(Path(getattr(self, k)).resolve()) for k in ("observation", "clean", "mask") if getattr(self, k)}
+        absolute = {
+            k: str(Path(getattr(self, k)).resolve()) for k in ("observation", "clean", "mask") if getattr(self, k)
+        }
         return replace(self, **absolute)
 
     @property
@@ -103,8 +105,9 @@ class ProblemRecipe:
     def check(self) -> None:
         """Refuse inconsistent settings before any file is read."""
         if self.task not in TASKS:
-            raise ArgumentError("unknown {task} {value!r}; choose one of {choices}", value=self.task,
-                                choices=", ".join(TASKS))
+            raise ArgumentError(
+                "unknown {task} {value!r}; choose one of {choices}", value=self.task, choices=", ".join(TASKS)
+            )
         if self.in_memory:
             return
         if self.crop is not None and self.crop < 8:
@@ -123,17 +126,20 @@ class ProblemRecipe:
         if self.task != "inpaint" and has_mask:
             raise ArgumentError("{mask}/{mask_ratio}/{mask_kind} are for {task:inpaint}, not {value}", value=self.task)
         if self.task != "sr" and self.factor is not None:
-            raise ArgumentError("{factor} is the super-resolution factor, for {task:sr}; {value} has no use for it",
-                                value=self.task)
+            raise ArgumentError(
+                "{factor} is the super-resolution factor, for {task:sr}; {value} has no use for it", value=self.task
+            )
 
     def build(self) -> Problem:
         """Load the files and synthesise the corruption (seeded); every inconsistency is an ArgumentError."""
         from ..tasks import DEFAULT_LEVEL, load_mask, make_problem
 
         if self.in_memory:
-            raise DipsearchError(f"this problem was given as tensors in Python (fingerprint {self.fingerprint}): it "
-                                 "cannot be rebuilt from its recipe; run the search in the process that holds it, or "
-                                 "describe the problem by files (a ProblemRecipe with observation= or clean=)")
+            raise DipsearchError(
+                f"this problem was given as tensors in Python (fingerprint {self.fingerprint}): it "
+                "cannot be rebuilt from its recipe; run the search in the process that holds it, or "
+                "describe the problem by files (a ProblemRecipe with observation= or clean=)"
+            )
         self.check()
         clean_path = str(demo_image_path()) if self.demo else self.clean
         crop = self.crop if self.task != "sr" else None
@@ -146,30 +152,45 @@ class ProblemRecipe:
         level = self.sigma
         if self.task == "denoise" and level is None and observed is None:
             level = DEFAULT_LEVEL[self.noise]
-        problem = make_problem(self.task, clean=clean, observed=observed, noise=self.noise, level=level,
-                               factor=4 if self.factor is None else self.factor, mask=mask, mask_ratio=self.mask_ratio,
-                               mask_kind=self.mask_kind, seed=self.seed)
-        problem.meta.update({
-            "observation_file": str(Path(self.observation).resolve()) if self.observation else None,
-            "clean_file": "<demo>" if self.demo else (str(Path(clean_path).resolve()) if clean_path else None),
-            "mask_file": str(Path(self.mask).resolve()) if self.mask else None,
-            "crop": self.crop,
-        })
+        problem = make_problem(
+            self.task,
+            clean=clean,
+            observed=observed,
+            noise=self.noise,
+            level=level,
+            factor=4 if self.factor is None else self.factor,
+            mask=mask,
+            mask_ratio=self.mask_ratio,
+            mask_kind=self.mask_kind,
+            seed=self.seed,
+        )
+        problem.meta.update(
+            {
+                "observation_file": str(Path(self.observation).resolve()) if self.observation else None,
+                "clean_file": "<demo>" if self.demo else (str(Path(clean_path).resolve()) if clean_path else None),
+                "mask_file": str(Path(self.mask).resolve()) if self.mask else None,
+                "crop": self.crop,
+            }
+        )
         return problem
 
     def rebuild(self, what: str) -> Problem:
         """build(), checked against the stored fingerprint; `what` names the run or study for the messages."""
         if self.in_memory:
-            raise DipsearchError(f"{what} was started on a problem given as tensors in Python: it cannot be rebuilt "
-                                 "here; only the process that holds those tensors can run it")
+            raise DipsearchError(
+                f"{what} was started on a problem given as tensors in Python: it cannot be rebuilt "
+                "here; only the process that holds those tensors can run it"
+            )
         try:
             problem = self.build()
         except DipsearchError as err:
             raise DipsearchError(f"cannot rebuild the problem of {what} here: {err}") from None
         if self.fingerprint is not None and problem_fingerprint(problem) != self.fingerprint:
-            raise DipsearchError(f"the problem rebuilt here differs from the one {what} was started with (changed "
-                                 "image files, or another torch version synthesising the noise); use the same files "
-                                 "and versions")
+            raise DipsearchError(
+                f"the problem rebuilt here differs from the one {what} was started with (changed "
+                "image files, or another torch version synthesising the noise); use the same files "
+                "and versions"
+            )
         return problem
 
     def tag(self) -> str:
@@ -188,8 +209,9 @@ class ProblemRecipe:
         if crop:
             _, _, h, w = image.shape
             if crop > min(h, w):
-                raise ArgumentError(f"{{crop:{crop}}} is larger than the {{what}} ({w}x{h} px, width x height)",
-                                    what=what)
+                raise ArgumentError(
+                    f"{{crop:{crop}}} is larger than the {{what}} ({w}x{h} px, width x height)", what=what
+                )
             image = center_crop(image, crop, crop)
         return image
 
@@ -200,6 +222,8 @@ def as_problem(problem_or_recipe: Problem | ProblemRecipe) -> tuple[Problem, Pro
         problem = problem_or_recipe.build()
         return problem, replace(problem_or_recipe.resolved(), fingerprint=problem_fingerprint(problem))
     if not hasattr(problem_or_recipe, "observed"):
-        raise ArgumentError("{problem} must be a ProblemRecipe or a dipsearch.tasks.Problem, got {value}",
-                            value=type(problem_or_recipe).__name__)
+        raise ArgumentError(
+            "{problem} must be a ProblemRecipe or a dipsearch.tasks.Problem, got {value}",
+            value=type(problem_or_recipe).__name__,
+        )
     return problem_or_recipe, ProblemRecipe.of_problem(problem_or_recipe)

@@ -77,8 +77,10 @@ class SearchRecord:
     def _remember(self, evaluation: Evaluation) -> bool:
         self.cache[evaluation.key] = evaluation
         # A pruned evaluation's fitness is from a cut-short fit: it is logged but never the best.
-        if evaluation.fitness is not None and not evaluation.pruned and (
-            self.best is None or evaluation.search_value > self.best.search_value
+        if (
+            evaluation.fitness is not None
+            and not evaluation.pruned
+            and (self.best is None or evaluation.search_value > self.best.search_value)
         ):
             self.best = evaluation
             return True
@@ -92,8 +94,9 @@ class SearchRecord:
             self.write_best(evaluation)
         return is_best
 
-    def write_best(self, evaluation: Evaluation, fit: dict[str, Any] | None = None,
-                   extra: dict[str, Any] | None = None) -> None:
+    def write_best(
+        self, evaluation: Evaluation, fit: dict[str, Any] | None = None, extra: dict[str, Any] | None = None
+    ) -> None:
         """best_arch.toml (with `fit` settings over the genome's, `extra` in its [search] table) and
         best_output.png (the evaluation's image, or its final-rung PNG)."""
         arch = self.space.decode(evaluation.genome)

@@ -58,10 +58,13 @@ class SearchResult:
 
         run = RunDir.open(run_dir)
         config = load_toml(run.file("config.toml"), "run configuration")
-        searcher = config.get("search", {}).get("searcher") or ("bayes" if "bayes" in config else
-                                                                  "ga" if "ga" in config else None)
+        searcher = config.get("search", {}).get("searcher") or (
+            "bayes" if "bayes" in config else "ga" if "ga" in config else None
+        )
         if searcher is None:
-            raise DipsearchError(f"{run.path} is not a search run folder (its config.toml has no [ga] or [bayes] table)")
+            raise DipsearchError(
+                f"{run.path} is not a search run folder (its config.toml has no [ga] or [bayes] table)"
+            )
         summary_file = run.file("summary.json")
         if not summary_file.is_file():
             raise DipsearchError(f"{run.path} has no summary.json: the search has not finished; resume it first")
@@ -73,5 +76,14 @@ class SearchResult:
             genome = load_toml(run.file(BEST_ARCH), "architecture file").get("genome")
             arch = load_spec(run.file(BEST_ARCH))
         evaluations = [Evaluation.from_row(row) for row in run.read_jsonl(EVALUATIONS)]
-        return cls(run.path, searcher, genome, arch, summary.get("best_fitness"), summary.get("best_psnr"), summary,
-                   evaluations, list(summary.get("final") or []))
+        return cls(
+            run.path,
+            searcher,
+            genome,
+            arch,
+            summary.get("best_fitness"),
+            summary.get("best_psnr"),
+            summary,
+            evaluations,
+            list(summary.get("final") or []),
+        )

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import ArgumentError, DipsearchError
 from ..evaluate import Candidate, Evaluation, evaluate
@@ -46,14 +47,22 @@ class RungPlan:
     def check(self) -> None:
         budgets = list(self.budgets)
         problems = [
-            (self.final >= 2, ("{final} must be >= 2 (the default genome takes one place), got {value}; {final:0} turns "
-                               "the final rung off", self.final)),
+            (
+                self.final >= 2,
+                (
+                    "{final} must be >= 2 (the default genome takes one place), got {value}; {final:0} turns "
+                    "the final rung off",
+                    self.final,
+                ),
+            ),
             (self.eta >= 2, ("{eta} must be >= 2, got {value}", self.eta)),
             (self.margin >= 0, ("{margin} must be >= 0, got {value}", self.margin)),
             (all(b >= 1 for b in budgets), ("{budgets} budgets must be >= 1, got {value}", budgets)),
             (budgets == sorted(set(budgets)), ("{budgets} budgets must increase, got {value}", budgets)),
-            (self.final_iters > max(budgets, default=0),
-             ("{final_iters} ({value}) must exceed every {budgets} budget ({budgets_given})", self.final_iters)),
+            (
+                self.final_iters > max(budgets, default=0),
+                ("{final_iters} ({value}) must exceed every {budgets} budget ({budgets_given})", self.final_iters),
+            ),
         ]
         for ok, (template, value) in problems:
             if not ok:
@@ -65,14 +74,25 @@ class RungPlan:
         return [self.final * self.eta ** (n - i) for i in range(n)] + [self.final]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"final": self.final, "final_iters": self.final_iters, "stop": dict(self.stop),
-                "budgets": list(self.budgets), "eta": self.eta, "margin": self.margin}
+        return {
+            "final": self.final,
+            "final_iters": self.final_iters,
+            "stop": dict(self.stop),
+            "budgets": list(self.budgets),
+            "eta": self.eta,
+            "margin": self.margin,
+        }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "RungPlan":
-        return cls(final=int(data["final"]), final_iters=int(data["final_iters"]), stop=dict(data["stop"]),
-                   budgets=tuple(int(b) for b in data.get("budgets", ())), eta=int(data.get("eta", 3)),
-                   margin=float(data.get("margin", cls.margin)))
+    def from_dict(cls, data: dict[str, Any]) -> RungPlan:
+        return cls(
+            final=int(data["final"]),
+            final_iters=int(data["final_iters"]),
+            stop=dict(data["stop"]),
+            budgets=tuple(int(b) for b in data.get("budgets", ())),
+            eta=int(data.get("eta", 3)),
+            margin=float(data.get("margin", cls.margin)),
+        )
 
 
 @dataclass
@@ -85,10 +105,20 @@ class Finalist:
 
     def row(self) -> dict[str, Any]:
         e = self.evaluation
-        return {"index": e.index, "key": e.key, "default": self.default, "score": e.fitness, "psnr": e.psnr,
-                "stopped_iter": e.stopped_iter, "iters_run": e.iters_run, "params": e.params,
-                "screen_fitness": self.screen_fitness, "z_vs_default": self.z, "error": e.error,
-                "genome": self.genome}
+        return {
+            "index": e.index,
+            "key": e.key,
+            "default": self.default,
+            "score": e.fitness,
+            "psnr": e.psnr,
+            "stopped_iter": e.stopped_iter,
+            "iters_run": e.iters_run,
+            "params": e.params,
+            "screen_fitness": self.screen_fitness,
+            "z_vs_default": self.z,
+            "error": e.error,
+            "genome": self.genome,
+        }
 
 
 @dataclass
@@ -118,45 +148,78 @@ Notify = Callable[[str, Evaluation], None]
 class RungRunner:
     """Runs the rungs after a searcher's screening, on its executor, into its run record."""
 
-    def __init__(self, space: SearchSpace, make_candidate: Callable[[Genome, int], Candidate], record: SearchRecord,
-                 executor: Executor, plan: RungPlan, evaluate_fn: Callable[[Candidate], Evaluation] = evaluate,
-                 notify: Notify | None = None):
+    def __init__(
+        self,
+        space: SearchSpace,
+        make_candidate: Callable[[Genome, int], Candidate],
+        record: SearchRecord,
+        executor: Executor,
+        plan: RungPlan,
+        evaluate_fn: Callable[[Candidate], Evaluation] = evaluate,
+        notify: Notify | None = None,
+    ):
         self.space, self.make_candidate, self.record = space, make_candidate, record
         self.executor, self.plan, self.evaluate_fn = executor, plan, evaluate_fn
         self.notify = notify or (lambda label, evaluation: None)
 
-    def candidate(self, genome: Genome, budget: int, stop: dict[str, Any] | None, index: int,
-                  scale: float | None = None) -> Candidate:
+    def candidate(
+        self, genome: Genome, budget: int, stop: dict[str, Any] | None, index: int, scale: float | None = None
+    ) -> Candidate:
         """The genome's candidate at a rung's budget: the rung sets the iterations, over a space's iters gene."""
         base = self.make_candidate(dict(genome), index)
         settings = {k: v for k, v in base.fit_settings.items() if k != "iters"}
-        return replace(base, iters=budget, fit_settings=settings, stop=stop if stop is not None else base.stop,
-                       reporter=None, scale=base.scale if scale is None else scale)
+        return replace(
+            base,
+            iters=budget,
+            fit_settings=settings,
+            stop=stop if stop is not None else base.stop,
+            reporter=None,
+            scale=base.scale if scale is None else scale,
+        )
 
     def screened(self) -> Rank:
         """The screening's distinct candidates by fitness, best first (failed and pruned fits excluded; ties
         keep the order of evaluation)."""
-        done = [e for e in self.record.cache.values() if e.fitness is not None and not e.pruned
-                and math.isfinite(e.search_value)]
+        done = [
+            e
+            for e in self.record.cache.values()
+            if e.fitness is not None and not e.pruned and math.isfinite(e.search_value)
+        ]
         done.sort(key=lambda e: (-e.search_value, e.index))
         return [(e.genome, e) for e in done]
 
     def run(self) -> Selection:
         ranked = self.screened()
-        rows = [{"rung": 0, "budget": self.make_candidate(self.space.default(), -1).iters,
-                 "candidates": len(ranked), "label": "screening"}]
+        rows = [
+            {
+                "rung": 0,
+                "budget": self.make_candidate(self.space.default(), -1).iters,
+                "candidates": len(ranked),
+                "label": "screening",
+            }
+        ]
         sizes = self.plan.sizes()
         for number, (budget, size) in enumerate(zip(self.plan.budgets, sizes), 1):
             promoted = ranked[:size]
-            results, counts = self._run_rung(str(number), [(g, self.candidate(g, budget, None, -1)) for g, _ in promoted])
+            results, counts = self._run_rung(
+                str(number), [(g, self.candidate(g, budget, None, -1)) for g, _ in promoted]
+            )
             ranked = sorted(zip([g for g, _ in promoted], results), key=lambda ge: -ge[1].search_value)
             rows.append({"rung": number, "budget": budget, "candidates": len(promoted), **counts})
         finalists = self._finalists(ranked, sizes[-1])
         # the full budget at full scale: what the user's refit does
         jobs = [(g, self.candidate(g, self.plan.final_iters, self.plan.stop, -1, scale=1.0)) for g, _, _ in finalists]
         results, counts = self._run_rung(FINAL, jobs)
-        rows.append({"rung": FINAL, "budget": self.plan.final_iters, "candidates": len(jobs),
-                     "stop": self.plan.stop.get("detector"), "margin": self.plan.margin, **counts})
+        rows.append(
+            {
+                "rung": FINAL,
+                "budget": self.plan.final_iters,
+                "candidates": len(jobs),
+                "stop": self.plan.stop.get("detector"),
+                "margin": self.plan.margin,
+                **counts,
+            }
+        )
         out = [Finalist(g, e, is_default, screen) for (g, is_default, screen), e in zip(finalists, results)]
         self._paired_with_default(out, [job for _, job in jobs])
         choice = self._choose(out)
@@ -172,8 +235,15 @@ class RungRunner:
         if default.evaluation.fitness is None:
             eligible = finalists
         else:
-            eligible = [f for f in finalists if f.default or (f.evaluation.search_value > default.evaluation.search_value
-                                                               and (f.z is None or f.z >= self.plan.margin))]
+            eligible = [
+                f
+                for f in finalists
+                if f.default
+                or (
+                    f.evaluation.search_value > default.evaluation.search_value
+                    and (f.z is None or f.z >= self.plan.margin)
+                )
+            ]
         return max(eligible, key=lambda f: f.evaluation.search_value)
 
     def _paired_with_default(self, finalists: list[Finalist], jobs: list[Candidate]) -> None:
@@ -262,8 +332,17 @@ def _result(future: Future, job: Candidate) -> Evaluation:
     try:
         return future.result()
     except Exception as err:  # noqa: BLE001 - a lost worker fails this candidate; the rung goes on
-        return Evaluation(index=job.index, key=job.key, genome=job.genome, fitness=None, psnr=None, params=None,
-                          iters_run=0, seconds=0.0, error=f"executor: {type(err).__name__}: {err}")
+        return Evaluation(
+            index=job.index,
+            key=job.key,
+            genome=job.genome,
+            fitness=None,
+            psnr=None,
+            params=None,
+            iters_run=0,
+            seconds=0.0,
+            error=f"executor: {type(err).__name__}: {err}",
+        )
 
 
 def finish(record: SearchRecord, selection: Selection, plan: RungPlan) -> dict[str, Any]:
@@ -271,8 +350,11 @@ def finish(record: SearchRecord, selection: Selection, plan: RungPlan) -> dict[s
     return the summary fields; `best_*` then describe the final choice, `screen_best_*` the screening's best."""
     screen = record.best
     choice = selection.choice.evaluation
-    record.write_best(choice, fit={"iters": plan.final_iters}, extra={"rung": FINAL, "stop": plan.stop,
-                                                                       "stopped_iter": choice.stopped_iter})
+    record.write_best(
+        choice,
+        fit={"iters": plan.final_iters},
+        extra={"rung": FINAL, "stop": plan.stop, "stopped_iter": choice.stopped_iter},
+    )
     return {
         **selection.summary(),
         "screen_best_fitness": screen.fitness if screen else None,

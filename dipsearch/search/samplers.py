@@ -55,7 +55,9 @@ def sampler_spec(name: str, seed: int, trials: int) -> SamplerSpec:
         raise DipsearchError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
     missing = [m for m in SAMPLER_NEEDS.get(name, ()) if importlib.util.find_spec(m) is None]
     if missing:
-        raise DipsearchError(f"sampler {name!r} needs the package(s) {', '.join(missing)}: pip install {' '.join(missing)}")
+        raise DipsearchError(
+            f"sampler {name!r} needs the package(s) {', '.join(missing)}: pip install {' '.join(missing)}"
+        )
     startup = max(3, min(10, trials // 4))
     settings: dict[str, Any] = {"seed": seed}
     if name == "tpe":
@@ -108,8 +110,12 @@ def _joined_study(storage_url: str, study_name: str, pruner: tuple) -> optuna.St
     # One open storage per process and study: a pool worker fits many candidates of one study, and
     # reopening a journal replays the whole file.
     spec = PrunerSpec(pruner[0], dict(pruner[1]))
-    return optuna.load_study(study_name=study_name, storage=open_storage(StorageSpec.parse(storage_url)),
-                             sampler=optuna.samplers.RandomSampler(), pruner=spec.build())
+    return optuna.load_study(
+        study_name=study_name,
+        storage=open_storage(StorageSpec.parse(storage_url)),
+        sampler=optuna.samplers.RandomSampler(),
+        pruner=spec.build(),
+    )
 
 
 @dataclass
@@ -130,8 +136,9 @@ class TrialReporter:
         return {**self.__dict__, "study": None}
 
     def report(self, step: int, value: float) -> bool:
-        study = self.study or _joined_study(self.storage_url, self.study_name,
-                                            (self.pruner.name, tuple(sorted(self.pruner.settings.items()))))
+        study = self.study or _joined_study(
+            self.storage_url, self.study_name, (self.pruner.name, tuple(sorted(self.pruner.settings.items())))
+        )
         storage = study._storage  # noqa: SLF001 - reporting by trial id needs the storage
         try:
             storage.set_trial_intermediate_value(self.trial_id, step, float(value))

@@ -41,9 +41,20 @@ class SearchSetup:
             extra.setdefault("stop", spec.stop.to_dict())
         if self.threads is not None:
             extra.setdefault("threads", self.threads)
-        return Candidate(genome=genome, arch=arch, problem=self.problem, iters=spec.iters, seed=spec.seed,
-                         fitness=spec.fitness, fit_settings=self.space.fit_settings(genome), scale=spec.eval_scale,
-                         device=spec.device, fit_options=spec.fit_options, index=index, **extra)
+        return Candidate(
+            genome=genome,
+            arch=arch,
+            problem=self.problem,
+            iters=spec.iters,
+            seed=spec.seed,
+            fitness=spec.fitness,
+            fit_settings=self.space.fit_settings(genome),
+            scale=spec.eval_scale,
+            device=spec.device,
+            fit_options=spec.fit_options,
+            index=index,
+            **extra,
+        )
 
     def plan(self) -> RungPlan | None:
         return self.spec.rungs
@@ -51,12 +62,24 @@ class SearchSetup:
     def config(self) -> dict[str, Any]:
         """The [search], [problem], [rungs], [recipe] and [spec] tables of config.toml."""
         spec = self.spec
-        search = {"space_file": self.space.source, "iters": spec.iters, "fitness": spec.fitness,
-                  "eval_scale": spec.eval_scale, "seed": spec.seed, "device": spec.device, **spec.fit_options}
+        search = {
+            "space_file": self.space.source,
+            "iters": spec.iters,
+            "fitness": spec.fitness,
+            "eval_scale": spec.eval_scale,
+            "seed": spec.seed,
+            "device": spec.device,
+            **spec.fit_options,
+        }
         if self.init_weights is not None:
             search["init"] = str(self.init_weights.path.resolve())
-        return {"rungs": spec.rungs.to_dict() if spec.rungs else {"final": 0}, "problem": self.problem.meta,
-                "search": search, "recipe": self.recipe.to_dict(), "spec": spec.to_dict()}
+        return {
+            "rungs": spec.rungs.to_dict() if spec.rungs else {"final": 0},
+            "problem": self.problem.meta,
+            "search": search,
+            "recipe": self.recipe.to_dict(),
+            "spec": spec.to_dict(),
+        }
 
 
 def prepare(problem: Problem, recipe: ProblemRecipe, spec: SearchSpec, remote: bool = False) -> SearchSetup:
@@ -67,8 +90,10 @@ def prepare(problem: Problem, recipe: ProblemRecipe, spec: SearchSpec, remote: b
     spec.check()
     space = spec.space if isinstance(spec.space, SearchSpace) else load_space(find_space(spec.space))
     if not space.genes:
-        raise DipsearchError(f"{space.source} declares no gene to search (no [genes.*] or [levels.*] table); "
-                             "add the genes to vary, or fit one network with `dipsearch fit --space/--arch`")
+        raise DipsearchError(
+            f"{space.source} declares no gene to search (no [genes.*] or [levels.*] table); "
+            "add the genes to vary, or fit one network with `dipsearch fit --space/--arch`"
+        )
     from ..genes import check_fit_settings
 
     check_fit_settings(space.fixed, f"in [fixed] of {space.source}")
@@ -76,8 +101,10 @@ def prepare(problem: Problem, recipe: ProblemRecipe, spec: SearchSpec, remote: b
     if spec.eval_scale is None:
         spec.eval_scale = default_eval_scale(problem, space)
     if spec.eval_scale != 1 and problem.task == "sr":
-        raise ArgumentError("{eval_scale} is for denoising and inpainting; super-resolution candidates are scored "
-                            "at full scale (drop {eval_scale})")
+        raise ArgumentError(
+            "{eval_scale} is for denoising and inpainting; super-resolution candidates are scored "
+            "at full scale (drop {eval_scale})"
+        )
     if not remote:
         from ..engine import check_fast_settings
         from ..fit import FitConfig, resolve_device
@@ -120,8 +147,12 @@ def check_final_stop(plan: RungPlan, problem: Problem, seed: int) -> None:
     detector = hook.lead
     need = max(getattr(detector, "warmup", 0) + 1, detector.window)
     if plan.final_iters <= need:
-        raise ArgumentError("{final_iters} ({value}) must exceed the {name} detector's warm-up/window ({steps} steps)",
-                            value=plan.final_iters, name=detector.name, steps=need - 1)
+        raise ArgumentError(
+            "{final_iters} ({value}) must exceed the {name} detector's warm-up/window ({steps} steps)",
+            value=plan.final_iters,
+            name=detector.name,
+            steps=need - 1,
+        )
 
 
 def fit_space_to_image(space: SearchSpace, problem: Problem, scale: float = 1.0) -> tuple[SearchSpace, str | None]:
@@ -141,12 +172,17 @@ def fit_space_to_image(space: SearchSpace, problem: Problem, scale: float = 1.0)
             return str(err)
         return None
 
-    where = f"{w}x{h} image" + (f" the candidates see (the {problem.image_shape[2]}x{problem.image_shape[1]} image "
-                                f"at --eval-scale {scale:g})" if scale != 1 else "")
+    where = f"{w}x{h} image" + (
+        f" the candidates see (the {problem.image_shape[2]}x{problem.image_shape[1]} image at --eval-scale {scale:g})"
+        if scale != 1
+        else ""
+    )
     return space.fitting(refuse, where)
 
 
-def starting_genomes(setup: SearchSetup, room: int, keep: int | None = None) -> tuple[list[Genome], dict[str, Any] | None]:
+def starting_genomes(
+    setup: SearchSetup, room: int, keep: int | None = None
+) -> tuple[list[Genome], dict[str, Any] | None]:
     """The searcher's first genomes (spec.seeding) and their record; ([], None) when there is no seeding."""
     from ..fit import resolve_device
     from ..preselect import DEFAULT_METRIC
@@ -155,14 +191,25 @@ def starting_genomes(setup: SearchSetup, room: int, keep: int | None = None) -> 
     seeding = setup.spec.seeding
     if seeding.preselect_keep is None and keep is not None:
         keep = min(keep, seeding.preselect) if seeding.preselect else None
-    plan = SeedPlan(preselect=seeding.preselect, keep=seeding.preselect_keep if seeding.preselect_keep is not None
-                    else keep, metric=seeding.preselect_metric or DEFAULT_METRIC, seed_from=list(seeding.seed_from))
+    plan = SeedPlan(
+        preselect=seeding.preselect,
+        keep=seeding.preselect_keep if seeding.preselect_keep is not None else keep,
+        metric=seeding.preselect_metric or DEFAULT_METRIC,
+        seed_from=list(seeding.seed_from),
+    )
     plan.check()
     if not plan.active:
         return [], None
     device = resolve_device(setup.spec.device)
-    return initial_genomes(setup.space, setup.problem, plan, room, seed=setup.spec.seed, device=str(device),
-                           threads=1 if device.type == "cpu" else None)
+    return initial_genomes(
+        setup.space,
+        setup.problem,
+        plan,
+        room,
+        seed=setup.spec.seed,
+        device=str(device),
+        threads=1 if device.type == "cpu" else None,
+    )
 
 
 def describe_seeding(info: dict[str, Any], with_default: bool = True) -> str:
@@ -184,5 +231,7 @@ def no_winner(evaluations: list[Any], run_path: Any) -> str:
         parts.append(f"{len(errors)} failed ({errors.count(common)} with: {common})")
     if pruned:
         parts.append(f"{pruned} were pruned")
-    return (f"the search has no winner: of its {len(evaluations)} evaluations {' and '.join(parts) or 'none finished'}; "
-            f"the log is in {run_path}")
+    return (
+        f"the search has no winner: of its {len(evaluations)} evaluations {' and '.join(parts) or 'none finished'}; "
+        f"the log is in {run_path}"
+    )

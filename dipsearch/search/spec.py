@@ -11,9 +11,10 @@ BayesSettings in .study, RungPlan in .rungs) are imported when a spec needs them
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ArgumentError
 
@@ -48,16 +49,27 @@ class StopSpec:
     sigma: float | str | None = None  # sure: the noise sigma; None: the problem's
 
     @classmethod
-    def parse(cls, detector: str | None, *, patience: int | None = None, delta: float | None = None,
-              indexing: str | None = None, window: int | None = None, fraction: float | None = None,
-              sure_sigma: float | str | None = None) -> StopSpec | None:
+    def parse(
+        cls,
+        detector: str | None,
+        *,
+        patience: int | None = None,
+        delta: float | None = None,
+        indexing: str | None = None,
+        window: int | None = None,
+        fraction: float | None = None,
+        sure_sigma: float | str | None = None,
+    ) -> StopSpec | None:
         """The spec of the `--stop` settings; None for no stopping ("none"). sure_sigma: 0-255 scale or "estimate"."""
         from ..stopping import DETECTORS
 
         name = detector or "none"
         if name != "none" and name not in DETECTORS:
-            raise ArgumentError("unknown detector {value!r}; choose one of {choices} or none (no stopping)",
-                                value=name, choices=", ".join(DETECTORS))
+            raise ArgumentError(
+                "unknown detector {value!r}; choose one of {choices} or none (no stopping)",
+                value=name,
+                choices=", ".join(DETECTORS),
+            )
         if name == "none":
             return None
         sigma: float | str | None = sure_sigma
@@ -65,10 +77,12 @@ class StopSpec:
             try:
                 sigma = float(sigma) / 255.0
             except ValueError:
-                raise ArgumentError("{sure_sigma} takes a number (0-255 scale) or 'estimate', got {value!r}",
-                                    value=sure_sigma) from None
-        spec = cls(name, patience=patience, delta=delta, indexing=indexing, window=window, fraction=fraction,
-                   sigma=sigma)
+                raise ArgumentError(
+                    "{sure_sigma} takes a number (0-255 scale) or 'estimate', got {value!r}", value=sure_sigma
+                ) from None
+        spec = cls(
+            name, patience=patience, delta=delta, indexing=indexing, window=window, fraction=fraction, sigma=sigma
+        )
         spec.check()
         return spec
 
@@ -181,12 +195,22 @@ class SearchSpec:
 
     def to_dict(self) -> dict[str, Any]:
         data = {
-            "space": self.space_name(), "iters": self.iters, "fitness": self.fitness, "eval_scale": self.eval_scale,
-            "seed": self.seed, "stop": self.stop.to_dict() if self.stop else None,
-            "rungs": self.rungs.to_dict() if self.rungs else {"final": 0}, "device": self.device,
-            "precision": self.precision, "channels_last": self.channels_last, "compile": self.compile,
-            "init": self.init, "threads": self.threads, "seeding": asdict(self.seeding),
-            "ga": asdict(self.ga) if self.ga else None, "bayes": asdict(self.bayes) if self.bayes else None,
+            "space": self.space_name(),
+            "iters": self.iters,
+            "fitness": self.fitness,
+            "eval_scale": self.eval_scale,
+            "seed": self.seed,
+            "stop": self.stop.to_dict() if self.stop else None,
+            "rungs": self.rungs.to_dict() if self.rungs else {"final": 0},
+            "device": self.device,
+            "precision": self.precision,
+            "channels_last": self.channels_last,
+            "compile": self.compile,
+            "init": self.init,
+            "threads": self.threads,
+            "seeding": asdict(self.seeding),
+            "ga": asdict(self.ga) if self.ga else None,
+            "bayes": asdict(self.bayes) if self.bayes else None,
         }
         return {k: v for k, v in data.items() if v is not None}
 
@@ -198,7 +222,9 @@ class SearchSpec:
         spec = cls(**{k: v for k, v in data.items() if k in simple and v is not None})
         spec.stop = StopSpec.from_dict(data.get("stop"))
         rungs = data.get("rungs")
-        spec.rungs = None if rungs is not None and not rungs.get("final") else RungPlan.from_dict(rungs) if rungs else RungPlan()
+        spec.rungs = (
+            None if rungs is not None and not rungs.get("final") else RungPlan.from_dict(rungs) if rungs else RungPlan()
+        )
         spec.seeding = Seeding(**data.get("seeding", {}))
         if data.get("ga"):
             from .ga import GAConfig
@@ -207,7 +233,9 @@ class SearchSpec:
         if data.get("bayes"):
             from .study import BayesSettings
 
-            spec.bayes = BayesSettings(**{k: v for k, v in data["bayes"].items() if k in BayesSettings.__dataclass_fields__})
+            spec.bayes = BayesSettings(
+                **{k: v for k, v in data["bayes"].items() if k in BayesSettings.__dataclass_fields__}
+            )
         return spec
 
 
@@ -244,5 +272,10 @@ class Runtime:
         return self.console
 
     def to_dict(self) -> dict[str, Any]:
-        return {"workers": self.workers, "dask": self.dask, "dask_timeout": self.dask_timeout, "out": str(self.out),
-                "progress": self.progress}
+        return {
+            "workers": self.workers,
+            "dask": self.dask,
+            "dask_timeout": self.dask_timeout,
+            "out": str(self.out),
+            "progress": self.progress,
+        }

@@ -52,16 +52,16 @@ class StorageSpec:
     path: Path | None = None  # the journal file, for kind "journal"
 
     @classmethod
-    def parse(cls, url: str) -> "StorageSpec":
+    def parse(cls, url: str) -> StorageSpec:
         text = str(url).strip()
         if text.startswith("journal:"):
-            text = text[len("journal:"):]
+            text = text[len("journal:") :]
         elif "://" in text:
             scheme = text.split("://", 1)[0].lower()
             if scheme in ("redis", "rediss"):
                 return cls(text, "redis")
             if scheme == "file":
-                text = text[len("file://"):]
+                text = text[len("file://") :]
             else:
                 return cls(text, "rdb")
         if not text:
@@ -70,7 +70,7 @@ class StorageSpec:
         return cls(f"journal:{path}", "journal", path)
 
     @classmethod
-    def in_run(cls, run_path: Path) -> "StorageSpec":
+    def in_run(cls, run_path: Path) -> StorageSpec:
         return cls.parse(str(Path(run_path) / JOURNAL_NAME))
 
     @property
@@ -97,7 +97,9 @@ def open_storage(spec: StorageSpec) -> BaseStorage:
             from optuna.storages.journal import JournalFileBackend, JournalStorage
 
             if not spec.path.parent.is_dir():
-                raise DipsearchError(f"cannot open the journal storage {spec.path}: folder {spec.path.parent} does not exist")
+                raise DipsearchError(
+                    f"cannot open the journal storage {spec.path}: folder {spec.path.parent} does not exist"
+                )
             return JournalStorage(JournalFileBackend(str(spec.path)))
         if spec.kind == "redis":
             from optuna.storages.journal import JournalRedisBackend, JournalStorage
@@ -144,8 +146,9 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
-def stale_reason(trial: optuna.trial.FrozenTrial, now: float, stale_after: float,
-                 unclaimed: dict[int, float] | None = None) -> str | None:
+def stale_reason(
+    trial: optuna.trial.FrozenTrial, now: float, stale_after: float, unclaimed: dict[int, float] | None = None
+) -> str | None:
     """Why a RUNNING trial is abandoned, or None if its owner may still be working on it.
 
     unclaimed: trial id -> when this process first saw the trial without an owner. dipsearch claims a trial
@@ -172,8 +175,9 @@ def check_stale_after(stale_after: float) -> None:
         raise ArgumentError("{stale_after} must be > 0 seconds, got {value}", value=stale_after)
 
 
-def fail_stale_trials(study: optuna.Study, stale_after: float = STALE_AFTER,
-                      unclaimed: dict[int, float] | None = None) -> list[int]:
+def fail_stale_trials(
+    study: optuna.Study, stale_after: float = STALE_AFTER, unclaimed: dict[int, float] | None = None
+) -> list[int]:
     """Mark RUNNING trials whose owner is gone as FAIL (with the reason in user attr 'stale');
     `unclaimed` as in stale_reason, kept by a process that looks at the study again and again."""
     failed = []
@@ -212,7 +216,7 @@ class Heartbeat:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dipsearch-heartbeat", daemon=True)
 
-    def __enter__(self) -> "Heartbeat":
+    def __enter__(self) -> Heartbeat:
         self._thread.start()
         return self
 

@@ -20,10 +20,11 @@ from __future__ import annotations
 import math
 import time
 import zlib
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -37,7 +38,14 @@ from .recipe import ProblemRecipe, problem_fingerprint
 from .samplers import PrunerSpec, SamplerSpec, TrialReporter, pruner_spec, sampler_spec
 from .spec import SearchSpec
 from .storage import (
-    HEARTBEAT_INTERVAL, OWNER, STALE, STALE_AFTER, Heartbeat, StorageSpec, check_stale_after, fail_stale_trials,
+    HEARTBEAT_INTERVAL,
+    OWNER,
+    STALE,
+    STALE_AFTER,
+    Heartbeat,
+    StorageSpec,
+    check_stale_after,
+    fail_stale_trials,
     open_storage,
 )
 
@@ -78,12 +86,22 @@ def specs(space: SearchSpace, iters: int, seed: int, settings: BayesSettings) ->
     if every < 1:
         raise ArgumentError("{report_every} must be >= 1, got {value}", value=every)
     # Size the sampler to the trials that will run in full: with an iteration budget that may be fewer.
-    expected = settings.trials if settings.max_iters is None else min(settings.trials, max(1, settings.max_iters // longest))
+    expected = (
+        settings.trials if settings.max_iters is None else min(settings.trials, max(1, settings.max_iters // longest))
+    )
     return sampler_spec(settings.sampler, seed, expected), pruner_spec(settings.pruner, longest, every), every
 
 
-def make_recipe(candidate: Candidate, space: SearchSpace, sampler: SamplerSpec, pruner: PrunerSpec, report_every: int,
-                problem: ProblemRecipe | None, run_dir: Path | None, spec: SearchSpec | None = None) -> dict[str, Any]:
+def make_recipe(
+    candidate: Candidate,
+    space: SearchSpace,
+    sampler: SamplerSpec,
+    pruner: PrunerSpec,
+    report_every: int,
+    problem: ProblemRecipe | None,
+    run_dir: Path | None,
+    spec: SearchSpec | None = None,
+) -> dict[str, Any]:
     """The study's user attr RECIPE. Studies made before "problem" and "spec" stored "problem_args" (the flags)."""
     return {
         "format": 1,
@@ -93,8 +111,13 @@ def make_recipe(candidate: Candidate, space: SearchSpace, sampler: SamplerSpec, 
         "problem_fingerprint": problem_fingerprint(candidate.problem),
         "space": space_to_dict(space),
         "space_source": space.source,
-        "search": {"iters": candidate.iters, "fitness": candidate.fitness, "eval_scale": candidate.scale,
-                   "seed": candidate.seed, "output": candidate.output},
+        "search": {
+            "iters": candidate.iters,
+            "fitness": candidate.fitness,
+            "eval_scale": candidate.scale,
+            "seed": candidate.seed,
+            "output": candidate.output,
+        },
         "sampler": {"name": sampler.name, "settings": sampler.settings},
         "pruner": {"name": pruner.name, "settings": pruner.settings},
         "report_every": report_every,
@@ -104,22 +127,33 @@ def make_recipe(candidate: Candidate, space: SearchSpace, sampler: SamplerSpec, 
 
 def check_recipe(stored: dict[str, Any], current: dict[str, Any], study_name: str) -> None:
     """A study continues only with the problem, space and fit budget it was started with."""
-    differ = [k for k in ("problem_fingerprint", "space", "search", "pruner", "report_every") if stored.get(k) != current.get(k)]
+    differ = [
+        k
+        for k in ("problem_fingerprint", "space", "search", "pruner", "report_every")
+        if stored.get(k) != current.get(k)
+    ]
     if differ:
         raise ArgumentError(
             "study {name!r} was started with a different {differ}; continue it with the same problem, {space}, "
             "{iters}, {fitness}, {eval_scale}, {seed} and {pruner}, or pick a new {study} name",
-            name=study_name, differ=", ".join(differ))
+            name=study_name,
+            differ=", ".join(differ),
+        )
 
 
-def open_study(storage: StorageSpec, name: str, sampler: optuna.samplers.BaseSampler | None,
-               pruner: optuna.pruners.BasePruner | None,
-               create: bool) -> optuna.Study:
+def open_study(
+    storage: StorageSpec,
+    name: str,
+    sampler: optuna.samplers.BaseSampler | None,
+    pruner: optuna.pruners.BasePruner | None,
+    create: bool,
+) -> optuna.Study:
     """Create (or continue) the study, or, with create=False, join one that must exist."""
     backend = open_storage(storage)
     if create:
-        return optuna.create_study(study_name=name, storage=backend, sampler=sampler, pruner=pruner,
-                                   direction="maximize", load_if_exists=True)
+        return optuna.create_study(
+            study_name=name, storage=backend, sampler=sampler, pruner=pruner, direction="maximize", load_if_exists=True
+        )
     names = [s.study_name for s in backend.get_all_studies()]
     if name not in names:
         raise DipsearchError(f"no study {name!r} in {storage.display}; studies there: {', '.join(names) or 'none'}")
@@ -159,7 +193,7 @@ class StudyStatus:
     best: FrozenTrial | None = None
 
     @classmethod
-    def of(cls, study: optuna.Study) -> "StudyStatus":
+    def of(cls, study: optuna.Study) -> StudyStatus:
         status = cls()
         for trial in study.get_trials(deepcopy=False):
             status.running += trial.state == TrialState.RUNNING
@@ -184,10 +218,17 @@ def evaluation_of(trial: FrozenTrial, space: SearchSpace) -> Evaluation:
         error = f"abandoned: {attrs[STALE]}" if STALE in attrs else "surplus trial" if SURPLUS in attrs else "failed"
     owner = attrs.get(OWNER) or {}
     return Evaluation(
-        index=trial.number, key=attrs.get("key", ""), genome=genome,
-        fitness=result.get("fitness"), psnr=result.get("psnr"), params=result.get("params"),
-        iters_run=int(result.get("iters_run") or 0), seconds=float(result.get("seconds") or 0.0),
-        error=error, pruned=trial.state == TrialState.PRUNED, host=result.get("host") or owner.get("host", ""),
+        index=trial.number,
+        key=attrs.get("key", ""),
+        genome=genome,
+        fitness=result.get("fitness"),
+        psnr=result.get("psnr"),
+        params=result.get("params"),
+        iters_run=int(result.get("iters_run") or 0),
+        seconds=float(result.get("seconds") or 0.0),
+        error=error,
+        pruned=trial.state == TrialState.PRUNED,
+        host=result.get("host") or owner.get("host", ""),
     )
 
 
@@ -331,10 +372,21 @@ class StudyRunner:
         try:
             return future.result()
         except Exception as err:  # noqa: BLE001 - a lost worker fails this trial, not the study
-            return Evaluation(index=candidate.index, key=candidate.key, genome=candidate.genome, fitness=None, psnr=None,
-                              params=None, iters_run=0, seconds=0.0, error=f"executor: {type(err).__name__}: {err}")
+            return Evaluation(
+                index=candidate.index,
+                key=candidate.key,
+                genome=candidate.genome,
+                fitness=None,
+                psnr=None,
+                params=None,
+                iters_run=0,
+                seconds=0.0,
+                error=f"executor: {type(err).__name__}: {err}",
+            )
 
-    def _tell(self, trial: optuna.Trial, evaluation: Evaluation, beat: Heartbeat, cached_from: int | None = None) -> None:
+    def _tell(
+        self, trial: optuna.Trial, evaluation: Evaluation, beat: Heartbeat, cached_from: int | None = None
+    ) -> None:
         result = {k: getattr(evaluation, k) for k in RESULT_FIELDS}
         if evaluation.fitness is not None and math.isnan(evaluation.fitness):
             result["error"] = result["error"] or "fitness is NaN"

@@ -14,17 +14,18 @@ import json
 import math
 import statistics
 import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import torch
 
 from ..arch import ArchSpec
-from ..families import spec_from_dict, spec_to_dict
 from ..errors import ArgumentError, DipsearchError
 from ..executors import local_pool
+from ..families import spec_from_dict, spec_to_dict
 from ..fit import FitConfig, FitHook, baseline_psnr, fit
 from ..imageio import center_crop, load_image
 from ..runs import RunDir, dumps_json, rows_to_csv, write_atomic, write_figure
@@ -79,8 +80,9 @@ def run_job(job: FitJob, hooks: Iterable[FitHook] = ()) -> dict[str, Any]:
     if job.crop:
         h, w = clean.shape[-2:]
         if job.crop > min(h, w):
-            raise ArgumentError("{crop:{value}} is larger than {image} ({h}x{w} px)", value=job.crop, image=job.image,
-                                h=h, w=w)
+            raise ArgumentError(
+                "{crop:{value}} is larger than {image} ({h}x{w} px)", value=job.crop, image=job.image, h=h, w=w
+            )
         clean = center_crop(clean, job.crop, job.crop)
     level = LITERATURE_LEVELS[job.noise][LEVEL_NAMES[job.level]]
     problem = make_problem("denoise", clean=clean, noise=job.noise, level=level, seed=job.seed)
@@ -88,10 +90,19 @@ def run_job(job: FitJob, hooks: Iterable[FitHook] = ()) -> dict[str, Any]:
     config = FitConfig(**{**job.fit, "seed": job.seed})
     result = fit(hook.prepare(problem), spec_from_dict(job.arch), config, [hook, *hooks])
     meta = {
-        "key": job.key, "image": Path(job.image).stem, "image_file": str(job.image), "noise": job.noise,
-        "level": job.level, "level_name": LEVEL_NAMES[job.level], "level_value": level, "seed": job.seed,
-        "iters": config.iters, "iters_run": result.iters_run, "seconds": round(result.seconds, 2),
-        "psnr_observed": baseline_psnr(problem), "detectors": [d.name for d in hook.detectors],
+        "key": job.key,
+        "image": Path(job.image).stem,
+        "image_file": str(job.image),
+        "noise": job.noise,
+        "level": job.level,
+        "level_name": LEVEL_NAMES[job.level],
+        "level_value": level,
+        "seed": job.seed,
+        "iters": config.iters,
+        "iters_run": result.iters_run,
+        "seconds": round(result.seconds, 2),
+        "psnr_observed": baseline_psnr(problem),
+        "detectors": [d.name for d in hook.detectors],
     }
     traces = Path(job.folder) / TRACES
     traces.mkdir(exist_ok=True)
@@ -100,8 +111,12 @@ def run_job(job: FitJob, hooks: Iterable[FitHook] = ()) -> dict[str, Any]:
     return meta
 
 
-def run_jobs(jobs: list[FitJob], workers: int, on_done: Callable[[dict[str, Any]], None],
-             hooks_factory: Callable[[FitJob], list[FitHook]] | None = None) -> None:
+def run_jobs(
+    jobs: list[FitJob],
+    workers: int,
+    on_done: Callable[[dict[str, Any]], None],
+    hooks_factory: Callable[[FitJob], list[FitHook]] | None = None,
+) -> None:
     """Run the jobs not done yet: in this process for workers == 1 (with per-iteration hooks), else in a pool of
     one-thread workers (dipsearch.executors, dealt to the GPUs like a search's)."""
     todo = [j for j in jobs if not j.done]
@@ -162,9 +177,15 @@ def score(meta: dict[str, Any], rows: list[dict[str, Any]], name: str, rule: Rul
     row = by_step.get(chosen) or max((r for r in rows if r["step"] <= chosen), key=lambda r: r["step"], default=rows[0])
     out = {
         **{k: meta[k] for k in ("key", "image", "noise", "level", "level_name", "seed")},
-        "rule": name, "peak_iter": int(peak["step"]), "psnr_peak": peak["psnr"], "chosen_iter": chosen,
-        "psnr_chosen": row[psnr_col], "gap": peak["psnr"] - row[psnr_col], "delay": chosen - int(peak["step"]),
-        "spent": decision.fired_at if decision.fired else int(rows[-1]["step"]), "fired": decision.fired,
+        "rule": name,
+        "peak_iter": int(peak["step"]),
+        "psnr_peak": peak["psnr"],
+        "chosen_iter": chosen,
+        "psnr_chosen": row[psnr_col],
+        "gap": peak["psnr"] - row[psnr_col],
+        "delay": chosen - int(peak["step"]),
+        "spent": decision.fired_at if decision.fired else int(rows[-1]["step"]),
+        "fired": decision.fired,
     }
     ssim_rows = [r for r in rows if "ssim" in r]
     if ssim_rows:  # SSIM is recorded every few steps: score the recorded step nearest the choice
@@ -173,8 +194,9 @@ def score(meta: dict[str, Any], rows: list[dict[str, Any]], name: str, rule: Rul
     return out
 
 
-def replay_all(traces: list[tuple[dict[str, Any], list[dict[str, Any]]]], rules: dict[str, Rule],
-               strict: bool = False) -> list[dict[str, Any]]:
+def replay_all(
+    traces: list[tuple[dict[str, Any], list[dict[str, Any]]]], rules: dict[str, Rule], strict: bool = False
+) -> list[dict[str, Any]]:
     """Score every rule on every trace. Not strict: a rule whose statistic a trace lacks (SURE off Gaussian
     noise) skips that trace; strict (detectors asked for by name): that is an error."""
     runs = []
@@ -203,25 +225,38 @@ def aggregate(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for (rule, noise, level), rs in groups.items():
         gaps = [r["gap"] for r in rs]
         ssim_gaps = [r["ssim_gap"] for r in rs if "ssim_gap" in r]
-        out.append({
-            "rule": rule, "noise": noise, "level": level, "runs": len(rs),
-            "gap_median": statistics.median(gaps), "gap_mean": statistics.fmean(gaps),
-            "gap_std": statistics.stdev(gaps) if len(gaps) > 1 else 0.0, "gap_worst": max(gaps),
-            "within_0.5dB": _share(gaps, 0.5), "within_1dB": _share(gaps, 1.0),
-            "ssim_gap_mean": statistics.fmean(ssim_gaps) if ssim_gaps else math.nan,
-            "delay_median": statistics.median(r["delay"] for r in rs),
-            "delay_mean": statistics.fmean(r["delay"] for r in rs),
-            "spent_mean": statistics.fmean(r["spent"] for r in rs),
-            "spent_median": statistics.median(r["spent"] for r in rs),
-            "never_fired": 1 - sum(r["fired"] for r in rs) / len(rs),
-        })
+        out.append(
+            {
+                "rule": rule,
+                "noise": noise,
+                "level": level,
+                "runs": len(rs),
+                "gap_median": statistics.median(gaps),
+                "gap_mean": statistics.fmean(gaps),
+                "gap_std": statistics.stdev(gaps) if len(gaps) > 1 else 0.0,
+                "gap_worst": max(gaps),
+                "within_0.5dB": _share(gaps, 0.5),
+                "within_1dB": _share(gaps, 1.0),
+                "ssim_gap_mean": statistics.fmean(ssim_gaps) if ssim_gaps else math.nan,
+                "delay_median": statistics.median(r["delay"] for r in rs),
+                "delay_mean": statistics.fmean(r["delay"] for r in rs),
+                "spent_mean": statistics.fmean(r["spent"] for r in rs),
+                "spent_median": statistics.median(r["spent"] for r in rs),
+                "never_fired": 1 - sum(r["fired"] for r in rs) / len(rs),
+            }
+        )
     order = {n: i for i, n in enumerate(("all", *NOISE_KINDS))}
     levels = {n: i for i, n in enumerate(("all", *LEVEL_NAMES.values()))}
     return sorted(out, key=lambda a: (a["rule"], order.get(a["noise"], 99), levels.get(a["level"], 99)))
 
 
-def plot_curves(traces: list[tuple[dict[str, Any], list[dict[str, Any]]]], runs: list[dict[str, Any]],
-                rules: Iterable[str], path: Path, per_noise: int = 1) -> Path | None:
+def plot_curves(
+    traces: list[tuple[dict[str, Any], list[dict[str, Any]]]],
+    runs: list[dict[str, Any]],
+    rules: Iterable[str],
+    path: Path,
+    per_noise: int = 1,
+) -> Path | None:
     """PSNR curves of a few fits (the medium level of each noise type), each rule's choice marked."""
     from matplotlib import colormaps
     from matplotlib.figure import Figure  # the object API: no pyplot, so no display and no backend change
@@ -247,22 +282,27 @@ def plot_curves(traces: list[tuple[dict[str, Any], list[dict[str, Any]]]], runs:
             if hit:
                 h = hit[0]
                 ax.axvline(h["chosen_iter"], color=colours(i), ls="--", lw=1)
-                ax.plot([h["chosen_iter"]], [h["psnr_chosen"]], "o", color=colours(i), label=f"{name} ({h['gap']:.2f} dB)")
+                ax.plot(
+                    [h["chosen_iter"]], [h["psnr_chosen"]], "o", color=colours(i), label=f"{name} ({h['gap']:.2f} dB)"
+                )
         peak = max(rows, key=lambda r: r["psnr"])
         ax.plot([peak["step"]], [peak["psnr"]], "k*", ms=10, label="peak")
-        ax.set_title(f"{meta['image']}, {meta['noise']} {meta['level_name']} ({meta['level_value']:g}), seed {meta['seed']}")
+        ax.set_title(
+            f"{meta['image']}, {meta['noise']} {meta['level_name']} ({meta['level_value']:g}), seed {meta['seed']}"
+        )
         ax.set_xlabel("iteration")
         ax.set_ylabel("PSNR (dB)")
         ax.legend(fontsize=7, loc="lower right")
-    for ax in list(axes.flat)[len(picked):]:
+    for ax in list(axes.flat)[len(picked) :]:
         ax.axis("off")
     fig.tight_layout()
     write_figure(path, fig)
     return path
 
 
-def write_results(run_dir: RunDir, protocol: dict[str, Any], patience_grid: Iterable[int] = (),
-                  detectors: list[str] | None = None) -> dict[str, Any]:
+def write_results(
+    run_dir: RunDir, protocol: dict[str, Any], patience_grid: Iterable[int] = (), detectors: list[str] | None = None
+) -> dict[str, Any]:
     """Replay every rule on every trace of the folder; write runs.csv, summary.csv, summary.json, curves.png.
 
     `detectors` restricts the replay to those detectors (and the fixed budget), and then every trace must hold them.
@@ -280,35 +320,74 @@ def write_results(run_dir: RunDir, protocol: dict[str, Any], patience_grid: Iter
     agg = aggregate(runs)
     run_dir.write_csv("runs.csv", runs)
     run_dir.write_csv("summary.csv", agg)
-    run_dir.write_json("summary.json", {
-        "protocol": protocol, "fits": len(traces), "rules": {name: r.label for name, r in rules.items()},
-        "fit_seconds_mean": statistics.fmean(m["seconds"] for m, _ in traces), "aggregate": agg,
-    })
+    run_dir.write_json(
+        "summary.json",
+        {
+            "protocol": protocol,
+            "fits": len(traces),
+            "rules": {name: r.label for name, r in rules.items()},
+            "fit_seconds_mean": statistics.fmean(m["seconds"] for m, _ in traces),
+            "aggregate": agg,
+        },
+    )
     main_rules = [n for n in rules if "/" not in n]
     plot_curves(traces, runs, main_rules, run_dir.file("curves.png"))
     return {"fits": len(traces), "aggregate": agg, "rules": main_rules}
 
 
-def jobs_from(images: list[str], noises: list[str], levels: list[int], seeds: list[int], protocol: dict[str, Any],
-              folder: Path) -> list[FitJob]:
+def jobs_from(
+    images: list[str], noises: list[str], levels: list[int], seeds: list[int], protocol: dict[str, Any], folder: Path
+) -> list[FitJob]:
     return [
-        FitJob(str(img), noise, level, seed, protocol.get("crop"), protocol["arch"], protocol["fit"],
-               protocol["holdout"], protocol["window"], str(folder))
+        FitJob(
+            str(img),
+            noise,
+            level,
+            seed,
+            protocol.get("crop"),
+            protocol["arch"],
+            protocol["fit"],
+            protocol["holdout"],
+            protocol["window"],
+            str(folder),
+        )
         # noise innermost: a bench cut short still covers every noise type
-        for seed in seeds for img in images for level in levels for noise in noises
+        for seed in seeds
+        for img in images
+        for level in levels
+        for noise in noises
     ]
 
 
-def protocol_dict(crop: int | None, spec: ArchSpec, config: FitConfig, holdout: float, window: int,
-                  fixed: int = 2400) -> dict[str, Any]:
+def protocol_dict(
+    crop: int | None, spec: ArchSpec, config: FitConfig, holdout: float, window: int, fixed: int = 2400
+) -> dict[str, Any]:
     fit_settings = {k: v for k, v in config.to_dict().items() if k != "seed"}
-    return {"crop": crop or 0, "arch": spec_to_dict(spec), "fit": fit_settings, "holdout": holdout, "window": window,
-            "fixed_budget": fixed}
+    return {
+        "crop": crop or 0,
+        "arch": spec_to_dict(spec),
+        "fit": fit_settings,
+        "holdout": holdout,
+        "window": window,
+        "fixed_budget": fixed,
+    }
 
 
 def elapsed(start: float) -> str:
     return time.strftime("%H:%M:%S", time.gmtime(time.perf_counter() - start))
 
 
-__all__ = ["FitJob", "aggregate", "bench_rules", "jobs_from", "load_traces", "plot_curves", "protocol_dict",
-           "replay_all", "run_job", "run_jobs", "score", "write_results"]
+__all__ = [
+    "FitJob",
+    "aggregate",
+    "bench_rules",
+    "jobs_from",
+    "load_traces",
+    "plot_curves",
+    "protocol_dict",
+    "replay_all",
+    "run_job",
+    "run_jobs",
+    "score",
+    "write_results",
+]

@@ -56,8 +56,9 @@ class Detector:
         return state.out
 
     def rule(self, patience: int | None = None, delta: float = 0.0, indexing: str = "end") -> Rule:
-        return PatienceRule(f"stat_{self.name}", self.default_patience if patience is None else patience, delta,
-                            indexing, self.window)
+        return PatienceRule(
+            f"stat_{self.name}", self.default_patience if patience is None else patience, delta, indexing, self.window
+        )
 
 
 class WMV(Detector):
@@ -211,15 +212,18 @@ class Sure(Detector):
 
     def check(self, problem: Problem) -> None:
         if problem.task != "denoise":
-            raise DipsearchError(f"sure: SURE estimates the denoising error; it does not apply to task {problem.task!r}")
+            raise DipsearchError(
+                f"sure: SURE estimates the denoising error; it does not apply to task {problem.task!r}"
+            )
         noise = problem.meta.get("noise")
         if noise not in (None, "gaussian"):
             raise DipsearchError(
                 f"sure: SURE needs Gaussian noise, but this problem has {noise} noise; use wmv, emv or holdout"
             )
         if self.sigma_arg is None and (noise is None or problem.meta.get("level") is None):
-            raise ArgumentError("sure: the Gaussian noise sigma is unknown; give {level:S} (0-255 scale) or "
-                                "{sure_sigma:estimate}")
+            raise ArgumentError(
+                "sure: the Gaussian noise sigma is unknown; give {level:S} (0-255 scale) or {sure_sigma:estimate}"
+            )
 
     def start(self, problem: Problem, spec: ArchSpec, config: FitConfig) -> None:
         super().start(problem, spec, config)

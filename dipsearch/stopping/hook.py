@@ -3,14 +3,15 @@ detectors only record their statistics in the trace, for offline replay)."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from torch import Tensor
 
 from ..arch import ArchSpec
+from ..engine import Lazy
 from ..errors import DipsearchError
 from ..fit import FitConfig, FitHook, FitResult, StepState
-from ..engine import Lazy
 from ..metrics import psnr, ssim_tensor
 from ..tasks import Problem
 from .detectors import Detector
@@ -41,7 +42,7 @@ class StoppingHook(FitHook):
         self.name = f"stop:{self.lead.name}" if self.lead else "stop-recorder"
 
     @classmethod
-    def online(cls, detector: Detector, rule: Rule | None = None) -> "StoppingHook":
+    def online(cls, detector: Detector, rule: Rule | None = None) -> StoppingHook:
         return cls([detector], rule or detector.rule())
 
     def prepare(self, problem: Problem) -> Problem:
@@ -89,7 +90,11 @@ class StoppingHook(FitHook):
         image = image.cpu()
         result.extras.setdefault("images", {})["output_stopped"] = image
         result.extras["stopping"] = {"detector": self.lead.name, "rule": self.rule.label, "decision": decision}
-        summary: dict[str, Any] = {"stop_detector": self.lead.name, "stopped_iter": chosen, "stop_fired": decision.fired}
+        summary: dict[str, Any] = {
+            "stop_detector": self.lead.name,
+            "stopped_iter": chosen,
+            "stop_fired": decision.fired,
+        }
         if self.clean is not None:
             summary["psnr_stopped"] = psnr(image, self.clean.cpu())
         result.summary_extra.update(summary)

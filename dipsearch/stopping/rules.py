@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable, Protocol
+from typing import Any, Protocol
 
 from ..errors import DipsearchError
 
@@ -64,10 +65,12 @@ class PatienceRule:
 
     @property
     def label(self) -> str:
-        extra = (f", delta {self.delta:g}" if self.delta else "") + (", window-start" if self.indexing == "start" else "")
+        extra = (f", delta {self.delta:g}" if self.delta else "") + (
+            ", window-start" if self.indexing == "start" else ""
+        )
         return f"{self.stat.removeprefix('stat_')} (P {self.patience}{extra})"
 
-    def tracker(self) -> "PatienceTracker":
+    def tracker(self) -> PatienceTracker:
         return PatienceTracker(self)
 
 
@@ -111,7 +114,7 @@ class PlateauRule:
     def label(self) -> str:
         return f"{self.stat.removeprefix('stat_')} (plateau n {self.n}, eps {self.eps:g})"
 
-    def tracker(self) -> "PlateauTracker":
+    def tracker(self) -> PlateauTracker:
         return PlateauTracker(self)
 
 
@@ -154,7 +157,7 @@ class FixedRule:
     def label(self) -> str:
         return f"fixed {self.at}"
 
-    def tracker(self) -> "FixedTracker":
+    def tracker(self) -> FixedTracker:
         return FixedTracker(self.at)
 
 

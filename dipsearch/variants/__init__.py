@@ -14,9 +14,10 @@ The plain DIP fit is VariantSettings() and gives exactly `dipsearch.fit`'s resul
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from ..engine import Engine, FitParts
 from ..errors import ArgumentError, DipsearchError
@@ -66,7 +67,10 @@ class VariantSettings:
                 raise ArgumentError(
                     "SGLD burn-in of {steps} steps leaves no posterior sample in a run of {length} iterations (one "
                     "every {every} steps after the burn-in); lower {burn_in} or raise {iters}",
-                    steps=self.burn_in, length=config.iters, every=self.sample_every)
+                    steps=self.burn_in,
+                    length=config.iters,
+                    every=self.sample_every,
+                )
 
     def to_dict(self) -> dict[str, Any]:
         """The form recorded in config.toml ([variant]); TOML has no null, so an absent init is left out."""
@@ -79,17 +83,19 @@ class VariantSettings:
         return data
 
     @classmethod
-    def from_settings(cls, settings: dict[str, Any], **overrides: Any) -> "VariantSettings":
+    def from_settings(cls, settings: dict[str, Any], **overrides: Any) -> VariantSettings:
         """From fit settings that may hold variant genes (and other keys, ignored); overrides win."""
         known = {f.name for f in fields(cls)}
         data = {k: v for k, v in settings.items() if k in known}
         return cls(**{**data, **{k: v for k, v in overrides.items() if v is not None}})
 
-    def updated(self, **changes: Any) -> "VariantSettings":
+    def updated(self, **changes: Any) -> VariantSettings:
         return replace(self, **changes)
 
 
-def variant_parts(spec: Any, channels: int, config: FitConfig, settings: VariantSettings) -> tuple[FitParts, list[FitHook]]:
+def variant_parts(
+    spec: Any, channels: int, config: FitConfig, settings: VariantSettings
+) -> tuple[FitParts, list[FitHook]]:
     """The engine parts and hooks that make this variant; hooks run after the caller's own."""
     from .tv import tv_term
     from .warmstart import read_weights
@@ -122,8 +128,9 @@ def candidate_variant(fit_settings: dict[str, Any], iters: int, init: str | None
         from .sgld import sample_steps
 
         if not sample_steps(iters, settings.burn_in, settings.sample_every):
-            settings = settings.updated(burn_in=round(SGLD_BURN_IN_SHARE * iters),
-                                        sample_every=max(1, min(settings.sample_every, iters // 80)))
+            settings = settings.updated(
+                burn_in=round(SGLD_BURN_IN_SHARE * iters), sample_every=max(1, min(settings.sample_every, iters // 80))
+            )
     return settings
 
 
@@ -142,13 +149,26 @@ def check_variant_genes(genes: dict[str, Any], fixed: dict[str, Any], source: st
         raise DipsearchError(f"{source}: the TV weight must be a number >= 0, got {lowest!r}")
 
 
-def fit_variant(problem: Problem, spec: Any, config: FitConfig = FitConfig(),
-                settings: VariantSettings = VariantSettings(), hooks: Iterable[FitHook] = ()) -> FitResult:
+def fit_variant(
+    problem: Problem,
+    spec: Any,
+    config: FitConfig | None = None,
+    settings: VariantSettings | None = None,
+    hooks: Iterable[FitHook] = (),
+) -> FitResult:
     """`dipsearch.fit` with a variant: SGLD, a TV term and/or initial weights. Raises for bad settings first."""
+    config, settings = config or FitConfig(), settings or VariantSettings()
     settings.check(config)
     parts, own = variant_parts(spec, problem.image_shape[0], config, settings)
     return Engine(spec, config, parts).run(problem, [*hooks, *own])
 
 
-__all__ = ["VARIANTS", "VARIANT_GENES", "VariantSettings", "candidate_variant", "check_variant_genes", "fit_variant",
-           "variant_parts"]
+__all__ = [
+    "VARIANTS",
+    "VARIANT_GENES",
+    "VariantSettings",
+    "candidate_variant",
+    "check_variant_genes",
+    "fit_variant",
+    "variant_parts",
+]

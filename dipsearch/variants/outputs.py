@@ -15,5 +15,8 @@ def save_variant_outputs(run_dir: RunDir, result: FitResult, spec: Any, channels
         save_weights(run_dir.file(WEIGHTS_FILE), result.extras["weights"], spec, channels)
     if "uncertainty" in result.extras:
         samples = result.summary_extra.get("sgld_samples")
-        save_uncertainty(run_dir.file("uncertainty.png"), result.extras["uncertainty"],
-                         title=f"SGLD posterior std per pixel ({samples} samples)")
+        save_uncertainty(
+            run_dir.file("uncertainty.png"),
+            result.extras["uncertainty"],
+            title=f"SGLD posterior std per pixel ({samples} samples)",
+        )

@@ -10,8 +10,9 @@ the corrupted observations: the clean images, when known, serve only the report.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -43,8 +44,9 @@ def reptile_step(theta: dict[str, Tensor], phi: dict[str, Tensor], eps: float) -
     return {k: (v + eps * (phi[k] - v)) if v.is_floating_point() else phi[k].clone() for k, v in theta.items()}
 
 
-def pretrain(problems: Sequence[Problem], spec: Any, config: FitConfig, rounds: int, meta_lr: float = 1.0,
-             log=None) -> PretrainResult:
+def pretrain(
+    problems: Sequence[Problem], spec: Any, config: FitConfig, rounds: int, meta_lr: float = 1.0, log=None
+) -> PretrainResult:
     """Reptile over `problems` (cycled, one per round); `config.iters` is the inner fit's length.
 
     Round r fits problems[r % n] from theta with seed config.seed + r. `log(row)` sees each round's row.
@@ -68,8 +70,13 @@ def pretrain(problems: Sequence[Problem], spec: Any, config: FitConfig, rounds: 
         recorder = FinalWeights()
         fitted = Engine(spec, config.updated(seed=config.seed + r), FitParts(weights=theta)).run(problem, [recorder])
         theta = reptile_step(theta, fitted.extras["weights"], eps)
-        row = {"round": r + 1, "image": problem.meta.get("name", r % len(problems)), "meta_step": round(eps, 4),
-               "loss_first": fitted.trace[0]["loss"], "loss_last": fitted.trace[-1]["loss"]}
+        row = {
+            "round": r + 1,
+            "image": problem.meta.get("name", r % len(problems)),
+            "meta_step": round(eps, 4),
+            "loss_first": fitted.trace[0]["loss"],
+            "loss_last": fitted.trace[-1]["loss"],
+        }
         if problem.clean is not None:
             row["psnr_first"] = fitted.trace[0].get("psnr")
             row["psnr_last_ema"] = psnr(fitted.ema, problem.clean.cpu())

@@ -11,7 +11,8 @@ so sampling adds no host synchronisation.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -84,8 +85,10 @@ class SGLDHook(FitHook):
                 continue
             if self.generator is None:  # its own stream: the fit's input noise stays what a plain fit draws
                 self.generator = torch.Generator(device=param.device).manual_seed(self.seed + 2)
-            param.add_(torch.randn(param.shape, generator=self.generator, device=param.device, dtype=param.dtype),
-                       alpha=self.std)
+            param.add_(
+                torch.randn(param.shape, generator=self.generator, device=param.device, dtype=param.dtype),
+                alpha=self.std,
+            )
 
     def on_step(self, state: StepState) -> bool:
         if not is_sample_step(state.step, self.burn_in, self.sample_every):

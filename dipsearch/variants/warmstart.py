@@ -52,8 +52,13 @@ class WeightsFile:
 def save_weights(path: str | Path, state: dict[str, Tensor], spec: Any, channels: int) -> Path:
     """Write weights.pt atomically; returns its path."""
     state = {k: v.detach().cpu().clone() for k, v in state.items()}
-    data = {"format": FORMAT, "arch": _plain(spec_to_dict(spec)), "channels": int(channels), "state_dict": state,
-            "sha256": state_hash(state)}
+    data = {
+        "format": FORMAT,
+        "arch": _plain(spec_to_dict(spec)),
+        "channels": int(channels),
+        "state_dict": state,
+        "sha256": state_hash(state),
+    }
     buffer = io.BytesIO()
     torch.save(data, buffer)
     write_atomic(Path(path), buffer.getvalue())
@@ -66,8 +71,11 @@ def weights_path(source: str | Path) -> Path:
     if path.is_dir():
         inside = path / WEIGHTS_FILE
         if not inside.is_file():
-            raise ArgumentError("{init}: the folder {path} holds no {file} (a run folder of a fit saves one)",
-                                path=path, file=WEIGHTS_FILE)
+            raise ArgumentError(
+                "{init}: the folder {path} holds no {file} (a run folder of a fit saves one)",
+                path=path,
+                file=WEIGHTS_FILE,
+            )
         return inside
     if not path.exists():
         raise ArgumentError("{init}: no such file or folder: {path}", path=path)
@@ -81,17 +89,21 @@ def load_weights_file(source: str | Path) -> WeightsFile:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - a damaged file raises many kinds
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ArgumentError("{init}: {path} is not a readable weights file ({reason})", path=path,
-                            reason=reason) from None
+        raise ArgumentError(
+            "{init}: {path} is not a readable weights file ({reason})", path=path, reason=reason
+        ) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ArgumentError("{init}: {path} is not a dipsearch weights file (no format {format!r}); give the "
-                            "weights.pt of a dipsearch fit or pretrain", path=path, format=FORMAT)
+        raise ArgumentError(
+            "{init}: {path} is not a dipsearch weights file (no format {format!r}); give the "
+            "weights.pt of a dipsearch fit or pretrain",
+            path=path,
+            format=FORMAT,
+        )
     state = data.get("state_dict")
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
         raise ArgumentError("{init}: {path} has no valid state_dict", path=path)
     if state_hash(state) != data.get("sha256"):
-        raise ArgumentError("{init}: {path} is corrupt: its tensors do not match the hash stored with them",
-                            path=path)
+        raise ArgumentError("{init}: {path} is corrupt: its tensors do not match the hash stored with them", path=path)
     return WeightsFile(data["arch"], int(data["channels"]), state, data["sha256"], path)
 
 
@@ -101,11 +113,14 @@ def arch_mismatch(weights: WeightsFile, spec: Any, channels: int) -> str | None:
     if own != weights.arch:
         keys = sorted(set(own) | set(weights.arch))
         first = next(k for k in keys if own.get(k) != weights.arch.get(k))
-        return (f"the weights are for another architecture: {first} is {weights.arch.get(first)!r} in the weights "
-                f"file, {own.get(first)!r} in this fit")
+        return (
+            f"the weights are for another architecture: {first} is {weights.arch.get(first)!r} in the weights "
+            f"file, {own.get(first)!r} in this fit"
+        )
     if channels != weights.channels:
-        return (f"the weights are for images of {weights.channels} channel(s), this image has {channels} "
-                "(grey vs colour)")
+        return (
+            f"the weights are for images of {weights.channels} channel(s), this image has {channels} (grey vs colour)"
+        )
     return None
 
 
@@ -114,8 +129,11 @@ def read_weights(source: str | Path, spec: Any, channels: int) -> WeightsFile:
     weights = load_weights_file(source)
     problem = arch_mismatch(weights, spec, channels)
     if problem:
-        raise ArgumentError("{init:{path}}: {problem}; fit the same architecture (e.g. {spec} with the run's "
-                            "config) or drop {init}", path=weights.path, problem=problem)
+        raise ArgumentError(
+            "{init:{path}}: {problem}; fit the same architecture (e.g. {spec} with the run's config) or drop {init}",
+            path=weights.path,
+            problem=problem,
+        )
     return weights
 
 
