@@ -228,3 +228,16 @@ def test_stop_bench_workers(tmp_path, image_file, capsys):
     assert main(["stop-bench", "--images", str(image_file()), "--workers", "0", "--out", str(out)]) == 2
     assert capsys.readouterr().err.strip() == "error: --workers must be >= 1, got 0"
     assert not out.exists()
+
+
+def test_a_space_cut_by_the_evaluation_scale_names_the_argument():
+    from dipsearch.search.setup import fit_space_to_image
+    from dipsearch.space import find_space, load_space
+
+    problem = make_problem("denoise", clean=synthetic_image(32, 32), level=25, seed=0)
+    with pytest.raises(ArgumentError) as err:
+        fit_space_to_image(load_space(find_space("demo")), problem, 0.25)
+    assert str(err.value).startswith(
+        "no network of space 'demo' fits the 8x8 image the candidates see (the 32x32 image at eval_scale=0.25); "
+        "its smallest, of depth 3, is refused"
+    )

@@ -172,12 +172,19 @@ def fit_space_to_image(space: SearchSpace, problem: Problem, scale: float = 1.0)
             return str(err)
         return None
 
-    where = f"{w}x{h} image" + (
-        f" the candidates see (the {problem.image_shape[2]}x{problem.image_shape[1]} image at --eval-scale {scale:g})"
-        if scale != 1
-        else ""
+    if scale == 1:
+        return space.fitting(refuse, f"{w}x{h} image")
+    # The scale is an argument of the search: its error names it the way ArgumentError does (the CLI: the flag).
+    marker = "\0eval_scale\0"
+    where = (
+        f"{w}x{h} image the candidates see (the {problem.image_shape[2]}x{problem.image_shape[1]} image at {marker})"
     )
-    return space.fitting(refuse, where)
+    try:
+        space, note = space.fitting(refuse, where)
+    except DipsearchError as err:
+        template = str(err).replace("{", "{{").replace("}", "}}").replace(marker, f"{{eval_scale:{scale:g}}}")
+        raise ArgumentError(template) from None
+    return space, note and note.replace(marker, f"eval_scale {scale:g}")
 
 
 def starting_genomes(
