@@ -61,16 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def consoles() -> tuple[Console, Console]:
     """stdout and stderr consoles; when not a terminal, lines are never wrapped (copied commands stay whole)."""
-    from rich.console import Console
+    from ..console import make_console
 
-    def make(stderr: bool) -> Console:
-        stream = sys.stderr if stderr else sys.stdout
-        if stream.isatty():
-            return Console(stderr=stderr)
-        # A file or pipe has no width: rich would wrap at 80 columns and cut table cells to "tri…".
-        return Console(stderr=stderr, width=100_000, soft_wrap=True)
-
-    return make(False), make(True)
+    return make_console(), make_console(stderr=True)
 
 
 def main(argv: list[str] | None = None) -> int:

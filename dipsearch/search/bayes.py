@@ -24,6 +24,7 @@ import torch
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 
+from ..console import make_console
 from ..errors import DipsearchError
 from ..evaluate import Candidate, Evaluation
 from ..executors import InProcessExecutor
@@ -175,7 +176,7 @@ def run_bayes(
     Ctrl-C would; the exception carries the run folder as `run_dir`).
     The dipsearch.search.bayes.run/resume functions (search/bayes_run.py) build the setup and call this.
     """
-    console = console or Console()
+    console = console or make_console()
     space = setup.space
     probe = setup.candidate(space.default(), 0)
     sampler, pruner, every = specs(space, probe.iters, probe.seed, settings)

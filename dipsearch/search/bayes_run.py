@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ..console import make_console
 from ..errors import ArgumentError, DipsearchError
 from ..tasks import Problem
 from ..tomlio import load_toml
@@ -287,8 +288,6 @@ def work(
     """Ask, fit and tell trials of an existing study (made by `bayes.run` or `dipsearch search bayes`) in this
     process until it has `trials` trials (None: the target its driver set). The problem, space and settings come
     from the study's recipe. seed: this worker's sampler seed (None: derived from the host and process id)."""
-    from rich.console import Console
-
     from .bayes_report import StudyDisplay
     from .recipe import check_seed
     from .samplers import PrunerSpec, SamplerSpec
@@ -297,7 +296,7 @@ def work(
     check_stale_after(stale_after)
     if trials is not None and trials < 1:
         raise ArgumentError("{trials} must be >= 1, got {value}", value=trials)
-    console = console or Console()
+    console = console or make_console()
     existing_storage_file(storage, study)
     spec = StorageSpec.parse(storage)
     # Open once with a throwaway sampler to read the recipe, then with the study's own sampler and pruner.

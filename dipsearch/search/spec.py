@@ -266,9 +266,9 @@ class Runtime:
 
     def the_console(self) -> Console:
         if self.console is None:
-            from rich.console import Console
+            from ..console import make_console
 
-            self.console = Console()
+            self.console = make_console()
         return self.console
 
     def to_dict(self) -> dict[str, Any]:
