@@ -1,8 +1,8 @@
 """How `dipsearch restore` chooses its architecture: a registry of choosers, one entry per `--search` value.
 
 A chooser runs (or skips) a search over the space and returns the candidates it scored, best first, all
-without ground truth. The searchers are called through their library entry points (GASearch, run_bayes),
-never through the command line. Another way to choose (e.g. a pre-selection that ranks networks before any
+without ground truth. The searchers run through the search API (dipsearch.search: a SearchSpec and a Runtime),
+as any library caller runs them, never through the command line. Another way to choose (e.g. a pre-selection that ranks networks before any
 fit) plugs in by adding a Chooser to CHOOSERS; the `--search` choices are read from this dict.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 from rich.console import Console
 
 from .errors import ArgumentError
-from .evaluate import Candidate, Evaluation
+from .evaluate import Evaluation
 from .runs import RunDir
 from .space import Genome, SearchSpace
 from .tasks import Problem
@@ -54,10 +54,9 @@ class ChooseContext:
     space: SearchSpace
     budget: Budget
     root: Path  # the restore folder: searches write their run folders under it
-    make_candidate: Callable[..., Candidate]  # (genome, index, **extra) -> Candidate
-    config: Callable[[], dict[str, Any]]  # the [problem] and [search] tables of a search's config.toml
     seed: int
     console: Console
+    device: str  # resolved: "cpu", "cuda", ...
     workers: int | None = None
 
 
@@ -86,75 +85,44 @@ def _ranked_from(run_dir: Path, space: SearchSpace, default_key: str) -> tuple[l
     return [Ranked(dict(e.genome), e) for e in usable], record.lookup(default_key)
 
 
-def _executor(workers: int | None):
-    from .executors import InProcessExecutor, local_pool
+def _search(ctx: ChooseContext, **searcher: Any) -> tuple[Any, Any]:
+    """The restore's search as the library runs any search: its spec (no final rung: the restore refits the best
+    candidates with stopping itself) and a runtime writing under the restore folder, without a live display."""
+    from .search.spec import Runtime, SearchSpec
 
-    return InProcessExecutor() if not workers or workers == 1 else local_pool(workers)
+    spec = SearchSpec(
+        space=ctx.space,
+        iters=ctx.budget.search_iters,
+        fitness="holdout",
+        eval_scale=1.0,
+        seed=ctx.seed,
+        device=ctx.device,
+        threads=1 if ctx.device == "cpu" else None,
+        rungs=None,
+        **searcher,
+    )
+    return spec, Runtime(workers=ctx.workers, out=ctx.root, console=ctx.console, progress=False)
 
 
 def choose_ga(ctx: ChooseContext) -> Choice:
-    from .search.display import LogDisplay
-    from .search.ga import GAConfig, GASearch
-    from .search.record import SearchRecord
+    from .search import ga_run
+    from .search.ga import GAConfig
 
-    ga = GAConfig(pop=ctx.budget.pop, gens=ctx.budget.gens, seed=ctx.seed)
-    run = RunDir.create(ctx.root, "search", "ga")
-    run.write_toml("config.toml", {**ctx.config(), "ga": {"pop": ga.pop, "gens": ga.gens, "seed": ga.seed}})
-    executor = _executor(ctx.workers)
-    try:
-        display = LogDisplay(ctx.console)
-        with display:
-            GASearch(ctx.space, ctx.make_candidate, SearchRecord(run, ctx.space), executor, ga, display).run()
-    finally:
-        executor.shutdown(wait=False, cancel_futures=True)
-    ranked, default = _ranked_from(run.path, ctx.space, ctx.make_candidate(ctx.space.default(), -1).key)
-    return Choice(ranked, default, run.path)
+    spec, runtime = _search(ctx, ga=GAConfig(pop=ctx.budget.pop, gens=ctx.budget.gens, seed=ctx.seed))
+    done = ga_run.start(ctx.problem, spec, runtime)
+    ranked, default = _ranked_from(done.run.path, ctx.space, done.setup.candidate(ctx.space.default(), -1).key)
+    return Choice(ranked, default, done.run.path)
 
 
 def choose_bayes(ctx: ChooseContext) -> Choice:
-    from .search.bayes import run_bayes
+    from .search import bayes_run
     from .search.study import BayesSettings
 
-    settings = BayesSettings(trials=ctx.budget.trials, with_default=True)
-    executor = _executor(ctx.workers)
-    try:
-        result = run_bayes(
-            _Setup(ctx),
-            settings,
-            executor=executor,
-            slots=max(1, ctx.workers or 1),
-            out=ctx.root,
-            console=ctx.console,
-            progress=False,
-        )
-    finally:
-        executor.shutdown(wait=False, cancel_futures=True)
-    ranked, default = _ranked_from(result.run.path, ctx.space, ctx.make_candidate(ctx.space.default(), -1).key)
-    return Choice(ranked, default, result.run.path, {"pruned": result.summary.get("pruned")})
-
-
-@dataclass
-class _Setup:
-    """What run_bayes needs of a setup (search.bayes.SetupLike), from the restore's context."""
-
-    ctx: ChooseContext
-
-    @property
-    def problem(self) -> Problem:
-        return self.ctx.problem
-
-    @property
-    def space(self) -> SearchSpace:
-        return self.ctx.space
-
-    def candidate(self, genome: Genome, index: int, **extra: Any) -> Candidate:
-        return self.ctx.make_candidate(genome, index, **extra)
-
-    def config(self) -> dict[str, Any]:
-        return self.ctx.config()
-
-    def plan(self) -> None:
-        return None  # no final rung inside the search: restore refits the best candidates with stopping itself
+    spec, runtime = _search(ctx, bayes=BayesSettings(trials=ctx.budget.trials, with_default=True))
+    done = bayes_run.start(ctx.problem, spec, runtime)
+    run_path = done.outcome.run.path
+    ranked, default = _ranked_from(run_path, ctx.space, done.setup.candidate(ctx.space.default(), -1).key)
+    return Choice(ranked, default, run_path, {"pruned": done.outcome.summary.get("pruned")})
 
 
 def choose_default(ctx: ChooseContext) -> Choice:

@@ -24,12 +24,12 @@ from rich.console import Console
 from .arch import ArchSpec
 from .choosers import BUDGETS, Budget, Choice, ChooseContext, Ranked, get_chooser
 from .errors import ArgumentError, DipsearchError, check_at_least
-from .evaluate import Candidate, stop_hook
+from .evaluate import stop_hook
 from .fit import FitConfig, FitResult, baseline_psnr, check_size, fit, resolve_device
 from .genes import config_settings
 from .metrics import psnr, ssim
 from .runs import RunDir
-from .space import Genome, SearchSpace, find_space, load_space
+from .space import SearchSpace, find_space, load_space
 from .stopping import prepare_problem
 from .tasks import Problem
 
@@ -196,36 +196,6 @@ class Pipeline:
             hook = stop_hook(self.stop, s.seed, self.problem)
             hook.on_start(hook.prepare(self.problem), spec, FitConfig(iters=self.budget.iters, device="cpu"))
 
-    def candidate(self, genome: Genome, index: int, **extra: Any) -> Candidate:
-        return Candidate(
-            genome=genome,
-            arch=self.space.decode(genome),
-            problem=self.problem,
-            iters=self.budget.search_iters,
-            seed=self.settings.seed,
-            fitness="holdout",
-            fit_settings=self.space.fit_settings(genome),
-            device=self.device,
-            index=index,
-            threads=1 if self.device == "cpu" else None,
-            **extra,
-        )
-
-    def search_config(self) -> dict[str, Any]:
-        return {
-            "problem": self.problem.meta,
-            "search": {
-                "space_file": self.space.source,
-                "iters": self.budget.search_iters,
-                "fitness": "holdout",
-                "eval_scale": 1.0,
-                "seed": self.settings.seed,
-                "device": self.device,
-                "workers": self.settings.workers,
-                "dask": None,
-            },
-        }
-
     def config(self) -> dict[str, Any]:
         s = self.settings
         return {
@@ -265,9 +235,7 @@ class Pipeline:
             f"restore: choosing the architecture ({self.chooser.description}; space {self.space.name}, "
             f"{b.search_iters} iterations per candidate)"
         )
-        ctx = ChooseContext(
-            problem, self.space, b, run.path, self.candidate, self.search_config, s.seed, self.console, s.workers
-        )
+        ctx = ChooseContext(problem, self.space, b, run.path, s.seed, self.console, self.device, s.workers)
         choice: Choice = self.chooser.choose(ctx)
         if not choice.ranked:
             raise DipsearchError(f"the search produced no usable candidate: every fit failed (see {choice.run_dir})")
