@@ -140,6 +140,21 @@ class Evaluation:
         known = {k: v for k, v in row.items() if k in cls.__dataclass_fields__ and k != "image"}
         return cls(**known)
 
+    @classmethod
+    def lost(cls, candidate: Candidate, err: BaseException) -> Evaluation:
+        """The failed evaluation of a candidate whose executor raised instead of returning (a lost worker)."""
+        return cls(
+            index=candidate.index,
+            key=candidate.key,
+            genome=candidate.genome,
+            fitness=None,
+            psnr=None,
+            params=None,
+            iters_run=0,
+            seconds=0.0,
+            error=f"executor: {type(err).__name__}: {err}",
+        )
+
 
 class _RunningFitness(FitHook):
     name = "pruner"

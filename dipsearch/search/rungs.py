@@ -332,17 +332,7 @@ def _result(future: Future, job: Candidate) -> Evaluation:
     try:
         return future.result()
     except Exception as err:  # noqa: BLE001 - a lost worker fails this candidate; the rung goes on
-        return Evaluation(
-            index=job.index,
-            key=job.key,
-            genome=job.genome,
-            fitness=None,
-            psnr=None,
-            params=None,
-            iters_run=0,
-            seconds=0.0,
-            error=f"executor: {type(err).__name__}: {err}",
-        )
+        return Evaluation.lost(job, err)
 
 
 def finish(record: SearchRecord, selection: Selection, plan: RungPlan) -> dict[str, Any]:

@@ -372,17 +372,7 @@ class StudyRunner:
         try:
             return future.result()
         except Exception as err:  # noqa: BLE001 - a lost worker fails this trial, not the study
-            return Evaluation(
-                index=candidate.index,
-                key=candidate.key,
-                genome=candidate.genome,
-                fitness=None,
-                psnr=None,
-                params=None,
-                iters_run=0,
-                seconds=0.0,
-                error=f"executor: {type(err).__name__}: {err}",
-            )
+            return Evaluation.lost(candidate, err)
 
     def _tell(
         self, trial: optuna.Trial, evaluation: Evaluation, beat: Heartbeat, cached_from: int | None = None
