@@ -120,3 +120,26 @@ def test_stale_after_must_be_positive(tmp_path, capsys, monkeypatch, command):
     assert main([*command, "--storage", "x.journal", "--stale-after", "0"]) == 2
     assert capsys.readouterr().err.strip() == "error: --stale-after must be > 0 seconds, got 0.0"
     assert list(tmp_path.iterdir()) == []  # no run folder, no journal
+
+
+class LostWorker(Executor):
+    """An executor whose worker process died: every future raises instead of returning an evaluation."""
+
+    def submit(self, fn, candidate):
+        future = Future()
+        future.set_exception(RuntimeError("A process in the process pool was terminated abruptly"))
+        return future
+
+
+def test_a_trial_whose_worker_was_lost_fails_with_the_executors_error(tmp_path):
+    space = tiny_space(tmp_path)
+    sampler, pruner, every = specs(space, 20, 0, BayesSettings(trials=1, pruner="none"))
+    storage = StorageSpec.parse(str(tmp_path / "l.journal"))
+    study = open_study(storage, "l", sampler.build(), pruner.build(), create=True)
+    runner = StudyRunner(study, storage, make_setup(space).candidate, space, pruner, every, 1, 20, LostWorker())
+    runner.run()
+    (trial,) = study.get_trials()
+    assert trial.state == TrialState.FAIL
+    assert trial.user_attrs["result"]["error"] == (
+        "executor: RuntimeError: A process in the process pool was terminated abruptly"
+    )
