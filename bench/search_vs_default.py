@@ -1,9 +1,10 @@
 """Does a search with the default settings hand back a network that restores better than the default one?
 
 As a user would, per classic9 crop (Gaussian noise, several sigmas): a GA search (dipsearch.search.ga.run, what
-`dipsearch search ga` runs) with its default selection (screening, final rung with stopping, the default genome among the finalists), then
-`dipsearch fit --arch best_arch.toml --stop emv` at the final rung's budget, against the same refit of the
-space's default genome, and of the screening's best (what a search without a final rung returned). The
+`dipsearch search ga` runs) with its default selection (screening, final rung with stopping, the default genome
+among the finalists), then a fit of the winner with EMV stopping at the final rung's budget (what
+`dipsearch fit --arch best_arch.toml --stop emv` runs), against the same refit of the space's default genome,
+and of the screening's best (what a search without a final rung returned). The
 quantity compared is the true PSNR of the stopped output (`psnr_stopped`): what the user gets.
 
 Results are appended to a JSONL file, one line per image (a killed run resumes); the summary (mean, worst,
@@ -30,41 +31,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DEFAULT_DATA, RESULTS, machine, write_json  # noqa: E402
 from fidelity import fidelity_space  # noqa: E402
 
-from dipsearch import cli  # noqa: E402
+from dipsearch.fit import FitConfig  # noqa: E402
+from dipsearch.genes import config_settings  # noqa: E402
 from dipsearch.runs import read_jsonl  # noqa: E402
 from dipsearch.search import ProblemRecipe, Runtime, SearchSpec, ga  # noqa: E402
 from dipsearch.search.ga import GAConfig  # noqa: E402
 from dipsearch.search.rungs import RungPlan  # noqa: E402
-from dipsearch.space import space_from_dict  # noqa: E402
+from dipsearch.search.spec import StopSpec  # noqa: E402
+from dipsearch.space import SearchSpace, space_from_dict  # noqa: E402
+from dipsearch.tasks import Problem  # noqa: E402
 from dipsearch.tomlio import dumps_toml  # noqa: E402
+from dipsearch.variants import VariantSettings, fit_variant  # noqa: E402
 
 
-def refit(problem: list[str], arch: Path, iters: int, out: Path) -> dict:
-    before = set((out / "fit").glob("*")) if (out / "fit").exists() else set()
-    code = cli.main(
-        [
-            "fit",
-            *problem,
-            "--arch",
-            str(arch),
-            "--stop",
-            "emv",
-            "--iters",
-            str(iters),
-            "--out",
-            str(out),
-            "--no-progress",
-        ]
+def refit(problem: Problem, space: SearchSpace, genome: dict, iters: int) -> float:
+    """True PSNR of `genome`'s fit at `iters` iterations with EMV stopping, as `dipsearch fit --arch ... --stop emv`
+    runs it (the genome's fit settings, seed 0, one thread): the stopped output is what a user gets."""
+    settings = space.fit_settings(genome)
+    config = FitConfig(iters=iters, seed=0, device="cpu", ssim_every=0, **config_settings(settings))
+    stopper = StopSpec.parse("emv").hook(0, problem)
+    result = fit_variant(
+        stopper.prepare(problem), space.decode(genome), config, VariantSettings.from_settings(settings), [stopper]
     )
-    if code != 0:
-        raise RuntimeError(f"refit of {arch} failed ({code})")
-    (run,) = set((out / "fit").glob("*")) - before
-    return json.loads((run / "summary.json").read_text())
-
-
-def arch_file(space, genome: dict, path: Path) -> Path:
-    path.write_text(dumps_toml({"arch": space.decode(genome).to_dict(), "fit": space.fit_settings(genome) or None}))
-    return path
+    return result.summary(problem)["psnr_stopped"]
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -110,14 +99,6 @@ def main() -> None:
         if name in done:
             continue
         sigma = args.sigmas[i % len(args.sigmas)]
-        problem = [
-            "--clean",
-            str(args.data / "classic9" / f"{name}.png"),
-            "--crop",
-            str(args.crop),
-            "--sigma",
-            f"{sigma:g}",
-        ]
         start = time.perf_counter()
         out = work / name
         recipe = ProblemRecipe(clean=str(args.data / "classic9" / f"{name}.png"), crop=args.crop, sigma=sigma)
@@ -132,15 +113,16 @@ def main() -> None:
         run, summary = result.run_dir, result.summary
         screened = [r for r in read_jsonl(run / "evaluations.jsonl") if "rung" not in r and r["fitness"] is not None]
         screen_best = max(screened, key=lambda r: r["fitness"])
-        searched = refit(problem, run / "best_arch.toml", args.final_iters, out)
-        default = refit(problem, arch_file(space, space.default(), work / "default.toml"), args.final_iters, out)
-        screen = refit(problem, arch_file(space, screen_best["genome"], work / "screen.toml"), args.final_iters, out)
+        fitted = recipe.build()
+        searched = refit(fitted, space, result.best_genome, args.final_iters)
+        default = refit(fitted, space, space.default(), args.final_iters)
+        screen = refit(fitted, space, screen_best["genome"], args.final_iters)
         row = {
             "image": name,
             "sigma": sigma,
-            "searched_psnr": searched["psnr_stopped"],
-            "default_psnr": default["psnr_stopped"],
-            "screen_psnr": screen["psnr_stopped"],
+            "searched_psnr": searched,
+            "default_psnr": default,
+            "screen_psnr": screen,
             "winner_is_default": summary["final_choice_is_default"],
             "screen_winner_is_default": screen_best["genome"] == space.default(),
             "final": [
