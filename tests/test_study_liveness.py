@@ -143,3 +143,24 @@ def test_a_trial_whose_worker_was_lost_fails_with_the_executors_error(tmp_path):
     assert trial.user_attrs["result"]["error"] == (
         "executor: RuntimeError: A process in the process pool was terminated abruptly"
     )
+
+
+@pytest.mark.parametrize("given, used", [([], 7.0), (["--stale-after", "20"], 20.0)])
+def test_a_worker_judges_heartbeats_by_the_drivers_stale_after_unless_given_its_own(tmp_path, monkeypatch, given, used):
+    import dipsearch.search.bayes_run as bayes_run
+
+    monkeypatch.chdir(tmp_path)
+    common = ["--demo", "--crop", "32", "--storage", "s.journal", "--study", "s"]
+    assert (
+        main(["search", "bayes", *common, "--trials", "0", "--stale-after", "7", "--out", "runs", "--no-progress"]) == 0
+    )
+    seen = {}
+
+    class Recorder(StudyRunner):
+        def run(self):
+            seen["stale_after"] = self.stale_after
+            return 0
+
+    monkeypatch.setattr(bayes_run, "StudyRunner", Recorder)
+    assert main(["worker", "--storage", "s.journal", "--study", "s", "--no-progress", *given]) == 0
+    assert seen == {"stale_after": used}

@@ -49,12 +49,14 @@ def add_study_args(parser: argparse.ArgumentParser, required: bool = False) -> N
         help=f"Optuna storage: a journal file path{default}, postgresql://... for many machines, "
         f"or sqlite:///FILE ({SQLITE_HELP})",
     )
+    # A worker (required storage) takes the driver's value, stored with the study, unless given its own.
+    fallback = f"the study driver's, else {STALE_AFTER:.0f}" if required else f"{STALE_AFTER:.0f}"
     parser.add_argument(
         "--stale-after",
         type=float,
-        default=STALE_AFTER,
+        default=None if required else STALE_AFTER,
         metavar="S",
-        help=f"fail RUNNING trials of other hosts without a heartbeat for S seconds (default {STALE_AFTER:.0f})",
+        help=f"fail RUNNING trials of other hosts without a heartbeat for S seconds (default {fallback})",
     )
 
 

@@ -42,6 +42,7 @@ from .storage import STALE, StorageSpec, fail_stale_trials, open_storage
 from .study import (
     RECIPE,
     RESULT,
+    STALE_AFTER_ATTR,
     TARGET,
     BayesSettings,
     StudyRunner,
@@ -231,6 +232,7 @@ def run_bayes(
             study_recipe["run_dir"] = str(run.path.resolve())
         study.set_user_attr(RECIPE, study_recipe)
         study.set_user_attr(TARGET, settings.trials)
+        study.set_user_attr(STALE_AFTER_ATTR, settings.stale_after)  # workers judge heartbeats alike
         for genome in initial:
             enqueue_genome(study, space, genome)
     except BaseException:

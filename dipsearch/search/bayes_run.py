@@ -24,7 +24,17 @@ from .result import SearchResult
 from .setup import SearchSetup, describe_seeding, fit_space_to_image, prepare, starting_genomes
 from .spec import Runtime, SearchSpec
 from .storage import HOST, STALE_AFTER, StorageSpec, check_stale_after, fail_stale_trials
-from .study import RECIPE, TARGET, BayesSettings, StudyRunner, StudyStatus, open_study, trial_iters, worker_seed
+from .study import (
+    RECIPE,
+    STALE_AFTER_ATTR,
+    TARGET,
+    BayesSettings,
+    StudyRunner,
+    StudyStatus,
+    open_study,
+    trial_iters,
+    worker_seed,
+)
 
 
 def run(
@@ -281,19 +291,22 @@ def work(
     trials: int | None = None,
     device: str = "auto",
     seed: int | None = None,
-    stale_after: float = STALE_AFTER,
+    stale_after: float | None = None,
     console: Any = None,
     progress: bool = False,
 ) -> WorkReport:
     """Ask, fit and tell trials of an existing study (made by `bayes.run` or `dipsearch search bayes`) in this
     process until it has `trials` trials (None: the target its driver set). The problem, space and settings come
-    from the study's recipe. seed: this worker's sampler seed (None: derived from the host and process id)."""
+    from the study's recipe. seed: this worker's sampler seed (None: derived from the host and process id).
+    stale_after: seconds without a heartbeat after which another process's trial is failed (None: the value the
+    study's driver stored, so that every process judges alike; else STALE_AFTER)."""
     from .bayes_report import StudyDisplay
     from .recipe import check_seed
     from .samplers import PrunerSpec, SamplerSpec
 
     check_seed(seed)
-    check_stale_after(stale_after)
+    if stale_after is not None:
+        check_stale_after(stale_after)
     if trials is not None and trials < 1:
         raise ArgumentError("{trials} must be >= 1, got {value}", value=trials)
     console = console or make_console()
@@ -307,6 +320,8 @@ def work(
     seed = seed if seed is not None else worker_seed(int(recipe["search"]["seed"]), f"{HOST}:{os.getpid()}")
     opened = open_study(spec, study, sampler.build(seed), pruner.build(), create=False)
     target = trials if trials is not None else int(opened.user_attrs.get(TARGET, 0))
+    if stale_after is None:
+        stale_after = float(opened.user_attrs.get(STALE_AFTER_ATTR, STALE_AFTER))
     stale = fail_stale_trials(opened, stale_after)
     if stale:
         console.print(f"trials {', '.join(map(str, stale))} were left running by a process that is gone: marked FAIL")

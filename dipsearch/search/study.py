@@ -51,6 +51,7 @@ from .storage import (
 
 RECIPE = "dipsearch"  # study user attr: everything a worker needs to rebuild the search
 TARGET = "target_trials"  # study user attr: the study's trial target, updated by each driver
+STALE_AFTER_ATTR = "stale_after"  # study user attr: the driver's --stale-after, which workers use by default
 RESULT = "result"  # trial user attr: the evaluation (fitness, psnr, params, iters_run, seconds, error, ...)
 SURPLUS = "surplus"  # trial user attr: asked after the target was reached by another process
 WAIT_POLL = 2.0  # seconds between looks at the study while only other processes' trials run
