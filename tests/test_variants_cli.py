@@ -210,6 +210,17 @@ def test_pretrain_bad_input_leaves_nothing(tmp_path, capsys):
     assert f"--images: {empty} holds no image files" in capsys.readouterr().err
 
 
+def test_pretrain_names_the_image_its_crop_does_not_fit(tmp_path, image_file, capsys):
+    images = tmp_path / "train"
+    images.mkdir()
+    (images / "small.png").write_bytes(image_file("small.png", 32, 40).read_bytes())
+    code = main(["pretrain", "--images", str(images), "--crop", "48", "--out", str(tmp_path / "p")])
+    assert code == 2 and not (tmp_path / "p").exists()
+    assert capsys.readouterr().err.strip() == (
+        "error: small.png: --crop 48 is larger than the clean image (40x32 px, width x height)"
+    )
+
+
 def test_a_search_starts_matching_candidates_from_init_weights(tmp_path, image_file):
     from dipsearch.cli import build_parser
     from dipsearch.cli.search_cmd import search_setup

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import DipsearchError
+from ..errors import ArgumentError, DipsearchError
 from .names import NOISE_KINDS
 
 if TYPE_CHECKING:
@@ -61,9 +61,8 @@ def image_files(folder: str) -> list[Path]:
 def run(args: argparse.Namespace, console: Console) -> int:
     from ..families import family_of
     from ..fit import FitConfig
-    from ..imageio import center_crop, load_image
     from ..runs import versions
-    from ..tasks import make_problem
+    from ..search.recipe import ProblemRecipe
     from ..tomlio import dumps_toml
     from ..variants.pretrain import pretrain
     from ..variants.warmstart import save_weights
@@ -79,23 +78,22 @@ def run(args: argparse.Namespace, console: Console) -> int:
     spec, _, source = resolve_arch(args)
     problems = []
     for i, path in enumerate(image_files(args.images)):
-        clean = load_image(path)
-        if args.crop:
-            if args.crop > min(clean.shape[-2:]):
-                raise DipsearchError(
-                    f"--crop {args.crop} is larger than {path.name} ({clean.shape[-2]}x{clean.shape[-1]} px)"
-                )
-            clean = center_crop(clean, args.crop, args.crop)
-        problem = make_problem(
-            args.task,
-            clean=clean,
+        # Each image is a problem as a search would describe it: the one problem builder loads, crops and corrupts.
+        recipe = ProblemRecipe(
+            clean=str(path),
+            task=args.task,
             noise=args.noise,
-            level=args.sigma,
-            factor=args.factor,
+            sigma=args.sigma,
+            factor=args.factor if args.task == "sr" else None,
             mask_ratio=args.mask_ratio,
             mask_kind=args.mask_kind,
+            crop=args.crop,
             seed=args.seed + i,
         )
+        try:
+            problem = recipe.build()
+        except ArgumentError as err:  # say which image of the folder
+            raise ArgumentError("{image}: " + err.template, image=path.name, **err.values) from None
         problem.meta["name"] = path.name
         problems.append(problem)
     config = FitConfig(iters=args.inner_iters, lr=args.lr, seed=args.seed, device=args.device, ssim_every=0)
