@@ -5,7 +5,20 @@ import math
 import pytest
 import torch
 
+from dipsearch.arch import ArchSpec
 from dipsearch.imageio import save_image
+
+# The 3-level, 8-channel hourglass most tests fit: small enough for 32 px images and a few hundred steps.
+SMALL = ArchSpec(
+    n_down=[8, 8, 8],
+    n_up=[8, 8, 8],
+    n_skip=[0, 4, 4],
+    k_down=[3] * 3,
+    k_up=[3] * 3,
+    k_skip=[1] * 3,
+    upsample=["bilinear"] * 3,
+)
+
 
 # Tiny test images gain nothing from intra-op threads, and several torch processes each spinning two
 # OpenMP threads on a 2-core machine slow everything down many times over.

@@ -3,20 +3,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import SMALL
 
 from dipsearch import ArchSpec, DipsearchError, FitConfig, FitHook, fit, make_problem
 from dipsearch.engine import Engine, FitParts, Lazy, total_variation
 from dipsearch.families import DeepDecoderSpec, count_params_of, family_of
 
-SMALL = ArchSpec(
-    n_down=[8, 8, 8],
-    n_up=[8, 8, 8],
-    n_skip=[0, 4, 4],
-    k_down=[3] * 3,
-    k_up=[3] * 3,
-    k_skip=[1] * 3,
-    upsample=["bilinear"] * 3,
-)
 RECORDED = json.loads((Path(__file__).parent / "data" / "fit_trace_main.json").read_text())
 
 

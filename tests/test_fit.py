@@ -1,17 +1,8 @@
 import pytest
 import torch
+from conftest import SMALL
 
 from dipsearch import ArchSpec, DipsearchError, FitConfig, FitHook, Problem, fit, make_problem
-
-SMALL = ArchSpec(
-    n_down=[8, 8, 8],
-    n_up=[8, 8, 8],
-    n_skip=[0, 4, 4],
-    k_down=[3] * 3,
-    k_up=[3] * 3,
-    k_skip=[1] * 3,
-    upsample=["bilinear"] * 3,
-)
 
 
 def _denoise(clean, seed=0):

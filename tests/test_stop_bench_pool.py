@@ -2,21 +2,11 @@
 
 import csv
 
-from conftest import synthetic_image
+from conftest import SMALL, synthetic_image
 
-from dipsearch import ArchSpec, FitConfig
+from dipsearch import FitConfig
 from dipsearch.imageio import save_image
 from dipsearch.stopping import bench
-
-SMALL = ArchSpec(
-    n_down=[8, 8, 8],
-    n_up=[8, 8, 8],
-    n_skip=[0, 4, 4],
-    k_down=[3] * 3,
-    k_up=[3] * 3,
-    k_skip=[1] * 3,
-    upsample=["bilinear"] * 3,
-)
 
 
 def _traces(folder, workers):

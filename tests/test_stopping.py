@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import synthetic_image
+from conftest import SMALL, synthetic_image
 
-from dipsearch import ArchSpec, DipsearchError, FitConfig, Problem, fit, make_problem
+from dipsearch import DipsearchError, FitConfig, Problem, fit, make_problem
 from dipsearch.fit import StepState
 from dipsearch.fitness import HoldoutFitness
 from dipsearch.metrics import psnr
@@ -26,16 +26,6 @@ from dipsearch.stopping import (
     replay,
 )
 from dipsearch.stopping.detectors import spectral_ratio
-
-SMALL = ArchSpec(
-    n_down=[8, 8, 8],
-    n_up=[8, 8, 8],
-    n_skip=[0, 4, 4],
-    k_down=[3] * 3,
-    k_up=[3] * 3,
-    k_skip=[1] * 3,
-    upsample=["bilinear"] * 3,
-)
 
 
 def _gauss(clean, level=25, seed=0):

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from conftest import SMALL
 
 from dipsearch import ArchSpec, DipsearchError, FitConfig, FitHook, fit, make_problem
 from dipsearch.variants import VariantSettings, fit_variant
@@ -9,15 +10,6 @@ from dipsearch.variants.sgld import correlation
 from dipsearch.variants.tv import tv_term
 from dipsearch.variants.warmstart import FinalWeights, load_weights_file, read_weights, save_weights, state_hash
 
-SMALL = ArchSpec(
-    n_down=[8, 8, 8],
-    n_up=[8, 8, 8],
-    n_skip=[0, 4, 4],
-    k_down=[3] * 3,
-    k_up=[3] * 3,
-    k_skip=[1] * 3,
-    upsample=["bilinear"] * 3,
-)
 OTHER = ArchSpec(
     n_down=[8, 8, 8],
     n_up=[8, 8, 8],

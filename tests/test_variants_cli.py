@@ -5,20 +5,10 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from conftest import SMALL
 
-from dipsearch import ArchSpec
 from dipsearch.cli import main
 from dipsearch.variants.warmstart import load_weights_file
-
-SMALL = ArchSpec(
-    n_down=[8, 8, 8],
-    n_up=[8, 8, 8],
-    n_skip=[0, 4, 4],
-    k_down=[3] * 3,
-    k_up=[3] * 3,
-    k_skip=[1] * 3,
-    upsample=["bilinear"] * 3,
-)
 
 
 def _runs(out: Path) -> list[Path]:
