@@ -105,21 +105,21 @@ def _search(ctx: ChooseContext, **searcher: Any) -> tuple[Any, Any]:
 
 
 def choose_ga(ctx: ChooseContext) -> Choice:
-    from .search import ga_run
     from .search.ga import GAConfig
+    from .search.ga import driver as ga_driver
 
     spec, runtime = _search(ctx, ga=GAConfig(pop=ctx.budget.pop, gens=ctx.budget.gens, seed=ctx.seed))
-    done = ga_run.start(ctx.problem, spec, runtime)
+    done = ga_driver.start(ctx.problem, spec, runtime)
     ranked, default = _ranked_from(done.run.path, ctx.space, done.setup.candidate(ctx.space.default(), -1).key)
     return Choice(ranked, default, done.run.path)
 
 
 def choose_bayes(ctx: ChooseContext) -> Choice:
-    from .search import bayes_run
-    from .search.study import BayesSettings
+    from .search.bayes import api as bayes_api
+    from .search.bayes.study import BayesSettings
 
     spec, runtime = _search(ctx, bayes=BayesSettings(trials=ctx.budget.trials, with_default=True))
-    done = bayes_run.start(ctx.problem, spec, runtime)
+    done = bayes_api.start(ctx.problem, spec, runtime)
     run_path = done.outcome.run.path
     ranked, default = _ranked_from(run_path, ctx.space, done.setup.candidate(ctx.space.default(), -1).key)
     return Choice(ranked, default, run_path, {"pruned": done.outcome.summary.get("pruned")})

@@ -110,15 +110,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, console: Console) -> int:
     from ..progress import summary_table
-    from ..search import bayes_run
-    from ..search.bayes_report import top_table
-    from ..search.setup import no_winner
-    from ..search.study import BayesSettings
+    from ..search.bayes import api as bayes_api
+    from ..search.bayes.display import top_table
+    from ..search.bayes.study import BayesSettings
+    from ..search.prepare import no_winner
 
     runtime = runtime_from_args(args, console)
     runtime.check()
     if args.trials is not None:
-        bayes_run.check_trials(args.trials, args.storage)
+        bayes_api.check_trials(args.trials, args.storage)
     try:
         if args.resume:
             if args.observation or args.clean or args.demo:
@@ -126,7 +126,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
                     "--resume continues the problem stored with the study: drop OBSERVATION, --clean and --demo"
                 )
             refuse_resume_flags(args, ", ".join(f"--{name.replace('_', '-')}" for name in sorted(RESUME_FREE)))
-            done = bayes_run.continue_run(
+            done = bayes_api.continue_run(
                 args.resume,
                 runtime,
                 trials=args.trials,
@@ -148,7 +148,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
                 with_default=args.with_default,
                 stale_after=args.stale_after,
             )
-            done = bayes_run.start(
+            done = bayes_api.start(
                 recipe_from_args(args),
                 spec_from_args(args, bayes=settings),
                 runtime,
@@ -187,6 +187,6 @@ def run(args: argparse.Namespace, console: Console) -> int:
 
 
 def _study_evaluations(result: Any, space: Any) -> list[Any]:
-    from ..search.study import evaluation_of
+    from ..search.bayes.study import evaluation_of
 
     return [evaluation_of(t, space) for t in result.study.get_trials(deepcopy=False) if t.state.is_finished()]

@@ -141,19 +141,19 @@ def _fresh(args: argparse.Namespace, console: Console) -> tuple[ProblemRecipe, S
 
 def run(args: argparse.Namespace, console: Console) -> int:
     from ..progress import summary_table
-    from ..search import ga_run
     from ..search.display import top_table
-    from ..search.setup import no_winner
+    from ..search.ga import driver as ga_driver
+    from ..search.prepare import no_winner
 
     if args.resume:
         refuse_resume_flags(args, "--gens, --workers, --dask, --dask-timeout, --no-progress and --out")
         runtime = runtime_from_args(args, console)
-        start = lambda: ga_run.continue_run(args.resume, args.gens, runtime)  # noqa: E731
+        start = lambda: ga_driver.continue_run(args.resume, args.gens, runtime)  # noqa: E731
     else:
         runtime = runtime_from_args(args, console)
         runtime.check()
         recipe, spec = _fresh(args, console)
-        start = lambda: ga_run.start(recipe, spec, runtime)  # noqa: E731
+        start = lambda: ga_driver.start(recipe, spec, runtime)  # noqa: E731
     try:
         done = start()
     except BaseException as err:

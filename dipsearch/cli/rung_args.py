@@ -45,7 +45,7 @@ def add_rung_args(group: argparse._ArgumentGroup) -> None:
 
 def plan_from_args(args: argparse.Namespace) -> RungPlan | None:
     """The rung plan the flags describe (None with --final 0), validated; the final rung's detector is
-    checked against the problem when the search is set up (dipsearch.search.setup.prepare)."""
+    checked against the problem when the search is set up (dipsearch.search.prepare.prepare)."""
     final = getattr(args, "final", None) or 0
     if final == 0:
         return None

@@ -15,7 +15,7 @@ from .rung_args import add_rung_args, plan_from_args
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from ..search.setup import SearchSetup
+    from ..search.prepare import SearchSetup
     from ..search.spec import Runtime, SearchSpec
 
 SEARCHERS: list[Any] = []  # modules with register(subparsers); each searcher appends itself below
@@ -122,7 +122,7 @@ def runtime_from_args(args: argparse.Namespace, console: Console) -> Runtime:
 
 def search_setup(args: argparse.Namespace) -> SearchSetup:
     """The flags' problem and spec, set up as a search would be (nothing is written)."""
-    from ..search.setup import prepare
+    from ..search.prepare import prepare
 
     recipe = recipe_from_args(args)
     return prepare(recipe.build(), recipe, spec_from_args(args), remote=args.dask is not None)

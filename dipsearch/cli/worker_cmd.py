@@ -41,8 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace, console: Console) -> int:
     from ..progress import summary_table
     from ..search.bayes import work
-    from ..search.bayes_report import top_table
-    from ..search.storage import HOST
+    from ..search.bayes.display import top_table
+    from ..search.bayes.storage import HOST
 
     report = work(
         args.storage,

@@ -12,7 +12,7 @@
 - ProblemRecipe (recipe.py): the problem as files and settings, rebuildable anywhere, with the one problem
   fingerprint; a Problem made in Python gets a recipe holding only its fingerprint.
 - SearchSpec, StopSpec, Seeding (spec.py): what the search is; Runtime: how this process runs it.
-- ga.run / ga.resume (ga_run.py), bayes.run / bayes.resume / bayes.work (bayes_run.py).
+- ga.run / ga.resume (ga/driver.py), bayes.run / bayes.resume / bayes.work (bayes/api.py).
 - SearchResult (result.py): a finished run folder's answer; SearchResult.load(run_dir) reads any.
 The command line (`dipsearch search ga|bayes`, `dipsearch worker`) translates its flags into these objects.
 

@@ -25,9 +25,9 @@ if TYPE_CHECKING:
     from ..fit import FitHook
     from ..space import SearchSpace
     from ..tasks import Problem
-    from .ga import GAConfig
+    from .bayes.study import BayesSettings
+    from .ga.algorithm import GAConfig
     from .rungs import RungPlan
-    from .study import BayesSettings
 
 EVAL_SCALES = (1.0, 0.5, 0.25)
 INDEXINGS = ("end", "start")
@@ -227,11 +227,11 @@ class SearchSpec:
         )
         spec.seeding = Seeding(**data.get("seeding", {}))
         if data.get("ga"):
-            from .ga import GAConfig
+            from .ga.algorithm import GAConfig
 
             spec.ga = GAConfig(**{k: v for k, v in data["ga"].items() if k in GAConfig.__dataclass_fields__})
         if data.get("bayes"):
-            from .study import BayesSettings
+            from .bayes.study import BayesSettings
 
             spec.bayes = BayesSettings(
                 **{k: v for k, v in data["bayes"].items() if k in BayesSettings.__dataclass_fields__}

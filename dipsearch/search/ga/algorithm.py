@@ -30,17 +30,17 @@ from typing import Any
 
 from deap import base, creator, tools
 
-from ..errors import ArgumentError, DipsearchError
-from ..evaluate import Candidate, Evaluation, evaluate
-from ..executors import InProcessExecutor
-from ..space import Genome, SearchSpace
+from ...errors import ArgumentError, DipsearchError
+from ...evaluate import Candidate, Evaluation, evaluate
+from ...executors import InProcessExecutor
+from ...space import Genome, SearchSpace
+from ..display import GAObserver, NullObserver
+from ..record import SearchRecord
+from ..rungs import Notify, RungPlan, RungRunner
+from ..rungs import finish as finish_rungs
 from . import checkpoint
-from .display import GAObserver, NullObserver
 from .operators import CROSSOVERS, crossover, mutate
 from .plot import plot_generations
-from .record import SearchRecord
-from .rungs import Notify, RungPlan, RungRunner
-from .rungs import finish as finish_rungs
 
 NOVEL_TRIES = 10
 PLOT_EVERY_S = 30.0
@@ -380,22 +380,3 @@ class GASearch:
     def _individual(self, genome: Genome) -> Any:
         self.space.validate(genome)  # the space is the run's own copy: a mismatch means a damaged folder
         return self.Individual(genome)
-
-
-# ----------------------------------------------------------------------------- the API (search/ga_run.py)
-
-
-def run(problem: Any, spec: Any = None, runtime: Any = None) -> Any:
-    """Evolve an architecture for a ProblemRecipe or Problem under a SearchSpec; returns a SearchResult.
-    See dipsearch.search.ga_run.run."""
-    from . import ga_run
-
-    return ga_run.run(problem, spec, runtime)
-
-
-def resume(run_dir: Any, gens: int | None = None, runtime: Any = None) -> Any:
-    """Continue a GA run folder (and extend it to `gens` generations); returns a SearchResult.
-    See dipsearch.search.ga_run.resume."""
-    from . import ga_run
-
-    return ga_run.resume(run_dir, gens, runtime)

@@ -24,20 +24,20 @@ import torch
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 
-from ..console import make_console
-from ..errors import DipsearchError
-from ..evaluate import Candidate, Evaluation
-from ..executors import InProcessExecutor
-from ..runs import RunDir, save_image_atomic, write_atomic
-from ..space import SearchSpace
-from ..tasks import Problem
-from ..tomlio import load_toml
-from .bayes_report import StudyDisplay, write_plots
-from .optuna_space import enqueue_genome
-from .recipe import ProblemRecipe
-from .record import EVALUATIONS, SearchRecord
-from .rungs import RungPlan, RungRunner, Selection, rung_printer
-from .rungs import finish as finish_rungs
+from ...console import make_console
+from ...errors import DipsearchError
+from ...evaluate import Candidate, Evaluation
+from ...executors import InProcessExecutor
+from ...runs import RunDir, save_image_atomic, write_atomic
+from ...space import SearchSpace
+from ...tasks import Problem
+from ...tomlio import load_toml
+from ..recipe import ProblemRecipe
+from ..record import EVALUATIONS, SearchRecord
+from ..rungs import RungPlan, RungRunner, Selection, rung_printer
+from ..rungs import finish as finish_rungs
+from .display import StudyDisplay, write_plots
+from .space import enqueue_genome
 from .storage import STALE, StorageSpec, fail_stale_trials, open_storage
 from .study import (
     RECIPE,
@@ -60,7 +60,7 @@ IMAGES = "images"  # where `dipsearch worker` leaves the output of a trial that 
 
 
 class SetupLike(Protocol):
-    """What the driver needs of a search setup (dipsearch.search.setup.SearchSetup is one)."""
+    """What the driver needs of a search setup (dipsearch.search.prepare.SearchSetup is one)."""
 
     problem: Problem
     space: SearchSpace
@@ -175,7 +175,7 @@ def run_bayes(
     initial: genomes to enqueue as the first trials (dipsearch.preselect.seeding), before the sampler's own.
     on_evaluation: called after each trial this process told (KeyboardInterrupt from it stops the study as
     Ctrl-C would; the exception carries the run folder as `run_dir`).
-    The dipsearch.search.bayes.run/resume functions (search/bayes_run.py) build the setup and call this.
+    The dipsearch.search.bayes.run/resume functions (search/bayes/api.py) build the setup and call this.
     """
     console = console or make_console()
     space = setup.space
@@ -362,30 +362,3 @@ def finish(
         summary.update(finish_rungs(view.record, selection, plan))
     run.write_json("summary.json", summary)
     return summary
-
-
-# ----------------------------------------------------------------------------- the API (search/bayes_run.py)
-
-
-def run(
-    problem: Any, spec: Any = None, runtime: Any = None, *, storage: str | None = None, study: str | None = None
-) -> Any:
-    """Run a study on a ProblemRecipe or Problem under a SearchSpec; returns a SearchResult.
-    See dipsearch.search.bayes_run.run."""
-    from . import bayes_run
-
-    return bayes_run.run(problem, spec, runtime, storage=storage, study=study)
-
-
-def resume(run_dir: Any, trials: int | None = None, runtime: Any = None, **options: Any) -> Any:
-    """Continue the study of a bayes run folder; returns a SearchResult. See dipsearch.search.bayes_run.resume."""
-    from . import bayes_run
-
-    return bayes_run.resume(run_dir, trials, runtime, **options)
-
-
-def work(storage: str, study: str, **options: Any) -> Any:
-    """Work on an existing study in this process (what `dipsearch worker` runs). See dipsearch.search.bayes_run.work."""
-    from . import bayes_run
-
-    return bayes_run.work(storage, study, **options)
