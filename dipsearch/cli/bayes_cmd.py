@@ -100,9 +100,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--eval-scale and --seed come from it (giving them again is refused)",
     )
     add_study_args(group)
-    from .seeding_args import add_seeding_args
-
-    add_seeding_args(parser)
     parser.set_defaults(func=run, uses_optuna=True)  # the CLI quietens Optuna's logging (cli.main)
     name_arguments(parser, max_iters="--budget-iters")
     remember_resume_defaults(parser, RESUME_FREE)
@@ -140,7 +137,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
             )
         else:
             settings = BayesSettings(
-                trials=20 if args.trials is None else args.trials,
+                trials=BayesSettings.trials if args.trials is None else args.trials,
                 sampler=args.sampler or "tpe",
                 pruner=args.pruner or "median",
                 report_every=args.report_every,
@@ -150,7 +147,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
             )
             done = bayes_api.start(
                 recipe_from_args(args),
-                spec_from_args(args, bayes=settings),
+                spec_from_args(args, "bayes", settings),
                 runtime,
                 storage=args.storage,
                 study=args.study,
@@ -173,9 +170,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
     )
     best_arch = result.run.file("best_arch.toml")
     if settings.trials == 0 and summary.get("best_fitness") is None:
+        # The study's target is 0 trials: a worker needs its own target, or it has nothing to do.
         console.print(
             f"the study has no trials yet; work on it with: dipsearch worker --storage {summary['storage']} "
-            f"--study {summary['study']}",
+            f"--study {summary['study']} --trials {BayesSettings.trials}",
             highlight=False,
         )
         return 0

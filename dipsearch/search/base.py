@@ -23,6 +23,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from ..errors import ArgumentError
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+    from ..evaluate import Evaluation
     from ..tasks import Problem
     from .recipe import ProblemRecipe
     from .result import SearchResult
@@ -59,6 +62,15 @@ class Searcher(ABC):
     def default_settings(self, spec: SearchSpec) -> Any:
         """The settings of a spec that gives none."""
         return self.settings_type()()
+
+    def restore_settings(self, budget: Any, seed: int) -> Any | None:
+        """The settings `dipsearch restore --search NAME` runs at a restore budget (dipsearch.choosers.Budget);
+        None: the searcher is not offered there."""
+        return None
+
+    def most_candidates(self, settings: Any) -> int:
+        """An upper bound of the candidates a search with these settings scores (restore --ensemble checks it)."""
+        return settings.trials
 
     @abstractmethod
     def start(self, problem: Problem | ProblemRecipe, spec: SearchSpec, runtime: Runtime) -> SearchRun:
@@ -107,6 +119,24 @@ def resume(run_dir: str | Path, runtime: Runtime | None = None, **changes: Any) 
 
     searcher = get_searcher(searcher_of_folder(Path(run_dir)), "run_dir")
     return searcher.resume(run_dir, runtime or Runtime(), **changes).result()
+
+
+def evaluation_result(future: Future) -> Evaluation:
+    """A screening fit's result. evaluate() never raises for a failing fit, so an exception here is the
+    executor's (a dead worker process, a lost Dask worker): everything finished so far is on record, and the
+    run can be resumed."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from ..errors import DipsearchError
+
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        raise DipsearchError("a worker process died (out of memory?); resume the run from its folder") from None
+    except Exception as err:  # noqa: BLE001
+        raise DipsearchError(
+            f"an evaluation failed on the executor ({type(err).__name__}: {err}); resume the run from its folder"
+        ) from err
 
 
 def searcher_of_folder(run_dir: Path) -> str:

@@ -12,9 +12,12 @@ from ..errors import ArgumentError, DipsearchError
 from ..evaluate import Candidate
 from ..space import Genome, SearchSpace, find_space, load_space
 from ..tasks import Problem
+from ..tomlio import dumps_toml, load_toml
 from .recipe import ProblemRecipe
 from .rungs import RungPlan
 from .spec import SearchSpec
+
+SPACE_SNAPSHOT = "space.toml"  # a search run folder's copy of its space
 
 
 @dataclass
@@ -242,3 +245,12 @@ def no_winner(evaluations: list[Any], run_path: Any) -> str:
         f"the search has no winner: of its {len(evaluations)} evaluations {' and '.join(parts) or 'none finished'}; "
         f"the log is in {run_path}"
     )
+
+
+def space_snapshot(spec: SearchSpec) -> str:
+    """SPACE_SNAPSHOT of a run folder: the space as given (a resumed run cuts it to the image again)."""
+    from ..space import SearchSpace, find_space, space_to_dict
+
+    if isinstance(spec.space, SearchSpace):
+        return dumps_toml(space_to_dict(spec.space))
+    return dumps_toml(load_toml(find_space(spec.space), "search-space file"))

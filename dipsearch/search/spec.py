@@ -5,20 +5,22 @@ display) may differ each time the run is started or resumed. Both are plain data
 to_dict/from_dict (TOML/JSON friendly). Checks raise dipsearch.errors.ArgumentError, which names the
 argument in Python (`iters must be >= 1, got 0`) and the flag on the command line (`--iters ...`).
 
-Module level imports only the standard library: the searchers' own settings (GAConfig in .ga,
-BayesSettings in .study, RungPlan in .rungs) are imported when a spec needs them.
+Module level imports only the standard library, and no searcher: a searcher's settings type comes from the
+registry (search/base.py) when a stored spec is read.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import InitVar, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ArgumentError
 
 if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
     from rich.console import Console
 
     from ..evaluate import Evaluation
@@ -142,7 +144,8 @@ class SearchSpec:
         allow it, else 1.
     rungs: the multi-fidelity plan (dipsearch.search.rungs.RungPlan); None: the screening's best is the answer.
     threads: torch threads per fit; None: 1 on CPU for the GA (bit-identical with any worker count).
-    ga / bayes: the searcher's settings (GAConfig / BayesSettings); None: their defaults.
+    searcher / settings: which searcher (dipsearch.search.base.SEARCHERS) and its settings object; None: the
+        searcher the caller runs, and its defaults. ga=GAConfig(...) or bayes=BayesSettings(...) set both.
     """
 
     space: str | Path | SearchSpace = "default"
@@ -159,8 +162,19 @@ class SearchSpec:
     init: str | None = None  # warm start: a run folder or weights.pt
     threads: int | None = None
     seeding: Seeding = field(default_factory=Seeding)
-    ga: GAConfig | None = None
-    bayes: BayesSettings | None = None
+    searcher: str | None = None  # a name in dipsearch.search.base.SEARCHERS; None: the one a caller runs
+    settings: Any = None  # the searcher's settings (its settings_type()); None: its defaults
+    ga: InitVar[GAConfig | None] = None  # SearchSpec(ga=GAConfig(...)): searcher "ga" with these settings
+    bayes: InitVar[BayesSettings | None] = None
+
+    def __post_init__(self, ga: GAConfig | None, bayes: BayesSettings | None) -> None:
+        for name, settings in (("ga", ga), ("bayes", bayes)):
+            if settings is not None:
+                self.searcher, self.settings = name, settings
+
+    def settings_of(self, searcher: str) -> Any:
+        """The settings when this spec is for `searcher`, else None."""
+        return self.settings if self.searcher == searcher else None
 
     def check(self) -> None:
         """The checks that need no problem (the rest happen when the search is set up on one)."""
@@ -179,8 +193,12 @@ class SearchSpec:
             self.stop.check()
         if self.rungs is not None:
             self.rungs.check()
-        if self.ga is not None:
-            self.ga.check()
+        if self.searcher is not None:
+            from .base import searcher_class
+
+            searcher_class(self.searcher)  # an unknown name fails here, listing the registered ones
+        if self.settings is not None and hasattr(self.settings, "check"):
+            self.settings.check()
 
     @property
     def fit_options(self) -> dict[str, Any]:
@@ -209,16 +227,18 @@ class SearchSpec:
             "init": self.init,
             "threads": self.threads,
             "seeding": asdict(self.seeding),
-            "ga": asdict(self.ga) if self.ga else None,
-            "bayes": asdict(self.bayes) if self.bayes else None,
+            "searcher": self.searcher,
         }
+        if self.searcher is not None and self.settings is not None:
+            data[self.searcher] = asdict(self.settings)  # under its name: the form folders have always had
         return {k: v for k, v in data.items() if v is not None}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SearchSpec:
+        from .base import SEARCHERS, searcher_class
         from .rungs import RungPlan
 
-        simple = {f.name for f in fields(cls)} - {"stop", "rungs", "seeding", "ga", "bayes"}
+        simple = {f.name for f in fields(cls)} - {"stop", "rungs", "seeding", "searcher", "settings"}
         spec = cls(**{k: v for k, v in data.items() if k in simple and v is not None})
         spec.stop = StopSpec.from_dict(data.get("stop"))
         rungs = data.get("rungs")
@@ -226,17 +246,22 @@ class SearchSpec:
             None if rungs is not None and not rungs.get("final") else RungPlan.from_dict(rungs) if rungs else RungPlan()
         )
         spec.seeding = Seeding(**data.get("seeding", {}))
-        if data.get("ga"):
-            from .ga.algorithm import GAConfig
-
-            spec.ga = GAConfig(**{k: v for k, v in data["ga"].items() if k in GAConfig.__dataclass_fields__})
-        if data.get("bayes"):
-            from .bayes.study import BayesSettings
-
-            spec.bayes = BayesSettings(
-                **{k: v for k, v in data["bayes"].items() if k in BayesSettings.__dataclass_fields__}
-            )
+        # Specs stored before the "searcher" key hold their settings under the searcher's name only.
+        spec.searcher = data.get("searcher") or next((name for name in SEARCHERS if data.get(name)), None)
+        if spec.searcher is not None and data.get(spec.searcher):
+            kind = searcher_class(spec.searcher).settings_type()
+            known = {f.name for f in fields(kind)}
+            spec.settings = kind(**{k: v for k, v in data[spec.searcher].items() if k in known})
         return spec
+
+
+def _searcher_settings(name: str) -> property:
+    """SearchSpec.ga / .bayes: the settings when the spec is for that searcher (the form of earlier versions)."""
+    return property(lambda spec: spec.settings_of(name), doc=f"spec.settings when spec.searcher == {name!r}")
+
+
+SearchSpec.ga = _searcher_settings("ga")  # type: ignore[assignment]
+SearchSpec.bayes = _searcher_settings("bayes")  # type: ignore[assignment]
 
 
 @dataclass
@@ -263,6 +288,12 @@ class Runtime:
             raise ArgumentError("{workers} must be >= 1, got {value}", value=self.workers)
         if self.dask_timeout <= 0:
             raise ArgumentError("{dask_timeout} must be > 0, got {value}", value=self.dask_timeout)
+
+    def executor(self) -> Executor:
+        """Where the fits run: the Dask scheduler, local worker processes, or this process."""
+        from ..executors import dask_executor, make_executor
+
+        return dask_executor(self.dask, self.dask_timeout) if self.dask else make_executor(self.workers)
 
     def the_console(self) -> Console:
         if self.console is None:

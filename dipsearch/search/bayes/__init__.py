@@ -47,6 +47,11 @@ class BayesSearcher(Searcher):
 
         return BayesSettings
 
+    def restore_settings(self, budget: Any, seed: int) -> Any:
+        from .study import BayesSettings
+
+        return BayesSettings(trials=budget.trials, with_default=True)
+
     def start(self, problem: Any, spec: Any, runtime: Any) -> BayesDriven:
         from .api import start
 

@@ -75,6 +75,10 @@ class BayesDriven:
     settings: BayesSettings
     seeding: dict[str, Any] | None = None
 
+    @property
+    def run_dir(self) -> Path:
+        return self.outcome.run.path
+
     def result(self) -> SearchResult:
         return SearchResult.load(self.outcome.run.path)
 
@@ -301,7 +305,7 @@ def work(
     stale_after: seconds without a heartbeat after which another process's trial is failed (None: the value the
     study's driver stored, so that every process judges alike; else STALE_AFTER)."""
     from ..recipe import check_seed
-    from .display import StudyDisplay
+    from .display import StudyDisplay, trial_line
     from .samplers import PrunerSpec, SamplerSpec
 
     check_seed(seed)
@@ -320,6 +324,11 @@ def work(
     seed = seed if seed is not None else worker_seed(int(recipe["search"]["seed"]), f"{HOST}:{os.getpid()}")
     opened = open_study(spec, study, sampler.build(seed), pruner.build(), create=False)
     target = trials if trials is not None else int(opened.user_attrs.get(TARGET, 0))
+    if target < 1:
+        raise ArgumentError(
+            "study {name!r} has a target of 0 trials (its driver only created it): give {trials} to work on it",
+            name=study,
+        )
     if stale_after is None:
         stale_after = float(opened.user_attrs.get(STALE_AFTER_ATTR, STALE_AFTER))
     stale = fail_stale_trials(opened, stale_after)
@@ -332,11 +341,7 @@ def work(
         save_best(trial, evaluation)
         display.update(StudyStatus.of(opened))
         if not progress:
-            console.print(
-                f"trial {trial.number}: {trial.state.name.lower()} value {trial.value} "
-                f"({evaluation.iters_run} iters, {evaluation.seconds:.1f} s)",
-                highlight=False,
-            )
+            console.print(trial_line(trial, evaluation), highlight=False)
 
     start = time.perf_counter()
     runner = StudyRunner(

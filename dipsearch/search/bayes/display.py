@@ -29,6 +29,14 @@ def _fmt(value: Any, digits: int = 2) -> str:
     return str(value)
 
 
+def trial_line(trial: Any, evaluation: Any) -> str:
+    """One plain line per finished trial (an optuna FrozenTrial and its Evaluation), for logs and pipes."""
+    return (
+        f"trial {trial.number}: {trial.state.name.lower()} value {trial.value} "
+        f"({evaluation.iters_run} iters, {evaluation.seconds:.1f} s)"
+    )
+
+
 class StudyDisplay:
     """A rich progress bar over the study's trial target, with pruned/running/best alongside."""
 

@@ -12,6 +12,7 @@ fits that were running (they are failed as stale and re-asked).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -36,7 +37,7 @@ from ..recipe import ProblemRecipe
 from ..record import EVALUATIONS, SearchRecord
 from ..rungs import RungPlan, RungRunner, Selection, rung_printer
 from ..rungs import finish as finish_rungs
-from .display import StudyDisplay, write_plots
+from .display import StudyDisplay, trial_line, write_plots
 from .space import enqueue_genome
 from .storage import STALE, StorageSpec, fail_stale_trials, open_storage
 from .study import (
@@ -221,7 +222,8 @@ def run_bayes(
                 },
             },
         )
-        run.write_versions(str(probe.device))
+        if resume is None or not run.file("summary.json").is_file():
+            run.write_versions(str(probe.device))  # a finished run keeps the versions that made its figures
         study = open_study(storage_spec, study_name, sampler.build(), pruner.build(), create=True)
         stored_recipe = study.user_attrs.get(RECIPE)
         if stored_recipe:
@@ -263,6 +265,7 @@ def _drive(
     on_evaluation: Callable[[Evaluation], None] | None = None,
 ) -> BayesRun:
     start = time.perf_counter()
+    previous = _finished_summary(run)
     stale = fail_stale_trials(study, settings.stale_after)
     if stale:
         console.print(f"trials {', '.join(map(str, stale))} were left running by a process that is gone: marked FAIL")
@@ -273,6 +276,8 @@ def _drive(
     def told(trial: FrozenTrial, evaluation: Evaluation) -> None:
         view.sync({trial.number: evaluation.image})
         display.update(StudyStatus.of(study))
+        if not progress:
+            console.print(trial_line(trial, evaluation), highlight=False)
         if on_evaluation is not None:
             on_evaluation(evaluation)
 
@@ -310,17 +315,26 @@ def _drive(
                 setup.space, setup.candidate, view.record, runner.executor, plan, notify=rung_printer(console)
             ).run()
     finally:
-        summary = finish(
-            study,
-            storage,
-            run,
-            view,
-            time.perf_counter() - start,
-            told_here=runner.told,
-            plan=plan,
-            selection=selection,
-        )
+        if previous is not None and runner.told == 0:
+            summary = previous  # a finished run resumed with nothing to do keeps the figures of the run that made them
+        else:
+            summary = finish(
+                study,
+                storage,
+                run,
+                view,
+                (previous or {}).get("seconds", 0.0) + time.perf_counter() - start,
+                told_here=runner.told,
+                plan=plan,
+                selection=selection,
+            )
     return BayesRun(run, study, storage, summary, stale, selection)
+
+
+def _finished_summary(run: RunDir) -> dict[str, Any] | None:
+    """The summary of a run that finished before (None for a new or interrupted one)."""
+    path = run.file("summary.json")
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def finish(
@@ -328,7 +342,7 @@ def finish(
     storage: StorageSpec,
     run: RunDir,
     view: RunView,
-    seconds: float,
+    seconds: float,  # the wall time of the whole run, every session of the driver together
     told_here: int,
     plan: RungPlan | None = None,
     selection: Selection | None = None,

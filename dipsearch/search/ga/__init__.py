@@ -51,6 +51,14 @@ class GASearcher(Searcher):
 
         return GAConfig(seed=spec.seed)
 
+    def restore_settings(self, budget: Any, seed: int) -> Any:
+        from .algorithm import GAConfig
+
+        return GAConfig(pop=budget.pop, gens=budget.gens, seed=seed)
+
+    def most_candidates(self, settings: Any) -> int:
+        return settings.pop + settings.gens * settings.lam
+
     def start(self, problem: Any, spec: Any, runtime: Any) -> GARun:
         from .driver import start
 

@@ -13,18 +13,16 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ...errors import DipsearchError
+from ...errors import ArgumentError, DipsearchError
 from ...evaluate import Evaluation
 from ...runs import RunDir
 from ...tasks import Problem
-from ...tomlio import dumps_toml, load_toml
-from ..prepare import SearchSetup, describe_seeding, prepare, starting_genomes
+from ...tomlio import load_toml
+from ..prepare import SPACE_SNAPSHOT, SearchSetup, describe_seeding, prepare, space_snapshot, starting_genomes
 from ..recipe import ProblemRecipe, as_problem
 from ..result import SearchResult
 from ..spec import Runtime, SearchSpec, StopSpec
 from .algorithm import GAConfig, GAResult, GASearch
-
-SPACE_SNAPSHOT = "space.toml"
 
 
 @dataclass
@@ -37,6 +35,10 @@ class GARun:
     outcome: GAResult
     evaluations: list[Evaluation] = field(default_factory=list)
     seeding: dict[str, Any] | None = None
+
+    @property
+    def run_dir(self) -> Path:
+        return self.run.path
 
     def result(self) -> SearchResult:
         return SearchResult.load(self.run.path)
@@ -87,6 +89,15 @@ def continue_run(run_dir: str | Path, gens: int | None, runtime: Runtime) -> GAR
     recipe, spec = stored_recipe(config), stored_spec(config)
     spec.space = str(run.file(SPACE_SNAPSHOT))
     if gens is not None:
+        done = _generations_done(run)
+        if gens < done:
+            raise ArgumentError(
+                "{gens} is {value}, but the run in {run_dir} has finished {done} generations: a run is extended, "
+                "never cut short (give more than {done} to extend it, or leave {gens} out to continue it as it was)",
+                value=gens,
+                done=done,
+                run_dir=run.path,
+            )
         spec.ga.gens = gens
     spec.ga.check()
     problem = recipe.rebuild(f"the run {run.path}")
@@ -99,6 +110,13 @@ def continue_run(run_dir: str | Path, gens: int | None, runtime: Runtime) -> GAR
     setup = prepare(problem, recipe, spec, remote=runtime.dask is not None)
     setup.threads = config["search"].get("threads")
     return _drive(setup, spec.ga, runtime, run, load_initial(run), None)
+
+
+def _generations_done(run: RunDir) -> int:
+    from .checkpoint import load
+
+    state = load(run)
+    return int(state["generation"]) if state else 0
 
 
 def stored_recipe(config: dict[str, Any]) -> ProblemRecipe:
@@ -127,7 +145,8 @@ def stored_spec(config: dict[str, Any]) -> SearchSpec:
             stop=StopSpec.from_dict(config.get("stop")),
             rungs=RungPlan.from_dict(rungs) if rungs.get("final") else None,
         )
-    spec.ga = GAConfig(**{k: v for k, v in config["ga"].items() if k in GAConfig.__dataclass_fields__})
+    spec.searcher = "ga"
+    spec.settings = GAConfig(**{k: v for k, v in config["ga"].items() if k in GAConfig.__dataclass_fields__})
     return spec
 
 
@@ -136,15 +155,6 @@ def _observed_sha256(problem: Problem) -> str:
     import hashlib
 
     return hashlib.sha256(problem.observed.detach().cpu().numpy().tobytes()).hexdigest()[:16]
-
-
-def _snapshot(spec: SearchSpec) -> str:
-    """space.toml: the space as given (a resumed run cuts it to the image again)."""
-    from ...space import SearchSpace, find_space, space_to_dict
-
-    if isinstance(spec.space, SearchSpace):
-        return dumps_toml(space_to_dict(spec.space))
-    return dumps_toml(load_toml(find_space(spec.space), "search-space file"))
 
 
 class _Observer:
@@ -163,12 +173,6 @@ class _Observer:
 
     def generation_done(self, row: dict[str, Any]) -> None:
         self.display.generation_done(row)
-
-
-def executor_of(runtime: Runtime):  # noqa: ANN201 - a concurrent.futures.Executor
-    from ...executors import dask_executor, make_executor
-
-    return dask_executor(runtime.dask, runtime.dask_timeout) if runtime.dask else make_executor(runtime.workers)
 
 
 def _drive(
@@ -191,12 +195,12 @@ def _drive(
         console.print(setup.note, highlight=False)
     if seeding:
         console.print(describe_seeding(seeding), highlight=False)
-    executor = executor_of(runtime)
+    executor = runtime.executor()
     fresh = run is None
     try:
         if fresh:
             run = RunDir.create(runtime.out, "search", "ga")
-            run.write_text(SPACE_SNAPSHOT, _snapshot(setup.spec))
+            run.write_text(SPACE_SNAPSHOT, space_snapshot(setup.spec))
             config = setup.config()
             config["search"].update(searcher="ga", threads=setup.threads, space_snapshot=SPACE_SNAPSHOT)
             config["ga"] = asdict(ga)
