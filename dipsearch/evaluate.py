@@ -25,6 +25,7 @@ from .fit import FitConfig, FitHook, StepState
 from .fitness import make_fitness
 from .genes import config_settings
 from .metrics import psnr
+from .stopping.spec import StopSpec
 from .tasks import Problem
 from .variants import candidate_variant, fit_variant
 
@@ -53,13 +54,16 @@ class Candidate:
     # CPU float results depend on torch's intra-op thread count: a fixed count makes a fit bit-identical
     # wherever it runs (in-process, any pool size, Dask). None leaves the process's setting alone.
     threads: int | None = None
-    # Online stopping: {"detector": name, "patience", "delta", "indexing", and detector parameters such as
-    # "window", "fraction", "sigma"}; the fitness then scores the detector's chosen output. None: no stopping.
-    stop: dict[str, Any] | None = None
+    # Online stopping (a StopSpec; its dict form is accepted): the fitness then scores the detector's chosen
+    # output. None: no stopping.
+    stop: StopSpec | None = None
     # FitConfig speed settings (precision, channels_last, compile); empty: exact fp32 eager
     fit_options: dict[str, Any] = field(default_factory=dict)
     # Warm start: a weights.pt (dipsearch.variants.warmstart) of this candidate's architecture. None: cold start.
     init: str | None = None
+
+    def __post_init__(self) -> None:
+        self.stop = StopSpec.of(self.stop)
 
     @property
     def key(self) -> str:
@@ -85,7 +89,7 @@ def candidate_key(
     scale: float,
     seed: int,
     output: str,
-    stop: dict[str, Any] | None = None,
+    stop: StopSpec | dict[str, Any] | None = None,
     options: dict[str, Any] | None = None,
     init: str | None = None,
 ) -> str:
@@ -100,7 +104,7 @@ def candidate_key(
         "output": output,
     }
     if stop is not None:  # only then, so that keys without stopping stay what they were
-        data["stop"] = stop
+        data["stop"] = stop.to_dict() if isinstance(stop, StopSpec) else stop
     if options:  # likewise: bf16 fits are not the fp32 ones
         data["options"] = options
     if init is not None:
@@ -174,11 +178,9 @@ class _RunningFitness(FitHook):
         return self.pruned
 
 
-def stop_hook(stop: dict[str, Any], seed: int, problem: Problem) -> FitHook:
-    """The online stopping hook a Candidate.stop spec describes (dipsearch.search.spec.StopSpec); raises for a bad spec."""
-    from .search.spec import StopSpec
-
-    return StopSpec.from_dict(stop).hook(seed, problem)
+def stop_hook(stop: StopSpec | dict[str, Any], seed: int, problem: Problem) -> FitHook:
+    """The online stopping hook of a StopSpec (or its dict form); raises for a bad spec."""
+    return StopSpec.of(stop).hook(seed, problem)
 
 
 def subsample(problem: Problem, scale: float) -> Problem:

@@ -50,6 +50,7 @@ def plan_from_args(args: argparse.Namespace) -> RungPlan | None:
     if final == 0:
         return None
     from ..search.rungs import RungPlan
+    from ..stopping.spec import StopSpec
 
     raw = getattr(args, "rungs", None)
     try:
@@ -63,7 +64,7 @@ def plan_from_args(args: argparse.Namespace) -> RungPlan | None:
     }
     plan = RungPlan(
         final=final,
-        stop={"detector": getattr(args, "final_stop", None) or "emv"},
+        stop=StopSpec(getattr(args, "final_stop", None) or "emv"),
         budgets=budgets,
         **{k: v for k, v in given.items() if v is not None},
     )

@@ -41,7 +41,7 @@ class SearchSetup:
             if arch_mismatch(self.init_weights, arch, self.problem.image_shape[0]) is None:
                 extra.setdefault("init", str(self.init_weights.path))
         if spec.stop is not None:
-            extra.setdefault("stop", spec.stop.to_dict())
+            extra.setdefault("stop", spec.stop)
         if self.threads is not None:
             extra.setdefault("threads", self.threads)
         return Candidate(
@@ -144,9 +144,7 @@ def default_eval_scale(problem: Problem, space: SearchSpace) -> float:
 
 
 def check_final_stop(plan: RungPlan, problem: Problem, seed: int) -> None:
-    from .spec import StopSpec
-
-    hook = StopSpec.from_dict(plan.stop).hook(seed, problem)  # unknown detector, SURE without Gaussian noise
+    hook = plan.stop.hook(seed, problem)  # unknown detector, SURE without Gaussian noise
     detector = hook.lead
     need = max(getattr(detector, "warmup", 0) + 1, detector.window)
     if plan.final_iters <= need:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ArgumentError
+from ..stopping.spec import INDEXINGS, StopSpec  # noqa: F401 - StopSpec's earlier home
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
@@ -24,95 +25,12 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from ..evaluate import Evaluation
-    from ..fit import FitHook
     from ..space import SearchSpace
-    from ..tasks import Problem
     from .bayes.study import BayesSettings
     from .ga.algorithm import GAConfig
     from .rungs import RungPlan
 
 EVAL_SCALES = (1.0, 0.5, 0.25)
-INDEXINGS = ("end", "start")
-
-
-@dataclass
-class StopSpec:
-    """Online stopping of a fit: a detector and its rule (dipsearch.stopping). None fields: the detector's default.
-
-    sigma is on the 0-1 scale (or "estimate"); `parse` takes the command line's 0-255 value.
-    """
-
-    detector: str
-    patience: int | None = None
-    delta: float | None = None
-    indexing: str | None = None
-    window: int | None = None
-    fraction: float | None = None  # holdout: share of the observed pixels withheld from the loss
-    sigma: float | str | None = None  # sure: the noise sigma; None: the problem's
-
-    @classmethod
-    def parse(
-        cls,
-        detector: str | None,
-        *,
-        patience: int | None = None,
-        delta: float | None = None,
-        indexing: str | None = None,
-        window: int | None = None,
-        fraction: float | None = None,
-        sure_sigma: float | str | None = None,
-    ) -> StopSpec | None:
-        """The spec of the `--stop` settings; None for no stopping ("none"). sure_sigma: 0-255 scale or "estimate"."""
-        from ..stopping import DETECTORS
-
-        name = detector or "none"
-        if name != "none" and name not in DETECTORS:
-            raise ArgumentError(
-                "unknown detector {value!r}; choose one of {choices} or none (no stopping)",
-                value=name,
-                choices=", ".join(DETECTORS),
-            )
-        if name == "none":
-            return None
-        sigma: float | str | None = sure_sigma
-        if sigma is not None and sigma != "estimate":
-            try:
-                sigma = float(sigma) / 255.0
-            except ValueError:
-                raise ArgumentError(
-                    "{sure_sigma} takes a number (0-255 scale) or 'estimate', got {value!r}", value=sure_sigma
-                ) from None
-        spec = cls(
-            name, patience=patience, delta=delta, indexing=indexing, window=window, fraction=fraction, sigma=sigma
-        )
-        spec.check()
-        return spec
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> StopSpec | None:
-        if not data:
-            return None
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-    def to_dict(self) -> dict[str, Any]:
-        """The Candidate.stop form (part of a candidate's cache key: only the settings given)."""
-        return {k: v for k, v in asdict(self).items() if v is not None}
-
-    def check(self) -> None:
-        if self.indexing is not None and self.indexing not in INDEXINGS:
-            raise ArgumentError("{indexing} must be end or start, got {value!r}", value=self.indexing)
-        if self.patience is not None and self.patience < 1:
-            raise ArgumentError("{patience} must be >= 1, got {value}", value=self.patience)
-
-    def hook(self, seed: int, problem: Problem) -> FitHook:
-        """The online stopping hook; raises for a detector that cannot work on this problem."""
-        from ..stopping import StoppingHook, make_detector
-
-        detector = make_detector(self.detector, seed=seed, window=self.window, fraction=self.fraction, sigma=self.sigma)
-        detector.check(problem)
-        rule = detector.rule(patience=self.patience, delta=self.delta or 0.0, indexing=self.indexing or "end")
-        return StoppingHook.online(detector, rule)
 
 
 @dataclass
