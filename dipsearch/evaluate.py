@@ -183,13 +183,26 @@ def stop_hook(stop: StopSpec | dict[str, Any], seed: int, problem: Problem) -> F
     return StopSpec.of(stop).hook(seed, problem)
 
 
+def subsample_stride(scale: float) -> int:
+    """The pixel stride of an evaluation scale (1, 0.5 or 0.25)."""
+    stride = round(1 / scale)
+    if stride not in (1, 2, 4) or abs(1 / stride - scale) > 1e-9:
+        raise ArgumentError("{eval_scale} must be 1, 0.5 or 0.25, got {value}", value=scale)
+    return stride
+
+
+def subsampled_shape(image_shape: tuple[int, int, int], scale: float) -> tuple[int, int, int]:
+    """The (C, H, W) of the image `subsample` makes: every stride-th pixel, the first row and column included."""
+    c, h, w = image_shape
+    stride = subsample_stride(scale)
+    return c, math.ceil(h / stride), math.ceil(w / stride)
+
+
 def subsample(problem: Problem, scale: float) -> Problem:
     """Every (1/scale)-th pixel: keeps the noise statistics (unlike averaging), at 1/scale^2 the cost."""
     if scale == 1:
         return problem
-    stride = round(1 / scale)
-    if stride not in (2, 4) or abs(1 / stride - scale) > 1e-9:
-        raise ArgumentError("{eval_scale} must be 1, 0.5 or 0.25, got {value}", value=scale)
+    stride = subsample_stride(scale)
     if problem.task == "sr":
         raise DipsearchError("evaluation at reduced scale is not available for super-resolution")
     take = lambda t: None if t is None else t[..., ::stride, ::stride].contiguous()  # noqa: E731

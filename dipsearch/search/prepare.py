@@ -3,13 +3,12 @@ and the Candidate of each genome (SearchSetup), shared by the GA, the Bayesian d
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
 from ..errors import ArgumentError, DipsearchError
-from ..evaluate import Candidate
+from ..evaluate import Candidate, subsampled_shape
 from ..space import Genome, SearchSpace, find_space, load_space
 from ..tasks import Problem
 from ..tomlio import dumps_toml, load_toml
@@ -135,9 +134,10 @@ def default_eval_scale(problem: Problem, space: SearchSpace) -> float:
 
     if problem.task == "sr":
         return 1.0
-    c, h, w = problem.image_shape
     try:  # the half image: every other pixel, as evaluate's scale 0.5 takes them
-        check_size(SimpleNamespace(image_shape=(c, math.ceil(h / 2), math.ceil(w / 2))), space.decode(space.default()))
+        check_size(
+            SimpleNamespace(image_shape=subsampled_shape(problem.image_shape, 0.5)), space.decode(space.default())
+        )
     except DipsearchError:
         return 1.0
     return 0.5
@@ -160,10 +160,7 @@ def fit_space_to_image(space: SearchSpace, problem: Problem, scale: float = 1.0)
     """The space cut down to the networks that can fit the image the candidates are scored on."""
     from ..fit import check_size
 
-    c, h, w = problem.image_shape
-    if scale != 1:  # candidates see every (1/scale)-th pixel
-        stride = round(1 / scale)
-        h, w = math.ceil(h / stride), math.ceil(w / stride)
+    c, h, w = subsampled_shape(problem.image_shape, scale)  # candidates see every (1/scale)-th pixel
     scored = SimpleNamespace(image_shape=(c, h, w))  # all the size rule reads of a problem
 
     def refuse(arch: Any) -> str | None:
