@@ -163,7 +163,7 @@ def remember_resume_defaults(parser: argparse.ArgumentParser, free: set[str]) ->
         resume_fixed={
             a.dest: (a.option_strings[0] if a.option_strings else a.dest.upper(), a.default)
             for a in parser._actions
-            if a.dest not in free | {"help", "func", "resume"}
+            if a.dest not in free | {"help", "func", "resume"} and a.help != argparse.SUPPRESS  # not hidden aliases
         }
     )
 

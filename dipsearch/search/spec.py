@@ -168,7 +168,7 @@ class SearchSpec:
         spec.searcher = data.get("searcher") or next((name for name in SEARCHERS if data.get(name)), None)
         if spec.searcher is not None and data.get(spec.searcher):
             kind = searcher_class(spec.searcher).settings_type()
-            known = {f.name for f in fields(kind)}
+            known = kind.__dataclass_fields__  # init-only aliases too (GAConfig's sigma, in older folders)
             spec.settings = kind(**{k: v for k, v in data[spec.searcher].items() if k in known})
         return spec
 
