@@ -78,7 +78,9 @@ def test_stop_spec_is_the_one_form_and_equals_its_stored_dict():
     plan = RungPlan(stop={"detector": "wmv", "patience": 5})
     assert isinstance(plan.stop, StopSpec) and plan.stop == {"detector": "wmv", "patience": 5}
     assert RungPlan.from_dict(plan.to_dict()).stop == plan.stop
-    args = ({"kind": "x"}, {}, 10, "holdout", 1.0, 0, "ema")
+    from dipsearch.arch import ArchSpec
+
+    args = (ArchSpec(), {}, 10, "holdout", 1.0, 0, "ema")
     # The cache key hashes the dict form, as before: run folders of earlier versions keep their cache.
     assert candidate_key(*args, stop=StopSpec("wmv", patience=5)) == candidate_key(*args, stop=plan.stop.to_dict())
 

@@ -82,13 +82,13 @@ class RandomSearcher(Searcher):
         from .recipe import as_problem
 
         runtime.check()
-        settings = spec.settings_of(self.name) or RandomSettings()
+        settings = spec.settings_of(self.name) or self.settings_type()()
         spec = replace(spec, searcher=self.name, settings=settings)
         spec.check()
         problem, recipe = as_problem(problem)
         setup = prepare(problem, recipe, spec, remote=runtime.dask is not None)
         initial, seeding = starting_genomes(setup, settings.trials)
-        return _drive(setup, settings, runtime, None, initial, seeding)
+        return _drive(self, setup, settings, runtime, None, initial, seeding)
 
     def resume(self, run_dir: str | Path, runtime: Runtime, trials: int | None = None, **changes: Any) -> RandomRun:
         from ..preselect.seeding import load_initial
@@ -104,7 +104,7 @@ class RandomSearcher(Searcher):
         run = RunDir.open(run_dir)
         config = load_toml(run.file("config.toml"), "run configuration")
         if config.get("search", {}).get("searcher") != self.name or "spec" not in config:
-            raise DipsearchError(f"{run.path} is not a random search run folder; resume it with its own searcher")
+            raise DipsearchError(f"{run.path} is not a {self.name} search run folder; resume it with its own searcher")
         spec = SearchSpec.from_dict(config["spec"])
         spec.space = str(run.file(SPACE_SNAPSHOT))
         if trials is not None:
@@ -124,12 +124,16 @@ class RandomSearcher(Searcher):
         recipe = ProblemRecipe.from_dict(config["recipe"])
         setup = prepare(recipe.rebuild(f"the run {run.path}"), recipe, spec, remote=runtime.dask is not None)
         setup.threads = config["search"].get("threads")
-        return _drive(setup, spec.settings, runtime, run, load_initial(run), None)
+        return _drive(self, setup, spec.settings, runtime, run, load_initial(run), None)
+
+    def draws(self, setup: SearchSetup, settings: RandomSettings, initial: list[Genome]) -> list[Genome]:
+        """The trials' genomes: the seeding's, the default (with_default), then uniform draws; distinct where the
+        space allows. Depends only on the space, the seed and the settings, so a resumed run draws them again.
+        A subclass that draws otherwise is a new searcher (docs/extending/searcher.md)."""
+        return uniform_draws(setup, settings, initial)
 
 
-def draws(setup: SearchSetup, settings: RandomSettings, initial: list[Genome]) -> list[Genome]:
-    """The trials' genomes: the seeding's, the default (with_default), then uniform draws; distinct where the
-    space allows. Depends only on the space, the seed and the settings, so a resumed run draws them again."""
+def uniform_draws(setup: SearchSetup, settings: RandomSettings, initial: list[Genome]) -> list[Genome]:
     rng = random.Random(setup.spec.seed)
     space = setup.space
     chosen: list[Genome] = []
@@ -151,6 +155,7 @@ def draws(setup: SearchSetup, settings: RandomSettings, initial: list[Genome]) -
 
 
 def _drive(
+    searcher: RandomSearcher,
     setup: SearchSetup,
     settings: RandomSettings,
     runtime: Runtime,
@@ -180,11 +185,11 @@ def _drive(
     start = time.perf_counter()
     try:
         if fresh:
-            run = RunDir.create(runtime.out, "search", "random")
+            run = RunDir.create(runtime.out, "search", searcher.name)
             run.write_text(SPACE_SNAPSHOT, space_snapshot(setup.spec))
             config = setup.config()
-            config["search"].update(searcher="random", threads=setup.threads, space_snapshot=SPACE_SNAPSHOT)
-            config["random"] = asdict(settings)
+            config["search"].update(searcher=searcher.name, threads=setup.threads, space_snapshot=SPACE_SNAPSHOT)
+            config[searcher.name] = asdict(settings)
             config["stop"] = setup.spec.stop.to_dict() if setup.spec.stop else None
             run.write_toml("config.toml", config)
             run.write_versions(str(resolve_device(setup.spec.device)))
@@ -195,7 +200,7 @@ def _drive(
         record = SearchRecord(run, setup.space)
         if not fresh:
             console.print(f"resuming {run.path}: {len(record)} evaluations on record", highlight=False)
-        genomes = draws(setup, settings, initial)
+        genomes = searcher.draws(setup, settings, initial)
         todo = []
         for number, genome in enumerate(genomes):
             key = setup.candidate(genome, -1).key

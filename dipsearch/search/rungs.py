@@ -252,10 +252,10 @@ class RungRunner:
 
     def _paired_with_default(self, finalists: list[Finalist], jobs: list[Candidate]) -> None:
         """Each finalist's held-out advantage over the default, in standard errors of the paired difference."""
-        from ..fitness import HoldoutFitness, make_fitness
+        from ..fitness import make_fitness
 
         fitness = make_fitness(jobs[0].fitness)
-        if not isinstance(fitness, HoldoutFitness):
+        if not fitness.paired:
             return
         prepared = fitness.prepare(jobs[0].problem, jobs[0].seed)
         errors = {}
