@@ -16,6 +16,7 @@ from dipsearch.search.base import SEARCHERS, get_searcher, resume, run
 from dipsearch.search.ga import GAConfig
 from dipsearch.search.random import RandomSettings
 from dipsearch.stopping.spec import StopSpec
+from dipsearch.tomlio import load_toml
 
 
 @pytest.fixture(autouse=True)
@@ -169,10 +170,29 @@ def test_search_bayes_takes_stop_like_every_searcher(tmp_path, files, capsys):
     clean, space = files
     out = tmp_path / "runs"
     argv = ["search", "bayes", "--clean", str(clean), "--space", str(space), "--iters", "30", "--trials", "1"]
-    assert main([*argv, "--stop", "wmv", "--stop-window", "5", "--final", "0", "--no-progress", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                *argv,
+                "--stop",
+                "wmv",
+                "--stop-window",
+                "5",
+                "--patience",
+                "3",
+                "--final",
+                "0",
+                "--no-progress",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     (folder,) = (out / "search").glob("*_bayes")
     (row,) = [json.loads(line) for line in (folder / "evaluations.jsonl").read_text().splitlines()]
-    assert row["stopped_iter"] is not None
+    assert row["stopped_iter"] is not None and row["stopped_iter"] < 30
+    assert load_toml(folder / "config.toml")["spec"]["stop"] == {"detector": "wmv", "patience": 3, "window": 5}
     assert main([*argv, "--stop", "nope", "--out", str(out)]) == 2
     assert "unknown detector 'nope'" in capsys.readouterr().err
 

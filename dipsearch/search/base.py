@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from .result import SearchResult
     from .spec import Runtime, SearchSpec
 
-SEARCHERS: dict[str, str] = {
+SEARCHERS: dict[str, str | type[Searcher]] = {
     "ga": "dipsearch.search.ga:GASearcher",
     "bayes": "dipsearch.search.bayes:BayesSearcher",
     "random": "dipsearch.search.random:RandomSearcher",
@@ -87,7 +87,7 @@ def searcher_names() -> list[str]:
 
 def register(name: str, searcher: str | type[Searcher]) -> None:
     """Add a searcher: a class, or "module:Class" imported on first use."""
-    SEARCHERS[name] = searcher if isinstance(searcher, str) else f"{searcher.__module__}:{searcher.__qualname__}"
+    SEARCHERS[name] = searcher
 
 
 def searcher_class(name: str, argument: str = "searcher") -> type[Searcher]:
@@ -97,6 +97,8 @@ def searcher_class(name: str, argument: str = "searcher") -> type[Searcher]:
         raise ArgumentError(
             f"{{{argument}}} must be one of {{choices}}, got {{value!r}}", value=name, choices=", ".join(SEARCHERS)
         )
+    if not isinstance(where, str):
+        return where
     module, _, cls = where.partition(":")
     return getattr(importlib.import_module(module), cls)
 

@@ -46,7 +46,9 @@ def main(out: str = "runs") -> dict:
         space="demo", iters=20, device="cpu", rungs=None, searcher="neighbours", settings=RandomSettings(trials=3)
     )
     result = run(ProblemRecipe(clean=str(folder / "clean.png"), sigma=25), spec, Runtime(out=out))
-    print(f"best fitness {result.best_fitness:.2f} dB of {result.summary['evaluations']} candidates in {result.run_dir}")
+    print(
+        f"best fitness {result.best_fitness:.2f} dB of {result.summary['evaluations']} candidates in {result.run_dir}"
+    )
     return result.summary
 
 
