@@ -55,7 +55,7 @@ STALE_AFTER_ATTR = "stale_after"  # study user attr: the driver's --stale-after,
 RESULT = "result"  # trial user attr: the evaluation (fitness, psnr, params, iters_run, seconds, error, ...)
 SURPLUS = "surplus"  # trial user attr: asked after the target was reached by another process
 WAIT_POLL = 2.0  # seconds between looks at the study while only other processes' trials run
-RESULT_FIELDS = ("fitness", "psnr", "params", "iters_run", "seconds", "error", "host")
+RESULT_FIELDS = ("fitness", "psnr", "params", "iters_run", "seconds", "error", "host", "stopped_iter")
 
 
 @dataclass
@@ -230,6 +230,7 @@ def evaluation_of(trial: FrozenTrial, space: SearchSpace) -> Evaluation:
         error=error,
         pruned=trial.state == TrialState.PRUNED,
         host=result.get("host") or owner.get("host", ""),
+        stopped_iter=result.get("stopped_iter"),  # a trial told before this field was stored has none
     )
 
 
