@@ -324,11 +324,6 @@ def work(
     seed = seed if seed is not None else worker_seed(int(recipe["search"]["seed"]), f"{HOST}:{os.getpid()}")
     opened = open_study(spec, study, sampler.build(seed), pruner.build(), create=False)
     target = trials if trials is not None else int(opened.user_attrs.get(TARGET, 0))
-    if target < 1:
-        raise ArgumentError(
-            "study {name!r} has a target of 0 trials (its driver only created it): give {trials} to work on it",
-            name=study,
-        )
     if stale_after is None:
         stale_after = float(opened.user_attrs.get(STALE_AFTER_ATTR, STALE_AFTER))
     stale = fail_stale_trials(opened, stale_after)
