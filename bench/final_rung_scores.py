@@ -23,7 +23,7 @@ from common import RESULTS, machine, write_json  # noqa: E402
 
 from dipsearch.evaluate import Candidate, evaluate  # noqa: E402
 from dipsearch.runs import RunDir  # noqa: E402
-from dipsearch.search.ga_run import SPACE_SNAPSHOT, stored_recipe, stored_spec  # noqa: E402
+from dipsearch.search.ga.driver import SPACE_SNAPSHOT, stored_recipe, stored_spec  # noqa: E402
 from dipsearch.space import load_space  # noqa: E402
 from dipsearch.tomlio import load_toml  # noqa: E402
 

@@ -2,8 +2,10 @@
 
 A chooser runs (or skips) a search over the space and returns the candidates it scored, best first, all
 without ground truth. The searchers run through the search API (dipsearch.search: a SearchSpec and a Runtime),
-as any library caller runs them, never through the command line. Another way to choose (e.g. a pre-selection that ranks networks before any
-fit) plugs in by adding a Chooser to CHOOSERS; the `--search` choices are read from this dict.
+as any library caller runs them, never through the command line. Every registered searcher
+(dipsearch.search.base.SEARCHERS) that offers settings for a restore budget (Searcher.restore_settings) is a
+chooser; another way to choose (e.g. a pre-selection that ranks networks before any fit) plugs in by adding a
+Chooser to CHOOSERS. The `--search` choices are read from this dict.
 """
 
 from __future__ import annotations
@@ -85,7 +87,7 @@ def _ranked_from(run_dir: Path, space: SearchSpace, default_key: str) -> tuple[l
     return [Ranked(dict(e.genome), e) for e in usable], record.lookup(default_key)
 
 
-def _search(ctx: ChooseContext, **searcher: Any) -> tuple[Any, Any]:
+def _search(ctx: ChooseContext, searcher: str, settings: Any) -> tuple[Any, Any]:
     """The restore's search as the library runs any search: its spec (no final rung: the restore refits the best
     candidates with stopping itself) and a runtime writing under the restore folder, without a live display."""
     from .search.spec import Runtime, SearchSpec
@@ -99,43 +101,52 @@ def _search(ctx: ChooseContext, **searcher: Any) -> tuple[Any, Any]:
         device=ctx.device,
         threads=1 if ctx.device == "cpu" else None,
         rungs=None,
-        **searcher,
+        searcher=searcher,
+        settings=settings,
     )
     return spec, Runtime(workers=ctx.workers, out=ctx.root, console=ctx.console, progress=False)
 
 
-def choose_ga(ctx: ChooseContext) -> Choice:
-    from .search import ga_run
-    from .search.ga import GAConfig
+def searcher_chooser(name: str) -> Chooser | None:
+    """The chooser that runs a registered searcher at the restore's budget; None where it offers no budget."""
+    from .search.base import get_searcher
 
-    spec, runtime = _search(ctx, ga=GAConfig(pop=ctx.budget.pop, gens=ctx.budget.gens, seed=ctx.seed))
-    done = ga_run.start(ctx.problem, spec, runtime)
-    ranked, default = _ranked_from(done.run.path, ctx.space, done.setup.candidate(ctx.space.default(), -1).key)
-    return Choice(ranked, default, done.run.path)
+    searcher = get_searcher(name)
+    if searcher.restore_settings(BUDGETS["cpu"], 0) is None:
+        return None
 
+    def choose(ctx: ChooseContext) -> Choice:
+        spec, runtime = _search(ctx, name, searcher.restore_settings(ctx.budget, ctx.seed))
+        done = searcher.start(ctx.problem, spec, runtime)
+        default_key = done.setup.candidate(ctx.space.default(), -1).key
+        ranked, default = _ranked_from(done.run_dir, ctx.space, default_key)
+        summary = done.result().summary
+        extra = {"pruned": summary["pruned"]} if "pruned" in summary else {}
+        return Choice(ranked, default, done.run_dir, extra)
 
-def choose_bayes(ctx: ChooseContext) -> Choice:
-    from .search import bayes_run
-    from .search.study import BayesSettings
-
-    spec, runtime = _search(ctx, bayes=BayesSettings(trials=ctx.budget.trials, with_default=True))
-    done = bayes_run.start(ctx.problem, spec, runtime)
-    run_path = done.outcome.run.path
-    ranked, default = _ranked_from(run_path, ctx.space, done.setup.candidate(ctx.space.default(), -1).key)
-    return Choice(ranked, default, run_path, {"pruned": done.outcome.summary.get("pruned")})
+    return Chooser(
+        name,
+        f"{searcher.summary}, holdout fitness",
+        lambda budget: searcher.most_candidates(searcher.restore_settings(budget, 0)),
+        choose,
+    )
 
 
 def choose_default(ctx: ChooseContext) -> Choice:
     return Choice([Ranked(ctx.space.default(), None)], None, None)
 
 
-CHOOSERS: dict[str, Chooser] = {
-    "ga": Chooser("ga", "genetic search (DEAP), holdout fitness", lambda b: b.pop + b.gens * b.pop, choose_ga),
-    "bayes": Chooser(
-        "bayes", "Bayesian search (Optuna TPE, median pruning), holdout fitness", lambda b: b.trials, choose_bayes
-    ),
-    "none": Chooser("none", "no search: the space's default network", lambda b: 1, choose_default),
-}
+def _choosers() -> dict[str, Chooser]:
+    from .search.base import SEARCHERS
+
+    found = {name: searcher_chooser(name) for name in SEARCHERS}
+    return {
+        **{name: chooser for name, chooser in found.items() if chooser is not None},
+        "none": Chooser("none", "no search: the space's default network", lambda b: 1, choose_default),
+    }
+
+
+CHOOSERS: dict[str, Chooser] = _choosers()
 
 
 def get_chooser(name: str) -> Chooser:

@@ -25,6 +25,7 @@ from .fit import FitConfig, FitHook, StepState
 from .fitness import make_fitness
 from .genes import config_settings
 from .metrics import psnr
+from .stopping.spec import StopSpec
 from .tasks import Problem
 from .variants import candidate_variant, fit_variant
 
@@ -53,13 +54,16 @@ class Candidate:
     # CPU float results depend on torch's intra-op thread count: a fixed count makes a fit bit-identical
     # wherever it runs (in-process, any pool size, Dask). None leaves the process's setting alone.
     threads: int | None = None
-    # Online stopping: {"detector": name, "patience", "delta", "indexing", and detector parameters such as
-    # "window", "fraction", "sigma"}; the fitness then scores the detector's chosen output. None: no stopping.
-    stop: dict[str, Any] | None = None
+    # Online stopping (a StopSpec; its dict form is accepted): the fitness then scores the detector's chosen
+    # output. None: no stopping.
+    stop: StopSpec | None = None
     # FitConfig speed settings (precision, channels_last, compile); empty: exact fp32 eager
     fit_options: dict[str, Any] = field(default_factory=dict)
     # Warm start: a weights.pt (dipsearch.variants.warmstart) of this candidate's architecture. None: cold start.
     init: str | None = None
+
+    def __post_init__(self) -> None:
+        self.stop = StopSpec.of(self.stop)
 
     @property
     def key(self) -> str:
@@ -85,7 +89,7 @@ def candidate_key(
     scale: float,
     seed: int,
     output: str,
-    stop: dict[str, Any] | None = None,
+    stop: StopSpec | dict[str, Any] | None = None,
     options: dict[str, Any] | None = None,
     init: str | None = None,
 ) -> str:
@@ -100,7 +104,7 @@ def candidate_key(
         "output": output,
     }
     if stop is not None:  # only then, so that keys without stopping stay what they were
-        data["stop"] = stop
+        data["stop"] = stop.to_dict() if isinstance(stop, StopSpec) else stop
     if options:  # likewise: bf16 fits are not the fp32 ones
         data["options"] = options
     if init is not None:
@@ -174,20 +178,31 @@ class _RunningFitness(FitHook):
         return self.pruned
 
 
-def stop_hook(stop: dict[str, Any], seed: int, problem: Problem) -> FitHook:
-    """The online stopping hook a Candidate.stop spec describes (dipsearch.search.spec.StopSpec); raises for a bad spec."""
-    from .search.spec import StopSpec
+def stop_hook(stop: StopSpec | dict[str, Any], seed: int, problem: Problem) -> FitHook:
+    """The online stopping hook of a StopSpec (or its dict form); raises for a bad spec."""
+    return StopSpec.of(stop).hook(seed, problem)
 
-    return StopSpec.from_dict(stop).hook(seed, problem)
+
+def subsample_stride(scale: float) -> int:
+    """The pixel stride of an evaluation scale (1, 0.5 or 0.25)."""
+    stride = round(1 / scale)
+    if stride not in (1, 2, 4) or abs(1 / stride - scale) > 1e-9:
+        raise ArgumentError("{eval_scale} must be 1, 0.5 or 0.25, got {value}", value=scale)
+    return stride
+
+
+def subsampled_shape(image_shape: tuple[int, int, int], scale: float) -> tuple[int, int, int]:
+    """The (C, H, W) of the image `subsample` makes: every stride-th pixel, the first row and column included."""
+    c, h, w = image_shape
+    stride = subsample_stride(scale)
+    return c, math.ceil(h / stride), math.ceil(w / stride)
 
 
 def subsample(problem: Problem, scale: float) -> Problem:
     """Every (1/scale)-th pixel: keeps the noise statistics (unlike averaging), at 1/scale^2 the cost."""
     if scale == 1:
         return problem
-    stride = round(1 / scale)
-    if stride not in (2, 4) or abs(1 / stride - scale) > 1e-9:
-        raise ArgumentError("{eval_scale} must be 1, 0.5 or 0.25, got {value}", value=scale)
+    stride = subsample_stride(scale)
     if problem.task == "sr":
         raise DipsearchError("evaluation at reduced scale is not available for super-resolution")
     take = lambda t: None if t is None else t[..., ::stride, ::stride].contiguous()  # noqa: E731

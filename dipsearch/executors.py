@@ -10,16 +10,15 @@ once raise the candidates per hour). The default is one worker per GPU.
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing as mp
 import os
+import signal
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from typing import Any
 
-import torch
-
 from .errors import ArgumentError, DipsearchError, check_at_least
-from .launch import quiet_worker
 
 
 class InProcessExecutor(Executor):
@@ -38,6 +37,8 @@ def _init_worker(gpu_queue: Any, threads: int) -> None:
     # Pin one GPU per worker before CUDA is initialised in this process.
     if gpu_queue is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu_queue.get())
+    import torch
+
     torch.set_num_threads(threads)
 
 
@@ -49,6 +50,8 @@ def gpu_slots(workers: int, gpus: int) -> list[int]:
 def local_pool(workers: int | None = None, threads_per_worker: int | None = None) -> Executor:
     """`workers` processes (default: one per visible GPU), each pinned to a GPU through CUDA_VISIBLE_DEVICES
     round-robin, so several share a GPU when there are more workers than GPUs; without a GPU, CPU workers."""
+    import torch
+
     gpus = torch.cuda.device_count()
     if workers is None:
         workers = gpus or 1
@@ -105,6 +108,25 @@ def dask_executor(address: str, timeout: float = 10.0) -> Executor:
 def make_executor(workers: int | None = None, dask: str | None = None) -> Executor:
     if dask:
         return dask_executor(dask)
+    import torch
+
     if workers in (None, 0, 1) and not torch.cuda.device_count() > 1:
         return InProcessExecutor()
     return local_pool(workers)
+
+
+def quiet_worker(init: str, *args: Any) -> None:
+    """Initializer of worker processes: Ctrl-C, which the terminal sends to every process of the command,
+    ends a worker without a traceback (the driver reports the interruption and how to resume).
+
+    `init` ("module:function", then called with `args`) is imported only after the handler is in place:
+    unpickling this initializer (this module imports torch only inside functions) must not import torch,
+    which takes seconds.
+    """
+    signal.signal(signal.SIGINT, _exit_quietly)
+    module, name = init.split(":")
+    getattr(importlib.import_module(module), name)(*args)
+
+
+def _exit_quietly(signum: int, frame: Any) -> None:
+    os._exit(128 + signum)

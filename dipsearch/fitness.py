@@ -18,7 +18,7 @@ from abc import ABC, abstractmethod
 
 import torch
 
-from .errors import ArgumentError, DipsearchError
+from .errors import ArgumentError
 from .fit import FitHook, StepState
 from .holdout import HeldOut
 from .metrics import psnr
@@ -31,6 +31,7 @@ class Fitness(ABC):
     name = "fitness"
     needs_clean = False
     output: str | None = None  # "final" when only the last iterate can be scored; None: the candidate's choice
+    paired = False  # residuals() gives per-pixel errors: the final rung can test a finalist against the default
 
     def check(self, problem: Problem) -> None:  # noqa: B027 - an optional hook: most fitnesses score any problem
         """Raise DipsearchError when this fitness cannot score `problem` (called before any work)."""
@@ -49,9 +50,14 @@ class Fitness(ABC):
     def score(self, output: torch.Tensor, problem: Problem) -> float:
         """Higher is better. `problem` is the prepared one; `output` is in image space (1xCxHxW)."""
 
+    def residuals(self, output: torch.Tensor, problem: Problem) -> torch.Tensor:
+        """The squared errors the score averages, one per pixel and channel (only where `paired`)."""
+        raise NotImplementedError(f"fitness {self.name!r} has no per-pixel residuals")
+
 
 class HoldoutFitness(Fitness):
     name = "holdout"
+    paired = True
 
     def __init__(self, fraction: float = 0.05):
         self.fraction = fraction
@@ -119,6 +125,8 @@ class SureFitness(Fitness):
         return Sure(seed=self.seed)
 
     def check(self, problem: Problem) -> None:
+        if problem.meta.get("noise") != "gaussian":
+            raise ArgumentError("fitness 'sure' needs Gaussian noise of known sigma ({noise:gaussian} {level:S})")
         self._detector().check(problem)
 
     def prepare(self, problem: Problem, seed: int) -> Problem:
@@ -141,19 +149,28 @@ class SureFitness(Fitness):
         return 10.0 * math.log10(1.0 / max(mse, self.floor))
 
 
+# The registry of candidate scores (`--fitness NAME`): a new score is a Fitness subclass in its own module
+# and one register_fitness(cls) call (docs/extending/score.md).
 FITNESSES: dict[str, type[Fitness]] = {"holdout": HoldoutFitness, "psnr": PsnrFitness, "sure": SureFitness}
 
 
+def register_fitness(cls: type[Fitness]) -> type[Fitness]:
+    """Add a score under its `name` (usable as a class decorator)."""
+    FITNESSES[cls.name] = cls
+    return cls
+
+
 def make_fitness(name: str, problem: Problem | None = None) -> Fitness:
+    """A fresh score of that name; with a problem, checked against it (each score's own check())."""
     if name not in FITNESSES:
-        raise DipsearchError(f"unknown fitness {name!r}; choose one of {', '.join(FITNESSES)}")
+        raise ArgumentError(
+            "unknown fitness {value!r}; choose one of {choices}", value=name, choices=", ".join(FITNESSES)
+        )
     fitness = FITNESSES[name]()
     if problem is not None and fitness.needs_clean and problem.clean is None:
         raise ArgumentError(
             "fitness {name!r} needs ground truth: give {clean:PATH}, or use the ground-truth-free 'holdout'", name=name
         )
-    if problem is not None and name == "sure" and problem.meta.get("noise") != "gaussian":
-        raise ArgumentError("fitness 'sure' needs Gaussian noise of known sigma ({noise:gaussian} {level:S})")
     if problem is not None:
         fitness.check(problem)
     return fitness

@@ -7,9 +7,6 @@ status 130, never with a traceback.
 
 from __future__ import annotations
 
-import importlib
-import os
-import signal
 import sys
 from typing import Any
 
@@ -25,17 +22,10 @@ def run() -> None:
     sys.exit(code)
 
 
-def quiet_worker(init: str, *args: Any) -> None:
-    """Initializer of worker processes: Ctrl-C, which the terminal sends to every process of the command,
-    ends a worker without a traceback (the driver reports the interruption and how to resume).
+def __getattr__(name: str) -> Any:
+    # quiet_worker, the pool workers' initializer, lives in dipsearch.executors; this name stays for earlier callers.
+    if name == "quiet_worker":
+        from .executors import quiet_worker
 
-    `init` ("module:function", then called with `args`) is imported only after the handler is in place:
-    unpickling this initializer must not import torch, which takes seconds.
-    """
-    signal.signal(signal.SIGINT, _exit_quietly)
-    module, name = init.split(":")
-    getattr(importlib.import_module(module), name)(*args)
-
-
-def _exit_quietly(signum: int, frame: Any) -> None:
-    os._exit(128 + signum)
+        return quiet_worker
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -59,10 +59,13 @@ class ProgressHook(FitHook):
 
 
 def summary_table(title: str, summary: dict[str, Any]) -> Table:
+    """The scalars of a summary, one row each; lists and tables (genomes, rung rows) stay in summary.json."""
     table = Table(title=title, show_header=True, header_style="bold", min_width=len(title) + 4)
     table.add_column("key")
     table.add_column("value", justify="right")
     for key, value in summary.items():
+        if isinstance(value, (dict, list, tuple)):
+            continue
         if isinstance(value, float):
             value = f"{value:.4f}" if abs(value) < 1000 else f"{value:.1f}"
         table.add_row(key, str(value))

@@ -31,6 +31,7 @@ from .metrics import psnr, ssim
 from .runs import RunDir
 from .space import SearchSpace, find_space, load_space
 from .stopping import prepare_problem
+from .stopping.spec import StopSpec
 from .tasks import Problem
 
 
@@ -87,10 +88,8 @@ class RestoreSettings:
             )
         return budget
 
-    def stop_spec(self) -> dict[str, Any] | None:
-        if self.stop == "none":
-            return None
-        return {k: v for k, v in {"detector": self.stop, "patience": self.patience}.items() if v is not None}
+    def stop_spec(self) -> StopSpec | None:
+        return None if self.stop == "none" else StopSpec(self.stop, patience=self.patience)
 
 
 @dataclass
@@ -130,7 +129,7 @@ def refit(
     problem: Problem,
     spec: ArchSpec,
     fit_settings: dict[str, Any],
-    stop: dict[str, Any] | None,
+    stop: StopSpec | None,
     seed: int,
     iters: int,
     device: str,
@@ -150,7 +149,7 @@ def refit(
             "problem": problem.meta,
             "fit": config.to_dict(),
             "arch": spec.to_dict(),
-            "stop": stop or {"detector": "none"},
+            "stop": stop.to_dict() if stop else {"detector": "none"},
         },
     )
     run.write_csv("trace.csv", result.trace)
@@ -204,7 +203,7 @@ class Pipeline:
                 "search": s.search,
                 "budget": self.budget_name,
                 **self.budget.__dict__,
-                "stop": self.stop or {"detector": "none"},
+                "stop": self.stop.to_dict() if self.stop else {"detector": "none"},
                 "ensemble": s.ensemble,
                 "seed": s.seed,
                 "device": self.device,
@@ -243,7 +242,7 @@ class Pipeline:
         k = min(s.ensemble, len(choice.ranked))
         if k < s.ensemble:
             self._say(f"note: only {k} distinct successful candidates; the ensemble averages {k}, not {s.ensemble}")
-        stop_name = self.stop["detector"] if self.stop else "none"
+        stop_name = self.stop.detector if self.stop else "none"
         refits: list[Refit] = []
         for i, ranked in enumerate(choice.ranked[:k]):
             self._say(f"restore: refit of candidate #{i + 1} at {b.iters} iterations, stop {stop_name}")
@@ -366,7 +365,7 @@ class Pipeline:
             "candidates": len(choice.ranked),
             "ensemble": k,
             "weights": [round(w, 4) for w in weights],
-            "stop": self.stop["detector"] if self.stop else "none",
+            "stop": self.stop.detector if self.stop else "none",
             "stopped_iters": [r.result.summary_extra.get("stopped_iter") for r in refits],
             "winner_genome": choice.ranked[0].genome,
             "winner_fitness": choice.ranked[0].evaluation.fitness if choice.ranked[0].evaluation else None,

@@ -476,3 +476,37 @@ def find_space(name_or_path: str | Path) -> Path:
         f"search space {str(name_or_path)!r} is neither a file nor a known space name"
         + (f" ({', '.join(known)})" if known else f" (no named spaces are installed in {SPACES_DIR})")
     )
+
+
+def space_to_dict(space: SearchSpace) -> dict[str, Any]:
+    """The space as the TOML tables it was read from, so a worker on another host can rebuild it exactly
+    (space_from_dict(space_to_dict(s)) == s) without the space file."""
+
+    def table(gene: Gene) -> dict[str, Any]:
+        if gene.kind == "choice":
+            return {"kind": "choice", "choices": list(gene.choices)}
+        out: dict[str, Any] = {"kind": gene.kind, "low": gene.low, "high": gene.high}
+        if gene.log:
+            out["log"] = True
+        if gene.kind == "int" and gene.step != 1:
+            out["step"] = gene.step
+        return out
+
+    genes: dict[str, Any] = {}
+    levels: dict[str, Any] = {}
+    for name, gene in space.genes.items():
+        if name.startswith("cross_skip["):
+            continue  # rebuilt from the [cross_skip] table below
+        if gene.level is None:
+            genes[name] = {**table(gene), "default": gene.default}
+        elif gene.level == 0:
+            base = name.split("[", 1)[0]
+            per_level = [
+                g.default for g in space.genes.values() if g.level is not None and g.name.startswith(base + "[")
+            ]
+            levels[base] = {**table(gene), "default": per_level}
+    out = {"name": space.name, "genes": genes, "levels": levels, "fixed": dict(space.fixed), "ties": dict(space.ties)}
+    cross = [g for g in space.genes.values() if g.name.startswith("cross_skip[")]
+    if cross:
+        out["cross_skip"] = {"default": [[int(v) for v in g.name[11:-1].split("][")] for g in cross if g.default]}
+    return out

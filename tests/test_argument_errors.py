@@ -169,11 +169,16 @@ def test_tasks_mask(tmp_path):
         ),
         (
             ["search", "ga", "--demo"],
-            {"level": "--sigma", "sigma": "--mut-step", "sure_sigma": "--sure-sigma", "keep": "--preselect-keep"},
+            {
+                "level": "--sigma",
+                "mutation_step": "--mutation-step",
+                "sure_sigma": "--sure-sigma",
+                "keep": "--preselect-keep",
+            },
         ),
         (
             ["search", "bayes", "--demo"],
-            {"level": "--sigma", "sigma": None, "sure_sigma": None, "keep": "--preselect-keep"},
+            {"level": "--sigma", "sigma": None, "sure_sigma": "--sure-sigma", "keep": "--preselect-keep"},
         ),
         (["preselect", "--demo"], {"level": "--sigma", "sigma": None, "keep": "--keep", "fit_iters": "--fit-iters"}),
     ],
@@ -190,7 +195,7 @@ def test_the_sure_sigma_hint_names_a_flag_only_where_one_sets_it():
     fit = argument_flags(parser, parser.parse_args(["fit", "--demo"]))
     bayes = argument_flags(parser, parser.parse_args(["search", "bayes", "--demo"]))
     assert err.render(fit) == "give --sigma S (0-255 scale) or --sure-sigma estimate"
-    assert err.render(bayes) == "give --sigma S (0-255 scale) or sure_sigma=estimate"
+    assert err.render(bayes) == "give --sigma S (0-255 scale) or --sure-sigma estimate"  # every searcher: --stop
 
 
 def test_cli_renders_the_library_messages_with_flags(tmp_path, image_file, capsys):

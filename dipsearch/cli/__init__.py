@@ -128,9 +128,3 @@ def _print_error(errors: Console | None, message: str) -> None:
     from rich.markup import escape
 
     errors.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False, soft_wrap=True)
-
-
-def run() -> None:
-    from ..launch import run as launch
-
-    launch()

@@ -100,9 +100,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--eval-scale and --seed come from it (giving them again is refused)",
     )
     add_study_args(group)
-    from .seeding_args import add_seeding_args
-
-    add_seeding_args(parser)
     parser.set_defaults(func=run, uses_optuna=True)  # the CLI quietens Optuna's logging (cli.main)
     name_arguments(parser, max_iters="--budget-iters")
     remember_resume_defaults(parser, RESUME_FREE)
@@ -110,15 +107,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, console: Console) -> int:
     from ..progress import summary_table
-    from ..search import bayes_run
-    from ..search.bayes_report import top_table
-    from ..search.setup import no_winner
-    from ..search.study import BayesSettings
+    from ..search.bayes import api as bayes_api
+    from ..search.bayes.display import top_table
+    from ..search.bayes.study import BayesSettings
+    from ..search.prepare import no_winner
 
     runtime = runtime_from_args(args, console)
     runtime.check()
     if args.trials is not None:
-        bayes_run.check_trials(args.trials, args.storage)
+        bayes_api.check_trials(args.trials, args.storage)
     try:
         if args.resume:
             if args.observation or args.clean or args.demo:
@@ -126,7 +123,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
                     "--resume continues the problem stored with the study: drop OBSERVATION, --clean and --demo"
                 )
             refuse_resume_flags(args, ", ".join(f"--{name.replace('_', '-')}" for name in sorted(RESUME_FREE)))
-            done = bayes_run.continue_run(
+            done = bayes_api.continue_run(
                 args.resume,
                 runtime,
                 trials=args.trials,
@@ -140,7 +137,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
             )
         else:
             settings = BayesSettings(
-                trials=20 if args.trials is None else args.trials,
+                trials=BayesSettings.trials if args.trials is None else args.trials,
                 sampler=args.sampler or "tpe",
                 pruner=args.pruner or "median",
                 report_every=args.report_every,
@@ -148,9 +145,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
                 with_default=args.with_default,
                 stale_after=args.stale_after,
             )
-            done = bayes_run.start(
+            done = bayes_api.start(
                 recipe_from_args(args),
-                spec_from_args(args, bayes=settings),
+                spec_from_args(args, "bayes", settings),
                 runtime,
                 storage=args.storage,
                 study=args.study,
@@ -173,9 +170,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
     )
     best_arch = result.run.file("best_arch.toml")
     if settings.trials == 0 and summary.get("best_fitness") is None:
+        # The study's target is 0 trials: a worker needs its own target, or it has nothing to do.
         console.print(
             f"the study has no trials yet; work on it with: dipsearch worker --storage {summary['storage']} "
-            f"--study {summary['study']}",
+            f"--study {summary['study']} --trials {BayesSettings.trials}",
             highlight=False,
         )
         return 0
@@ -187,6 +185,6 @@ def run(args: argparse.Namespace, console: Console) -> int:
 
 
 def _study_evaluations(result: Any, space: Any) -> list[Any]:
-    from ..search.study import evaluation_of
+    from ..search.bayes.study import evaluation_of
 
     return [evaluation_of(t, space) for t in result.study.get_trials(deepcopy=False) if t.state.is_finished()]

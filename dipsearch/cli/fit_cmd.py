@@ -67,7 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_fit_settings(parser)
     add_variant_args(parser)
-    from .stop_cmd import add_stop_args, stop_hook_from_args  # here, not at the top: stop_cmd imports this module
+    from .stop_cmd import add_stop_args, stop_hook_from_args  # here: the module's own helpers come first
 
     add_stop_args(parser)
     parser.set_defaults(func=run, extra_hooks=[stop_hook_from_args])

@@ -7,7 +7,7 @@ import os
 from typing import TYPE_CHECKING
 
 from ..errors import DipsearchError
-from .names import CROSSOVERS, DETECTORS, name_arguments
+from .names import CROSSOVERS, name_arguments
 from .problem_args import problem_flags, recipe_from_args
 from .rung_args import final_table
 from .search_cmd import (
@@ -18,7 +18,6 @@ from .search_cmd import (
     runtime_from_args,
     spec_from_args,
 )
-from .stop_cmd import stop_spec_from_args
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -67,13 +66,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     g.add_argument("--indpb", type=float, metavar="P", help="per-gene mutation probability (default: 2 / active genes)")
     g.add_argument(
-        "--mut-step",
+        "--mutation-step",
         type=float,
         default=0.2,
-        dest="mut_step",
+        dest="mutation_step",
         metavar="S",
         help="Gaussian mutation step as a fraction of a numeric gene's (log) range (default 0.2)",
     )
+    # The flag's earlier name, kept working for scripts; hidden from --help.
+    g.add_argument("--mut-step", type=float, dest="mutation_step", help=argparse.SUPPRESS)
     g.add_argument(
         "--hof", type=int, default=5, metavar="N", help="hall-of-fame size, rows of the closing table (default 5)"
     )
@@ -92,17 +93,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "its config.toml decides everything but --workers, --dask, --no-progress and --gens (other flags "
         "given with it are refused)",
     )
-    from .seeding_args import add_seeding_args
-    from .stop_cmd import add_stop_args  # here, not at the top: stop_cmd imports fit_cmd, which is loaded first
 
-    add_seeding_args(parser)
-    add_stop_args(parser)  # --stop DETECTOR: every candidate's fit stops online; its chosen output is scored
-    # argparse has no public way to reword a borrowed flag's help; here it means something else than in `fit`
-    parser._option_string_actions["--stop"].help = (
-        f"stop every candidate's fit with a detector: {', '.join(DETECTORS)}"
-        " or none (default); the fitness scores the output it chose"
-    )
-    name_arguments(parser, sigma="--mut-step")
+    name_arguments(parser, mutation_step="--mutation-step")  # not its hidden alias --mut-step
     # What --resume takes from the run folder: a flag here that differs from its default is refused, not ignored.
     remember_resume_defaults(parser, RESUME_FREE)
 
@@ -123,7 +115,7 @@ def _fresh(args: argparse.Namespace, console: Console) -> tuple[ProblemRecipe, S
         tournament=args.tournament,
         crossover=args.crossover,
         indpb=args.indpb,
-        sigma=args.mut_step,
+        mutation_step=args.mutation_step,
         hof=args.hof,
         seed=args.seed,
     )
@@ -136,24 +128,24 @@ def _fresh(args: argparse.Namespace, console: Console) -> tuple[ProblemRecipe, S
             "shown because the demo knows the clean image)",
             highlight=False,
         )
-    return recipe_from_args(args), spec_from_args(args, stop=stop_spec_from_args(args), ga=ga)
+    return recipe_from_args(args), spec_from_args(args, "ga", ga)
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
     from ..progress import summary_table
-    from ..search import ga_run
     from ..search.display import top_table
-    from ..search.setup import no_winner
+    from ..search.ga import driver as ga_driver
+    from ..search.prepare import no_winner
 
     if args.resume:
         refuse_resume_flags(args, "--gens, --workers, --dask, --dask-timeout, --no-progress and --out")
         runtime = runtime_from_args(args, console)
-        start = lambda: ga_run.continue_run(args.resume, args.gens, runtime)  # noqa: E731
+        start = lambda: ga_driver.continue_run(args.resume, args.gens, runtime)  # noqa: E731
     else:
         runtime = runtime_from_args(args, console)
         runtime.check()
         recipe, spec = _fresh(args, console)
-        start = lambda: ga_run.start(recipe, spec, runtime)  # noqa: E731
+        start = lambda: ga_driver.start(recipe, spec, runtime)  # noqa: E731
     try:
         done = start()
     except BaseException as err:

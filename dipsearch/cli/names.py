@@ -17,14 +17,14 @@ TASKS = ("denoise", "sr", "inpaint")  # dipsearch.tasks.TASKS
 SR_FACTORS = (2, 4, 8)  # dipsearch.tasks.SR_FACTORS
 FITNESSES = ("holdout", "psnr", "sure")  # keys of dipsearch.fitness.FITNESSES
 DETECTORS = ("wmv", "emv", "sure", "holdout", "spectral")  # keys of dipsearch.stopping.DETECTORS
-SAMPLERS = ("tpe", "random", "cmaes", "gp", "nsga2")  # dipsearch.search.samplers.SAMPLERS
-PRUNERS = ("hyperband", "median", "sha", "none")  # dipsearch.search.samplers.PRUNERS
-CROSSOVERS = ("level", "uniform")  # dipsearch.search.operators.CROSSOVERS
-STALE_AFTER = 180.0  # dipsearch.search.storage.STALE_AFTER
+SAMPLERS = ("tpe", "random", "cmaes", "gp", "nsga2")  # dipsearch.search.bayes.samplers.SAMPLERS
+PRUNERS = ("hyperband", "median", "sha", "none")  # dipsearch.search.bayes.samplers.PRUNERS
+CROSSOVERS = ("level", "uniform")  # dipsearch.search.ga.operators.CROSSOVERS
+STALE_AFTER = 180.0  # dipsearch.search.bayes.storage.STALE_AFTER
 SQLITE_HELP = (
     "SQLite is not for many parallel writers: use a journal file or PostgreSQL for parallel "
     "workers"
-)  # dipsearch.search.storage.SQLITE_HELP
+)  # dipsearch.search.bayes.storage.SQLITE_HELP
 PRESELECT_METRICS = ("psd_mse", "psd_emd", "bandwidth", "slope_gap")  # keys of dipsearch.preselect.METRICS
 DEFAULT_PRESELECT_METRIC = "psd_mse"  # dipsearch.preselect.DEFAULT_METRIC
 BASELINE_TASKS = {

@@ -45,11 +45,12 @@ def add_rung_args(group: argparse._ArgumentGroup) -> None:
 
 def plan_from_args(args: argparse.Namespace) -> RungPlan | None:
     """The rung plan the flags describe (None with --final 0), validated; the final rung's detector is
-    checked against the problem when the search is set up (dipsearch.search.setup.prepare)."""
+    checked against the problem when the search is set up (dipsearch.search.prepare.prepare)."""
     final = getattr(args, "final", None) or 0
     if final == 0:
         return None
     from ..search.rungs import RungPlan
+    from ..stopping.spec import StopSpec
 
     raw = getattr(args, "rungs", None)
     try:
@@ -63,7 +64,7 @@ def plan_from_args(args: argparse.Namespace) -> RungPlan | None:
     }
     plan = RungPlan(
         final=final,
-        stop={"detector": getattr(args, "final_stop", None) or "emv"},
+        stop=StopSpec(getattr(args, "final_stop", None) or "emv"),
         budgets=budgets,
         **{k: v for k, v in given.items() if v is not None},
     )

@@ -1,24 +1,30 @@
-"""`dipsearch search {ga,bayes}`: the flags every searcher shares, and the group that holds them."""
+"""`dipsearch search SEARCHER`: the flags every searcher shares, and the group that holds the searchers.
+
+The searchers are the registry's (dipsearch.search.base.SEARCHERS). One with a command-line module of its own
+(Searcher.cli) registers its parser there; any other gets the shared flags, one flag per field of its settings
+dataclass and --resume RUN_DIR (`generic_run` below), so that a new searcher needs no command-line code.
+"""
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import fields
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DipsearchError
 from .fit_cmd import add_fast_flags
-from .names import FITNESSES, name_arguments
-from .problem_args import add_problem_args, recipe_from_args
-from .rung_args import add_rung_args, plan_from_args
+from .names import DETECTORS, FITNESSES, name_arguments
+from .problem_args import add_problem_args, problem_flags, recipe_from_args
+from .rung_args import add_rung_args, final_table, plan_from_args
+from .seeding_args import add_seeding_args
+from .stop_cmd import add_stop_args, stop_spec_from_args
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from ..search.setup import SearchSetup
+    from ..search.prepare import SearchSetup
     from ..search.spec import Runtime, SearchSpec
-
-SEARCHERS: list[Any] = []  # modules with register(subparsers); each searcher appends itself below
 
 
 def add_search_args(parser: argparse.ArgumentParser, iters_default: int = 400) -> None:
@@ -65,9 +71,20 @@ def add_search_args(parser: argparse.ArgumentParser, iters_default: int = 400) -
         metavar="RUN_DIR|weights.pt",
         help="warm start: candidates of the same architecture as these weights start from them",
     )
-    group.add_argument("--no-progress", action="store_true", help="no live display (for logs)")
+    group.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no live display, one line per generation, trial or rung instead (the default when not a terminal)",
+    )
     add_rung_args(parser.add_argument_group("multi-fidelity selection"))
     name_arguments(parser, budgets="--rungs", margin="--final-margin")  # RungPlan's names
+    add_seeding_args(parser)
+    add_stop_args(parser)  # --stop DETECTOR: every candidate's fit stops online; its chosen output is scored
+    # argparse has no public way to reword a borrowed flag's help; here it means something else than in `fit`
+    parser._option_string_actions["--stop"].help = (
+        f"stop every candidate's fit with a detector: {', '.join(DETECTORS)}"
+        " or none (default); the fitness scores the output it chose"
+    )
 
 
 def eval_scale(text: str) -> float:
@@ -78,7 +95,7 @@ def eval_scale(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected 1, 1/2 or 1/4 (or 0.5, 0.25), got {text!r}") from None
 
 
-def spec_from_args(args: argparse.Namespace, stop: Any = None, ga: Any = None, bayes: Any = None) -> SearchSpec:
+def spec_from_args(args: argparse.Namespace, searcher: str | None = None, settings: Any = None) -> SearchSpec:
     """The SearchSpec the search flags describe (validated when the search is set up on its problem)."""
     from ..search.spec import SearchSpec, Seeding
 
@@ -88,7 +105,7 @@ def spec_from_args(args: argparse.Namespace, stop: Any = None, ga: Any = None, b
         fitness=args.fitness,
         eval_scale=args.eval_scale,
         seed=args.seed,
-        stop=stop,
+        stop=stop_spec_from_args(args),
         rungs=plan_from_args(args),
         device=args.device,
         precision=args.precision,
@@ -102,8 +119,8 @@ def spec_from_args(args: argparse.Namespace, stop: Any = None, ga: Any = None, b
             preselect_metric=args.preselect_metric,
             seed_from=list(args.seed_from),
         ),
-        ga=ga,
-        bayes=bayes,
+        searcher=searcher,
+        settings=settings,
     )
 
 
@@ -115,14 +132,19 @@ def runtime_from_args(args: argparse.Namespace, console: Console) -> Runtime:
         dask=args.dask,
         dask_timeout=getattr(args, "dask_timeout", 10.0),
         out=args.out,
-        progress=not args.no_progress,
+        progress=live_progress(args, console),
         console=console,
     )
 
 
+def live_progress(args: argparse.Namespace, console: Console) -> bool:
+    """A live display only on a terminal: a log or pipe gets one plain line per generation, trial or rung."""
+    return not args.no_progress and console.is_terminal
+
+
 def search_setup(args: argparse.Namespace) -> SearchSetup:
     """The flags' problem and spec, set up as a search would be (nothing is written)."""
-    from ..search.setup import prepare
+    from ..search.prepare import prepare
 
     recipe = recipe_from_args(args)
     return prepare(recipe.build(), recipe, spec_from_args(args), remote=args.dask is not None)
@@ -141,7 +163,7 @@ def remember_resume_defaults(parser: argparse.ArgumentParser, free: set[str]) ->
         resume_fixed={
             a.dest: (a.option_strings[0] if a.option_strings else a.dest.upper(), a.default)
             for a in parser._actions
-            if a.dest not in free | {"help", "func", "resume"}
+            if a.dest not in free | {"help", "func", "resume"} and a.help != argparse.SUPPRESS  # not hidden aliases
         }
     )
 
@@ -156,20 +178,106 @@ def refuse_resume_flags(args: argparse.Namespace, allowed: str) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    import importlib
+
+    from ..search.base import SEARCHERS, searcher_class
+
     parser = sub.add_parser(
         "search",
-        help="architecture / hyperparameter search (ga, bayes)",
+        help=f"architecture / hyperparameter search ({', '.join(SEARCHERS)})",
         description="Search DIP architectures and fit settings for one image.",
     )
     searchers = parser.add_subparsers(dest="searcher", metavar="SEARCHER", required=True)
-    for module in SEARCHERS:
-        module.register(searchers)
+    for name in SEARCHERS:
+        searcher = searcher_class(name)
+        if searcher.cli is not None:
+            importlib.import_module(searcher.cli).register(searchers)
+        else:
+            register_generic(searchers, searcher)
 
 
-# Searchers register below the shared definitions they import (add_search_args, SearchSetup).
-from . import bayes_cmd  # noqa: E402
+# ---------------------------------------------------------------- searchers without a command-line module
 
-SEARCHERS.append(bayes_cmd)
-from . import ga_cmd  # noqa: E402
 
-SEARCHERS.append(ga_cmd)
+def register_generic(sub: argparse._SubParsersAction, searcher: Any) -> None:
+    """`dipsearch search NAME` for a searcher: the shared flags, one flag per settings field, --resume."""
+    parser = sub.add_parser(
+        searcher.name,
+        help=searcher.summary,
+        description=f"{searcher.summary[0].upper()}{searcher.summary[1:]}. Results in runs/search/<stamp>_"
+        f"{searcher.name}/; a stopped run continues with --resume RUN_DIR.",
+    )
+    add_search_args(parser)
+    group = parser.add_argument_group(searcher.name)
+    for f in fields(searcher.settings_type()):
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in ("bool", bool):
+            group.add_argument(flag, action="store_true", help=f"(default {f.default})")
+        else:
+            kind = {"int": int, "float": float}.get(str(f.type).split(" ")[0], str)
+            group.add_argument(flag, type=kind, metavar="N" if kind is int else "X", help=f"(default {f.default})")
+    group.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue a stopped or finished run from its folder (--trials: extend it); its config.toml decides "
+        "the rest",
+    )
+    parser.set_defaults(func=generic_run, searcher_name=searcher.name)
+    remember_resume_defaults(parser, GENERIC_RESUME_FREE)
+
+
+GENERIC_RESUME_FREE = {"trials", "workers", "dask", "no_progress", "out"}
+
+
+def generic_run(args: argparse.Namespace, console: Console) -> int:
+    from ..search.base import get_searcher
+    from ..search.prepare import no_winner
+
+    searcher = get_searcher(args.searcher_name)
+    runtime = runtime_from_args(args, console)
+    runtime.check()
+    names = [f.name for f in fields(searcher.settings_type())]
+    try:
+        if args.resume:
+            refuse_resume_flags(args, ", ".join(f"--{n.replace('_', '-')}" for n in sorted(GENERIC_RESUME_FREE)))
+            changes = {n: getattr(args, n) for n in names if n == "trials" and getattr(args, n) is not None}
+            done = searcher.resume(args.resume, runtime, **changes)
+        else:
+            given = {n: getattr(args, n) for n in names if getattr(args, n) not in (None, False)}
+            settings = searcher.settings_type()(**given)
+            settings.check()
+            done = searcher.start(recipe_from_args(args), spec_from_args(args, searcher.name, settings), runtime)
+    except BaseException as err:
+        continue_hint(err, console, searcher.name)
+        raise
+    report(done, console, f"{searcher.name} search")
+    if not done.run.file("best_arch.toml").is_file():
+        raise DipsearchError(no_winner(done.evaluations, done.run_dir))
+    return 0
+
+
+def report(done: Any, console: Console, title: str) -> None:
+    """The closing tables of a search (its best candidates, the final rung, its scalar figures) and where to go
+    next; `done` is a searcher's run object with setup, summary, evaluations, selection and run."""
+    from ..progress import summary_table
+    from ..search.display import top_table
+
+    setup = done.setup
+    scored = sorted(
+        (e for e in done.evaluations if e.fitness is not None and not e.pruned),
+        key=lambda e: (-e.search_value, e.index),
+    )[:5]
+    if scored:
+        console.print(top_table(setup.space, [(e.genome, e) for e in scored], "best architectures"))
+    if done.selection is not None:
+        console.print(final_table(setup.space, done.selection))
+    spec = setup.spec
+    console.print(
+        summary_table(f"{title}: {spec.fitness} fitness, {spec.iters} iterations per candidate", done.summary)
+    )
+    console.print(f"run folder: [bold]{done.run_dir}[/bold]", highlight=False)
+    best_arch = done.run.file("best_arch.toml")
+    if best_arch.is_file() and setup.recipe.rebuildable:
+        console.print(
+            f"refit the winner: dipsearch fit {problem_flags(setup.recipe)} --arch {best_arch}", highlight=False
+        )

@@ -15,6 +15,7 @@ import os
 from typing import TYPE_CHECKING
 
 from .bayes_cmd import add_study_args
+from .search_cmd import live_progress
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -41,8 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace, console: Console) -> int:
     from ..progress import summary_table
     from ..search.bayes import work
-    from ..search.bayes_report import top_table
-    from ..search.storage import HOST
+    from ..search.bayes.display import top_table
+    from ..search.bayes.storage import HOST
 
     report = work(
         args.storage,
@@ -52,9 +53,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
         seed=args.seed,
         stale_after=args.stale_after,
         console=console,
-        progress=not args.no_progress,
+        progress=live_progress(args, console),
     )
-    if not args.no_progress:
+    if live_progress(args, console):
         console.print(top_table(report.study))
     console.print(summary_table(f"worker {HOST}:{os.getpid()} on study {args.study}", report.summary()))
     return 0

@@ -11,8 +11,11 @@
 
 - ProblemRecipe (recipe.py): the problem as files and settings, rebuildable anywhere, with the one problem
   fingerprint; a Problem made in Python gets a recipe holding only its fingerprint.
-- SearchSpec, StopSpec, Seeding (spec.py): what the search is; Runtime: how this process runs it.
-- ga.run / ga.resume (ga_run.py), bayes.run / bayes.resume / bayes.work (bayes_run.py).
+- SearchSpec, Seeding (spec.py): what the search is, with its searcher's name and settings; Runtime: how
+  this process runs it. StopSpec (dipsearch.stopping.spec): the stopping of every candidate's fit.
+- The searchers (base.py: the Searcher base and the SEARCHERS registry; base.run / base.resume run any):
+  ga.run / ga.resume (ga/), bayes.run / bayes.resume / bayes.work (bayes/), random (random.py).
+- SearchSetup (prepare.py): a spec checked against its problem, the space cut to the image.
 - SearchResult (result.py): a finished run folder's answer; SearchResult.load(run_dir) reads any.
 The command line (`dipsearch search ga|bayes`, `dipsearch worker`) translates its flags into these objects.
 
@@ -32,12 +35,15 @@ _NAMES = {
     "Seeding": "spec",
     "Runtime": "spec",
     "SearchResult": "result",
-    "SearchSetup": "setup",
+    "SearchSetup": "prepare",
+    "Searcher": "base",
+    "SEARCHERS": "base",
+    "RandomSettings": "random",
     "GAConfig": "ga",
     "BayesSettings": "study",
     "RungPlan": "rungs",
 }
-_MODULES = ("ga", "bayes")
+_MODULES = ("ga", "bayes", "random", "base")
 
 __all__ = [*_NAMES, *_MODULES]
 

@@ -30,6 +30,7 @@ from ..errors import ArgumentError, DipsearchError
 from ..evaluate import Candidate, Evaluation, evaluate
 from ..executors import InProcessExecutor
 from ..space import Genome, SearchSpace
+from ..stopping.spec import StopSpec
 from .record import SearchRecord
 
 FINAL = "final"
@@ -39,10 +40,13 @@ FINAL = "final"
 class RungPlan:
     final: int = 3  # candidates in the final rung (K), the default genome included
     final_iters: int = 2400  # the full budget: `dipsearch fit`'s default
-    stop: dict[str, Any] = field(default_factory=lambda: {"detector": "emv"})  # stopping in the final rung
+    stop: StopSpec = field(default_factory=lambda: StopSpec("emv"))  # stopping in the final rung (dict form accepted)
     budgets: tuple[int, ...] = ()  # promotion rungs between the screening and the final rung
     eta: int = 3  # each earlier rung holds eta times as many candidates as the next
     margin: float = 1.64  # z a finalist needs over the default on the held-out pixels (one-sided 5 %)
+
+    def __post_init__(self) -> None:
+        self.stop = StopSpec.of(self.stop)
 
     def check(self) -> None:
         budgets = list(self.budgets)
@@ -77,7 +81,7 @@ class RungPlan:
         return {
             "final": self.final,
             "final_iters": self.final_iters,
-            "stop": dict(self.stop),
+            "stop": self.stop.to_dict(),
             "budgets": list(self.budgets),
             "eta": self.eta,
             "margin": self.margin,
@@ -88,7 +92,7 @@ class RungPlan:
         return cls(
             final=int(data["final"]),
             final_iters=int(data["final_iters"]),
-            stop=dict(data["stop"]),
+            stop=StopSpec.from_dict(data["stop"]),
             budgets=tuple(int(b) for b in data.get("budgets", ())),
             eta=int(data.get("eta", 3)),
             margin=float(data.get("margin", cls.margin)),
@@ -163,7 +167,7 @@ class RungRunner:
         self.notify = notify or (lambda label, evaluation: None)
 
     def candidate(
-        self, genome: Genome, budget: int, stop: dict[str, Any] | None, index: int, scale: float | None = None
+        self, genome: Genome, budget: int, stop: StopSpec | None, index: int, scale: float | None = None
     ) -> Candidate:
         """The genome's candidate at a rung's budget: the rung sets the iterations, over a space's iters gene."""
         base = self.make_candidate(dict(genome), index)
@@ -215,7 +219,7 @@ class RungRunner:
                 "rung": FINAL,
                 "budget": self.plan.final_iters,
                 "candidates": len(jobs),
-                "stop": self.plan.stop.get("detector"),
+                "stop": self.plan.stop.detector,
                 "margin": self.plan.margin,
                 **counts,
             }
@@ -248,10 +252,10 @@ class RungRunner:
 
     def _paired_with_default(self, finalists: list[Finalist], jobs: list[Candidate]) -> None:
         """Each finalist's held-out advantage over the default, in standard errors of the paired difference."""
-        from ..fitness import HoldoutFitness, make_fitness
+        from ..fitness import make_fitness
 
         fitness = make_fitness(jobs[0].fitness)
-        if not isinstance(fitness, HoldoutFitness):
+        if not fitness.paired:
             return
         prepared = fitness.prepare(jobs[0].problem, jobs[0].seed)
         errors = {}
@@ -308,7 +312,8 @@ class RungRunner:
                 pending.append((job, self.executor.submit(self.evaluate_fn, job)))
             job, future = pending.popleft()
             evaluation = _result(future, job)
-            self.record.add_rung(evaluation, {"rung": label, "budget": job.iters, "stop": job.stop})
+            stop = job.stop.to_dict() if job.stop is not None else None
+            self.record.add_rung(evaluation, {"rung": label, "budget": job.iters, "stop": stop})
             results[job.key] = evaluation
             self.notify(label, evaluation)
         return [results[job.key] for _, job in jobs], {"fits": len(todo), "cached": cached}
@@ -343,7 +348,7 @@ def finish(record: SearchRecord, selection: Selection, plan: RungPlan) -> dict[s
     record.write_best(
         choice,
         fit={"iters": plan.final_iters},
-        extra={"rung": FINAL, "stop": plan.stop, "stopped_iter": choice.stopped_iter},
+        extra={"rung": FINAL, "stop": plan.stop.to_dict(), "stopped_iter": choice.stopped_iter},
     )
     return {
         **selection.summary(),

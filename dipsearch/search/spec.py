@@ -5,112 +5,32 @@ display) may differ each time the run is started or resumed. Both are plain data
 to_dict/from_dict (TOML/JSON friendly). Checks raise dipsearch.errors.ArgumentError, which names the
 argument in Python (`iters must be >= 1, got 0`) and the flag on the command line (`--iters ...`).
 
-Module level imports only the standard library: the searchers' own settings (GAConfig in .ga,
-BayesSettings in .study, RungPlan in .rungs) are imported when a spec needs them.
+Module level imports only the standard library, and no searcher: a searcher's settings type comes from the
+registry (search/base.py) when a stored spec is read.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import InitVar, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ArgumentError
+from ..stopping.spec import INDEXINGS, StopSpec  # noqa: F401 - StopSpec's earlier home
 
 if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
     from rich.console import Console
 
     from ..evaluate import Evaluation
-    from ..fit import FitHook
     from ..space import SearchSpace
-    from ..tasks import Problem
-    from .ga import GAConfig
+    from .bayes.study import BayesSettings
+    from .ga.algorithm import GAConfig
     from .rungs import RungPlan
-    from .study import BayesSettings
 
 EVAL_SCALES = (1.0, 0.5, 0.25)
-INDEXINGS = ("end", "start")
-
-
-@dataclass
-class StopSpec:
-    """Online stopping of a fit: a detector and its rule (dipsearch.stopping). None fields: the detector's default.
-
-    sigma is on the 0-1 scale (or "estimate"); `parse` takes the command line's 0-255 value.
-    """
-
-    detector: str
-    patience: int | None = None
-    delta: float | None = None
-    indexing: str | None = None
-    window: int | None = None
-    fraction: float | None = None  # holdout: share of the observed pixels withheld from the loss
-    sigma: float | str | None = None  # sure: the noise sigma; None: the problem's
-
-    @classmethod
-    def parse(
-        cls,
-        detector: str | None,
-        *,
-        patience: int | None = None,
-        delta: float | None = None,
-        indexing: str | None = None,
-        window: int | None = None,
-        fraction: float | None = None,
-        sure_sigma: float | str | None = None,
-    ) -> StopSpec | None:
-        """The spec of the `--stop` settings; None for no stopping ("none"). sure_sigma: 0-255 scale or "estimate"."""
-        from ..stopping import DETECTORS
-
-        name = detector or "none"
-        if name != "none" and name not in DETECTORS:
-            raise ArgumentError(
-                "unknown detector {value!r}; choose one of {choices} or none (no stopping)",
-                value=name,
-                choices=", ".join(DETECTORS),
-            )
-        if name == "none":
-            return None
-        sigma: float | str | None = sure_sigma
-        if sigma is not None and sigma != "estimate":
-            try:
-                sigma = float(sigma) / 255.0
-            except ValueError:
-                raise ArgumentError(
-                    "{sure_sigma} takes a number (0-255 scale) or 'estimate', got {value!r}", value=sure_sigma
-                ) from None
-        spec = cls(
-            name, patience=patience, delta=delta, indexing=indexing, window=window, fraction=fraction, sigma=sigma
-        )
-        spec.check()
-        return spec
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> StopSpec | None:
-        if not data:
-            return None
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-    def to_dict(self) -> dict[str, Any]:
-        """The Candidate.stop form (part of a candidate's cache key: only the settings given)."""
-        return {k: v for k, v in asdict(self).items() if v is not None}
-
-    def check(self) -> None:
-        if self.indexing is not None and self.indexing not in INDEXINGS:
-            raise ArgumentError("{indexing} must be end or start, got {value!r}", value=self.indexing)
-        if self.patience is not None and self.patience < 1:
-            raise ArgumentError("{patience} must be >= 1, got {value}", value=self.patience)
-
-    def hook(self, seed: int, problem: Problem) -> FitHook:
-        """The online stopping hook; raises for a detector that cannot work on this problem."""
-        from ..stopping import StoppingHook, make_detector
-
-        detector = make_detector(self.detector, seed=seed, window=self.window, fraction=self.fraction, sigma=self.sigma)
-        detector.check(problem)
-        rule = detector.rule(patience=self.patience, delta=self.delta or 0.0, indexing=self.indexing or "end")
-        return StoppingHook.online(detector, rule)
 
 
 @dataclass
@@ -142,7 +62,8 @@ class SearchSpec:
         allow it, else 1.
     rungs: the multi-fidelity plan (dipsearch.search.rungs.RungPlan); None: the screening's best is the answer.
     threads: torch threads per fit; None: 1 on CPU for the GA (bit-identical with any worker count).
-    ga / bayes: the searcher's settings (GAConfig / BayesSettings); None: their defaults.
+    searcher / settings: which searcher (dipsearch.search.base.SEARCHERS) and its settings object; None: the
+        searcher the caller runs, and its defaults. ga=GAConfig(...) or bayes=BayesSettings(...) set both.
     """
 
     space: str | Path | SearchSpace = "default"
@@ -159,8 +80,19 @@ class SearchSpec:
     init: str | None = None  # warm start: a run folder or weights.pt
     threads: int | None = None
     seeding: Seeding = field(default_factory=Seeding)
-    ga: GAConfig | None = None
-    bayes: BayesSettings | None = None
+    searcher: str | None = None  # a name in dipsearch.search.base.SEARCHERS; None: the one a caller runs
+    settings: Any = None  # the searcher's settings (its settings_type()); None: its defaults
+    ga: InitVar[GAConfig | None] = None  # SearchSpec(ga=GAConfig(...)): searcher "ga" with these settings
+    bayes: InitVar[BayesSettings | None] = None
+
+    def __post_init__(self, ga: GAConfig | None, bayes: BayesSettings | None) -> None:
+        for name, settings in (("ga", ga), ("bayes", bayes)):
+            if settings is not None:
+                self.searcher, self.settings = name, settings
+
+    def settings_of(self, searcher: str) -> Any:
+        """The settings when this spec is for `searcher`, else None."""
+        return self.settings if self.searcher == searcher else None
 
     def check(self) -> None:
         """The checks that need no problem (the rest happen when the search is set up on one)."""
@@ -179,8 +111,12 @@ class SearchSpec:
             self.stop.check()
         if self.rungs is not None:
             self.rungs.check()
-        if self.ga is not None:
-            self.ga.check()
+        if self.searcher is not None:
+            from .base import searcher_class
+
+            searcher_class(self.searcher)  # an unknown name fails here, listing the registered ones
+        if self.settings is not None and hasattr(self.settings, "check"):
+            self.settings.check()
 
     @property
     def fit_options(self) -> dict[str, Any]:
@@ -209,16 +145,18 @@ class SearchSpec:
             "init": self.init,
             "threads": self.threads,
             "seeding": asdict(self.seeding),
-            "ga": asdict(self.ga) if self.ga else None,
-            "bayes": asdict(self.bayes) if self.bayes else None,
+            "searcher": self.searcher,
         }
+        if self.searcher is not None and self.settings is not None:
+            data[self.searcher] = asdict(self.settings)  # under its name: the form folders have always had
         return {k: v for k, v in data.items() if v is not None}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SearchSpec:
+        from .base import SEARCHERS, searcher_class
         from .rungs import RungPlan
 
-        simple = {f.name for f in fields(cls)} - {"stop", "rungs", "seeding", "ga", "bayes"}
+        simple = {f.name for f in fields(cls)} - {"stop", "rungs", "seeding", "searcher", "settings"}
         spec = cls(**{k: v for k, v in data.items() if k in simple and v is not None})
         spec.stop = StopSpec.from_dict(data.get("stop"))
         rungs = data.get("rungs")
@@ -226,17 +164,22 @@ class SearchSpec:
             None if rungs is not None and not rungs.get("final") else RungPlan.from_dict(rungs) if rungs else RungPlan()
         )
         spec.seeding = Seeding(**data.get("seeding", {}))
-        if data.get("ga"):
-            from .ga import GAConfig
-
-            spec.ga = GAConfig(**{k: v for k, v in data["ga"].items() if k in GAConfig.__dataclass_fields__})
-        if data.get("bayes"):
-            from .study import BayesSettings
-
-            spec.bayes = BayesSettings(
-                **{k: v for k, v in data["bayes"].items() if k in BayesSettings.__dataclass_fields__}
-            )
+        # Specs stored before the "searcher" key hold their settings under the searcher's name only.
+        spec.searcher = data.get("searcher") or next((name for name in SEARCHERS if data.get(name)), None)
+        if spec.searcher is not None and data.get(spec.searcher):
+            kind = searcher_class(spec.searcher).settings_type()
+            known = kind.__dataclass_fields__  # init-only aliases too (GAConfig's sigma, in older folders)
+            spec.settings = kind(**{k: v for k, v in data[spec.searcher].items() if k in known})
         return spec
+
+
+def _searcher_settings(name: str) -> property:
+    """SearchSpec.ga / .bayes: the settings when the spec is for that searcher (the form of earlier versions)."""
+    return property(lambda spec: spec.settings_of(name), doc=f"spec.settings when spec.searcher == {name!r}")
+
+
+SearchSpec.ga = _searcher_settings("ga")  # type: ignore[assignment]
+SearchSpec.bayes = _searcher_settings("bayes")  # type: ignore[assignment]
 
 
 @dataclass
@@ -263,6 +206,12 @@ class Runtime:
             raise ArgumentError("{workers} must be >= 1, got {value}", value=self.workers)
         if self.dask_timeout <= 0:
             raise ArgumentError("{dask_timeout} must be > 0, got {value}", value=self.dask_timeout)
+
+    def executor(self) -> Executor:
+        """Where the fits run: the Dask scheduler, local worker processes, or this process."""
+        from ..executors import dask_executor, make_executor
+
+        return dask_executor(self.dask, self.dask_timeout) if self.dask else make_executor(self.workers)
 
     def the_console(self) -> Console:
         if self.console is None:

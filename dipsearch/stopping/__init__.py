@@ -6,9 +6,20 @@ result.summary_extra["stopped_iter"], result.extras["images"]["output_stopped"]
 replay(result.trace, WMV().rule(patience=500))           # offline, no refit
 """
 
-from .detectors import DETECTORS, EMV, WMV, Detector, Holdout, Spectral, Sure, estimate_sigma, make_detector
-from .hook import StoppingHook, prepare_problem
-from .rules import Decision, FixedRule, PatienceRule, PlateauRule, Rule, replay
+import importlib
+from typing import Any
+
+# Names are imported on first use: StopSpec (spec.py) is read by light modules (the search spec, the command
+# line) that must not load torch with the detectors.
+_NAMES = {
+    **dict.fromkeys(
+        ("DETECTORS", "EMV", "WMV", "Detector", "Holdout", "Spectral", "Sure", "estimate_sigma", "make_detector"),
+        "detectors",
+    ),
+    **dict.fromkeys(("StoppingHook", "prepare_problem"), "hook"),
+    **dict.fromkeys(("Decision", "FixedRule", "PatienceRule", "PlateauRule", "Rule", "replay"), "rules"),
+    "StopSpec": "spec",
+}
 
 __all__ = [
     "DETECTORS",
@@ -22,6 +33,7 @@ __all__ = [
     "PlateauRule",
     "Rule",
     "Spectral",
+    "StopSpec",
     "StoppingHook",
     "Sure",
     "estimate_sigma",
@@ -29,3 +41,13 @@ __all__ = [
     "prepare_problem",
     "replay",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _NAMES:
+        return getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -12,6 +12,7 @@ fits that were running (they are failed as stale and re-asked).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -24,20 +25,20 @@ import torch
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 
-from ..console import make_console
-from ..errors import DipsearchError
-from ..evaluate import Candidate, Evaluation
-from ..executors import InProcessExecutor
-from ..runs import RunDir, save_image_atomic, write_atomic
-from ..space import SearchSpace
-from ..tasks import Problem
-from ..tomlio import load_toml
-from .bayes_report import StudyDisplay, write_plots
-from .optuna_space import enqueue_genome
-from .recipe import ProblemRecipe
-from .record import EVALUATIONS, SearchRecord
-from .rungs import RungPlan, RungRunner, Selection, rung_printer
-from .rungs import finish as finish_rungs
+from ...console import make_console
+from ...errors import DipsearchError
+from ...evaluate import Candidate, Evaluation
+from ...executors import InProcessExecutor
+from ...runs import RunDir, save_image_atomic, write_atomic
+from ...space import SearchSpace
+from ...tasks import Problem
+from ...tomlio import load_toml
+from ..recipe import ProblemRecipe
+from ..record import EVALUATIONS, SearchRecord
+from ..rungs import RungPlan, RungRunner, Selection, rung_printer
+from ..rungs import finish as finish_rungs
+from .display import StudyDisplay, trial_line, write_plots
+from .space import enqueue_genome
 from .storage import STALE, StorageSpec, fail_stale_trials, open_storage
 from .study import (
     RECIPE,
@@ -60,7 +61,7 @@ IMAGES = "images"  # where `dipsearch worker` leaves the output of a trial that 
 
 
 class SetupLike(Protocol):
-    """What the driver needs of a search setup (dipsearch.search.setup.SearchSetup is one)."""
+    """What the driver needs of a search setup (dipsearch.search.prepare.SearchSetup is one)."""
 
     problem: Problem
     space: SearchSpace
@@ -175,7 +176,7 @@ def run_bayes(
     initial: genomes to enqueue as the first trials (dipsearch.preselect.seeding), before the sampler's own.
     on_evaluation: called after each trial this process told (KeyboardInterrupt from it stops the study as
     Ctrl-C would; the exception carries the run folder as `run_dir`).
-    The dipsearch.search.bayes.run/resume functions (search/bayes_run.py) build the setup and call this.
+    The dipsearch.search.bayes.run/resume functions (search/bayes/api.py) build the setup and call this.
     """
     console = console or make_console()
     space = setup.space
@@ -221,7 +222,8 @@ def run_bayes(
                 },
             },
         )
-        run.write_versions(str(probe.device))
+        if resume is None or not run.file("summary.json").is_file():
+            run.write_versions(str(probe.device))  # a finished run keeps the versions that made its figures
         study = open_study(storage_spec, study_name, sampler.build(), pruner.build(), create=True)
         stored_recipe = study.user_attrs.get(RECIPE)
         if stored_recipe:
@@ -263,6 +265,7 @@ def _drive(
     on_evaluation: Callable[[Evaluation], None] | None = None,
 ) -> BayesRun:
     start = time.perf_counter()
+    previous = _finished_summary(run)
     stale = fail_stale_trials(study, settings.stale_after)
     if stale:
         console.print(f"trials {', '.join(map(str, stale))} were left running by a process that is gone: marked FAIL")
@@ -273,6 +276,8 @@ def _drive(
     def told(trial: FrozenTrial, evaluation: Evaluation) -> None:
         view.sync({trial.number: evaluation.image})
         display.update(StudyStatus.of(study))
+        if not progress:
+            console.print(trial_line(trial, evaluation), highlight=False)
         if on_evaluation is not None:
             on_evaluation(evaluation)
 
@@ -310,17 +315,26 @@ def _drive(
                 setup.space, setup.candidate, view.record, runner.executor, plan, notify=rung_printer(console)
             ).run()
     finally:
-        summary = finish(
-            study,
-            storage,
-            run,
-            view,
-            time.perf_counter() - start,
-            told_here=runner.told,
-            plan=plan,
-            selection=selection,
-        )
+        if previous is not None and runner.told == 0:
+            summary = previous  # a finished run resumed with nothing to do keeps the figures of the run that made them
+        else:
+            summary = finish(
+                study,
+                storage,
+                run,
+                view,
+                (previous or {}).get("seconds", 0.0) + time.perf_counter() - start,
+                told_here=runner.told,
+                plan=plan,
+                selection=selection,
+            )
     return BayesRun(run, study, storage, summary, stale, selection)
+
+
+def _finished_summary(run: RunDir) -> dict[str, Any] | None:
+    """The summary of a run that finished before (None for a new or interrupted one)."""
+    path = run.file("summary.json")
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def finish(
@@ -328,7 +342,7 @@ def finish(
     storage: StorageSpec,
     run: RunDir,
     view: RunView,
-    seconds: float,
+    seconds: float,  # the wall time of the whole run, every session of the driver together
     told_here: int,
     plan: RungPlan | None = None,
     selection: Selection | None = None,
@@ -362,30 +376,3 @@ def finish(
         summary.update(finish_rungs(view.record, selection, plan))
     run.write_json("summary.json", summary)
     return summary
-
-
-# ----------------------------------------------------------------------------- the API (search/bayes_run.py)
-
-
-def run(
-    problem: Any, spec: Any = None, runtime: Any = None, *, storage: str | None = None, study: str | None = None
-) -> Any:
-    """Run a study on a ProblemRecipe or Problem under a SearchSpec; returns a SearchResult.
-    See dipsearch.search.bayes_run.run."""
-    from . import bayes_run
-
-    return bayes_run.run(problem, spec, runtime, storage=storage, study=study)
-
-
-def resume(run_dir: Any, trials: int | None = None, runtime: Any = None, **options: Any) -> Any:
-    """Continue the study of a bayes run folder; returns a SearchResult. See dipsearch.search.bayes_run.resume."""
-    from . import bayes_run
-
-    return bayes_run.resume(run_dir, trials, runtime, **options)
-
-
-def work(storage: str, study: str, **options: Any) -> Any:
-    """Work on an existing study in this process (what `dipsearch worker` runs). See dipsearch.search.bayes_run.work."""
-    from . import bayes_run
-
-    return bayes_run.work(storage, study, **options)

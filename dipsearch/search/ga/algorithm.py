@@ -18,29 +18,30 @@ killed run had finished in the evaluation cache.
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, dataclass, field
+from dataclasses import InitVar, asdict, dataclass, field
 from typing import Any
 
 from deap import base, creator, tools
 
-from ..errors import ArgumentError, DipsearchError
-from ..evaluate import Candidate, Evaluation, evaluate
-from ..executors import InProcessExecutor
-from ..space import Genome, SearchSpace
+from ...errors import ArgumentError
+from ...evaluate import Candidate, Evaluation, evaluate
+from ...executors import InProcessExecutor
+from ...space import Genome, SearchSpace
+from ..base import evaluation_result
+from ..display import GAObserver, NullObserver
+from ..record import SearchRecord
+from ..rungs import Notify, RungPlan, RungRunner
+from ..rungs import finish as finish_rungs
 from . import checkpoint
-from .display import GAObserver, NullObserver
 from .operators import CROSSOVERS, crossover, mutate
 from .plot import plot_generations
-from .record import SearchRecord
-from .rungs import Notify, RungPlan, RungRunner
-from .rungs import finish as finish_rungs
 
 NOVEL_TRIES = 10
 PLOT_EVERY_S = 30.0
@@ -65,9 +66,15 @@ class GAConfig:
     tournament: int = 3
     crossover: str = "level"
     indpb: float | None = None  # per-gene mutation probability (default: two active genes expected)
-    sigma: float = 0.2  # Gaussian mutation step, as a fraction of a numeric gene's (log) range
+    mutation_step: float = 0.2  # Gaussian mutation step, as a fraction of a numeric gene's (log) range
     hof: int = 5
     seed: int = 0
+    sigma: InitVar[float | None] = None  # the earlier name of mutation_step (and the key in older run folders)
+
+    def __post_init__(self, sigma: float | None) -> None:
+        self._step_argument = "mutation_step"  # errors name the argument the caller gave
+        if sigma is not None:
+            self.mutation_step, self._step_argument = sigma, "sigma"
 
     @property
     def lam(self) -> int:
@@ -86,7 +93,7 @@ class GAConfig:
             (self.tournament >= 1, "{tournament} must be >= 1, got {value}", self.tournament),
             (self.crossover in CROSSOVERS, "{crossover} must be one of {choices}, got {value!r}", self.crossover),
             (self.indpb is None or 0 < self.indpb <= 1, "{indpb} must be in (0, 1], got {value}", self.indpb),
-            (self.sigma > 0, "{sigma} must be > 0, got {value}", self.sigma),
+            (self.mutation_step > 0, f"{{{self._step_argument}}} must be > 0, got {{value}}", self.mutation_step),
             (self.hof >= 1, "{hof} must be >= 1, got {value}", self.hof),
         ]
         for ok, template, value in problems:
@@ -143,7 +150,7 @@ class GASearch:
         self.stats = tools.Statistics(key=lambda ind: ind.fitness.values[0])
         self.stats.register("best", max)
         self.stats.register("mean", _mean)
-        self.next_index = record.next_index()
+        self.next_index = self.first_index = record.next_index()
         self.seconds = 0.0
         self._keys: dict[tuple, str] = {}
         self._plotted = -math.inf
@@ -155,7 +162,7 @@ class GASearch:
     def _toolbox(self) -> base.Toolbox:
         cfg, tb = self.config, base.Toolbox()
         tb.register("mate", crossover, self.space, rng=self.rng, kind=cfg.crossover)
-        tb.register("mutate", mutate, self.space, rng=self.rng, indpb=cfg.indpb, sigma=cfg.sigma)
+        tb.register("mutate", mutate, self.space, rng=self.rng, indpb=cfg.indpb, sigma=cfg.mutation_step)
         tb.register("select_parent", self._tournament, size=cfg.tournament)
         tb.register("select", self._survivors)
         return tb
@@ -241,7 +248,7 @@ class GASearch:
                 job = queue.popleft()
                 pending.append((job.key, self.executor.submit(self.evaluate_fn, job)))
             key, future = pending.popleft()
-            evaluation = self._result(future)
+            evaluation = evaluation_result(future)
             self.record.add(evaluation, {"generation": gen})
             evaluation.image = None  # written as best_output.png if it was the best; do not hoard images
             failed += evaluation.fitness is None
@@ -249,19 +256,6 @@ class GASearch:
                 ind.fitness.values = (evaluation.search_value,)
             self.observer.evaluated(evaluation, self.record.best)
         return {"fits": len(jobs), "cached": cached, "failed": failed}
-
-    @staticmethod
-    def _result(future: Future) -> Evaluation:
-        # evaluate() never raises for a failing fit, so an exception here is the executor's: a dead worker
-        # process, a lost Dask worker. Everything finished so far is on record: the run can be resumed.
-        try:
-            return future.result()
-        except BrokenProcessPool:
-            raise DipsearchError("a worker process died (out of memory?); resume the run from its folder") from None
-        except Exception as err:  # noqa: BLE001
-            raise DipsearchError(
-                f"an evaluation failed on the executor ({type(err).__name__}: {err}); resume the run from its folder"
-            ) from err
 
     # ------------------------------------------------------------------ the loop
 
@@ -318,9 +312,13 @@ class GASearch:
     def _finish(self, gen: int, start: float) -> GAResult:
         best_eval = self.record.lookup(self.key(self.hof[0]))
         default = self.record.lookup(self.key(self.space.default()))
+        finished = self.record.run.file("summary.json")
+        # A finished run resumed without new generations keeps its summary: its figures (the wall time above
+        # all) describe the run that made them, not this replay from the cache.
+        keep = finished.is_file() and self.record.next_index() == self.first_index
         summary = self.record.summary(
             generations=gen,
-            seconds=self._elapsed(start),
+            seconds=None,
             default_fitness=default.fitness if default else None,
             default_psnr=default.psnr if default else None,
             best_genome=None,
@@ -342,7 +340,12 @@ class GASearch:
                 ).run()
                 summary.update(finish_rungs(self.record, selection, self.plan))
                 best, best_eval = selection.choice.genome, selection.choice.evaluation
-        self.record.run.write_json("summary.json", summary)
+        # The wall time of the whole run: every session's generations and the rungs, not the screening alone.
+        summary["seconds"] = self._elapsed(start)
+        if keep:
+            summary = json.loads(finished.read_text())
+        else:
+            self.record.run.write_json("summary.json", summary)
         self._plot()
         hall = [(dict(ind), self.record.lookup(self.key(ind))) for ind in self.hof]
         return GAResult(best, best_eval, hall, list(self.logbook), summary, selection)
@@ -380,22 +383,3 @@ class GASearch:
     def _individual(self, genome: Genome) -> Any:
         self.space.validate(genome)  # the space is the run's own copy: a mismatch means a damaged folder
         return self.Individual(genome)
-
-
-# ----------------------------------------------------------------------------- the API (search/ga_run.py)
-
-
-def run(problem: Any, spec: Any = None, runtime: Any = None) -> Any:
-    """Evolve an architecture for a ProblemRecipe or Problem under a SearchSpec; returns a SearchResult.
-    See dipsearch.search.ga_run.run."""
-    from . import ga_run
-
-    return ga_run.run(problem, spec, runtime)
-
-
-def resume(run_dir: Any, gens: int | None = None, runtime: Any = None) -> Any:
-    """Continue a GA run folder (and extend it to `gens` generations); returns a SearchResult.
-    See dipsearch.search.ga_run.resume."""
-    from . import ga_run
-
-    return ga_run.resume(run_dir, gens, runtime)
