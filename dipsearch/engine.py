@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,6 +104,12 @@ def check_fast_settings(config: FitConfig, device: torch.device) -> None:
             "{compile} needs a CUDA GPU (torch.compile of the fit is only supported there); this fit runs on {where}",
             where=device.type,
         )
+    if config.cuda_graph == "on" and device.type != "cuda":
+        raise ArgumentError(
+            "{cuda_graph:on} needs a CUDA GPU (the step is captured as a CUDA graph); this fit runs on {where}; "
+            "use {cuda_graph:auto} or {cuda_graph:off}",
+            where=device.type,
+        )
     if config.precision == "bf16":
         if device.type == "cuda" and not torch.cuda.is_bf16_supported():
             raise ArgumentError("{precision:bf16}: this GPU has no bfloat16 support; use {precision:fp32}")
@@ -147,7 +154,8 @@ class Learner:
 
     def output(self, net_input: Tensor, height: int, width: int) -> Tensor:
         """The network's output cropped to the image, in float32 whatever the precision."""
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+        # No cast cache: a CUDA graph must not keep casts made outside it (each weight is cast once per pass anyway).
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast, cache_enabled=False):
             out = self.forward(net_input)
         return out[:, :, :height, :width].float()
 
@@ -167,6 +175,18 @@ class Learner:
     def restore(self, snapshot: dict[str, Any]) -> None:
         self.net.load_state_dict(snapshot["net"])
         self.optimizer.load_state_dict(snapshot["optimizer"])
+
+    @torch.no_grad()
+    def restore_in_place(self, snapshot: dict[str, Any]) -> None:
+        """restore() into the tensors that exist (a captured graph holds their addresses). A parameter without
+        state in the snapshot (saved before its first step) gets Adam's fresh state: zeros."""
+        self.net.load_state_dict(snapshot["net"])  # copies into the parameters and buffers
+        saved = snapshot["optimizer"]["state"]
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        for index, param in enumerate(params):
+            for key, tensor in self.optimizer.state.get(param, {}).items():
+                if isinstance(tensor, Tensor):
+                    tensor.copy_(saved[index][key]) if index in saved else tensor.zero_()
 
 
 class Lazy:
@@ -223,17 +243,139 @@ class Trace:
         self.pending = 0
 
 
+class TrainStep:
+    """One DIP training step as plain Python over fixed tensors: the function a CUDA graph captures.
+
+    forward() draws the input noise, runs the network and adds up the loss; update() runs backward, the
+    optimizer and every hook's on_update. __call__ is the whole step of the captured loop: forward and update,
+    then this step's output and the EMA written in place into static buffers and the trace's device scalars
+    (loss, and with a clean image the MSE of the output and of the EMA) into the ring buffer. It makes no host
+    synchronisation, so it can be recorded once and replayed; run eagerly it computes what the eager loop does.
+    """
+
+    def __init__(self, engine: Engine, learner: Learner, problem: Problem, z: Tensor, hooks: Sequence[FitHook]):
+        config, device = engine.config, learner.device
+        self.config, self.learner, self.problem, self.z, self.hooks = config, learner, problem, z, hooks
+        _, self.height, self.width = problem.image_shape
+        self.noise_gen = torch.Generator(device=device).manual_seed(config.seed + 1)
+        self.loss_terms = list(engine.parts.losses)
+        self.metric_dtype = accumulator(device)
+        self.clean_m = problem.clean.to(self.metric_dtype) if problem.clean is not None else None
+        # Static buffers of the captured loop, made by start_static() once the first output exists.
+        self.out: Tensor | None = None
+        self.ema: Tensor | None = None
+        self.ring: Ring | None = None
+
+    def forward(self, zero_grad: bool = True) -> tuple[Tensor, Tensor, Tensor]:
+        """(net_input, output, loss) of this step; zero_grad=False inside a graph, whose backward overwrites."""
+        net_input = self.z
+        if self.config.reg_noise_std > 0:
+            noise = torch.randn(self.z.shape, generator=self.noise_gen, device=self.z.device)
+            net_input = self.z + self.config.reg_noise_std * noise
+        if zero_grad:
+            self.learner.optimizer.zero_grad(set_to_none=True)
+        out = self.learner.output(net_input, self.height, self.width)
+        loss = self.problem.data_loss(out)
+        for term in self.loss_terms:
+            loss = loss + term(out, self.problem)
+        return net_input, out, loss
+
+    def update(self, loss: Tensor, step: int) -> None:
+        self.learner.update(loss, step, self.hooks)
+
+    def start_static(self, out: Tensor) -> None:
+        """The static output and EMA buffers and the ring, from the first kept output (the EMA starts there)."""
+        self.out, self.ema = out.clone(), out.clone()
+        columns = 1 if self.clean_m is None else 3
+        self.ring = Ring(self.config.trace_every, columns, self.metric_dtype, out.device)
+
+    def finish(self, out: Tensor, loss: Tensor) -> None:
+        """Output, EMA and the trace's scalars of an updated step, into the static buffers and the ring."""
+        decay = self.config.ema_decay
+        self.out.copy_(out.detach())
+        self.ema.mul_(decay).add_(self.out, alpha=1 - decay)
+        values = [loss.detach().to(self.metric_dtype)]
+        if self.clean_m is not None:
+            values.append((self.out.to(self.metric_dtype) - self.clean_m).pow(2).mean())
+            values.append((self.ema.to(self.metric_dtype) - self.clean_m).pow(2).mean())
+        self.ring.write(torch.stack(values))
+
+    def __call__(self, step: int, zero_grad: bool = True) -> None:
+        _, out, loss = self.forward(zero_grad)
+        self.update(loss, step)
+        self.finish(out, loss)
+
+
+class Ring:
+    """Device rows of trace scalars, written in step order by the step (a device-side write position) and read
+    by the host in one transfer. Rows are views; they stay valid until reset(), after the trace is fetched."""
+
+    def __init__(self, rows: int, columns: int, dtype: torch.dtype, device: torch.device):
+        self.values = torch.zeros(rows, columns, dtype=dtype, device=device)
+        self.position = torch.zeros(1, dtype=torch.long, device=device)
+        self.written = 0  # the host's count of the rows written since the last reset
+
+    def write(self, row: Tensor) -> None:
+        self.values.index_copy_(0, self.position, row.unsqueeze(0))
+        self.position.add_(1)
+
+    def row(self) -> Tensor:
+        """The row the last step wrote (the host counts the steps; one per call)."""
+        self.written += 1
+        return self.values[self.written - 1]
+
+    def reset(self) -> None:
+        self.position.zero_()
+        self.written = 0
+
+
+def capture_blockers(hooks: Sequence[FitHook], config: FitConfig) -> list[str]:
+    """Why the hooks or settings of a fit rule out replaying a captured step (empty: they allow it)."""
+
+    def overrides(hook: FitHook, method: str) -> bool:
+        return getattr(type(hook), method) is not getattr(FitHook, method)
+
+    reasons = []
+    for hook in hooks:
+        if overrides(hook, "on_update") and not hook.update_capturable:
+            reasons.append(f"hook {hook.name!r} changes the update in a way that cannot be captured")
+        if overrides(hook, "on_step") and hook.step_feed not in ("trace", "cadence"):
+            reasons.append(f"hook {hook.name!r} needs the host every step")
+    if config.finite_check == "step":
+        reasons.append("finite_check 'step' checks the loss on the host every step")
+    if config.compile:
+        reasons.append("torch.compile and a captured step do not combine")
+    return reasons
+
+
+def optimizer_blockers(optimizer: torch.optim.Optimizer) -> list[str]:
+    if all("capturable" in group for group in optimizer.param_groups):
+        return []
+    return [f"the optimizer {type(optimizer).__name__} has no capturable mode"]
+
+
 class Engine:
     """One DIP fit of `spec` (any network family) under `config`, with the seams of `parts`."""
+
+    warmup_steps = 3  # eager steps before the capture: cuDNN picks its kernels, Adam makes its state
 
     def __init__(self, spec: Any, config: FitConfig | None = None, parts: FitParts | None = None):
         self.spec, self.config, self.parts = spec, config or FitConfig(), parts or FitParts()
         self.family = family_of(spec)
 
     def run(self, problem: Problem, hooks: Iterable[FitHook] = ()) -> FitResult:
-        hooks, config, family = list(hooks), self.config, self.family
+        """The fit. On CUDA it replays a captured step where config.cuda_graph and the hooks allow it."""
+        hooks = list(hooks)
+        device = resolve_device(self.config.device)
+        check_fast_settings(self.config, device)
+        if self.config.cuda_graph == "off" or device.type != "cuda":
+            return self.run_eager(problem, hooks)
+        return self.run_graphed(problem, hooks, capture=True)
+
+    def _setup(self, problem: Problem, hooks: Sequence[FitHook]) -> tuple[Learner, Problem, Tensor]:
         from .fit import check_size  # fit.py is this engine's front end
 
+        config = self.config
         check_size(problem, self.spec)
         device = resolve_device(config.device)
         check_fast_settings(config, device)
@@ -241,35 +383,39 @@ class Engine:
         learner = Learner.create(self.spec, channels, config, device, self.parts)
         generator = torch.Generator().manual_seed(config.seed)
         make = self.parts.input or (lambda fam, h, w, gen: fam.make_input(h, w, config.input_scale, gen))
-        z = make(family, height, width, generator).to(device)
+        z = make(self.family, height, width, generator).to(device)
         if config.channels_last:
             z = z.contiguous(memory_format=torch.channels_last)
-        noise_gen = torch.Generator(device=device).manual_seed(config.seed + 1)
-        problem = problem.to(device)
+        return learner, problem.to(device), z
+
+    def _metric_steps(self, step: int, clean: Tensor | None) -> tuple[bool, bool]:
+        config = self.config
+        psnr_step = clean is not None and bool(config.metrics_every) and (step % config.metrics_every == 0 or step == 1)
+        ssim_step = psnr_step and bool(config.ssim_every) and (step % config.ssim_every == 0 or step == 1)
+        return psnr_step, ssim_step
+
+    def run_eager(self, problem: Problem, hooks: Sequence[FitHook] = ()) -> FitResult:
+        """The plain loop: the step's pieces run one after another, hooks see every step live."""
+        hooks, config = list(hooks), self.config
+        learner, problem, z = self._setup(problem, hooks)
+        device = learner.device
+        step_fn = TrainStep(self, learner, problem, z, hooks)
         clean = problem.clean
-        loss_terms = list(self.parts.losses)
 
         for hook in hooks:
             hook.on_start(problem, self.spec, config)
 
         on_cpu = device.type == "cpu"
         check_each_step = config.finite_check == "step" or (config.finite_check == "auto" and on_cpu)
-        metric_dtype = accumulator(device)
+        metric_dtype = step_fn.metric_dtype
         trace = Trace(config.trace_every, metric_dtype)
-        clean_m = clean.to(metric_dtype) if clean is not None else None
+        clean_m = step_fn.clean_m
         ema = out = None
         guard = _Guard(config)
         stopped_by = None
         start = time.perf_counter()
         for step in range(1, config.iters + 1):
-            net_input = z
-            if config.reg_noise_std > 0:
-                net_input = z + config.reg_noise_std * torch.randn(z.shape, generator=noise_gen, device=device)
-            learner.optimizer.zero_grad(set_to_none=True)
-            out_step = learner.output(net_input, height, width)
-            loss = problem.data_loss(out_step)
-            for term in loss_terms:
-                loss = loss + term(out_step, problem)
+            net_input, out_step, loss = step_fn.forward()
             loss_value: float | Lazy = Lazy(loss.detach())
             if check_each_step:
                 loss_value = float(loss.item())
@@ -282,15 +428,16 @@ class Engine:
                     continue
                 guard.save(learner, step)
 
-            learner.update(loss, step, hooks)
+            step_fn.update(loss, step)
             out = out_step.detach()
             ema = out.clone() if ema is None else ema.mul_(config.ema_decay).add_(out, alpha=1 - config.ema_decay)
             guard.keep(step, out, ema)
             record: dict[str, Any] = {"step": step, "loss": loss_value}
-            if clean is not None and config.metrics_every and (step % config.metrics_every == 0 or step == 1):
+            psnr_step, ssim_step = self._metric_steps(step, clean)
+            if psnr_step:
                 record["psnr"] = Lazy((out.to(metric_dtype) - clean_m).pow(2).mean(), mse_to_psnr)
                 record["psnr_ema"] = Lazy((ema.to(metric_dtype) - clean_m).pow(2).mean(), mse_to_psnr)
-                if config.ssim_every and (step % config.ssim_every == 0 or step == 1):
+                if ssim_step:
                     record["ssim"] = Lazy(ssim_tensor(out, clean_m))
                     record["ssim_ema"] = Lazy(ssim_tensor(ema, clean_m))
             record["seconds"] = time.perf_counter() - start
@@ -303,7 +450,161 @@ class Engine:
             if stop:
                 break
         trace.flush()
+        return self._result(learner, out, ema, trace, guard, stopped_by, start, hooks)
 
+    def run_graphed(self, problem: Problem, hooks: Sequence[FitHook] = (), capture: bool = True) -> FitResult:
+        """The captured loop: TrainStep replayed as a CUDA graph (capture=False: called as plain Python, the
+        same loop on any device). Guard steps and the warm-up run the step eagerly, in place on the same
+        buffers; "trace" hooks are fed from the ring buffer at each flush, "cadence" hooks live when they ask.
+
+        Raises ArgumentError when config.cuda_graph is "on" and a hook or setting rules the capture out; with
+        "auto" the fit then runs eager and warns once.
+        """
+        hooks, config = list(hooks), self.config
+        blockers = capture_blockers(hooks, config)
+        if not blockers:
+            learner, problem, z = self._setup(problem, hooks)
+            if capture and learner.device.type != "cuda":
+                raise ArgumentError(
+                    "{cuda_graph:on} needs a CUDA GPU; this fit runs on {where}", where=learner.device.type
+                )
+            blockers = optimizer_blockers(learner.optimizer)
+        if blockers:
+            if config.cuda_graph == "on":
+                raise ArgumentError("{cuda_graph:on} cannot capture this fit: {why}", why="; ".join(blockers))
+            warnings.warn(f"the fit runs eager, not as a CUDA graph: {'; '.join(blockers)}", RuntimeWarning, 2)
+            return self.run_eager(problem, hooks)
+        device = learner.device
+        if device.type == "cuda":
+            for group in learner.optimizer.param_groups:
+                group["capturable"] = True  # Adam keeps its step count on the device: no host value in the graph
+        step_fn = TrainStep(self, learner, problem, z, hooks)
+        clean = problem.clean
+        for hook in hooks:
+            hook.on_start(problem, self.spec, config)
+
+        feed = [h for h in hooks if h.step_feed == "trace" and _overrides_on_step(h)]
+        live = [h for h in hooks if h.step_feed == "cadence" and _overrides_on_step(h)]
+        trace = Trace(config.trace_every, step_fn.metric_dtype)
+        guard = _Guard(config)
+        graph: Callable[[int], None] | None = None
+        stopped_by: str | None = None
+        fed = 0  # trace rows already fed to the "trace" hooks
+        stop_at: int | None = None
+        start = time.perf_counter()
+        for step in range(1, config.iters + 1):
+            eager = graph is None or is_guard_step(step, config)
+            if eager:
+                if not self._eager_step(step_fn, guard, step, len(trace.rows) > 0):
+                    continue
+                if graph is None and step >= self.warmup_steps and step < config.iters:
+                    graph = self._capture(step_fn, hooks) if capture else step_fn
+            else:
+                graph(step)
+            record = self._ring_record(step_fn, step, clean)
+            record["seconds"] = time.perf_counter() - start
+            if any(h.wants_live(step) for h in live):
+                state = StepState(step, step_fn.out, step_fn.ema, record["loss"], problem, record, learner.net, None)
+                for hook in live:
+                    if hook.wants_live(step) and hook.on_step(state) and stop_at is None:
+                        stop_at, stopped_by = step, hook.name
+            trace.add(record)
+            if trace.pending == 0:
+                step_fn.ring.reset()
+                fed, stop_here = self._feed(feed, trace, fed, problem, learner)
+                if stop_here is not None and stop_at is None:
+                    stop_at, stopped_by = stop_here
+            if stop_at is not None:
+                break
+        trace.flush()
+        step_fn.ring.reset()
+        fed, stop_here = self._feed(feed, trace, fed, problem, learner)
+        if stop_here is not None and stop_at is None:
+            stop_at, stopped_by = stop_here
+        if stop_at is not None:  # a fed hook stopped at an earlier step than the loop had reached
+            trace.rows = [row for row in trace.rows if row["step"] <= stop_at]
+        return self._result(learner, step_fn.out, step_fn.ema, trace, guard, stopped_by, start, hooks)
+
+    def _eager_step(self, step_fn: TrainStep, guard: _Guard, step: int, started: bool) -> bool:
+        """One step of the captured loop run eagerly, with the guard at guard steps; False: the guard undid it."""
+        learner, config = step_fn.learner, self.config
+        _, out, loss = step_fn.forward()
+        if is_guard_step(step, config):
+            if not guard.passes(step, loss, out.detach(), step_fn.problem):
+                kept_out, kept_ema = guard.restore(learner, step_fn.out, step_fn.ema, step, in_place=True)
+                if step_fn.out is not None and kept_out is not step_fn.out:
+                    step_fn.out.copy_(kept_out)
+                    step_fn.ema.copy_(kept_ema)
+                return False
+            guard.save(learner, step)
+        step_fn.update(loss, step)
+        if step_fn.out is None:
+            step_fn.start_static(out.detach())
+            step_fn.ring.write(self._first_row(step_fn, loss))
+        else:
+            step_fn.finish(out, loss)
+        guard.keep(step, step_fn.out, step_fn.ema)
+        if guard.kept is not None and guard.saved_step == step:
+            guard.kept = (step_fn.out.clone(), guard.kept[1])  # the static buffer changes at the next step
+        return True
+
+    def _first_row(self, step_fn: TrainStep, loss: Tensor) -> Tensor:
+        values = [loss.detach().to(step_fn.metric_dtype)]
+        if step_fn.clean_m is not None:
+            mse = (step_fn.out.to(step_fn.metric_dtype) - step_fn.clean_m).pow(2).mean()
+            values += [mse, (step_fn.ema.to(step_fn.metric_dtype) - step_fn.clean_m).pow(2).mean()]
+        return torch.stack(values)
+
+    def _capture(self, step_fn: TrainStep, hooks: Sequence[FitHook]) -> Callable[[int], None]:
+        """Record the step in a CUDA graph after the warm-up; returns its replay (which ignores the step)."""
+        learner = step_fn.learner
+        learner.optimizer.zero_grad(set_to_none=True)  # the graph's backward allocates and overwrites the grads
+        graph = torch.cuda.CUDAGraph()
+        for generator in [step_fn.noise_gen, *(g for hook in hooks for g in hook.generators())]:
+            graph.register_generator_state(generator)
+        # Capture records kernels without running them: the step it stands for runs at the first replay.
+        with torch.cuda.graph(graph):
+            step_fn(step=0, zero_grad=False)
+        return lambda step: graph.replay()
+
+    def _ring_record(self, step_fn: TrainStep, step: int, clean: Tensor | None) -> dict[str, Any]:
+        values = step_fn.ring.row()
+        record: dict[str, Any] = {"step": step, "loss": Lazy(values[0])}
+        psnr_step, ssim_step = self._metric_steps(step, clean)
+        if psnr_step:
+            record["psnr"] = Lazy(values[1], mse_to_psnr)
+            record["psnr_ema"] = Lazy(values[2], mse_to_psnr)
+            if ssim_step:  # SSIM's cadence is not every step: computed here, off the graph
+                record["ssim"] = Lazy(ssim_tensor(step_fn.out, step_fn.clean_m))
+                record["ssim_ema"] = Lazy(ssim_tensor(step_fn.ema, step_fn.clean_m))
+        return record
+
+    def _feed(
+        self, hooks: Sequence[FitHook], trace: Trace, fed: int, problem: Problem, learner: Learner
+    ) -> tuple[int, tuple[int, str] | None]:
+        """Feed the fetched rows to the "trace" hooks in step order; the first stop wins."""
+        stop = None
+        for row in trace.rows[fed:]:
+            state = StepState(int(row["step"]), None, None, row["loss"], problem, row, learner.net, None)
+            for hook in hooks:
+                if hook.on_step(state) and stop is None:
+                    stop = (int(row["step"]), hook.name)
+            if stop is not None:
+                break
+        return len(trace.rows), stop
+
+    def _result(
+        self,
+        learner: Learner,
+        out: Tensor | None,
+        ema: Tensor | None,
+        trace: Trace,
+        guard: _Guard,
+        stopped_by: str | None,
+        start: float,
+        hooks: Sequence[FitHook],
+    ) -> FitResult:
+        config = self.config
         if out is None or not trace.rows:
             raise DipsearchError("the fit produced no finite output (the loss was NaN/inf from the first step)")
         if guard.restored_last and guard.good_step is None and config.iters > 1:
@@ -318,7 +619,7 @@ class Engine:
             iters_run=int(trace.rows[-1]["step"]),
             seconds=time.perf_counter() - start,
             params=sum(p.numel() for p in learner.net.parameters()),
-            device=str(device),
+            device=str(learner.device),
             restores=len(guard.restore_steps),
             stopped_by=stopped_by,
             restore_steps=guard.restore_steps,
@@ -327,6 +628,10 @@ class Engine:
         for hook in hooks:
             hook.on_end(result)
         return result
+
+
+def _overrides_on_step(hook: FitHook) -> bool:
+    return type(hook).on_step is not FitHook.on_step
 
 
 class _Guard:
@@ -378,12 +683,12 @@ class _Guard:
         if step == self.saved_step:  # the output of the saved parameters, and the EMA with it
             self.kept = (out, ema.clone())
 
-    def restore(self, learner: Learner, out: Tensor | None, ema: Tensor | None, step: int):
+    def restore(self, learner: Learner, out: Tensor | None, ema: Tensor | None, step: int, in_place: bool = False):
         self.restore_steps.append(step)
         self.restored_last = True
         if self.snapshot is None:  # nothing good yet (step 1 failed): keep trying from the initial weights
             return out, ema
-        learner.restore(self.snapshot)
+        (learner.restore_in_place if in_place else learner.restore)(self.snapshot)
         if self.kept is None:
             return out, ema
         return self.kept[0], self.kept[1].clone()

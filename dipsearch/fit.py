@@ -9,7 +9,7 @@ update hook point, loss terms, precision, compilation), live in dipsearch.engine
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -23,6 +23,7 @@ from .tasks import Problem
 
 PRECISIONS = ("fp32", "bf16")
 FINITE_CHECKS = ("auto", "step", "guard")
+CUDA_GRAPH_MODES = ("auto", "on", "off")
 
 
 @dataclass
@@ -44,6 +45,7 @@ class FitConfig:
     metrics_every: int = 1  # PSNR / PSNR-EMA columns every k steps when the clean image is known; 0 = never
     finite_check: str = "auto"  # NaN check of each step's loss: "step", or only at guard steps ("guard");
     # "auto": each step on CPU (free there), guard steps elsewhere (no per-step host sync)
+    cuda_graph: str = "auto"  # capture the step in a CUDA graph: "on", "off", or "auto" (CUDA, hooks allowing)
 
     def __post_init__(self) -> None:
         checks = [
@@ -57,6 +59,7 @@ class FitConfig:
             (self.trace_every >= 1, f"trace_every must be >= 1, got {self.trace_every}"),
             (self.metrics_every >= 0, f"metrics_every must be >= 0, got {self.metrics_every}"),
             (self.finite_check in FINITE_CHECKS, f"finite_check must be one of {', '.join(FINITE_CHECKS)}"),
+            (self.cuda_graph in CUDA_GRAPH_MODES, f"cuda_graph must be one of {', '.join(CUDA_GRAPH_MODES)}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -105,9 +108,29 @@ class FitHook:
 
     on_update(learner, step) runs after each optimizer step, under torch.no_grad(): the hook point for
     anything that changes the update itself (Langevin noise, weight decay); see dipsearch.engine.
+
+    When the engine captures the step in a CUDA graph (FitConfig.cuda_graph), a hook says how it can run:
+      update_capturable  True when on_update only launches device work that does not depend on `step` (it is
+                         recorded once and replayed); its random generators are listed by generators().
+      step_feed          "live": on_step needs this step's tensors every step (the fit then runs eager);
+                         "trace": on_step reads only step, loss and record, and is fed every trace_every steps
+                         from the device ring buffer, in step order (the same values, later);
+                         "cadence": on_step needs the live step only where wants_live(step) is True (it runs
+                         right after that step; other steps do not call it).
+    A hook that overrides neither on_step nor on_update never holds the capture back.
     """
 
     name = "hook"
+    update_capturable: bool = False
+    step_feed: str = "live"
+
+    def wants_live(self, step: int) -> bool:
+        """For step_feed "cadence": whether on_step needs this step live."""
+        return True
+
+    def generators(self) -> Sequence[torch.Generator]:
+        """The random generators on_update draws from (a CUDA graph must know each one)."""
+        return ()
 
     def on_start(self, problem: Problem, spec: ArchSpec, config: FitConfig) -> None:
         pass

@@ -37,6 +37,12 @@ def add_fast_flags(group: Any) -> None:
     )
     group.add_argument("--channels-last", action="store_true", help="channels_last memory format (GPU speed)")
     group.add_argument("--compile", action="store_true", help="torch.compile the network (CUDA only)")
+    group.add_argument(
+        "--cuda-graph",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="replay the training step as one CUDA graph: auto (default: on CUDA when every hook allows it), on, off",
+    )
 
 
 def fast_settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -47,6 +53,7 @@ def fast_settings(args: argparse.Namespace) -> dict[str, Any]:
         "precision": getattr(args, "precision", "fp32"),
         "channels_last": getattr(args, "channels_last", False),
         "compile": getattr(args, "compile", False),
+        "cuda_graph": getattr(args, "cuda_graph", "auto"),
     }
     return {k: v for k, v in fast.items() if v != FitConfig.__dataclass_fields__[k].default}
 
