@@ -692,3 +692,132 @@ class _Guard:
         if self.kept is None:
             return out, ema
         return self.kept[0], self.kept[1].clone()
+
+
+def fit_replicas(
+    problems: Problem | Sequence[Problem],
+    spec: Any,
+    config: FitConfig | None = None,
+    seeds: Sequence[int] | None = None,
+    parts: FitParts | None = None,
+) -> list[FitResult]:
+    """K fits of one architecture trained side by side as one batched module (dipsearch.families.replicas).
+
+    Replica k fits problems[k] (or the one problem given) from seeds[k] (default config.seed + k): its network,
+    input and input noise are those of fit(problem_k, spec, config.updated(seed=seeds[k])), and so is its result
+    to float tolerance (a grouped convolution sums in another order). K = len(seeds), or the number of problems.
+    The problems must share one image size. `parts` may give the network, initial weights, input, optimizer
+    (it must update elementwise, as Adam does) and loss terms, as for Engine. A replica whose fit the
+    divergence guard would have touched (a non-finite loss, a failed guard step) is fitted again on its own by
+    the engine, so that every result is what a separate fit returns. No hooks: each result is a plain fit's.
+    """
+    config, parts = config or FitConfig(), parts or FitParts()
+    many = not isinstance(problems, Problem)
+    if seeds is None:
+        seeds = [config.seed + k for k in range(len(problems) if many else 1)]
+    seeds = list(seeds)
+    problem_list = list(problems) if many else [problems] * len(seeds)
+    if not seeds or len(problem_list) != len(seeds):
+        raise ArgumentError(
+            "{seeds} must give one seed per problem: {count} problems, {given} seeds",
+            count=len(problem_list),
+            given=len(seeds),
+        )
+    shapes = {p.image_shape for p in problem_list}
+    if len(shapes) > 1:
+        raise DipsearchError(f"replicas share one network input: the images must share one size, got {sorted(shapes)}")
+    if config.precision != "fp32" or config.channels_last or config.compile:
+        raise ArgumentError("replicas run in fp32 without channels_last or compile; use {precision:fp32}")
+    from .families.replicas import Replicas
+    from .fit import check_size
+
+    for problem in problem_list:
+        check_size(problem, spec)
+    device = resolve_device(config.device)
+    check_fast_settings(config, device)
+    family = family_of(spec)
+    channels, height, width = problem_list[0].image_shape
+    nets = []
+    for seed in seeds:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            net = parts.network(channels) if parts.network else family.build(channels)
+        if parts.weights is not None:
+            load_weights(net, parts.weights)
+        nets.append(net)
+    replicas = Replicas(nets).to(device)
+    optimizer = (parts.optimizer or adam)(replicas.parameters(), config)
+    make = parts.input or (lambda fam, h, w, gen: fam.make_input(h, w, config.input_scale, gen))
+    z = torch.stack([make(family, height, width, torch.Generator().manual_seed(seed)) for seed in seeds]).to(device)
+    noise_gens = [torch.Generator(device=device).manual_seed(seed + 1) for seed in seeds]
+    fitted = [p.to(device) for p in problem_list]
+    replicas.probe(z)
+
+    k_count = len(seeds)
+    metric_dtype = accumulator(device)
+    traces = [Trace(config.trace_every, metric_dtype) for _ in seeds]
+    guards = [_Guard(config) for _ in seeds]
+    alone: set[int] = set()  # replicas the guard would have touched: fitted again on their own
+    check_each_step = config.finite_check == "step" or (config.finite_check == "auto" and device.type == "cpu")
+    ema: Tensor | None = None
+    start = time.perf_counter()
+    for step in range(1, config.iters + 1):
+        net_input = z
+        if config.reg_noise_std > 0:
+            noise = torch.stack([torch.randn(z.shape[1:], generator=g, device=device) for g in noise_gens])
+            net_input = z + config.reg_noise_std * noise
+        optimizer.zero_grad(set_to_none=True)
+        out = replicas(net_input)[..., :height, :width]
+        losses = []
+        for k, problem in enumerate(fitted):
+            loss_k = problem.data_loss(out[k])
+            for term in parts.losses:
+                loss_k = loss_k + term(out[k], problem)
+            losses.append(loss_k)
+        losses_t = torch.stack(losses)
+        if check_each_step:
+            alone.update(k for k, ok in enumerate(torch.isfinite(losses_t).tolist()) if not ok)
+        if is_guard_step(step, config):
+            for k in set(range(k_count)) - alone:
+                if not guards[k].passes(step, losses[k], out[k].detach(), fitted[k]):
+                    alone.add(k)
+        if len(alone) == k_count:
+            break
+        losses_t.sum().backward()  # replica k's gradient is that of its own loss: nothing mixes replicas
+        optimizer.step()
+        out = out.detach()
+        ema = out.clone() if ema is None else ema.mul_(config.ema_decay).add_(out, alpha=1 - config.ema_decay)
+        seconds = time.perf_counter() - start
+        for k, problem in enumerate(fitted):
+            record: dict[str, Any] = {"step": step, "loss": Lazy(losses_t[k].detach())}
+            clean = problem.clean
+            if clean is not None and config.metrics_every and (step % config.metrics_every == 0 or step == 1):
+                clean_m = clean.to(metric_dtype)
+                record["psnr"] = Lazy((out[k].to(metric_dtype) - clean_m).pow(2).mean(), mse_to_psnr)
+                record["psnr_ema"] = Lazy((ema[k].to(metric_dtype) - clean_m).pow(2).mean(), mse_to_psnr)
+                if config.ssim_every and (step % config.ssim_every == 0 or step == 1):
+                    record["ssim"] = Lazy(ssim_tensor(out[k], clean_m))
+                    record["ssim_ema"] = Lazy(ssim_tensor(ema[k], clean_m))
+            record["seconds"] = seconds
+            traces[k].add(record)
+    seconds = time.perf_counter() - start
+    params = sum(p[0].numel() for p in replicas.stacked)
+    results: list[FitResult] = []
+    for k, seed in enumerate(seeds):
+        if k in alone:
+            results.append(Engine(spec, config.updated(seed=seed), parts).run(problem_list[k]))
+            continue
+        traces[k].flush()
+        results.append(
+            FitResult(
+                output=out[k].cpu(),
+                ema=ema[k].cpu(),
+                trace=traces[k].rows,
+                iters_run=int(traces[k].rows[-1]["step"]),
+                seconds=seconds,
+                params=params,
+                device=str(device),
+                summary_extra={"replicas": k_count},
+            )
+        )
+    return results
