@@ -38,7 +38,7 @@ from torch import Tensor, nn
 
 from .errors import ArgumentError, DipsearchError
 from .families import Family, family_of
-from .fit import FitConfig, FitHook, FitResult, StepState, resolve_device
+from .fitbase import FitConfig, FitHook, FitResult, StepState, check_size, resolve_device
 from .metrics import accumulator, ssim_tensor
 from .tasks import Problem
 
@@ -329,6 +329,12 @@ class Ring:
         self.written = 0
 
 
+def metric_steps(step: int, config: FitConfig, has_clean: bool) -> tuple[bool, bool]:
+    """Whether this step's trace row gets the PSNR columns, and whether it gets the SSIM columns."""
+    psnr_step = has_clean and bool(config.metrics_every) and (step % config.metrics_every == 0 or step == 1)
+    return psnr_step, psnr_step and bool(config.ssim_every) and (step % config.ssim_every == 0 or step == 1)
+
+
 def capture_blockers(hooks: Sequence[FitHook], config: FitConfig) -> list[str]:
     """Why the hooks or settings of a fit rule out replaying a captured step (empty: they allow it)."""
 
@@ -373,8 +379,6 @@ class Engine:
         return self.run_graphed(problem, hooks, capture=True)
 
     def _setup(self, problem: Problem, hooks: Sequence[FitHook]) -> tuple[Learner, Problem, Tensor]:
-        from .fit import check_size  # fit.py is this engine's front end
-
         config = self.config
         check_size(problem, self.spec)
         device = resolve_device(config.device)
@@ -387,12 +391,6 @@ class Engine:
         if config.channels_last:
             z = z.contiguous(memory_format=torch.channels_last)
         return learner, problem.to(device), z
-
-    def _metric_steps(self, step: int, clean: Tensor | None) -> tuple[bool, bool]:
-        config = self.config
-        psnr_step = clean is not None and bool(config.metrics_every) and (step % config.metrics_every == 0 or step == 1)
-        ssim_step = psnr_step and bool(config.ssim_every) and (step % config.ssim_every == 0 or step == 1)
-        return psnr_step, ssim_step
 
     def run_eager(self, problem: Problem, hooks: Sequence[FitHook] = ()) -> FitResult:
         """The plain loop: the step's pieces run one after another, hooks see every step live."""
@@ -433,7 +431,7 @@ class Engine:
             ema = out.clone() if ema is None else ema.mul_(config.ema_decay).add_(out, alpha=1 - config.ema_decay)
             guard.keep(step, out, ema)
             record: dict[str, Any] = {"step": step, "loss": loss_value}
-            psnr_step, ssim_step = self._metric_steps(step, clean)
+            psnr_step, ssim_step = metric_steps(step, self.config, clean is not None)
             if psnr_step:
                 record["psnr"] = Lazy((out.to(metric_dtype) - clean_m).pow(2).mean(), mse_to_psnr)
                 record["psnr_ema"] = Lazy((ema.to(metric_dtype) - clean_m).pow(2).mean(), mse_to_psnr)
@@ -570,7 +568,7 @@ class Engine:
     def _ring_record(self, step_fn: TrainStep, step: int, clean: Tensor | None) -> dict[str, Any]:
         values = step_fn.ring.row()
         record: dict[str, Any] = {"step": step, "loss": Lazy(values[0])}
-        psnr_step, ssim_step = self._metric_steps(step, clean)
+        psnr_step, ssim_step = metric_steps(step, self.config, clean is not None)
         if psnr_step:
             record["psnr"] = Lazy(values[1], mse_to_psnr)
             record["psnr_ema"] = Lazy(values[2], mse_to_psnr)
@@ -694,6 +692,79 @@ class _Guard:
         return self.kept[0], self.kept[1].clone()
 
 
+class ReplicaStep:
+    """The training step of K replicas (dipsearch.families.replicas) as one function, as TrainStep is for one fit:
+    forward, the summed loss's backward, the optimizer, then the outputs, their EMAs and K rows of trace scalars
+    written in place into static buffers and the ring (row: loss, MSE of the output, MSE of the EMA per replica)."""
+
+    def __init__(
+        self,
+        replicas: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        z: Tensor,
+        seeds: Sequence[int],
+        problems: Sequence[Problem],
+        config: FitConfig,
+        losses: Sequence[LossTerm],
+    ):
+        self.replicas, self.optimizer, self.z, self.problems, self.config = replicas, optimizer, z, problems, config
+        self.loss_terms = list(losses)
+        self.noise_gens = [torch.Generator(device=z.device).manual_seed(seed + 1) for seed in seeds]
+        _, self.height, self.width = problems[0].image_shape
+        self.metric_dtype = accumulator(z.device)
+        self.clean = [p.clean.to(self.metric_dtype) if p.clean is not None else None for p in problems]
+        self.out: Tensor | None = None
+        self.ema: Tensor | None = None
+        self.ring: Ring | None = None
+
+    def forward(self, zero_grad: bool = True) -> tuple[Tensor, Tensor]:
+        """(outputs (K, 1, C, H, W), losses (K,)): replica k's noise comes from its own generator, as in its fit."""
+        net_input = self.z
+        if self.config.reg_noise_std > 0:
+            shape = self.z.shape[1:]
+            noise = torch.stack([torch.randn(shape, generator=g, device=self.z.device) for g in self.noise_gens])
+            net_input = self.z + self.config.reg_noise_std * noise
+        if zero_grad:
+            self.optimizer.zero_grad(set_to_none=True)
+        out = self.replicas(net_input)[..., : self.height, : self.width]
+        losses = []
+        for k, problem in enumerate(self.problems):
+            loss = problem.data_loss(out[k])
+            for term in self.loss_terms:
+                loss = loss + term(out[k], problem)
+            losses.append(loss)
+        return out, torch.stack(losses)
+
+    def update(self, losses: Tensor) -> None:
+        losses.sum().backward()  # replica k's gradient is that of its own loss: nothing mixes replicas
+        self.optimizer.step()
+
+    def start_static(self, out: Tensor, losses: Tensor) -> None:
+        self.out, self.ema = out.detach().clone(), out.detach().clone()
+        self.ring = Ring(self.config.trace_every, 3 * len(self.problems), self.metric_dtype, out.device)
+        self.ring.write(self._row(losses))
+
+    def finish(self, out: Tensor, losses: Tensor) -> None:
+        decay = self.config.ema_decay
+        self.out.copy_(out.detach())
+        self.ema.mul_(decay).add_(self.out, alpha=1 - decay)
+        self.ring.write(self._row(losses))
+
+    def _row(self, losses: Tensor) -> Tensor:
+        zero = losses.new_zeros((), dtype=self.metric_dtype)
+        values = []
+        for k, clean in enumerate(self.clean):
+            values.append(losses[k].detach().to(self.metric_dtype))
+            for image in (self.out[k], self.ema[k]):
+                values.append(zero if clean is None else (image.to(self.metric_dtype) - clean).pow(2).mean())
+        return torch.stack(values)
+
+    def __call__(self, zero_grad: bool = True) -> None:
+        out, losses = self.forward(zero_grad)
+        self.update(losses)
+        self.finish(out, losses)
+
+
 def fit_replicas(
     problems: Problem | Sequence[Problem],
     spec: Any,
@@ -710,6 +781,7 @@ def fit_replicas(
     (it must update elementwise, as Adam does) and loss terms, as for Engine. A replica whose fit the
     divergence guard would have touched (a non-finite loss, a failed guard step) is fitted again on its own by
     the engine, so that every result is what a separate fit returns. No hooks: each result is a plain fit's.
+    On CUDA (config.cuda_graph "auto" or "on") the K-replica step is captured as one CUDA graph, as in Engine.
     """
     config, parts = config or FitConfig(), parts or FitParts()
     many = not isinstance(problems, Problem)
@@ -729,7 +801,6 @@ def fit_replicas(
     if config.precision != "fp32" or config.channels_last or config.compile:
         raise ArgumentError("replicas run in fp32 without channels_last or compile; use {precision:fp32}")
     from .families.replicas import Replicas
-    from .fit import check_size
 
     for problem in problem_list:
         check_size(problem, spec)
@@ -749,57 +820,48 @@ def fit_replicas(
     optimizer = (parts.optimizer or adam)(replicas.parameters(), config)
     make = parts.input or (lambda fam, h, w, gen: fam.make_input(h, w, config.input_scale, gen))
     z = torch.stack([make(family, height, width, torch.Generator().manual_seed(seed)) for seed in seeds]).to(device)
-    noise_gens = [torch.Generator(device=device).manual_seed(seed + 1) for seed in seeds]
-    fitted = [p.to(device) for p in problem_list]
     replicas.probe(z)
+    capture = device.type == "cuda" and config.cuda_graph != "off" and config.finite_check != "step"
+    if capture:
+        blockers = optimizer_blockers(optimizer)
+        if blockers and config.cuda_graph == "on":
+            raise ArgumentError("{cuda_graph:on} cannot capture this fit: {why}", why="; ".join(blockers))
+        capture = not blockers
+    if capture:
+        for group in optimizer.param_groups:
+            group["capturable"] = True
+    step_fn = ReplicaStep(replicas, optimizer, z, seeds, [p.to(device) for p in problem_list], config, parts.losses)
 
-    k_count = len(seeds)
-    metric_dtype = accumulator(device)
-    traces = [Trace(config.trace_every, metric_dtype) for _ in seeds]
+    count = len(seeds)
+    traces = [Trace(config.trace_every, step_fn.metric_dtype) for _ in seeds]
     guards = [_Guard(config) for _ in seeds]
     alone: set[int] = set()  # replicas the guard would have touched: fitted again on their own
     check_each_step = config.finite_check == "step" or (config.finite_check == "auto" and device.type == "cpu")
-    ema: Tensor | None = None
+    graph: Callable[[], None] | None = None
     start = time.perf_counter()
     for step in range(1, config.iters + 1):
-        net_input = z
-        if config.reg_noise_std > 0:
-            noise = torch.stack([torch.randn(z.shape[1:], generator=g, device=device) for g in noise_gens])
-            net_input = z + config.reg_noise_std * noise
-        optimizer.zero_grad(set_to_none=True)
-        out = replicas(net_input)[..., :height, :width]
-        losses = []
-        for k, problem in enumerate(fitted):
-            loss_k = problem.data_loss(out[k])
-            for term in parts.losses:
-                loss_k = loss_k + term(out[k], problem)
-            losses.append(loss_k)
-        losses_t = torch.stack(losses)
-        if check_each_step:
-            alone.update(k for k, ok in enumerate(torch.isfinite(losses_t).tolist()) if not ok)
-        if is_guard_step(step, config):
-            for k in set(range(k_count)) - alone:
-                if not guards[k].passes(step, losses[k], out[k].detach(), fitted[k]):
-                    alone.add(k)
-        if len(alone) == k_count:
-            break
-        losses_t.sum().backward()  # replica k's gradient is that of its own loss: nothing mixes replicas
-        optimizer.step()
-        out = out.detach()
-        ema = out.clone() if ema is None else ema.mul_(config.ema_decay).add_(out, alpha=1 - config.ema_decay)
-        seconds = time.perf_counter() - start
-        for k, problem in enumerate(fitted):
-            record: dict[str, Any] = {"step": step, "loss": Lazy(losses_t[k].detach())}
-            clean = problem.clean
-            if clean is not None and config.metrics_every and (step % config.metrics_every == 0 or step == 1):
-                clean_m = clean.to(metric_dtype)
-                record["psnr"] = Lazy((out[k].to(metric_dtype) - clean_m).pow(2).mean(), mse_to_psnr)
-                record["psnr_ema"] = Lazy((ema[k].to(metric_dtype) - clean_m).pow(2).mean(), mse_to_psnr)
-                if config.ssim_every and (step % config.ssim_every == 0 or step == 1):
-                    record["ssim"] = Lazy(ssim_tensor(out[k], clean_m))
-                    record["ssim_ema"] = Lazy(ssim_tensor(ema[k], clean_m))
-            record["seconds"] = seconds
-            traces[k].add(record)
+        if graph is None or is_guard_step(step, config):
+            out, losses = step_fn.forward()
+            if check_each_step:
+                alone.update(k for k, ok in enumerate(torch.isfinite(losses).tolist()) if not ok)
+            if is_guard_step(step, config):
+                for k in sorted(set(range(count)) - alone):
+                    if not guards[k].passes(step, losses[k], out[k].detach(), step_fn.problems[k]):
+                        alone.add(k)
+            if len(alone) == count:
+                break
+            step_fn.update(losses)
+            if step_fn.out is None:
+                step_fn.start_static(out, losses)
+            else:
+                step_fn.finish(out, losses)
+            if capture and graph is None and Engine.warmup_steps <= step < config.iters:
+                graph = _capture_replicas(step_fn)
+        else:
+            graph()
+        _replica_records(step_fn, traces, step, config, time.perf_counter() - start)
+        if traces[0].pending == 0:
+            step_fn.ring.reset()
     seconds = time.perf_counter() - start
     params = sum(p[0].numel() for p in replicas.stacked)
     results: list[FitResult] = []
@@ -810,14 +872,41 @@ def fit_replicas(
         traces[k].flush()
         results.append(
             FitResult(
-                output=out[k].cpu(),
-                ema=ema[k].cpu(),
+                output=step_fn.out[k].cpu().clone(),
+                ema=step_fn.ema[k].cpu().clone(),
                 trace=traces[k].rows,
                 iters_run=int(traces[k].rows[-1]["step"]),
                 seconds=seconds,
                 params=params,
                 device=str(device),
-                summary_extra={"replicas": k_count},
+                summary_extra={"replicas": count},
             )
         )
     return results
+
+
+def _capture_replicas(step_fn: ReplicaStep) -> Callable[[], None]:
+    step_fn.optimizer.zero_grad(set_to_none=True)  # the graph's backward allocates and overwrites the grads
+    graph = torch.cuda.CUDAGraph()
+    for generator in step_fn.noise_gens:
+        graph.register_generator_state(generator)
+    with torch.cuda.graph(graph):
+        step_fn(zero_grad=False)
+    return graph.replay
+
+
+def _replica_records(step_fn: ReplicaStep, traces: Sequence[Trace], step: int, config: FitConfig, seconds: float):
+    """Each replica's trace row of this step, from the ring (fetched with the trace), SSIM off the graph."""
+    values = step_fn.ring.row()
+    for k, trace in enumerate(traces):
+        record: dict[str, Any] = {"step": step, "loss": Lazy(values[3 * k])}
+        clean = step_fn.clean[k]
+        psnr_step, ssim_step = metric_steps(step, config, clean is not None)
+        if psnr_step:
+            record["psnr"] = Lazy(values[3 * k + 1], mse_to_psnr)
+            record["psnr_ema"] = Lazy(values[3 * k + 2], mse_to_psnr)
+            if ssim_step:
+                record["ssim"] = Lazy(ssim_tensor(step_fn.out[k], clean))
+                record["ssim_ema"] = Lazy(ssim_tensor(step_fn.ema[k], clean))
+        record["seconds"] = seconds
+        trace.add(record)

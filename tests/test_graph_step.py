@@ -169,3 +169,10 @@ def test_the_cli_refuses_cuda_graph_on_with_an_online_detector(tmp_path, capsys,
 def test_cuda_graph_is_a_checked_setting():
     with pytest.raises(Exception, match="cuda_graph must be one of auto, on, off"):
         FitConfig(cuda_graph="yes")
+
+
+def test_the_cli_offers_the_library_s_cuda_graph_modes():
+    from dipsearch.cli import names
+    from dipsearch.fit import CUDA_GRAPH_MODES
+
+    assert names.CUDA_GRAPH_MODES == CUDA_GRAPH_MODES

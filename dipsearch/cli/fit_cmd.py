@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..genes import BUDGET_GENE, CONFIG_GENES, check_fit_settings, fit_settings_of
-from .names import name_arguments
+from .names import CUDA_GRAPH_MODES, name_arguments
 from .problem_args import add_problem_args, problem_from_args, problem_tag
 from .variant_args import SGLD_ITERS, add_variant_args, split_settings, variant_from_args
 
@@ -39,7 +39,7 @@ def add_fast_flags(group: Any) -> None:
     group.add_argument("--compile", action="store_true", help="torch.compile the network (CUDA only)")
     group.add_argument(
         "--cuda-graph",
-        choices=("auto", "on", "off"),
+        choices=CUDA_GRAPH_MODES,
         default="auto",
         help="replay the training step as one CUDA graph: auto (default: on CUDA when every hook allows it), on, off",
     )
