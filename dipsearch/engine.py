@@ -283,22 +283,26 @@ class TrainStep:
     def update(self, loss: Tensor, step: int) -> None:
         self.learner.update(loss, step, self.hooks)
 
-    def start_static(self, out: Tensor) -> None:
+    def start_static(self, out: Tensor, loss: Tensor) -> None:
         """The static output and EMA buffers and the ring, from the first kept output (the EMA starts there)."""
-        self.out, self.ema = out.clone(), out.clone()
+        self.out, self.ema = out.detach().clone(), out.detach().clone()
         columns = 1 if self.clean_m is None else 3
         self.ring = Ring(self.config.trace_every, columns, self.metric_dtype, out.device)
+        self.ring.write(self._row(loss))
 
     def finish(self, out: Tensor, loss: Tensor) -> None:
         """Output, EMA and the trace's scalars of an updated step, into the static buffers and the ring."""
         decay = self.config.ema_decay
         self.out.copy_(out.detach())
         self.ema.mul_(decay).add_(self.out, alpha=1 - decay)
+        self.ring.write(self._row(loss))
+
+    def _row(self, loss: Tensor) -> Tensor:
         values = [loss.detach().to(self.metric_dtype)]
         if self.clean_m is not None:
             values.append((self.out.to(self.metric_dtype) - self.clean_m).pow(2).mean())
             values.append((self.ema.to(self.metric_dtype) - self.clean_m).pow(2).mean())
-        self.ring.write(torch.stack(values))
+        return torch.stack(values)
 
     def __call__(self, step: int, zero_grad: bool = True) -> None:
         _, out, loss = self.forward(zero_grad)
@@ -493,7 +497,7 @@ class Engine:
         for step in range(1, config.iters + 1):
             eager = graph is None or is_guard_step(step, config)
             if eager:
-                if not self._eager_step(step_fn, guard, step, len(trace.rows) > 0):
+                if not self._eager_step(step_fn, guard, step):
                     continue
                 if graph is None and step >= self.warmup_steps and step < config.iters:
                     graph = self._capture(step_fn, hooks) if capture else step_fn
@@ -523,7 +527,7 @@ class Engine:
             trace.rows = [row for row in trace.rows if row["step"] <= stop_at]
         return self._result(learner, step_fn.out, step_fn.ema, trace, guard, stopped_by, start, hooks)
 
-    def _eager_step(self, step_fn: TrainStep, guard: _Guard, step: int, started: bool) -> bool:
+    def _eager_step(self, step_fn: TrainStep, guard: _Guard, step: int) -> bool:
         """One step of the captured loop run eagerly, with the guard at guard steps; False: the guard undid it."""
         learner, config = step_fn.learner, self.config
         _, out, loss = step_fn.forward()
@@ -537,21 +541,13 @@ class Engine:
             guard.save(learner, step)
         step_fn.update(loss, step)
         if step_fn.out is None:
-            step_fn.start_static(out.detach())
-            step_fn.ring.write(self._first_row(step_fn, loss))
+            step_fn.start_static(out, loss)
         else:
             step_fn.finish(out, loss)
         guard.keep(step, step_fn.out, step_fn.ema)
         if guard.kept is not None and guard.saved_step == step:
             guard.kept = (step_fn.out.clone(), guard.kept[1])  # the static buffer changes at the next step
         return True
-
-    def _first_row(self, step_fn: TrainStep, loss: Tensor) -> Tensor:
-        values = [loss.detach().to(step_fn.metric_dtype)]
-        if step_fn.clean_m is not None:
-            mse = (step_fn.out.to(step_fn.metric_dtype) - step_fn.clean_m).pow(2).mean()
-            values += [mse, (step_fn.ema.to(step_fn.metric_dtype) - step_fn.clean_m).pow(2).mean()]
-        return torch.stack(values)
 
     def _capture(self, step_fn: TrainStep, hooks: Sequence[FitHook]) -> Callable[[int], None]:
         """Record the step in a CUDA graph after the warm-up; returns its replay (which ignores the step)."""
