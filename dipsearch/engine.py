@@ -304,7 +304,7 @@ class TrainStep:
             values.append((self.ema.to(self.metric_dtype) - self.clean_m).pow(2).mean())
         return torch.stack(values)
 
-    def __call__(self, step: int, zero_grad: bool = True) -> None:
+    def __call__(self, step: int = 0, zero_grad: bool = True) -> None:
         _, out, loss = self.forward(zero_grad)
         self.update(loss, step)
         self.finish(out, loss)
@@ -356,6 +356,32 @@ def capture_blockers(hooks: Sequence[FitHook], config: FitConfig) -> list[str]:
     if config.compile:
         reasons.append("torch.compile and a captured step do not combine")
     return reasons
+
+
+def capture_step(
+    step: Callable[..., None],
+    optimizer: torch.optim.Optimizer,
+    generators: Sequence[torch.Generator],
+    config: FitConfig,
+) -> Callable[..., None]:
+    """Record `step(zero_grad=False)` in a CUDA graph (after the warm-up steps) and return its replay, which takes
+    and ignores the same arguments. A step that cannot be captured raises with cuda_graph "on"; with "auto" it
+    warns and the step runs eagerly (the same function, so the same fit)."""
+    optimizer.zero_grad(set_to_none=True)  # the graph's backward allocates the grads and overwrites them each replay
+    graph = torch.cuda.CUDAGraph()
+    for generator in generators:  # each random stream the step draws from (the input noise, SGLD's, ...)
+        graph.register_generator_state(generator)
+    # Capture records kernels without running them: the step it stands for runs at the first replay.
+    try:
+        with torch.cuda.graph(graph):
+            step(zero_grad=False)
+    except RuntimeError as err:  # e.g. an operation CUDA graphs do not support, in a family's forward
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if config.cuda_graph == "on":
+            raise DipsearchError(f"the training step could not be captured as a CUDA graph: {reason}") from None
+        warnings.warn(f"the step could not be captured as a CUDA graph ({reason}); it runs eagerly", RuntimeWarning, 2)
+        return step
+    return lambda *args, **kwargs: graph.replay()
 
 
 def optimizer_blockers(optimizer: torch.optim.Optimizer) -> list[str]:
@@ -500,7 +526,8 @@ class Engine:
                 if not self._eager_step(step_fn, guard, step):
                     continue
                 if graph is None and step >= self.warmup_steps and step < config.iters:
-                    graph = self._capture(step_fn, hooks) if capture else step_fn
+                    generators = [step_fn.noise_gen, *(g for hook in hooks for g in hook.generators())]
+                    graph = capture_step(step_fn, learner.optimizer, generators, config) if capture else step_fn
             else:
                 graph(step)
             record = self._ring_record(step_fn, step, clean)
@@ -548,18 +575,6 @@ class Engine:
         if guard.kept is not None and guard.saved_step == step:
             guard.kept = (step_fn.out.clone(), guard.kept[1])  # the static buffer changes at the next step
         return True
-
-    def _capture(self, step_fn: TrainStep, hooks: Sequence[FitHook]) -> Callable[[int], None]:
-        """Record the step in a CUDA graph after the warm-up; returns its replay (which ignores the step)."""
-        learner = step_fn.learner
-        learner.optimizer.zero_grad(set_to_none=True)  # the graph's backward allocates and overwrites the grads
-        graph = torch.cuda.CUDAGraph()
-        for generator in [step_fn.noise_gen, *(g for hook in hooks for g in hook.generators())]:
-            graph.register_generator_state(generator)
-        # Capture records kernels without running them: the step it stands for runs at the first replay.
-        with torch.cuda.graph(graph):
-            step_fn(step=0, zero_grad=False)
-        return lambda step: graph.replay()
 
     def _ring_record(self, step_fn: TrainStep, step: int, clean: Tensor | None) -> dict[str, Any]:
         values = step_fn.ring.row()
@@ -852,7 +867,7 @@ def fit_replicas(
             else:
                 step_fn.finish(out, losses)
             if capture and graph is None and Engine.warmup_steps <= step < config.iters:
-                graph = _capture_replicas(step_fn)
+                graph = capture_step(step_fn, optimizer, step_fn.noise_gens, config)
         else:
             graph()
         _replica_records(step_fn, traces, step, config, time.perf_counter() - start)
@@ -879,16 +894,6 @@ def fit_replicas(
             )
         )
     return results
-
-
-def _capture_replicas(step_fn: ReplicaStep) -> Callable[[], None]:
-    step_fn.optimizer.zero_grad(set_to_none=True)  # the graph's backward allocates and overwrites the grads
-    graph = torch.cuda.CUDAGraph()
-    for generator in step_fn.noise_gens:
-        graph.register_generator_state(generator)
-    with torch.cuda.graph(graph):
-        step_fn(zero_grad=False)
-    return graph.replay
 
 
 def _replica_records(step_fn: ReplicaStep, traces: Sequence[Trace], step: int, config: FitConfig, seconds: float):

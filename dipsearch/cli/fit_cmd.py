@@ -24,6 +24,13 @@ def add_fit_settings(parser: argparse.ArgumentParser, iters_default: int | None 
     group.add_argument("--reg-noise", type=float, dest="reg_noise_std", help="input noise sigma_p (default 1/30)")
     group.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
     add_fast_flags(group)
+    # Only here: a search's fits take the default, auto (captured on CUDA where the hooks allow it).
+    group.add_argument(
+        "--cuda-graph",
+        choices=CUDA_GRAPH_MODES,
+        default="auto",
+        help="replay the training step as one CUDA graph: auto (default: on CUDA when every hook allows it), on, off",
+    )
     group.add_argument("--out", default="runs", metavar="DIR", help="runs root folder (default ./runs)")
     group.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
 
@@ -37,12 +44,6 @@ def add_fast_flags(group: Any) -> None:
     )
     group.add_argument("--channels-last", action="store_true", help="channels_last memory format (GPU speed)")
     group.add_argument("--compile", action="store_true", help="torch.compile the network (CUDA only)")
-    group.add_argument(
-        "--cuda-graph",
-        choices=CUDA_GRAPH_MODES,
-        default="auto",
-        help="replay the training step as one CUDA graph: auto (default: on CUDA when every hook allows it), on, off",
-    )
 
 
 def fast_settings(args: argparse.Namespace) -> dict[str, Any]:
