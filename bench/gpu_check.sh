@@ -6,24 +6,29 @@
 #   3. a 2400-step 512 px seed fit (F16, Gaussian sigma 25), eager vs captured: time and PSNR;
 #   4. fits/hour at 128 px: whole 2400-step fits of 16 replicas at once, captured;
 #   5. the denoise row of `dipsearch reproduce` at 512 px on classic9 with dip, dip-stop and cbm3d.
-# Usage: bash bench/gpu_check.sh [--device cuda|cpu] [--quick] [--data DIR] [--out DIR]
+# Usage: bash bench/gpu_check.sh [--device cuda|cpu] [--quick] [--data DIR] [--out DIR] [--repro-images K]
 #   --quick: tiny sizes and iterations, to check the script end to end (e.g. on a CPU, where "captured" is
 #            the captured loop's Python run eagerly, labelled "ring", and --cuda-graph on is not available).
 #   --out: where the JSON and logs go (default bench/results/gpu_check_<device>).
+#   --repro-images K: section 5 on the first K classic9 images (default all 9; 1 with --quick).
 # A section that fails is reported and the next one still runs; the exit status is 1 if any failed.
 set -uo pipefail
 DEVICE=cuda
 QUICK=0
 OUT=""
+REPRO_IMAGES=""
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DATA="$ROOT/../shared/data"
+[ -d "$DATA" ] || DATA="$ROOT/shared/data"  # a checkout that carries shared/ inside it
 while [ $# -gt 0 ]; do
   case "$1" in
     --device) DEVICE="$2"; shift 2 ;;
     --quick) QUICK=1; shift ;;
     --data) DATA="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
-    *) echo "usage: bash bench/gpu_check.sh [--device cuda|cpu] [--quick] [--data DIR] [--out DIR]" >&2; exit 2 ;;
+    --repro-images) REPRO_IMAGES="$2"; shift 2 ;;
+    *) echo "usage: bash bench/gpu_check.sh [--device cuda|cpu] [--quick] [--data DIR] [--out DIR] [--repro-images K]" >&2
+       exit 2 ;;
   esac
 done
 cd "$ROOT"
@@ -38,10 +43,11 @@ MODES=(eager captured replicas-1 replicas-4 replicas-16)
 if [ "$QUICK" = 1 ]; then
   SIZES="64"; SHORT=2; LONG=3; SECONDS_EACH=0.3; HOUR_SIZE=64; HOUR_ITERS=6
   PSNR_ARGS=(--demo --crop 64 --iters 20)
-  REPRO_ARGS=(--size 64 --images 1 --iters 20)
+  REPRO_ARGS=(--size 64 --images "${REPRO_IMAGES:-1}" --iters 20)
 else
   SIZES="128 256 512"; SHORT=20; LONG=200; SECONDS_EACH=2.5; HOUR_SIZE=128; HOUR_ITERS=2400
   REPRO_ARGS=(--size 512)
+  [ -z "$REPRO_IMAGES" ] || REPRO_ARGS+=(--images "$REPRO_IMAGES")
   if [ -f "$DATA/classic9/F16.png" ]; then
     PSNR_ARGS=(--clean "$DATA/classic9/F16.png" --crop 512 --iters 2400)
   else

@@ -20,6 +20,13 @@ stay on the device as `Lazy` scalars and are fetched together every `config.trac
 divergence guard looks only at guard steps (the first, every guard_every, the last). On CPU, where a sync
 costs nothing, each step's loss is also checked for NaN, as before. Metrics are float64 on the CPU and
 float32 on other devices (MPS has no float64).
+
+The captured step (FitConfig.cuda_graph, on CUDA): TrainStep is the whole step as one function over static
+buffers, ending in a device ring buffer of trace scalars; after a few eager warm-up steps it is recorded in a
+torch.cuda.CUDAGraph and replayed (guard steps run it eagerly). Hooks say how they run beside it
+(FitHook.update_capturable, step_feed); run_graphed(capture=False) runs the same loop as plain Python.
+
+Replicas: fit_replicas() trains K fits of one architecture as one batched module (families.replicas).
 """
 
 from __future__ import annotations
