@@ -43,7 +43,7 @@ MODES=(eager captured replicas-1 replicas-4 replicas-16)
 if [ "$QUICK" = 1 ]; then
   SIZES="64"; SHORT=2; LONG=3; SECONDS_EACH=0.3; HOUR_SIZE=64; HOUR_ITERS=6
   PSNR_ARGS=(--demo --crop 64 --iters 20)
-  REPRO_ARGS=(--size 64 --images "${REPRO_IMAGES:-1}" --iters 20)
+  REPRO_ARGS=(--size 64 --images "${REPRO_IMAGES:-1}" --iters 150)  # dip-stop's EMV warms up for 100 steps
 else
   SIZES="128 256 512"; SHORT=20; LONG=200; SECONDS_EACH=2.5; HOUR_SIZE=128; HOUR_ITERS=2400
   REPRO_ARGS=(--size 512)
