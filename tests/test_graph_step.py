@@ -10,6 +10,7 @@ from conftest import SMALL
 from dipsearch import ArgumentError, FitConfig, FitHook, fit, make_problem
 from dipsearch.cli import main
 from dipsearch.engine import Engine, Ring
+from dipsearch.families import DeepDecoderSpec
 from dipsearch.stopping import StoppingHook
 from dipsearch.stopping.detectors import WMV
 from dipsearch.stopping.rules import PatienceRule
@@ -111,12 +112,24 @@ def test_sgld_runs_in_the_captured_loop_as_in_the_eager_one(clean32):
     assert torch.equal(eager.extras["images"]["output_posterior"], graphed.extras["images"]["output_posterior"])
 
 
+class _LiveMean(FitHook):
+    """Reads each step's live output: a hook of the default step_feed, "live"."""
+
+    name = "live-mean"
+
+    def on_start(self, problem, spec, config):
+        self.means = []
+
+    def on_step(self, state):
+        self.means.append(state.out.mean())
+
+
 def test_a_hook_that_needs_the_host_every_step_makes_auto_run_eager_and_say_so(clean32):
     config = FitConfig(iters=12, seed=3, device="cpu", ssim_every=5)
-    hook = StoppingHook([WMV(window=4)])  # records a statistic of each step's live output
-    with pytest.warns(RuntimeWarning, match="hook 'stop-recorder' needs the host every step"):
+    hook = _LiveMean()
+    with pytest.warns(RuntimeWarning, match="hook 'live-mean' needs the host every step"):
         result = Engine(SMALL, config).run_graphed(_problem(clean32), [hook], capture=False)
-    assert [{k: v for k, v in r.items() if k in RECORDED["rows"][0]} for r in _rows(result)] == RECORDED["rows"]
+    assert _rows(result) == RECORDED["rows"] and len(hook.means) == 12
 
 
 def test_cuda_graph_on_with_a_hook_that_needs_the_host_every_step_is_refused(clean32):
@@ -124,6 +137,25 @@ def test_cuda_graph_on_with_a_hook_that_needs_the_host_every_step_is_refused(cle
     with pytest.raises(ArgumentError) as info:
         Engine(SMALL, config).run_graphed(_problem(clean32), [StoppingHook([WMV(window=4)])], capture=False)
     assert str(info.value) == "cuda_graph=on cannot capture this fit: hook 'stop-recorder' needs the host every step"
+    with pytest.raises(ArgumentError, match="hook 'own-update' changes the update in a way that cannot be captured"):
+        Engine(SMALL, config).run_graphed(_problem(clean32), [_Freeze()], capture=False)
+
+
+class _Freeze(FitHook):
+    """Changes the update with a rule of its own that it does not declare capturable."""
+
+    name = "own-update"
+
+    def on_update(self, learner, step):
+        pass
+
+
+def test_a_deep_decoder_runs_in_the_captured_loop_as_in_the_eager_one(clean32):
+    spec = DeepDecoderSpec(n_up=(8, 8, 8), k_up=(3, 3, 3), upsample=("bilinear",) * 3)
+    config = FitConfig(iters=9, seed=1, device="cpu", ssim_every=4, trace_every=4, reg_noise_std=0)
+    eager = Engine(spec, config).run_eager(_problem(clean32))
+    graphed = Engine(spec, config).run_graphed(_problem(clean32), capture=False)
+    assert _rows(graphed) == _rows(eager) and torch.equal(graphed.ema, eager.ema)
 
 
 def test_cuda_graph_on_without_cuda_is_refused(clean32):
