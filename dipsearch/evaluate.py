@@ -162,11 +162,15 @@ class Evaluation:
 
 class _RunningFitness(FitHook):
     name = "pruner"
+    step_feed = "cadence"  # scores the live image at report steps only
 
     def __init__(self, candidate: Candidate, score):
         self.candidate = candidate
         self.score = score
         self.pruned = False
+
+    def wants_live(self, step: int) -> bool:
+        return step % self.candidate.report_every == 0
 
     def on_step(self, state: StepState) -> bool:
         if state.step % self.candidate.report_every:

@@ -29,6 +29,7 @@ class ProgressHook(FitHook):
     """Advances a rich progress task every step and shows loss, PSNR (when known) and it/s."""
 
     name = "progress"
+    step_feed = "trace"  # reads only the step, the loss and the record: fed from the trace, a captured fit's too
 
     def __init__(self, progress: Progress, description: str = "fit", every: int = 10):
         self.progress = progress

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..genes import BUDGET_GENE, CONFIG_GENES, check_fit_settings, fit_settings_of
-from .names import name_arguments
+from .names import CUDA_GRAPH_MODES, name_arguments
 from .problem_args import add_problem_args, problem_from_args, problem_tag
 from .variant_args import SGLD_ITERS, add_variant_args, split_settings, variant_from_args
 
@@ -24,6 +24,13 @@ def add_fit_settings(parser: argparse.ArgumentParser, iters_default: int | None 
     group.add_argument("--reg-noise", type=float, dest="reg_noise_std", help="input noise sigma_p (default 1/30)")
     group.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
     add_fast_flags(group)
+    # Only here: a search's fits take the default, auto (captured on CUDA where the hooks allow it).
+    group.add_argument(
+        "--cuda-graph",
+        choices=CUDA_GRAPH_MODES,
+        default="auto",
+        help="replay the training step as one CUDA graph: auto (default: on CUDA when every hook allows it), on, off",
+    )
     group.add_argument("--out", default="runs", metavar="DIR", help="runs root folder (default ./runs)")
     group.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
 
@@ -47,6 +54,7 @@ def fast_settings(args: argparse.Namespace) -> dict[str, Any]:
         "precision": getattr(args, "precision", "fp32"),
         "channels_last": getattr(args, "channels_last", False),
         "compile": getattr(args, "compile", False),
+        "cuda_graph": getattr(args, "cuda_graph", "auto"),
     }
     return {k: v for k, v in fast.items() if v != FitConfig.__dataclass_fields__[k].default}
 

@@ -40,6 +40,7 @@ RESTORE_BUDGETS = {  # dipsearch.choosers.BUDGETS as (space, pop, gens, trials, 
     "cpu": ("demo", 4, 2, 12, 300, 2400),
     "gpu": ("default", 8, 5, 48, 1200, 3000),
 }
+CUDA_GRAPH_MODES = ("auto", "on", "off")  # dipsearch.fit.CUDA_GRAPH_MODES
 VARIANTS = ("plain", "sgld")  # dipsearch.variants.VARIANTS
 SGLD_DEFAULTS = {"sgld_noise": 2.0, "burn_in": 7000, "sample_every": 50}  # dipsearch.variants.VariantSettings()
 

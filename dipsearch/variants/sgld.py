@@ -66,6 +66,8 @@ class SGLDHook(FitHook):
     """Langevin noise after each optimizer step; posterior mean and standard deviation after the burn-in."""
 
     name = "sgld"
+    update_capturable = True  # the same noise kernels every step, from a generator the graph is told of
+    step_feed = "cadence"  # the posterior needs the live output on sample steps only
 
     def __init__(self, noise: float = 2.0, burn_in: int = 7000, sample_every: int = 50, seed: int = 0):
         self.noise, self.burn_in, self.sample_every, self.seed = noise, burn_in, sample_every, seed
@@ -76,6 +78,12 @@ class SGLDHook(FitHook):
         self.generator: torch.Generator | None = None
         self.clean = problem.clean
         self.sample_steps: list[int] = []
+
+    def wants_live(self, step: int) -> bool:
+        return is_sample_step(step, self.burn_in, self.sample_every)
+
+    def generators(self) -> list[torch.Generator]:
+        return [self.generator] if self.generator is not None else []
 
     def on_update(self, learner: Any, step: int) -> None:
         if self.std == 0:

@@ -146,6 +146,7 @@ class FinalWeights(FitHook):
     """Keeps the network's weights after the fit's last step in result.extras["weights"] (on the CPU)."""
 
     name = "final-weights"
+    update_capturable = True  # only keeps a reference to the network
 
     def on_update(self, learner: Any, step: int) -> None:
         self.net = learner.net
