@@ -1,0 +1,140 @@
+"""Mistakes a new user makes: each gets one `error:` line naming what to change, exit status 2, no traceback,
+and nothing written (no run folder, no stray file)."""
+
+from pathlib import Path
+
+import pytest
+
+from dipsearch.cli import main
+
+SMALL_ARCH = """[arch]
+n_down = [8, 8, 8]
+n_up = [8, 8, 8]
+n_skip = [0, 4, 4]
+k_down = [3, 3, 3]
+k_up = [3, 3, 3]
+k_skip = [1, 1, 1]
+upsample = ["bilinear", "bilinear", "bilinear"]
+"""
+
+
+def _files(root: Path) -> set[Path]:
+    return {p for p in root.rglob("*")}
+
+
+def _error(tmp_path: Path, capsys, argv: list, code: int = 2) -> str:
+    """Run the CLI on bad input; the one error line, after checking that nothing was left behind."""
+    before = _files(tmp_path)
+    assert main([str(a) for a in argv] + ["--out", str(tmp_path / "runs")]) == code
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    assert len(captured.err.strip().splitlines()) == 1 and captured.err.startswith("error: ")
+    assert _files(tmp_path) == before  # no run folder, no half-written file
+    return " ".join(captured.err.split())
+
+
+def _fit(*args) -> list[str]:
+    return ["fit", *map(str, args), "--iters", "2", "--no-progress"]
+
+
+@pytest.fixture
+def clean(image_file):
+    return image_file("clean.png", 32, 32)
+
+
+# ---------------------------------------------------------------- [fit] of an --arch file
+
+
+@pytest.mark.parametrize(
+    "fit_table, message",
+    [
+        ('iters = "many"', "iters must be an integer, got 'many' (in [fit] of {arch})"),
+        ("iters = 2.5", "iters must be an integer, got 2.5 (in [fit] of {arch})"),
+        ("iters = true", "iters must be an integer, got True (in [fit] of {arch})"),
+        ("iters = 0", "iters must be at least 1, got 0 (in [fit] of {arch})"),
+        ('lr = "fast"', "lr must be a number, got 'fast' (in [fit] of {arch})"),
+        ("lr = -1", "lr must be a finite number > 0, got -1 (in [fit] of {arch})"),
+        ("reg_noise_std = nan", "reg_noise_std must be a finite number >= 0, got nan (in [fit] of {arch})"),
+        ('tv = "x"', "tv must be a number, got 'x' (in [fit] of {arch})"),
+        ("tv = -1", "the TV weight must be >= 0, got -1 (in [fit] of {arch})"),
+        ('variant = "hmc"', "unknown variant 'hmc'; choose one of plain, sgld (in [fit] of {arch})"),
+        (
+            "lrate = 0.01",
+            "{arch}: unknown [fit] key(s) lrate; known keys are lr, reg_noise_std, iters, variant, tv",
+        ),
+        ("fit = 3", "{arch}: unknown [fit] key(s) fit; known keys are"),
+    ],
+)
+def test_bad_fit_table_of_an_arch_file(tmp_path, capsys, clean, fit_table, message):
+    arch = tmp_path / "arch.toml"
+    arch.write_text(f"{SMALL_ARCH}[fit]\n{fit_table}\n")
+    text = _error(tmp_path, capsys, _fit("--clean", clean, "--arch", arch))
+    assert message.format(arch=arch) in text
+    assert "--lr" not in text and "--iters" not in text  # the file's key is named, not a flag the user never gave
+
+
+def test_fit_table_that_is_not_a_table(tmp_path, capsys, clean):
+    arch = tmp_path / "arch.toml"
+    arch.write_text(f"fit = 3\n{SMALL_ARCH}")
+    assert f"{arch}: [fit] must be a table of fit settings" in _error(
+        tmp_path, capsys, _fit("--clean", clean, "--arch", arch)
+    )
+
+
+def test_good_fit_table_is_used(tmp_path, capsys, clean):
+    arch = tmp_path / "arch.toml"
+    arch.write_text(f"{SMALL_ARCH}[fit]\niters = 3\nlr = 0.02\n")
+    out = tmp_path / "runs"
+    assert main(["fit", "--clean", str(clean), "--arch", str(arch), "--no-progress", "--out", str(out)]) == 0
+    (run,) = (out / "fit").glob("*")
+    assert "iters = 3" in (run / "config.toml").read_text() and "lr = 0.02" in (run / "config.toml").read_text()
+
+
+# ---------------------------------------------------------------- gene ranges checked when a space loads
+
+
+@pytest.mark.parametrize(
+    "space, message",
+    [
+        (
+            '[genes.lr]\nkind = "float"\nlow = -1\nhigh = 0.1\ndefault = 0.01',
+            "lr must be a finite number > 0, got -1 (a value of gene 'lr' of {space})",
+        ),
+        (
+            '[genes.iters]\nkind = "int"\nlow = 0\nhigh = 10\ndefault = 5',
+            "iters must be at least 1, got 0 (a value of gene 'iters' of {space})",
+        ),
+        (
+            '[genes.k_skip]\nkind = "int"\nlow = 1\nhigh = 5\ndefault = 1',
+            "{space}: gene 'k_skip' allows 2, which no network can use (architecture: k_skip must be odd positive "
+            "kernel sizes (1, 3, 5, ...), got (2, 2, 2, 2, 2)); narrow its range",
+        ),
+        (
+            '[genes.input_depth]\nkind = "choice"\nchoices = [3, 0]\ndefault = 3',
+            "{space}: gene 'input_depth' allows 0, which no network can use",
+        ),
+        (
+            '[levels.n_down]\nkind = "choice"\nchoices = [8, "a"]\ndefault = 8',
+            "{space}: gene 'n_down[0]' allows 'a', which no network can use",
+        ),
+        (
+            '[genes.depth]\nkind = "int"\nlow = 3\nhigh = 4\ndefault = 3\n[fixed]\nlr = "fast"',
+            "lr must be a number, got 'fast' (in [fixed] of {space})",
+        ),
+    ],
+)
+def test_invalid_gene_ranges_are_refused_when_the_space_loads(tmp_path, capsys, clean, space, message):
+    path = tmp_path / "space.toml"
+    path.write_text(space + "\n")
+    for argv in (
+        ["search", "ga", "--clean", clean, "--space", path, "--iters", "2", "--no-progress"],
+        _fit("--clean", clean, "--space", path),
+    ):
+        assert message.format(space=path) in _error(tmp_path, capsys, argv)
+
+
+def test_shipped_spaces_load():
+    from dipsearch.space import SPACES_DIR, load_space
+
+    for path in SPACES_DIR.glob("*.toml"):
+        load_space(path)
