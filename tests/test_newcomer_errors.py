@@ -39,7 +39,7 @@ def _fit(*args) -> list[str]:
 
 @pytest.fixture
 def clean(image_file):
-    return image_file("clean.png", 32, 32)
+    return image_file("clean.png", 64, 64)
 
 
 # ---------------------------------------------------------------- [fit] of an --arch file
@@ -138,3 +138,112 @@ def test_shipped_spaces_load():
 
     for path in SPACES_DIR.glob("*.toml"):
         load_space(path)
+
+
+# ---------------------------------------------------------------- the --demo banner
+
+
+def test_demo_banner_states_the_space_size_and_noise_it_runs_with(tmp_path, capsys, monkeypatch):
+    import dipsearch.cli.ga_cmd as ga_cmd
+
+    def stop_after_the_banner(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ga_cmd, "spec_from_args", stop_after_the_banner)
+    argv = ["search", "ga", "--demo", "--crop", "64", "--space", "wide", "--sigma", "15", "--no-progress"]
+    assert main([*argv, "--out", str(tmp_path / "runs")]) == 130
+    banner = capsys.readouterr().out.splitlines()[0]
+    assert banner.startswith("demo: denoise the embedded image at 64x64 px (Gaussian sigma 15); GA with population 6")
+    assert "space wide," in banner and "128" not in banner and "demo.toml" not in banner
+
+
+# ---------------------------------------------------------------- reproduce: methods that solve another task
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["reproduce", "sr4", "--methods", "nlm"],
+            "no method given applies to row sr4: baseline nlm solves denoise, not sr; for sr use bicubic, lanczos",
+        ),
+        (
+            ["reproduce", "denoise", "--methods", "dip,bicubic"],
+            "method bicubic applies to none of the rows given: baseline bicubic solves sr, not denoise",
+        ),
+        (["reproduce", "denoise", "--methods", ","], "--methods names no method; choose from dip, dip-stop, restore"),
+    ],
+)
+def test_reproduce_refuses_methods_that_do_not_apply(tmp_path, capsys, argv, message):
+    assert message in _error(tmp_path, capsys, [*argv, "--data", tmp_path])
+
+
+# ---------------------------------------------------------------- flags that would be ignored are refused
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (
+            ["--patience", "5"],
+            "--patience is a setting of a stopping detector, and no --stop names one: add --stop DETECTOR "
+            "(wmv, emv, sure, holdout, spectral) or drop --patience",
+        ),
+        (
+            ["--stop-delta", "0.01", "--holdout-fraction", "0.1"],
+            "--stop-delta, --holdout-fraction are settings of a stopping detector, and no --stop names one",
+        ),
+        (["--stop-indexing", "start"], "--stop-indexing is a setting of a stopping detector"),
+        (
+            ["--burn-in", "10"],
+            "--burn-in is a setting of --variant sgld (Bayesian DIP), and this fit's variant is plain: add "
+            "--variant sgld or drop --burn-in",
+        ),
+        (["--variant", "plain", "--sample-every", "3"], "--sample-every is a setting of --variant sgld"),
+        (["--sgld-noise", "1"], "--sgld-noise is a setting of --variant sgld"),
+    ],
+)
+def test_fit_refuses_flags_it_would_ignore(tmp_path, capsys, clean, flags, message):
+    assert message in _error(tmp_path, capsys, _fit("--clean", clean, *flags))
+
+
+def test_search_refuses_stop_settings_without_a_detector(tmp_path, capsys, clean):
+    argv = ["search", "ga", "--clean", clean, "--patience", "5", "--iters", "2", "--no-progress"]
+    assert "--patience is a setting of a stopping detector" in _error(tmp_path, capsys, argv)
+
+
+def test_stop_settings_with_a_detector_and_sgld_settings_with_sgld_are_used(tmp_path, clean):
+    out = tmp_path / "runs"
+    arch = tmp_path / "arch.toml"
+    arch.write_text(SMALL_ARCH)
+    argv = ["fit", "--clean", clean, "--arch", arch, "--stop", "emv", "--patience", "5", "--stop-delta", "0.01"]
+    argv += ["--variant", "sgld", "--burn-in", "100", "--sample-every", "5", "--iters", "120"]
+    assert main([*map(str, argv), "--no-progress", "--out", str(out)]) == 0
+    (run,) = (out / "fit").glob("*")
+    config = (run / "config.toml").read_text()
+    assert "burn_in = 100" in config and "sample_every = 5" in config
+    assert (run / "output_stopped.png").is_file()
+
+
+def test_library_refuses_sgld_settings_of_a_plain_fit():
+    from dipsearch.errors import ArgumentError
+    from dipsearch.variants import VariantSettings
+
+    with pytest.raises(ArgumentError) as err:
+        VariantSettings(burn_in=10)
+    assert str(err.value) == (
+        "burn_in is a setting of variant=sgld (Bayesian DIP), and this fit's variant is plain: add variant=sgld "
+        "or drop burn_in"
+    )
+
+
+def test_reproduce_resume_refuses_the_settings_its_run_folder_decides(tmp_path, capsys):
+    run = tmp_path / "old"
+    run.mkdir()
+    (run / "config.toml").write_text("")
+    before = _files(tmp_path)
+    assert main(["reproduce", "--resume", str(run), "--iters", "100"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --resume continues the run") and "Traceback" not in err
+    assert "drop --iters (only --threads, --no-report and --out may be given again)" in " ".join(err.split())
+    assert _files(tmp_path) == before

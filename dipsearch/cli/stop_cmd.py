@@ -70,12 +70,24 @@ def add_stop_args(parser: argparse.ArgumentParser) -> None:
     name_arguments(
         parser, indexing="--stop-indexing", delta="--stop-delta", window="--stop-window", fraction="--holdout-fraction"
     )
+    # The detector's settings and their defaults, so that one given without a detector is refused, not ignored.
+    parser.set_defaults(
+        stop_settings={a.dest: (a.option_strings[0], a.default) for a in group._group_actions if a.dest != "stop"}
+    )
 
 
 def stop_spec_from_args(args: argparse.Namespace) -> StopSpec | None:
     """The StopSpec the --stop flags describe (None for --stop none); bad flags raise an ArgumentError."""
     from ..search.spec import StopSpec
 
+    if getattr(args, "stop", "none") == "none":
+        settings = getattr(args, "stop_settings", {})
+        given = [flag for dest, (flag, default) in settings.items() if getattr(args, dest) != default]
+        if given:
+            raise DipsearchError(
+                f"{', '.join(given)} {'is a setting' if len(given) == 1 else 'are settings'} of a stopping detector, "
+                f"and no --stop names one: add --stop DETECTOR ({', '.join(DETECTORS)}) or drop {', '.join(given)}"
+            )
     return StopSpec.parse(
         getattr(args, "stop", "none"),
         patience=args.patience,
