@@ -247,3 +247,24 @@ def test_reproduce_resume_refuses_the_settings_its_run_folder_decides(tmp_path, 
     assert err.startswith("error: --resume continues the run") and "Traceback" not in err
     assert "drop --iters (only --threads, --no-report and --out may be given again)" in " ".join(err.split())
     assert _files(tmp_path) == before
+
+
+# ---------------------------------------------------------------- preselect on a space smaller than asked
+
+
+def test_preselect_says_when_the_space_has_fewer_networks_than_asked(tmp_path, capsys, clean):
+    space = tmp_path / "two.toml"
+    space.write_text('[genes.input_depth]\nkind = "choice"\nchoices = [3, 8]\ndefault = 3\n')
+    out = tmp_path / "runs"
+    argv = ["preselect", "--clean", clean, "--space", space, "--candidates", "1000", "--keep", "1", "--no-progress"]
+    assert main([*map(str, argv), "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == (
+        "warning: space 'two' gave 2 distinct network(s) that fit the 64x64 image, fewer than the 1000 candidates "
+        "asked for: scoring those 2\n"
+    )
+    (run,) = (out / "preselect").glob("*")
+    assert len((run / "preselect.csv").read_text().splitlines()) == 1 + 2
+    # The refit hint is a command that runs: the problem's flags, not a literal "...".
+    hint = f"refit the pick: dipsearch fit --clean {clean} --arch {run / 'best_arch.toml'}"
+    assert hint in captured.out.splitlines()
