@@ -268,3 +268,81 @@ def test_preselect_says_when_the_space_has_fewer_networks_than_asked(tmp_path, c
     # The refit hint is a command that runs: the problem's flags, not a literal "...".
     hint = f"refit the pick: dipsearch fit --clean {clean} --arch {run / 'best_arch.toml'}"
     assert hint in captured.out.splitlines()
+
+
+# ---------------------------------------------------------------- images too large for the memory there is
+
+
+def test_fit_too_large_for_memory_is_refused_with_the_crop_that_fits(tmp_path, capsys, image_file, monkeypatch):
+    import re
+
+    import dipsearch.memory as memory
+
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 200 * 2**20)
+    big = image_file("big.png", 512, 512)
+    text = _error(tmp_path, capsys, _fit("--clean", big))
+    match = re.search(r"give --crop (\d+) or smaller", text)
+    assert text.startswith("error: a fit of this network on the 512x512 px image needs about ")
+    assert "of memory and cpu has 200 MiB free" in text and match
+    side = int(match.group(1))
+    assert 64 <= side < 512 and side % 32 == 0
+    # The crop it names is one the same check lets through.
+    out = tmp_path / "runs"
+    argv = ["fit", "--clean", str(big), "--crop", str(side), "--iters", "1", "--no-progress", "--out", str(out)]
+    assert main(argv) == 0
+    capsys.readouterr()
+    # A search and restore check before their first fit, too.
+    search = ["search", "ga", "--clean", big, "--space", "demo", "--iters", "2", "--no-progress"]
+    assert "give --crop" in _error(tmp_path, capsys, search)
+    assert "give --crop" in _error(tmp_path, capsys, ["restore", big])
+
+
+def test_memory_estimate_grows_with_the_pixels_and_covers_a_real_fit():
+    from conftest import SMALL
+
+    from dipsearch.memory import fit_bytes
+
+    small, large = fit_bytes(SMALL, 3, 128, 128), fit_bytes(SMALL, 3, 256, 256)
+    assert 3.5 < large / small < 4.1
+    assert fit_bytes(SMALL, 3, 128, 128) < fit_bytes(SMALL, 3, 128, 256) < large
+
+
+def test_no_crop_fits(tmp_path, monkeypatch):
+    import torch
+
+    from dipsearch.arch import ArchSpec
+    from dipsearch.errors import ArgumentError
+    from dipsearch.memory import check_fit_memory
+    from dipsearch.tasks import make_problem
+
+    problem = make_problem("denoise", clean=torch.rand(1, 3, 64, 64))
+    with pytest.raises(ArgumentError) as err:
+        check_fit_memory(problem, ArchSpec(), torch.device("cpu"), available=2**20)
+    assert str(err.value).endswith("has 1 MiB free; no crop of it fits either: free memory, or use a device with more")
+    check_fit_memory(problem, ArchSpec(), torch.device("cpu"), available=2**30)
+
+
+def test_image_over_pillows_limit(tmp_path, capsys, image_file, monkeypatch):
+    from PIL import Image
+
+    path = image_file("large.png", 64, 64)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 64x64 = 4096 px, more than twice the limit: an error
+    text = _error(tmp_path, capsys, _fit("--clean", path))
+    assert text == (
+        f"error: {path} has more than the 2,000 pixels Pillow decodes; cut out the part to restore with an image "
+        "editor first"
+    )
+
+
+def test_pillows_decompression_bomb_warning_is_not_shown(image_file, monkeypatch):
+    import warnings
+
+    from PIL import Image
+
+    from dipsearch.imageio import load_image
+
+    path = image_file("large.png", 64, 64)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 3000)  # over the limit, under twice it: Pillow only warns
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_image(path).shape == (1, 3, 64, 64)

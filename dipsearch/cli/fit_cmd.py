@@ -120,6 +120,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     from ..engine import Engine, check_fast_settings
     from ..families import family_of
     from ..fit import FitHook, check_size, resolve_device
+    from ..memory import check_fit_memory
     from ..progress import ProgressHook, fit_progress, summary_table
     from ..runs import RunDir
     from ..stopping import prepare_problem
@@ -139,6 +140,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     parts, variant_hooks = variant_parts(spec, problem.image_shape[0], config, variant)
     device = str(resolve_device(config.device))
     check_fast_settings(config, resolve_device(config.device))
+    check_fit_memory(problem, spec, resolve_device(config.device))
     hooks: list[FitHook] = [h for h in (factory(args, problem) for factory in args.extra_hooks) if h is not None]
     problem = prepare_problem(problem, hooks)  # e.g. --stop holdout withholds its pixels from the loss
     hooks += [*variant_hooks, FinalWeights()]
