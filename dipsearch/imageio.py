@@ -56,6 +56,13 @@ def load_image(path: str | Path) -> torch.Tensor:
             "restore with an image editor first"
         ) from None
     except UnidentifiedImageError:
+        with open(path, "rb") as head:
+            tiff = head.read(4) in (b"II*\x00", b"MM\x00*")
+        if tiff:  # Pillow opens TIFFs of most kinds, not all: e.g. colour with 32-bit float samples
+            raise DipsearchError(
+                f"{path} is a TIFF whose kind of pixels Pillow cannot decode (e.g. colour with 32-bit float samples); "
+                "save it as an 8- or 16-bit PNG or TIFF"
+            ) from None
         raise DipsearchError(f"{path} is not an image Pillow can read; give a PNG, JPEG or TIFF file") from None
     except OSError as err:
         raise DipsearchError(f"cannot read image {path}: {err}") from None

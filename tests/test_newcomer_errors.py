@@ -346,3 +346,73 @@ def test_pillows_decompression_bomb_warning_is_not_shown(image_file, monkeypatch
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert load_image(path).shape == (1, 3, 64, 64)
+
+
+# ---------------------------------------------------------------- smaller messages
+
+
+@pytest.fixture
+def weights_run(tmp_path, clean):
+    out = tmp_path / "fitted"
+    arch = tmp_path / "arch.toml"
+    arch.write_text(SMALL_ARCH)
+    assert (
+        main(["fit", "--clean", str(clean), "--arch", str(arch), "--iters", "1", "--no-progress", "--out", str(out)])
+        == 0
+    )
+    (run,) = (out / "fit").glob("*")
+    return arch, run
+
+
+def test_init_from_files_that_are_not_weights(tmp_path, capsys, clean, weights_run):
+    arch, run = weights_run
+    capsys.readouterr()
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes((run / "weights.pt").read_bytes()[:3000])
+    advice = "give the weights.pt of a dipsearch fit or pretrain, or the run folder holding it"
+    for init, reason in ((clean, "it is not a file torch.save writes"), (truncated, "it is truncated or damaged")):
+        text = _error(tmp_path, capsys, _fit("--clean", clean, "--arch", arch, "--init", init))
+        assert text == f"error: --init: {init} is not a readable weights file ({reason}); {advice}"
+
+
+def test_init_of_a_colour_fit_on_a_grey_image(tmp_path, capsys, image_file, weights_run):
+    arch, run = weights_run
+    capsys.readouterr()
+    grey = image_file("grey.png", 64, 64, channels=1)
+    text = _error(tmp_path, capsys, _fit("--clean", grey, "--arch", arch, "--init", run))
+    assert text == (
+        f"error: --init {run / 'weights.pt'}: the weights are for images of 3 channel(s), this image has 1 (grey vs "
+        "colour); give a colour image, or weights of a fit of one, or drop --init"
+    )
+    assert "--arch" not in text
+
+
+def test_colour_float_tiff(tmp_path, capsys):
+    import numpy as np
+
+    tifffile = pytest.importorskip("tifffile")
+    path = tmp_path / "float.tif"
+    tifffile.imwrite(path, np.random.default_rng(0).random((64, 64, 3), dtype=np.float32), photometric="rgb")
+    assert _error(tmp_path, capsys, _fit("--clean", path)) == (
+        f"error: {path} is a TIFF whose kind of pixels Pillow cannot decode (e.g. colour with 32-bit float samples); "
+        "save it as an 8- or 16-bit PNG or TIFF"
+    )
+
+
+@pytest.mark.parametrize("command", [["search", "ga"], ["search", "bayes"], ["reproduce"]])
+def test_resume_of_a_folder_that_does_not_exist(tmp_path, capsys, command):
+    before = _files(tmp_path)
+    assert main([*command, "--resume", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err
+        == f"error: no such run folder: {tmp_path / 'nowhere'} (check the path; run folders are under runs/<kind>/)\n"
+    )
+    assert _files(tmp_path) == before
+
+
+def test_flags_named_in_preselect_and_stop_bench_messages(tmp_path, capsys, clean):
+    argv = ["preselect", "--clean", clean, "--space", "demo", "--inputs", "0", "--no-progress"]
+    assert _error(tmp_path, capsys, argv) == "error: --inputs must be >= 1, got 0"
+    argv = ["stop-bench", "--images", clean, "--iters", "200", "--holdout-fraction", "2", "--no-progress"]
+    assert _error(tmp_path, capsys, argv) == "error: held-out --holdout-fraction must be in (0, 0.5], got 2.0"

@@ -158,17 +158,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     where.add_argument("--replay", metavar="RUN_DIR", help="only replay the rules on the traces of a bench folder")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     parser.set_defaults(func=run)
+    name_arguments(parser, fraction="--holdout-fraction")
 
 
 def _protocol(args: argparse.Namespace) -> dict[str, Any]:
     from ..arch import ArchSpec
     from ..families import load_spec
     from ..fit import FitConfig
+    from ..holdout import check_fraction
     from ..stopping import bench as sb
 
     if args.crop is not None and args.crop < 8:
         raise DipsearchError(f"--crop must be at least 8 px, got {args.crop}")
     check_at_least("workers", args.workers, 1)  # before any fit; the CLI renders it as --workers
+    check_fraction(args.holdout_fraction)  # before any fit, not in each
     if args.window > args.iters:
         raise DipsearchError(f"the wmv window ({args.window}) is larger than the run ({args.iters} iterations)")
     if args.iters < 200:

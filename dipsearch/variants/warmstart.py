@@ -87,10 +87,16 @@ def load_weights_file(source: str | Path) -> WeightsFile:
     path = weights_path(source)
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - a damaged file raises many kinds
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    except Exception:  # noqa: BLE001 - a damaged file raises many kinds, none of them in words a user can act on
+        # torch.save writes a zip archive (a pickle in its legacy format): a file that starts as one is damaged.
+        with open(path, "rb") as head:
+            torch_file = head.read(4).startswith((b"PK\x03\x04", b"\x80"))
+        reason = "it is truncated or damaged" if torch_file else "it is not a file torch.save writes"
         raise ArgumentError(
-            "{init}: {path} is not a readable weights file ({reason})", path=path, reason=reason
+            "{init}: {path} is not a readable weights file ({reason}); give the weights.pt of a dipsearch fit or "
+            "pretrain, or the run folder holding it",
+            path=path,
+            reason=reason,
         ) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ArgumentError(
@@ -128,6 +134,17 @@ def read_weights(source: str | Path, spec: Any, channels: int) -> WeightsFile:
     """A verified weights file whose architecture is `spec`; a clear error otherwise."""
     weights = load_weights_file(source)
     problem = arch_mismatch(weights, spec, channels)
+    if problem and weights.spec == spec:  # the same network for another number of channels: the image is at odds
+        raise ArgumentError(
+            "{init:{path}}: {problem}; give a {kind} image, or weights of a fit of one, or drop {init}",
+            path=weights.path,
+            problem=problem,
+            kind="grey"
+            if weights.channels == 1
+            else "colour"
+            if weights.channels == 3
+            else f"{weights.channels}-channel",
+        )
     if problem:
         raise ArgumentError(
             "{init:{path}}: {problem}; fit the same architecture (e.g. {spec} with the run's config) or drop {init}",
