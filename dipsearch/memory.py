@@ -19,13 +19,13 @@ from torch import nn
 from .errors import ArgumentError
 
 BYTES = 4  # float32
-# Peak bytes per activation element, relative to the forward pass's float32 outputs: the saved activations, their
-# gradients and autograd's temporaries. Measured on CPU (peak RSS of fits of the seed network and of a small
-# hourglass at 128-512 px, see docs/guide/troubleshooting.md), rounded up.
+# Peak float32 values held per activation element of the forward pass: the saved activations, their gradients and
+# autograd's temporaries. Fitted to the peak resident memory of CPU fits of the seed network and of a small
+# hourglass at 256-1024 px (bench/fit_memory.py; the figures are in docs/guide/troubleshooting.md), rounded up.
 ACTIVATION_FACTOR = 1.75
 IMAGE_BUFFERS = 12  # image-sized float32 tensors besides the network's: observed, clean, mask, input, EMA, best, ...
 PARAMETER_COPIES = 4  # weights, gradients, Adam's first and second moments
-HEADROOM = 0.8  # plan for at most this share of the memory free now: the allocator, Python, other processes
+HEADROOM = 0.8  # plan for at most this share of the memory available now: the allocator, Python, other processes
 
 
 def activation_elements(spec: Any, channels: int, height: int, width: int) -> int:
@@ -78,10 +78,14 @@ def fit_bytes(spec: Any, channels: int, height: int, width: int) -> int:
 
 
 def available_bytes(device: torch.device) -> int | None:
-    """Memory free for a fit on `device` now; None where it cannot be known (then nothing is refused)."""
+    """Memory available for a fit on `device` now; None where it cannot be known (then nothing is refused)."""
     if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(free)
+        if torch.cuda.is_initialized():
+            free, _ = torch.cuda.mem_get_info(device)
+            return int(free)
+        # Asking for the free memory would create a CUDA context in this process, which a driver that hands its
+        # fits to worker processes never needs: its size is the bound there.
+        return int(torch.cuda.get_device_properties(device).total_memory)
     if device.type == "cpu":
         meminfo = Path("/proc/meminfo")
         if meminfo.is_file():
@@ -94,7 +98,7 @@ def available_bytes(device: torch.device) -> int | None:
 def check_fit_memory(problem: Any, spec: Any, device: torch.device, available: int | None = None) -> None:
     """Refuse, before allocating, a fit that cannot get the memory it needs: say how much, and what crop fits.
 
-    `available` defaults to what `device` has free now (dipsearch.memory.available_bytes).
+    `available` defaults to what `device` has available now (dipsearch.memory.available_bytes).
     """
     from .families import family_of
 
@@ -120,7 +124,7 @@ def check_fit_memory(problem: Any, spec: Any, device: torch.device, available: i
     )
     raise ArgumentError(
         f"a fit of this network on the {width}x{height} px image needs about {_gib(need)} of memory and {device} "
-        f"has {_gib(free)} free; " + advice
+        f"has {_gib(free)} available; " + advice
     )
 
 

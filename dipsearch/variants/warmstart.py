@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,10 +89,15 @@ def load_weights_file(source: str | Path) -> WeightsFile:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # noqa: BLE001 - a damaged file raises many kinds, none of them in words a user can act on
-        # torch.save writes a zip archive (a pickle in its legacy format): a file that starts as one is damaged.
+        # torch.save writes a zip archive: a whole one holds more than weights (a saved model), a cut one is damaged.
         with open(path, "rb") as head:
-            torch_file = head.read(4).startswith((b"PK\x03\x04", b"\x80"))
-        reason = "it is truncated or damaged" if torch_file else "it is not a file torch.save writes"
+            magic = head.read(4)
+        if zipfile.is_zipfile(path):
+            reason = "it holds more than weights, e.g. a whole saved model"
+        elif magic == b"PK\x03\x04":
+            reason = "it is truncated or damaged"
+        else:
+            reason = "it is not a file torch.save writes"
         raise ArgumentError(
             "{init}: {path} is not a readable weights file ({reason}); give the weights.pt of a dipsearch fit or "
             "pretrain, or the run folder holding it",
@@ -134,17 +140,6 @@ def read_weights(source: str | Path, spec: Any, channels: int) -> WeightsFile:
     """A verified weights file whose architecture is `spec`; a clear error otherwise."""
     weights = load_weights_file(source)
     problem = arch_mismatch(weights, spec, channels)
-    if problem and weights.spec == spec:  # the same network for another number of channels: the image is at odds
-        raise ArgumentError(
-            "{init:{path}}: {problem}; give a {kind} image, or weights of a fit of one, or drop {init}",
-            path=weights.path,
-            problem=problem,
-            kind="grey"
-            if weights.channels == 1
-            else "colour"
-            if weights.channels == 3
-            else f"{weights.channels}-channel",
-        )
     if problem:
         raise ArgumentError(
             "{init:{path}}: {problem}; fit the same architecture (e.g. {spec} with the run's config) or drop {init}",
