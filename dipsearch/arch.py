@@ -145,7 +145,7 @@ class ArchSpec:
             return cls(**data)
         except DipsearchError as err:
             raise DipsearchError(f"{source}: {err}") from None
-        except TypeError as err:
+        except (TypeError, ValueError) as err:  # a value of the wrong kind, e.g. n_down = ["a", ...]
             raise DipsearchError(f"{source}: {err}") from None
 
     def to_toml(self) -> str:

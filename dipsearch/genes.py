@@ -12,6 +12,7 @@ Standard library only: the CLI reads these names while it builds its parser.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -36,13 +37,30 @@ _LIMITS = {
     BUDGET_GENE: _Limit(lambda v: v >= 1, "at least 1"),
 }
 
+# The kind of value each fit-setting gene takes (a TOML file can hold any: iters = "many", iters = true); the
+# variant's names and the TV weight's range are checked by dipsearch.variants, which owns them.
+_KINDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "lr": ("a number", lambda v: isinstance(v, numbers.Real)),
+    "reg_noise_std": ("a number", lambda v: isinstance(v, numbers.Real)),
+    BUDGET_GENE: ("an integer", lambda v: isinstance(v, numbers.Integral)),
+    "tv": ("a number", lambda v: isinstance(v, numbers.Real)),
+    "variant": ("a variant name", lambda v: isinstance(v, str)),
+}
+
 
 def check_fit_settings(settings: Mapping[str, Any], where: str | None = None) -> None:
-    """Refuse learning rates, input noise and budgets no fit can use (inf, nan, <= 0) before any work.
+    """Refuse learning rates, input noise and budgets no fit can use (wrong kind, inf, nan, <= 0) before any work.
 
     Without `where` the values are arguments (the CLI names their flags); with it, they came from a file that
     `where` names ("in [fixed] of space.toml").
     """
+    for name, (kind, is_kind) in _KINDS.items():
+        value = settings.get(name)
+        if value is None or (is_kind(value) and not isinstance(value, bool)):
+            continue
+        if where is None:
+            raise ArgumentError(f"{{{name}}} must be {kind}, got {{value!r}}", value=value)
+        raise DipsearchError(f"{name} must be {kind}, got {value!r} ({where})")
     for name, limit in _LIMITS.items():
         value = settings.get(name)
         if value is None or limit.ok(value):
@@ -50,6 +68,19 @@ def check_fit_settings(settings: Mapping[str, Any], where: str | None = None) ->
         if where is None:
             raise ArgumentError(f"{{{name}}} must be {limit.wanted}, got {{value}}", value=value)
         raise DipsearchError(f"{name} must be {limit.wanted}, got {value} ({where})")
+
+
+def check_fit_table(table: Any, source: str) -> dict[str, Any]:
+    """The [fit] table of an architecture file (`source`), checked as [arch] is: known keys, usable values."""
+    if not isinstance(table, Mapping):
+        raise DipsearchError(f"{source}: [fit] must be a table of fit settings ({', '.join(FIT_GENES)})")
+    unknown = sorted(set(table) - set(FIT_GENES))
+    if unknown:
+        raise DipsearchError(
+            f"{source}: unknown [fit] key(s) {', '.join(unknown)}; known keys are {', '.join(FIT_GENES)}"
+        )
+    check_fit_settings(table, f"in [fit] of {source}")
+    return dict(table)
 
 
 def fit_settings_of(values: Mapping[str, Any]) -> dict[str, Any]:

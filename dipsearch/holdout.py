@@ -63,14 +63,19 @@ class HeldOut:
         return err[held].double().cpu()
 
 
+def check_fraction(fraction: float) -> None:
+    """The share of the known pixels a holdout may withhold: some, and at most half."""
+    if not 0 < fraction <= 0.5:
+        raise ArgumentError("held-out {fraction} must be in (0, 0.5], got {value}", value=fraction)
+
+
 def hold_out(problem: Problem, fraction: float, seed: int = 0) -> tuple[Problem, HeldOut]:
     """Withhold a seeded `fraction` of the known observation pixels from the loss.
 
     Returns the copy of `problem` to fit (its mask no longer covers the held-out pixels; meta["holdout"] records the
     split) and the HeldOut that scores outputs on the hidden pixels.
     """
-    if not 0 < fraction <= 0.5:
-        raise ArgumentError("held-out {fraction} must be in (0, 0.5], got {value}", value=fraction)
+    check_fraction(fraction)
     h, w = problem.observed.shape[-2:]
     known = (
         torch.ones(h * w, dtype=torch.bool) if problem.mask is None else (problem.mask.detach().cpu() > 0.5).flatten()

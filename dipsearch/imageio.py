@@ -43,10 +43,26 @@ def load_image(path: str | Path) -> torch.Tensor:
     if path.is_dir():
         raise DipsearchError(f"{path} is a directory; give the path of an image file (PNG, JPEG or TIFF)")
     try:
-        with Image.open(path) as img:
-            img.load()  # decode now so truncated files fail here, inside the error handling
-            arr = _to_array(img, path)
+        with warnings.catch_warnings():
+            # Pillow's decompression-bomb guard is for images from strangers; this is the user's own file, and
+            # what a fit of it needs is checked before fitting (dipsearch.memory), with the crop that fits.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.load()  # decode now so truncated files fail here, inside the error handling
+                arr = _to_array(img, path)
+    except Image.DecompressionBombError:
+        raise DipsearchError(
+            f"{path} has more than the {2 * Image.MAX_IMAGE_PIXELS:,} pixels Pillow decodes; cut out the part to "
+            "restore with an image editor first"
+        ) from None
     except UnidentifiedImageError:
+        with open(path, "rb") as head:
+            tiff = head.read(4) in (b"II*\x00", b"MM\x00*")
+        if tiff:  # Pillow opens TIFFs of most kinds, not all: e.g. colour with 32-bit float samples
+            raise DipsearchError(
+                f"{path} is a TIFF whose kind of pixels Pillow cannot decode (e.g. colour with 32-bit float samples); "
+                "save it as an 8- or 16-bit PNG or TIFF"
+            ) from None
         raise DipsearchError(f"{path} is not an image Pillow can read; give a PNG, JPEG or TIFF file") from None
     except OSError as err:
         raise DipsearchError(f"cannot read image {path}: {err}") from None

@@ -23,7 +23,7 @@ from .evaluate import stop_hook
 from .fit import FitConfig, baseline_psnr, fit, resolve_device
 from .imageio import center_crop, load_image
 from .metrics import psnr, ssim
-from .reproduce_rows import Row, check_methods, get_rows, methods_for
+from .reproduce_rows import Row, check_methods, check_methods_apply, get_rows, methods_for
 from .restore import Pipeline, RestoreSettings
 from .runs import RunDir
 from .stopping import prepare_problem
@@ -116,6 +116,7 @@ def check(settings: ReproduceSettings) -> list[Row]:
     """Everything that can be refused before any work: rows, methods, data, sizes, budgets."""
     rows = get_rows(settings.rows)
     settings.methods = check_methods(settings.methods)
+    check_methods_apply(rows, settings.methods)
     if settings.images is not None:
         check_at_least("images", settings.images, 1)
     check_at_least("iters", settings.iters, 1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import DipsearchError
+from .errors import ArgumentError, DipsearchError
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,29 @@ def methods_for(row: Row, methods: list[str]) -> list[str]:
     from .baselines import BASELINES
 
     return [m for m in methods if m in DIP_METHODS or row.task in BASELINES[m].tasks]
+
+
+def check_methods_apply(rows: list[Row], methods: list[str], every_method: bool = False) -> None:
+    """Every row gets a method (and with `every_method`, as for a list the user wrote, every method a row): a
+    baseline solves one task, and a row left empty is a mistake, refused as `baseline` refuses a method for
+    another task. The default list, every installed method, holds baselines for each task, so it is not held
+    to `every_method`."""
+    from .baselines.registry import get_baseline
+
+    if not methods:
+        raise ArgumentError("{methods} names no method; choose from {known}", known=", ".join(all_methods(False)))
+    for row in rows:
+        if not methods_for(row, methods):
+            try:
+                get_baseline(methods[0], row.task)
+            except DipsearchError as err:
+                raise DipsearchError(f"no method given applies to row {row.name}: {err}") from None
+    for method in methods if every_method else ():
+        if not any(method in methods_for(row, [method]) for row in rows):
+            try:
+                get_baseline(method, rows[0].task)
+            except DipsearchError as err:
+                raise DipsearchError(f"method {method} applies to none of the rows given: {err}") from None
 
 
 def all_methods(available_only: bool) -> list[str]:

@@ -27,6 +27,7 @@ from .errors import ArgumentError, DipsearchError, check_at_least
 from .evaluate import stop_hook
 from .fit import FitConfig, FitResult, baseline_psnr, check_size, fit, resolve_device
 from .genes import config_settings
+from .memory import check_fit_memory
 from .metrics import psnr, ssim
 from .runs import RunDir
 from .space import SearchSpace, find_space, load_space
@@ -191,6 +192,7 @@ class Pipeline:
         s.check()
         spec = self.space.decode(self.space.default())
         check_size(self.problem, spec)
+        check_fit_memory(self.problem, spec, resolve_device(s.device))
         if self.stop is not None:  # a detector that cannot work here (or with this budget) fails before any work
             hook = stop_hook(self.stop, s.seed, self.problem)
             hook.on_start(hook.prepare(self.problem), spec, FitConfig(iters=self.budget.iters, device="cpu"))

@@ -192,6 +192,8 @@ class RunDir:
     @classmethod
     def open(cls, path: str | Path) -> RunDir:
         path = Path(path)
+        if not path.is_dir():
+            raise DipsearchError(f"no such run folder: {path} (check the path; run folders are under runs/<kind>/)")
         if not (path / "config.toml").is_file():
             raise DipsearchError(f"{path} is not a dipsearch run folder (it has no config.toml)")
         return cls(path)

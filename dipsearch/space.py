@@ -32,7 +32,7 @@ from typing import Any
 from .arch import ArchSpec
 from .errors import DipsearchError
 from .families import SPEC_CLASSES, DeepDecoderSpec
-from .genes import FamilyGenes, fit_settings_of
+from .genes import FIT_GENES, FamilyGenes, check_fit_settings, fit_settings_of
 from .tomlio import load_toml
 
 Genome = dict[str, Any]
@@ -382,11 +382,47 @@ def space_from_dict(data: dict[str, Any], source: str = "<space>") -> SearchSpac
     from .variants import check_variant_genes  # the variants import the engine, which needs this module's peers
 
     check_variant_genes(genes, fixed, source)
+    check_fit_settings(fixed, f"in [fixed] of {source}")
     space = SearchSpace(str(data.get("name", Path(source).stem)), genes, fixed, ties, source, family)
     for name in per_level:
         _check_levels(space, name)
     space.decode(space.default())  # a default that cannot build is a file error, reported now
+    for gene in genes.values():
+        _check_range(space, gene)
     return space
+
+
+def _check_range(space: SearchSpace, gene: Gene) -> None:
+    """Every value a gene may take must be usable, or the search would waste candidates on certain failures.
+
+    Each value (of an int or float gene, the ends of the range: see _probe_values) is tried in the default genome,
+    at the largest depth so that per-level genes are active, by the rules that own it: the fit settings' limits
+    (dipsearch.genes) and the family's spec checks (decode).
+    """
+    probe = {**space.default(), **({"depth": space.max_depth} if "depth" in space.genes else {})}
+    for value in _probe_values(gene):
+        where = f"gene {gene.name!r} of {space.source}"
+        check_fit_settings(fit_settings_of({gene.name: value}), f"a value of {where}")
+        if gene.name in FIT_GENES or gene.name == "depth":
+            continue
+        try:
+            space.decode({**probe, gene.name: value})
+        except DipsearchError as err:
+            reason = str(err).removeprefix(f"{space.source}: decoded genome: ")
+            raise DipsearchError(
+                f"{space.source}: gene {gene.name!r} allows {value!r}, which no network can use ({reason}); "
+                "narrow its range"
+            ) from None
+
+
+def _probe_values(gene: Gene) -> list[Any]:
+    if gene.kind == "choice":
+        return list(gene.choices)
+    if gene.kind == "float":
+        return [gene.low, gene.high]
+    # The rules are bounds and parity (odd kernels): the ends and their neighbours on the step grid decide.
+    values = _values(gene)
+    return sorted({*values[:2], *values[-2:]})
 
 
 def _check_levels(space: SearchSpace, name: str) -> None:

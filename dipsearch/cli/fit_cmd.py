@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..genes import BUDGET_GENE, CONFIG_GENES, check_fit_settings, fit_settings_of
+from ..genes import BUDGET_GENE, CONFIG_GENES, check_fit_settings, check_fit_table
 from .names import CUDA_GRAPH_MODES, name_arguments
 from .problem_args import add_problem_args, problem_from_args, problem_tag
 from .variant_args import SGLD_ITERS, add_variant_args, split_settings, variant_from_args
@@ -92,13 +92,25 @@ def resolve_arch(args: argparse.Namespace) -> tuple[Any, dict[str, Any], dict[st
     if getattr(args, "arch", None):
         spec = load_spec(args.arch)
         data = load_toml(args.arch, "architecture file") if Path(args.arch).suffix.lower() != ".json" else {}
-        settings = fit_settings_of(data.get("fit", {}))
+        settings = check_fit_table(data.get("fit", {}), args.arch)
+        _check_variant_genes(settings, args.arch)
         return spec, settings, {"arch_file": str(Path(args.arch).resolve())}
     if getattr(args, "space", None):
         space = load_space(find_space(args.space))
         genome = space.default()
         return space.decode(genome), space.fit_settings(genome), {"space_file": space.source}
     return ArchSpec(), {}, {"arch": "seed default"}
+
+
+def _check_variant_genes(settings: dict[str, Any], source: str) -> None:
+    """The variant genes of a [fit] table, refused with the file and table named (the rule is the variants')."""
+    from ..errors import DipsearchError
+    from ..variants import VariantSettings
+
+    try:
+        VariantSettings.from_settings(split_settings(settings)[1])
+    except DipsearchError as err:
+        raise DipsearchError(f"{err} (in [fit] of {source})") from None
 
 
 def fit_config(args: argparse.Namespace, from_arch: dict[str, Any]) -> FitConfig:
@@ -116,6 +128,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     from ..engine import Engine, check_fast_settings
     from ..families import family_of
     from ..fit import FitHook, check_size, resolve_device
+    from ..memory import check_fit_memory
     from ..progress import ProgressHook, fit_progress, summary_table
     from ..runs import RunDir
     from ..stopping import prepare_problem
@@ -135,6 +148,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     parts, variant_hooks = variant_parts(spec, problem.image_shape[0], config, variant)
     device = str(resolve_device(config.device))
     check_fast_settings(config, resolve_device(config.device))
+    check_fit_memory(problem, spec, resolve_device(config.device))
     hooks: list[FitHook] = [h for h in (factory(args, problem) for factory in args.extra_hooks) if h is not None]
     problem = prepare_problem(problem, hooks)  # e.g. --stop holdout withholds its pixels from the loss
     hooks += [*variant_hooks, FinalWeights()]

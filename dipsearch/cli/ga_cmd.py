@@ -22,6 +22,7 @@ from .search_cmd import (
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from ..search.ga import GAConfig
     from ..search.recipe import ProblemRecipe
     from ..search.spec import SearchSpec
 
@@ -99,6 +100,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     remember_resume_defaults(parser, RESUME_FREE)
 
 
+def _demo_banner(recipe: ProblemRecipe, args: argparse.Namespace, ga: GAConfig) -> str:
+    """What the demo will do, read from the problem and flags it will run with (--space, --crop, --sigma, ...)."""
+    meta = recipe.build().meta
+    _, h, w = meta["image_shape"]
+    noise = "Gaussian sigma" if meta["noise"] == "gaussian" else f"{meta['noise']} noise level"
+    return (
+        f"denoise the embedded image at {w}x{h} px ({noise} {meta['level']:g}); GA with population {ga.pop}, "
+        f"{ga.gens} generations, {args.iters} iterations per candidate, space {args.space}, {args.workers} "
+        f"worker(s); fitness {args.fitness} (no ground truth used; the true PSNR is shown because the demo knows "
+        "the clean image)"
+    )
+
+
 def _fresh(args: argparse.Namespace, console: Console) -> tuple[ProblemRecipe, SearchSpec]:
     from ..search.ga import GAConfig
 
@@ -120,15 +134,10 @@ def _fresh(args: argparse.Namespace, console: Console) -> tuple[ProblemRecipe, S
         seed=args.seed,
     )
     ga.check()
+    recipe = recipe_from_args(args)
     if args.demo:
-        console.print(
-            f"demo: denoise the embedded 128 px image (Gaussian sigma 25); GA with population {ga.pop}, "
-            f"{ga.gens} generations, {args.iters} iterations per candidate, space search_spaces/demo.toml, "
-            f"{args.workers} worker(s); fitness {args.fitness} (no ground truth used; the true PSNR is "
-            "shown because the demo knows the clean image)",
-            highlight=False,
-        )
-    return recipe_from_args(args), spec_from_args(args, "ga", ga)
+        console.print(f"demo: {_demo_banner(recipe, args, ga)}", highlight=False, soft_wrap=True)
+    return recipe, spec_from_args(args, "ga", ga)
 
 
 def run(args: argparse.Namespace, console: Console) -> int:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from .names import DEFAULT_PRESELECT_METRIC as DEFAULT_METRIC
 from .names import PRESELECT_METRICS as METRICS
-from .problem_args import add_problem_args, problem_from_args, problem_tag
+from .problem_args import add_problem_args, problem_flags, problem_from_args, problem_tag
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -110,9 +110,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
     console.print(_table(result, space, args.metric))
     shown = {k: v for k, v in summary.items() if v is not None}
     console.print(summary_table(f"preselect: {args.metric}, top {args.keep} of {len(result.candidates)}", shown))
+    console.print(f"run folder: [bold]{run_dir.path}[/bold]", soft_wrap=True, highlight=False)
     console.print(
-        f"run folder: [bold]{run_dir.path}[/bold]\nrefit the pick: dipsearch fit ... --arch "
-        f"{run_dir.file('best_arch.toml')}",
+        f"refit the pick: dipsearch fit {problem_flags(args)} --arch {run_dir.file('best_arch.toml')}",
+        soft_wrap=True,
         highlight=False,
     )
     return 0

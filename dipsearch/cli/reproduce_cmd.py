@@ -6,6 +6,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from .restore_cmd import set_threads
+from .search_cmd import refuse_resume_flags, remember_resume_defaults
 
 if TYPE_CHECKING:  # rich is imported when a command runs, not when the parser is built
     from rich.console import Console
@@ -66,6 +67,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue a killed reproduce run (its settings are kept)")
     parser.add_argument("--no-report", action="store_true", help="do not write report.html")
     parser.set_defaults(func=run)
+    remember_resume_defaults(parser, RESUME_FREE)
+
+
+RESUME_FREE = {"rows", "threads", "no_report", "out"}  # what --resume takes again; its run folder decides the rest
 
 
 def summary_table(rows: list[dict]) -> Table:
@@ -91,18 +96,21 @@ def summary_table(rows: list[dict]) -> Table:
 def run(args: argparse.Namespace, console: Console) -> int:
     from ..errors import DipsearchError
     from ..reproduce import ReproduceSettings, Reproduction
-    from ..reproduce_rows import all_methods
+    from ..reproduce_rows import all_methods, check_methods, check_methods_apply, get_rows
 
     set_threads(args.threads)
     if args.resume:
         if args.rows:
             raise DipsearchError("--resume continues the rows stored in the run folder; drop the ROW arguments")
+        refuse_resume_flags(args, "--threads, --no-report and --out")
         job = Reproduction.resume(args.resume, console)
         console.print(f"resuming {job.run.path}: {len(job.done)} cells on record", highlight=False)
     else:
         if not args.rows:
             raise DipsearchError("name at least one ROW (denoise, sr4, sr8, inpaint), or --resume RUN_DIR")
         methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else all_methods(True)
+        if args.methods is not None:  # a list the user wrote: each method must apply to one of the rows
+            check_methods_apply(get_rows(args.rows), check_methods(methods), every_method=True)
         settings = ReproduceSettings(
             rows=args.rows,
             methods=methods,

@@ -70,12 +70,24 @@ def add_stop_args(parser: argparse.ArgumentParser) -> None:
     name_arguments(
         parser, indexing="--stop-indexing", delta="--stop-delta", window="--stop-window", fraction="--holdout-fraction"
     )
+    # The detector's settings and their defaults, so that one given without a detector is refused, not ignored.
+    parser.set_defaults(
+        stop_settings={a.dest: (a.option_strings[0], a.default) for a in group._group_actions if a.dest != "stop"}
+    )
 
 
 def stop_spec_from_args(args: argparse.Namespace) -> StopSpec | None:
     """The StopSpec the --stop flags describe (None for --stop none); bad flags raise an ArgumentError."""
     from ..search.spec import StopSpec
 
+    if getattr(args, "stop", "none") == "none":
+        settings = getattr(args, "stop_settings", {})
+        given = [flag for dest, (flag, default) in settings.items() if getattr(args, dest) != default]
+        if given:
+            raise DipsearchError(
+                f"{', '.join(given)} {'is a setting' if len(given) == 1 else 'are settings'} of a stopping detector, "
+                f"and no --stop names one: add --stop DETECTOR ({', '.join(DETECTORS)}) or drop {', '.join(given)}"
+            )
     return StopSpec.parse(
         getattr(args, "stop", "none"),
         patience=args.patience,
@@ -146,17 +158,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     where.add_argument("--replay", metavar="RUN_DIR", help="only replay the rules on the traces of a bench folder")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     parser.set_defaults(func=run)
+    name_arguments(parser, fraction="--holdout-fraction")
 
 
 def _protocol(args: argparse.Namespace) -> dict[str, Any]:
     from ..arch import ArchSpec
     from ..families import load_spec
     from ..fit import FitConfig
+    from ..holdout import check_fraction
     from ..stopping import bench as sb
 
     if args.crop is not None and args.crop < 8:
         raise DipsearchError(f"--crop must be at least 8 px, got {args.crop}")
     check_at_least("workers", args.workers, 1)  # before any fit; the CLI renders it as --workers
+    check_fraction(args.holdout_fraction)  # before any fit, not in each
     if args.window > args.iters:
         raise DipsearchError(f"the wmv window ({args.window}) is larger than the run ({args.iters} iterations)")
     if args.iters < 200:

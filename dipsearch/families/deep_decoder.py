@@ -129,7 +129,7 @@ class DeepDecoderSpec:
             )
         try:
             return cls(**data)
-        except (DipsearchError, TypeError) as err:
+        except (DipsearchError, TypeError, ValueError) as err:
             raise DipsearchError(f"{source}: {err}") from None
 
     def to_toml(self) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,6 +87,13 @@ def preselect(
 ) -> PreselectResult:
     config.check(problem)
     candidates = sample_candidates(space, problem, config.candidates, random.Random(config.seed))
+    if len(candidates) < config.candidates:
+        _, h, w = problem.image_shape
+        warnings.warn(
+            f"space {space.name!r} gave {len(candidates)} distinct network(s) that fit the {w}x{h} image, fewer "
+            f"than the {config.candidates} candidates asked for: scoring those {len(candidates)}",
+            stacklevel=2,
+        )
     start = time.perf_counter()
     score_all(
         problem,

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from ..arch import ArchSpec
-from ..errors import DipsearchError
+from ..errors import DipsearchError, check_at_least
 from ..families import family_of
 from ..fit import min_size, resolve_device
 from ..space import Genome, SearchSpace
@@ -36,8 +36,7 @@ class ScoreConfig:
     threads: int | None = None
 
     def __post_init__(self) -> None:
-        if self.inputs < 1:
-            raise DipsearchError(f"pre-selection needs at least one input per candidate, got {self.inputs}")
+        check_at_least("inputs", self.inputs, 1)  # the CLI names --inputs
         for name in self.metrics:
             get_metric(name)
 

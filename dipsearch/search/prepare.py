@@ -110,8 +110,10 @@ def prepare(problem: Problem, recipe: ProblemRecipe, spec: SearchSpec, remote: b
     if not remote:
         from ..engine import check_fast_settings
         from ..fit import FitConfig, resolve_device
+        from ..memory import check_fit_memory
 
         check_fast_settings(FitConfig(**spec.fit_options), resolve_device(spec.device))
+        check_fit_memory(problem, space.decode(space.default()), resolve_device(spec.device))
     if spec.stop is not None:
         spec.stop.hook(spec.seed, problem)  # a detector that cannot work here fails now
     if spec.rungs is not None:

@@ -25,7 +25,13 @@ from ..fit import FitConfig, FitHook, FitResult
 from ..genes import VARIANT_GENES
 from ..tasks import Problem
 
-VARIANTS = ("plain", "sgld")  # the choices of the variant gene (VARIANT_GENES: the genes a space may declare)
+VARIANTS = ("plain", "sgld")
+_SGLD_ONLY = (
+    "sgld_noise",
+    "weight_decay",
+    "burn_in",
+    "sample_every",
+)  # the choices of the variant gene (VARIANT_GENES: the genes a space may declare)
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,15 @@ class VariantSettings:
             raise DipsearchError(f"the SGLD burn-in must be >= 0 steps, got {self.burn_in}")
         if self.sample_every < 1:
             raise DipsearchError(f"the SGLD sample interval must be >= 1 step, got {self.sample_every}")
+        if self.variant != "sgld":
+            # SGLD's settings do nothing in another variant; given, they are a mistake, not a silent no-op.
+            given = [f.name for f in fields(self) if f.name in _SGLD_ONLY and getattr(self, f.name) != f.default]
+            if given:
+                raise ArgumentError(
+                    f"{{{given[0]}}} is a setting of {{variant:sgld}} (Bayesian DIP), and this fit's variant is "
+                    f"{{name}}: add {{variant:sgld}} or drop {{{given[0]}}}",
+                    name=self.variant,
+                )
 
     @property
     def plain(self) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,10 +88,21 @@ def load_weights_file(source: str | Path) -> WeightsFile:
     path = weights_path(source)
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - a damaged file raises many kinds
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    except Exception:  # noqa: BLE001 - a damaged file raises many kinds, none of them in words a user can act on
+        # torch.save writes a zip archive: a whole one holds more than weights (a saved model), a cut one is damaged.
+        with open(path, "rb") as head:
+            magic = head.read(4)
+        if zipfile.is_zipfile(path):
+            reason = "it holds more than weights, e.g. a whole saved model"
+        elif magic == b"PK\x03\x04":
+            reason = "it is truncated or damaged"
+        else:
+            reason = "it is not a file torch.save writes"
         raise ArgumentError(
-            "{init}: {path} is not a readable weights file ({reason})", path=path, reason=reason
+            "{init}: {path} is not a readable weights file ({reason}); give the weights.pt of a dipsearch fit or "
+            "pretrain, or the run folder holding it",
+            path=path,
+            reason=reason,
         ) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ArgumentError(

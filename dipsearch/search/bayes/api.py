@@ -127,11 +127,12 @@ def continue_run(
 ) -> BayesDriven:
     import optuna
 
+    from ...runs import RunDir
     from ..rungs import RungPlan
     from .storage import open_storage
 
     runtime.check()
-    config = load_toml(Path(run_dir) / "config.toml", "run config")
+    config = load_toml(RunDir.open(run_dir).file("config.toml"), "run config")
     if "bayes" not in config:
         raise DipsearchError(f"{run_dir} is not a bayes run folder (its config.toml has no [bayes] table)")
     unknown = sorted(set(changes) - set(BayesSettings.__dataclass_fields__) - {"trials"})
