@@ -80,6 +80,8 @@ def fit_bytes(spec: Any, channels: int, height: int, width: int) -> int:
 def available_bytes(device: torch.device) -> int | None:
     """Memory available for a fit on `device` now; None where it cannot be known (then nothing is refused)."""
     if device.type == "cuda":
+        if not torch.cuda.is_available():
+            return None  # the fit itself will say there is no GPU, in its own words
         if torch.cuda.is_initialized():
             free, _ = torch.cuda.mem_get_info(device)
             return int(free)
