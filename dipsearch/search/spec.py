@@ -62,9 +62,10 @@ class StopSpec:
     ) -> StopSpec | None:
         """The spec of the `--stop` settings; None for no stopping ("none"). sure_sigma: 0-255 scale or "estimate"."""
         from ..stopping import DETECTORS
+        from ..stopping.auto import AUTO
 
         name = detector or "none"
-        if name != "none" and name not in DETECTORS:
+        if name not in (AUTO, "none") and name not in DETECTORS:
             raise ArgumentError(
                 "unknown detector {value!r}; choose one of {choices} or none (no stopping)",
                 value=name,
@@ -106,8 +107,10 @@ class StopSpec:
     def hook(self, seed: int, problem: Problem) -> FitHook:
         """The online stopping hook; raises for a detector that cannot work on this problem."""
         from ..stopping import StoppingHook, make_detector
+        from ..stopping.auto import resolve
 
-        detector = make_detector(self.detector, seed=seed, window=self.window, fraction=self.fraction, sigma=self.sigma)
+        name = resolve(self.detector, problem)  # "auto": the recommended detector for the task and noise
+        detector = make_detector(name, seed=seed, window=self.window, fraction=self.fraction, sigma=self.sigma)
         detector.check(problem)
         rule = detector.rule(patience=self.patience, delta=self.delta or 0.0, indexing=self.indexing or "end")
         return StoppingHook.online(detector, rule)

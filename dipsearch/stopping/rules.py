@@ -102,6 +102,79 @@ class PatienceTracker:
 
 
 @dataclass(frozen=True)
+class ProgressRule:
+    """A minimum rule whose every threshold is relative to the fit's own statistic and pace, so that it holds on
+    networks with other learning rates, widths and depths.
+
+    * Settling: a minimum only counts once the statistic has fallen below `settle` x its own running maximum.
+      A slow network (small learning rate, narrow) moves little at first, so its variance starts low, rises
+      while it learns the image and falls again: the early dip is a quiet start, not convergence, and an
+      absolute minimum rule stops there.
+    * Patience: tied to the fit's progress: stop once no new minimum came for `ratio` x the minimum's own
+      iteration (at least `floor` steps). A fit twice as slow waits twice as long, in steps.
+
+    Both are ratios, so rescaling the statistic (another image contrast, loss scale) changes nothing. Like
+    PatienceRule, a new minimum must be below best - delta*|best|, and the chosen iteration is the minimum's.
+    When the statistic never settles the rule never fires and returns the last iteration (the full budget).
+    """
+
+    stat: str
+    settle: float = 0.5
+    ratio: float = 0.5
+    floor: int = 200
+    delta: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.settle <= 1:
+            raise DipsearchError(f"settle must be in (0, 1], got {self.settle}")
+        if self.ratio <= 0:
+            raise DipsearchError(f"patience ratio must be > 0, got {self.ratio}")
+        if self.floor < 1:
+            raise DipsearchError(f"patience floor must be >= 1, got {self.floor}")
+        if not 0 <= self.delta < 1:
+            raise DipsearchError(f"relative threshold delta must be in [0, 1), got {self.delta}")
+
+    @property
+    def label(self) -> str:
+        return (
+            f"{self.stat.removeprefix('stat_')} (settle {self.settle:g}, patience {self.ratio:g} x best, "
+            f">= {self.floor}{f', delta {self.delta:g}' if self.delta else ''})"
+        )
+
+    def tracker(self) -> ProgressTracker:
+        return ProgressTracker(self)
+
+
+class ProgressTracker:
+    def __init__(self, rule: ProgressRule) -> None:
+        self.rule = rule
+        self.peak = -math.inf  # the statistic's running maximum
+        self.settled = False
+        self.best = math.inf
+        self.best_step: int | None = None
+        self.fired_at: int | None = None
+
+    def update(self, step: int, value: float | None) -> tuple[bool, bool]:
+        if value is None or math.isnan(value) or self.fired_at is not None:
+            return False, False
+        self.peak = max(self.peak, value)
+        if not self.settled:
+            self.settled = value <= self.rule.settle * self.peak
+            if not self.settled:
+                return False, False
+        if self.best_step is None or value < self.best - self.rule.delta * abs(self.best):
+            self.best, self.best_step = value, step
+            return True, False
+        if step - self.best_step >= max(self.rule.floor, self.rule.ratio * self.best_step):
+            self.fired_at = step
+            return False, True
+        return False, False
+
+    def decision(self, last_step: int) -> Decision:
+        return Decision(self.best_step if self.best_step is not None else last_step, self.fired_at)
+
+
+@dataclass(frozen=True)
 class PlateauRule:
     """Stop when the mean of the last n values differs from the mean of the n before by less than eps
     (the spectral-ratio rule). It returns the iteration where it stops, or the last one if it never does."""
