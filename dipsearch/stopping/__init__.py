@@ -8,7 +8,7 @@ replay(result.trace, WMV().rule(patience=500))           # offline, no refit
 
 from .detectors import DETECTORS, EMV, WMV, Detector, Holdout, Spectral, Sure, estimate_sigma, make_detector
 from .hook import StoppingHook, prepare_problem
-from .rules import Decision, FixedRule, PatienceRule, PlateauRule, Rule, replay
+from .rules import Decision, FixedRule, PatienceRule, PlateauRule, ProgressRule, Rule, replay
 
 __all__ = [
     "DETECTORS",
@@ -20,6 +20,7 @@ __all__ = [
     "Holdout",
     "PatienceRule",
     "PlateauRule",
+    "ProgressRule",
     "Rule",
     "Spectral",
     "StoppingHook",

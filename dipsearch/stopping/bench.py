@@ -183,6 +183,7 @@ def bench_rules(window: int, patience_grid: Iterable[int] = (), fixed: int = 240
     for d in defaults:
         base = rules[d.name]
         if isinstance(base, PatienceRule):
+            rules[f"{d.name}/progress"] = d.progress_rule()
             for p in patience_grid:
                 if p != base.patience:
                     rules[f"{d.name}/P{p}"] = d.rule(patience=p)
