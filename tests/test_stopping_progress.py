@@ -43,8 +43,9 @@ def test_a_minimum_rule_stops_at_the_early_dip_the_progress_rule_waits_for_the_r
 
 
 def test_an_early_true_minimum_still_stops_near_it():
-    values = [None] * 100 + [1.0 - 0.9 * _bump(t, 300, 400) * (t <= 300) - 0.9 * (t > 300) * _bump(t, 300, 150)
-                             for t in range(101, 2401)]
+    values = [None] * 100 + [
+        1.0 - 0.9 * _bump(t, 300, 400) * (t <= 300) - 0.9 * (t > 300) * _bump(t, 300, 150) for t in range(101, 2401)
+    ]
     d = replay(_trace(values), ProgressRule("stat_x"))
     assert abs(d.chosen - 300) <= 2 and d.fired_at == d.chosen + 200  # the floor: 200 > 0.5 x 300
 
@@ -91,9 +92,7 @@ def test_patience_follows_the_pace_of_the_fit(recorded):
     rule = ProgressRule("stat_emv", floor=5)
     base = replay(recorded, rule)
     for k in (2, 3):
-        slow = [
-            {"step": k * (r["step"] - 1) + j + 1, "stat_emv": r["stat_emv"]} for r in recorded for j in range(k)
-        ]
+        slow = [{"step": k * (r["step"] - 1) + j + 1, "stat_emv": r["stat_emv"]} for r in recorded for j in range(k)]
         d = replay(slow, rule)
         assert d.chosen == k * (base.chosen - 1) + 1
         if base.fired:

@@ -346,7 +346,13 @@ def _run_fits(console: Console, jobs: list[sb.FitJob], args: argparse.Namespace)
 def _report(console: Console, run_dir: RunDir, results: dict[str, Any]) -> int:
     from rich.table import Table
 
-    agg = [a for a in results["aggregate"] if a["level"] == "all" and a["rule"] in results["rules"]]
+    if any(a["network"] != "all" for a in results["aggregate"]):
+        _network_tables(console, results)
+    agg = [
+        a
+        for a in results["aggregate"]
+        if a["level"] == "all" and a["rule"] in results["rules"] and a["network"] == "all"
+    ]
     noises = [n for n in ("all", *NOISE_KINDS) if any(a["noise"] == n for a in agg)]
     table = Table(
         title=f"stop-bench: median PSNR gap (dB) / share within 1 dB / mean iterations spent, {results['fits']} fits",
@@ -370,3 +376,33 @@ def _report(console: Console, run_dir: RunDir, results: dict[str, Any]) -> int:
     console.print(table)
     console.print(f"run folder: [bold]{run_dir.path}[/bold] (summary.csv, summary.json, runs.csv, curves.png)")
     return 0
+
+
+def _network_tables(console: Console, results: dict[str, Any]) -> None:
+    """A cross-architecture bench: per noise type and level, every rule on all networks, the seed network alone
+    and the space's candidates alone."""
+    from rich.table import Table
+
+    agg = [a for a in results["aggregate"] if a["rule"] in results["rules"]]
+    settings = list(dict.fromkeys((a["noise"], a["level"]) for a in agg))
+    for noise, level in settings:
+        table = Table(
+            title=f"{noise} noise, level {level}: gap to the peak (dB), share within 1 dB, share of the budget spent, "
+            "premature stops",
+            header_style="bold",
+        )
+        for column in ("rule", "networks", "fits", "median", "p90", "<= 1 dB", "spent", "premature"):
+            table.add_column(column, justify="left" if column in ("rule", "networks") else "right")
+        for a in agg:
+            if (a["noise"], a["level"]) == (noise, level):
+                table.add_row(
+                    a["rule"],
+                    a["network"],
+                    str(a["runs"]),
+                    f"{a['gap_median']:.2f}",
+                    f"{a['gap_p90']:.2f}",
+                    f"{a['within_1dB']:.0%}",
+                    f"{a['spent_share']:.0%}",
+                    f"{a['premature']:.0%}",
+                )
+        console.print(table)

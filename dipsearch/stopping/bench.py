@@ -438,7 +438,7 @@ def write_results(
             "aggregate": agg,
         },
     )
-    main_rules = [n for n in rules if "/" not in n]
+    main_rules = [n for n in rules if "/" not in n or n.endswith("/progress")]
     plot_curves(traces, runs, main_rules, run_dir.file("curves.png"))
     plot_stop_vs_peak(runs, main_rules, run_dir.file("stop_vs_peak.png"))
     return {"fits": len(traces), "aggregate": agg, "rules": main_rules}
