@@ -9,7 +9,7 @@ from conftest import SMALL, synthetic_image
 from dipsearch import DipsearchError, FitConfig, fit, make_problem
 from dipsearch.search.spec import StopSpec
 from dipsearch.stopping import EMV, PatienceRule, ProgressRule, Spectral, StoppingHook, replay
-from dipsearch.stopping.auto import recommend
+from dipsearch.stopping.auto import auto_hook, recommend
 from dipsearch.stopping.bench import _quantile, is_premature
 
 
@@ -117,13 +117,27 @@ def test_online_progress_stop_matches_replay_and_keeps_the_chosen_average(clean3
         assert result.iters_run == decision.fired_at
 
 
-def test_stop_auto_names_the_recommended_detector(clean32):
+def test_stop_auto_names_the_recommended_stopping(clean32):
     for noise in ("gaussian", "poisson", "impulse", "speckle"):
         problem = make_problem("denoise", clean=clean32, noise=noise, level=None, seed=0)
         hook = StopSpec.parse("auto").hook(0, problem)
-        assert hook.lead.name == recommend("denoise", noise)
+        recommended = recommend("denoise", noise)
+        assert hook.lead.name == recommended.detector and hook.imager.name == (recommended.image or hook.lead.name)
     assert recommend("inpaint") == recommend("denoise", None)
     assert StopSpec.parse("auto").to_dict() == {"detector": "auto"}  # stored as auto: follows the recommendation
+    # --patience replaces the progress rule with a fixed patience, the image stays the recommended one
+    hook = StopSpec.parse("auto", patience=77).hook(0, problem)
+    assert isinstance(hook.rule, PatienceRule) and hook.rule.patience == 77
+
+
+def test_online_auto_stop_returns_the_image_it_names_at_the_chosen_iteration(clean32):
+    problem = make_problem("denoise", clean=clean32, noise="gaussian", level=25, seed=0)
+    hook = auto_hook(problem, seed=0)
+    result = fit(hook.prepare(problem), SMALL, FitConfig(iters=500, device="cpu", ssim_every=0), [hook])
+    chosen = result.summary_extra["stopped_iter"]
+    assert result.extras["stopping"]["decision"] == replay(result.trace, hook.rule)
+    column = f"psnr_{hook.imager.name}" if hook.imager.own_image else "psnr"
+    assert result.summary_extra["psnr_stopped"] == pytest.approx(result.trace[chosen - 1][column], abs=1e-9)
 
 
 def test_premature_stop_and_quantile():

@@ -107,10 +107,11 @@ class StopSpec:
     def hook(self, seed: int, problem: Problem) -> FitHook:
         """The online stopping hook; raises for a detector that cannot work on this problem."""
         from ..stopping import StoppingHook, make_detector
-        from ..stopping.auto import resolve
+        from ..stopping.auto import AUTO, auto_hook
 
-        name = resolve(self.detector, problem)  # "auto": the recommended detector for the task and noise
-        detector = make_detector(name, seed=seed, window=self.window, fraction=self.fraction, sigma=self.sigma)
+        if self.detector == AUTO:  # the recommended stopping for the task and noise
+            return auto_hook(problem, seed, self.patience, self.fraction, self.window)
+        detector = make_detector(self.detector, seed=seed, window=self.window, fraction=self.fraction, sigma=self.sigma)
         detector.check(problem)
         rule = detector.rule(patience=self.patience, delta=self.delta or 0.0, indexing=self.indexing or "end")
         return StoppingHook.online(detector, rule)

@@ -16,7 +16,7 @@ import statistics
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from .rules import FixedRule, PatienceRule, Rule, replay
 
 LEVEL_NAMES = {1: "low", 2: "medium", 3: "high"}
 TRACES = "traces"
+MAIN_VARIANTS = ("progress", "avg", "progress-avg")  # rule variants shown beside the defaults in tables and plots
 
 
 @dataclass(frozen=True)
@@ -176,14 +177,21 @@ def load_traces(folder: Path) -> list[tuple[dict[str, Any], list[dict[str, Any]]
     return out
 
 
-def bench_rules(window: int, patience_grid: Iterable[int] = (), fixed: int = 2400) -> dict[str, Rule]:
-    """Every detector's default rule, patience variants of the patience rules, and the fixed budget."""
+def bench_rules(
+    window: int, patience_grid: Iterable[int] = (), fixed: int = 2400, variants: bool = False
+) -> dict[str, Rule]:
+    """Every detector's default rule, patience variants of the patience rules, and the fixed budget; `variants`
+    adds the rules built to hold across networks (progress rules, the held-out error with EMV's image)."""
     defaults: list[Detector] = [WMV(window), EMV(), Sure(), Holdout(), Spectral()]
     rules: dict[str, Rule] = {d.name: d.rule() for d in defaults}
     for d in defaults:
         base = rules[d.name]
-        if isinstance(base, PatienceRule):
+        if isinstance(base, PatienceRule) and variants:
             rules[f"{d.name}/progress"] = d.progress_rule()
+            if d.name == "holdout":  # the held-out error picks the iteration, EMV's average is the image
+                rules["holdout/avg"] = replace(base, image="emv")
+                rules["holdout/progress-avg"] = d.progress_rule(settle=1.0, ratio=1.0, image="emv")
+        if isinstance(base, PatienceRule):
             for p in patience_grid:
                 if p != base.patience:
                     rules[f"{d.name}/P{p}"] = d.rule(patience=p)
@@ -196,8 +204,11 @@ def score(meta: dict[str, Any], rows: list[dict[str, Any]], name: str, rule: Rul
     decision = replay(rows, rule)
     by_step = {int(r["step"]): r for r in rows}
     peak = max(rows, key=lambda r: r["psnr"])
-    detector = name.split("/")[0]
+    image = getattr(rule, "image", None)
+    detector = image or name.split("/")[0]
     columns = {k for r in rows for k in r}
+    if image and f"psnr_{image}" not in columns:
+        raise DipsearchError(f"the trace has no column 'psnr_{image}': the rule returns the {image} image")
     psnr_col = f"psnr_{detector}" if f"psnr_{detector}" in columns else "psnr"  # EMV returns its average
     ssim_col = f"ssim_{detector}" if f"ssim_{detector}" in columns else "ssim"
     chosen = decision.chosen if decision.chosen is not None else int(rows[-1]["step"])
@@ -240,7 +251,8 @@ def replay_all(
     for meta, rows in traces:
         columns = {k for r in rows for k in r}
         for name, rule in rules.items():
-            if strict or rule.stat in columns:
+            image = getattr(rule, "image", None)
+            if strict or (rule.stat in columns and (image is None or f"psnr_{image}" in columns)):
                 try:
                     runs.append(score(meta, rows, name, rule))
                 except DipsearchError as err:
@@ -418,12 +430,22 @@ def write_results(
     traces = load_traces(run_dir.path)
     if not traces:
         raise DipsearchError(f"{run_dir.path} holds no finished fit (no traces/*.json): nothing to replay")
-    rules = bench_rules(int(protocol.get("window", 100)), patience_grid, fixed=int(protocol.get("fixed_budget", 2400)))
+    rules = bench_rules(
+        int(protocol.get("window", 100)),
+        patience_grid,
+        fixed=int(protocol.get("fixed_budget", 2400)),
+        variants="space" in protocol,  # a cross-architecture bench
+    )
     if detectors:
         unknown = [d for d in detectors if d not in DETECTORS]
         if unknown:
             raise DipsearchError(f"unknown detector {unknown[0]!r}; choose one of {', '.join(DETECTORS)}")
-        rules = {n: r for n, r in rules.items() if n.split("/")[0] in detectors or isinstance(r, FixedRule)}
+        rules = {
+            n: r
+            for n, r in rules.items()
+            if (n.split("/")[0] in detectors and getattr(r, "image", None) in (None, *detectors))
+            or isinstance(r, FixedRule)
+        }
     runs = replay_all(traces, rules, strict=bool(detectors))
     agg = aggregate(runs)
     run_dir.write_csv("runs.csv", runs)
@@ -438,7 +460,7 @@ def write_results(
             "aggregate": agg,
         },
     )
-    main_rules = [n for n in rules if "/" not in n or n.endswith("/progress")]
+    main_rules = [n for n in rules if "/" not in n or n.split("/")[1] in MAIN_VARIANTS]
     plot_curves(traces, runs, main_rules, run_dir.file("curves.png"))
     plot_stop_vs_peak(runs, main_rules, run_dir.file("stop_vs_peak.png"))
     return {"fits": len(traces), "aggregate": agg, "rules": main_rules}

@@ -60,9 +60,11 @@ class Detector:
             f"stat_{self.name}", self.default_patience if patience is None else patience, delta, indexing, self.window
         )
 
-    def progress_rule(self, settle: float = 0.5, ratio: float = 0.5, floor: int = 200, delta: float = 0.0) -> Rule:
+    def progress_rule(
+        self, settle: float = 0.5, ratio: float = 0.5, floor: int = 200, delta: float = 0.0, image: str | None = None
+    ) -> Rule:
         """The rule whose thresholds follow this fit's own statistic and pace (rules.ProgressRule)."""
-        return ProgressRule(f"stat_{self.name}", settle, ratio, floor, delta)
+        return ProgressRule(f"stat_{self.name}", settle, ratio, floor, delta, image)
 
 
 class WMV(Detector):
@@ -304,7 +306,9 @@ class Spectral(Detector):
     def rule(self, patience: int | None = None, delta: float = 0.0, indexing: str = "end") -> Rule:
         return PlateauRule(f"stat_{self.name}", self.n, self.eps)
 
-    def progress_rule(self, settle: float = 0.5, ratio: float = 0.5, floor: int = 200, delta: float = 0.0) -> Rule:
+    def progress_rule(
+        self, settle: float = 0.5, ratio: float = 0.5, floor: int = 200, delta: float = 0.0, image: str | None = None
+    ) -> Rule:
         raise DipsearchError("spectral: its statistic plateaus rather than reaching a minimum; it has no progress rule")
 
 

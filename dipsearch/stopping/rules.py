@@ -54,6 +54,7 @@ class PatienceRule:
     delta: float = 0.0
     indexing: str = "end"
     window: int = 1
+    image: str | None = None  # another recorded detector whose image is returned (see ProgressRule)
 
     def __post_init__(self) -> None:
         if self.patience < 1:
@@ -68,7 +69,7 @@ class PatienceRule:
         extra = (f", delta {self.delta:g}" if self.delta else "") + (
             ", window-start" if self.indexing == "start" else ""
         )
-        return f"{self.stat.removeprefix('stat_')} (P {self.patience}{extra})"
+        return f"{self.stat.removeprefix('stat_')} (P {self.patience}{extra}{_image_label(self.image)})"
 
     def tracker(self) -> PatienceTracker:
         return PatienceTracker(self)
@@ -116,6 +117,10 @@ class ProgressRule:
     Both are ratios, so rescaling the statistic (another image contrast, loss scale) changes nothing. Like
     PatienceRule, a new minimum must be below best - delta*|best|, and the chosen iteration is the minimum's.
     When the statistic never settles the rule never fires and returns the last iteration (the full budget).
+
+    `image` names another detector recorded in the same fit whose image is returned at the chosen iteration
+    instead of the output (e.g. "emv": the held-out error picks the iteration, EMV's running average is the
+    image, which removes part of the step-to-step jitter of the output).
     """
 
     stat: str
@@ -123,6 +128,7 @@ class ProgressRule:
     ratio: float = 0.5
     floor: int = 200
     delta: float = 0.0
+    image: str | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.settle <= 1:
@@ -138,11 +144,15 @@ class ProgressRule:
     def label(self) -> str:
         return (
             f"{self.stat.removeprefix('stat_')} (settle {self.settle:g}, patience {self.ratio:g} x best, "
-            f">= {self.floor}{f', delta {self.delta:g}' if self.delta else ''})"
+            f">= {self.floor}{f', delta {self.delta:g}' if self.delta else ''}{_image_label(self.image)})"
         )
 
     def tracker(self) -> ProgressTracker:
         return ProgressTracker(self)
+
+
+def _image_label(image: str | None) -> str:
+    return f", {image} image" if image else ""
 
 
 class ProgressTracker:
