@@ -76,3 +76,19 @@ def test_cross_architecture_bench_bad_input(tmp_path, image_file, capsys, extra,
     err = capsys.readouterr().err
     assert re.search(message, err) and len(err.strip().splitlines()) == 1
     assert _folders(out) == []
+
+
+def test_fit_stop_auto_runs_the_recommended_stopping(tmp_path, image_file):
+    from conftest import SMALL
+
+    from dipsearch.stopping.auto import recommend
+
+    arch = tmp_path / "small.toml"
+    arch.write_text(SMALL.to_toml())
+    out = tmp_path / "runs"
+    argv = ["fit", "--clean", str(image_file()), "--arch", str(arch), "--iters", "300", "--stop", "auto"]
+    assert main([*argv, "--out", str(out), "--no-progress"]) == 0
+    (run,) = sorted((out / "fit").glob("*"))
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["stop_detector"] == recommend("denoise", "gaussian").detector
+    assert (run / "output_stopped.png").is_file()

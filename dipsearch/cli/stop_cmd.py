@@ -29,8 +29,8 @@ def add_stop_args(parser: argparse.ArgumentParser) -> None:
         "--stop",
         default="none",
         metavar="DETECTOR",
-        help=f"stop the fit with a detector: {', '.join(DETECTORS)} or none (default); "
-        "saves the chosen iteration's output as output_stopped.png",
+        help=f"stop the fit with a detector: {', '.join(DETECTORS)}, auto (the recommended stopping for the task "
+        "and noise) or none (default); saves the chosen iteration's output as output_stopped.png",
     )
     group.add_argument(
         "--patience",
