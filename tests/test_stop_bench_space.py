@@ -92,3 +92,13 @@ def test_fit_stop_auto_runs_the_recommended_stopping(tmp_path, image_file):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["stop_detector"] == recommend("denoise", "gaussian").detector
     assert (run / "output_stopped.png").is_file()
+
+
+def test_final_stop_auto_checks_every_detector_it_runs(tmp_path, image_file, capsys):
+    from test_rungs import _cli_args, write_space
+
+    clean, space = image_file("clean.png", 32, 32), write_space(tmp_path)
+    argv = _cli_args(clean, space, tmp_path / "runs", "--final-stop", "auto", "--final-iters", "80")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--final-iters (80) must exceed the emv detector's warm-up/window (100 steps)" in err.replace("\n", " ")
