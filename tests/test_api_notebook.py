@@ -179,7 +179,8 @@ def test_a_ga_on_tensors_says_why_its_folder_cannot_resume(tmp_path, space):
         ),
         (
             lambda r, s, rt: StopSpec.parse("oracle"),
-            "unknown detector 'oracle'; choose one of wmv, emv, sure, holdout, spectral or none (no stopping)",
+            "unknown detector 'oracle'; choose one of wmv, emv, sure, holdout, spectral, auto (the recommended stopping) or none "
+            "(no stopping)",
         ),
         (
             lambda r, s, rt: StopSpec.parse("sure", sure_sigma="loud"),

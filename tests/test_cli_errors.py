@@ -367,11 +367,13 @@ def test_factor_is_refused_outside_super_resolution(tmp_path, clean, capsys):
         ),
         (
             _fit("--demo", "--stop", "nosuch"),
-            "unknown detector 'nosuch'; choose one of wmv, emv, sure, holdout, spectral or none (no stopping)",
+            "unknown detector 'nosuch'; choose one of wmv, emv, sure, holdout, spectral, auto (the recommended stopping) or none "
+            "(no stopping)",
         ),
         (
             _search("ga", "--demo", "--stop", "nosuch"),
-            "unknown detector 'nosuch'; choose one of wmv, emv, sure, holdout, spectral or none",
+            "unknown detector 'nosuch'; choose one of wmv, emv, sure, holdout, spectral, auto (the recommended stopping) "
+            "or none (no stopping)",
         ),
     ],
 )

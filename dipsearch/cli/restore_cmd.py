@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--stop",
         default="emv",
-        help=f"online stopping of the refit: {', '.join(DETECTORS)} or none "
+        help=f"online stopping of the refit: {', '.join(DETECTORS)}, auto (the recommended stopping) or none "
         "(fixed budget, averaged output); default emv",
     )
     g.add_argument("--patience", type=int, metavar="P", help="stopping patience (default: the detector's)")

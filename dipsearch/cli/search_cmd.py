@@ -82,7 +82,7 @@ def add_search_args(parser: argparse.ArgumentParser, iters_default: int = 400) -
     add_stop_args(parser)  # --stop DETECTOR: every candidate's fit stops online; its chosen output is scored
     # argparse has no public way to reword a borrowed flag's help; here it means something else than in `fit`
     parser._option_string_actions["--stop"].help = (
-        f"stop every candidate's fit with a detector: {', '.join(DETECTORS)}"
+        f"stop every candidate's fit with a detector: {', '.join(DETECTORS)}, auto (the recommended stopping)"
         " or none (default); the fitness scores the output it chose"
     )
 

@@ -29,8 +29,8 @@ def add_stop_args(parser: argparse.ArgumentParser) -> None:
         "--stop",
         default="none",
         metavar="DETECTOR",
-        help=f"stop the fit with a detector: {', '.join(DETECTORS)} or none (default); "
-        "saves the chosen iteration's output as output_stopped.png",
+        help=f"stop the fit with a detector: {', '.join(DETECTORS)}, auto (the recommended stopping for the task "
+        "and noise) or none (default); saves the chosen iteration's output as output_stopped.png",
     )
     group.add_argument(
         "--patience",
@@ -130,6 +130,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--seeds", type=int, default=1, metavar="N", help="seeds 0..N-1 per setting (default 1)")
     parser.add_argument("--arch", metavar="PATH", help="architecture file (default: the seed network)")
     parser.add_argument(
+        "--space",
+        metavar="PATH",
+        help="cross-architecture bench: fit random candidates of this search space (with their learning rate and "
+        "input noise) beside the --arch network",
+    )
+    parser.add_argument(
+        "--candidates", type=int, metavar="N", help="with --space: how many seeded random candidates (default 8)"
+    )
+    parser.add_argument(
+        "--sample-seed", type=int, default=0, metavar="S", help="with --space: seed of the candidate draw (default 0)"
+    )
+    parser.add_argument(
+        "--sigmas",
+        metavar="S,...",
+        help="Gaussian noise at these sigmas (0-255 scale) instead of the literature levels, e.g. 25,50",
+    )
+    parser.add_argument(
         "--holdout-fraction",
         type=float,
         default=0.05,
@@ -146,7 +163,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--detectors",
         metavar="NAME,...",
-        help="replay only these detectors; every trace must have recorded them (default: all recorded)",
+        help="record and replay only these detectors; every trace must have recorded them (default: all that apply)",
     )
     parser.add_argument("--workers", type=int, default=1, help="fits in parallel, one CPU thread each (default 1)")
     parser.add_argument("--device", default="cpu", help="device of the fits (default cpu)")
@@ -180,7 +197,21 @@ def _protocol(args: argparse.Namespace) -> dict[str, Any]:
         )
     spec = load_spec(args.arch) if args.arch else ArchSpec()
     config = FitConfig(iters=args.iters, device=args.device, ssim_every=10)  # SSIM gaps need SSIM often enough
-    return sb.protocol_dict(args.crop, spec, config, args.holdout_fraction, args.window)
+    protocol = sb.protocol_dict(args.crop, spec, config, args.holdout_fraction, args.window)
+    if args.candidates is not None and not args.space:
+        raise DipsearchError("--candidates needs --space PATH (the search space to draw them from)")
+    if args.space:  # only set keys: a bench of one network keeps the protocol (and resumability) it always had
+        count = 8 if args.candidates is None else args.candidates
+        check_at_least("candidates", count, 1)
+        protocol.update(space=str(Path(args.space).resolve()), candidates=count, sample_seed=args.sample_seed)
+    if args.detectors:
+        protocol["detectors"] = _csv_list(args.detectors, "--detectors")
+    if args.sigmas:
+        protocol["sigmas"] = _csv_list(args.sigmas, "--sigmas", float)
+        for sigma in protocol["sigmas"]:
+            if not 0 < sigma <= 255:
+                raise DipsearchError(f"--sigmas takes Gaussian sigmas in (0, 255], got {sigma:g}")
+    return protocol
 
 
 def _image_sizes(images: list[str]) -> dict[str, tuple[int, int]]:
@@ -246,8 +277,12 @@ def run(args: argparse.Namespace, console: Console) -> int:
             "give the same --crop/--iters/--arch/--holdout-fraction/--window or start a new bench"
         )
     _check_images(sizes, protocol)
+    sb.check_detectors(protocol.get("detectors", ()), noises)
+    networks = _networks(protocol, sizes)
     if run_dir is None:
         tag = f"{len(images)}img_{args.crop or 'full'}px_{args.iters}it"
+        if networks:
+            tag = f"{Path(protocol['space']).stem}{len(networks) - 1}_{tag}"
         run_dir = RunDir.create(args.out, "stop-bench", tag)
         run_dir.write_versions(args.device)
         old_jobs: dict[str, Any] = {"images": [], "noise": [], "levels": [], "seeds": []}
@@ -259,8 +294,12 @@ def run(args: argparse.Namespace, console: Console) -> int:
         "levels": sorted({*old_jobs["levels"], *levels}),
         "seeds": sorted({*old_jobs["seeds"], *range(args.seeds)}),
     }
-    run_dir.write_toml("config.toml", {"protocol": protocol, "jobs": jobs_record})
-    jobs = sb.jobs_from(images, noises, levels, list(range(args.seeds)), protocol, run_dir.path)
+    record: dict[str, Any] = {"protocol": protocol, "jobs": jobs_record}
+    if networks:
+        record["networks"] = {n.name: {"genome": n.genome or {}, "fit": n.fit} for n in networks}
+    run_dir.write_toml("config.toml", record)
+    values = {"gaussian": protocol["sigmas"]} if "sigmas" in protocol else None
+    jobs = sb.jobs_from(images, noises, levels, list(range(args.seeds)), protocol, run_dir.path, networks, values)
     done = sum(j.done for j in jobs)
     console.print(
         f"stop-bench: {len(jobs)} fits ({done} already done) into [bold]{run_dir.path}[/bold], {args.workers} worker(s)"
@@ -272,6 +311,20 @@ def run(args: argparse.Namespace, console: Console) -> int:
             run_dir.discard()  # nothing finished: leave no empty folder behind
         raise
     return _report(console, run_dir, sb.write_results(run_dir, protocol, grid, detectors))
+
+
+def _networks(protocol: dict[str, Any], sizes: dict[str, tuple[int, int]]) -> list[sb.Network] | None:
+    """The seed network and the space's candidates of a cross-architecture bench (None without --space).
+
+    Candidates are drawn once, for the smallest image, so every image gets the same networks."""
+    from ..stopping import bench as sb
+
+    if "space" not in protocol:
+        return None
+    crop = protocol.get("crop") or 0
+    h, w = (crop, crop) if crop else min(sizes.values(), key=lambda s: s[0] * s[1])
+    seed = sb.Network("seed", protocol["arch"], {})
+    return [seed, *sb.sample_networks(protocol["space"], protocol["candidates"], protocol["sample_seed"], (3, h, w))]
 
 
 def _run_fits(console: Console, jobs: list[sb.FitJob], args: argparse.Namespace) -> None:
@@ -308,7 +361,13 @@ def _run_fits(console: Console, jobs: list[sb.FitJob], args: argparse.Namespace)
 def _report(console: Console, run_dir: RunDir, results: dict[str, Any]) -> int:
     from rich.table import Table
 
-    agg = [a for a in results["aggregate"] if a["level"] == "all" and a["rule"] in results["rules"]]
+    if any(a["network"] != "all" for a in results["aggregate"]):
+        _network_tables(console, results)
+    agg = [
+        a
+        for a in results["aggregate"]
+        if a["level"] == "all" and a["rule"] in results["rules"] and a["network"] == "all"
+    ]
     noises = [n for n in ("all", *NOISE_KINDS) if any(a["noise"] == n for a in agg)]
     table = Table(
         title=f"stop-bench: median PSNR gap (dB) / share within 1 dB / mean iterations spent, {results['fits']} fits",
@@ -332,3 +391,33 @@ def _report(console: Console, run_dir: RunDir, results: dict[str, Any]) -> int:
     console.print(table)
     console.print(f"run folder: [bold]{run_dir.path}[/bold] (summary.csv, summary.json, runs.csv, curves.png)")
     return 0
+
+
+def _network_tables(console: Console, results: dict[str, Any]) -> None:
+    """A cross-architecture bench: per noise type and level, every rule on all networks, the seed network alone
+    and the space's candidates alone."""
+    from rich.table import Table
+
+    agg = [a for a in results["aggregate"] if a["rule"] in results["rules"]]
+    settings = list(dict.fromkeys((a["noise"], a["level"]) for a in agg))
+    for noise, level in settings:
+        table = Table(
+            title=f"{noise} noise, level {level}: gap to the peak (dB), share within 1 dB, share of the budget spent, "
+            "premature stops",
+            header_style="bold",
+        )
+        for column in ("rule", "networks", "fits", "median", "p90", "<= 1 dB", "spent", "premature"):
+            table.add_column(column, justify="left" if column in ("rule", "networks") else "right")
+        for a in agg:
+            if (a["noise"], a["level"]) == (noise, level):
+                table.add_row(
+                    a["rule"],
+                    a["network"],
+                    str(a["runs"]),
+                    f"{a['gap_median']:.2f}",
+                    f"{a['gap_p90']:.2f}",
+                    f"{a['within_1dB']:.0%}",
+                    f"{a['spent_share']:.0%}",
+                    f"{a['premature']:.0%}",
+                )
+        console.print(table)

@@ -147,13 +147,13 @@ def default_eval_scale(problem: Problem, space: SearchSpace) -> float:
 
 def check_final_stop(plan: RungPlan, problem: Problem, seed: int) -> None:
     hook = plan.stop.hook(seed, problem)  # unknown detector, SURE without Gaussian noise
-    detector = hook.lead
-    need = max(getattr(detector, "warmup", 0) + 1, detector.window)
+    # every detector of the hook: the recommended (auto) stopping also runs EMV for its image
+    need, name = max((max(getattr(d, "warmup", 0) + 1, d.window), d.name) for d in hook.detectors)
     if plan.final_iters <= need:
         raise ArgumentError(
             "{final_iters} ({value}) must exceed the {name} detector's warm-up/window ({steps} steps)",
             value=plan.final_iters,
-            name=detector.name,
+            name=name,
             steps=need - 1,
         )
 

@@ -17,7 +17,10 @@ _NAMES = {
         "detectors",
     ),
     **dict.fromkeys(("StoppingHook", "prepare_problem"), "hook"),
-    **dict.fromkeys(("Decision", "FixedRule", "PatienceRule", "PlateauRule", "Rule", "replay"), "rules"),
+    **dict.fromkeys(
+        ("Decision", "FixedRule", "PatienceRule", "PlateauRule", "ProgressRule", "Rule", "replay"), "rules"
+    ),
+    **dict.fromkeys(("auto_hook", "recommend"), "auto"),
     "StopSpec": "spec",
 }
 
@@ -31,6 +34,7 @@ __all__ = [
     "Holdout",
     "PatienceRule",
     "PlateauRule",
+    "ProgressRule",
     "Rule",
     "Spectral",
     "StopSpec",

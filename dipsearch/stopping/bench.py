@@ -16,14 +16,14 @@ import statistics
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..arch import ArchSpec
-from ..errors import ArgumentError, DipsearchError
+from ..errors import ArgumentError, DipsearchError, check_at_least
 from ..executors import local_pool
 from ..families import spec_from_dict, spec_to_dict
 from ..fit import FitConfig, FitHook, baseline_psnr, fit
@@ -36,6 +36,7 @@ from .rules import FixedRule, PatienceRule, Rule, replay
 
 LEVEL_NAMES = {1: "low", 2: "medium", 3: "high"}
 TRACES = "traces"
+MAIN_VARIANTS = ("progress", "avg", "progress-avg")  # rule variants shown beside the defaults in tables and plots
 
 
 @dataclass(frozen=True)
@@ -52,26 +53,50 @@ class FitJob:
     holdout: float
     window: int  # WMV window
     folder: str  # the run folder
+    candidate: str = ""  # cross-architecture bench: the network's name ("seed", "c03"); "" = the one network
+    level_value: float | None = None  # a noise level given by value instead of the literature's level
+    detectors: tuple[str, ...] = ()  # detectors to record; () = every one that applies to the noise
 
     @property
     def key(self) -> str:
-        return job_key(self.image, self.noise, self.level, self.seed)
+        key = job_key(self.image, self.noise, self.level, self.seed, self.level_value)
+        return f"{self.candidate}_{key}" if self.candidate else key
+
+    @property
+    def level_name(self) -> str:
+        return LEVEL_NAMES[self.level] if self.level_value is None else f"{self.level_value:g}"
 
     @property
     def done(self) -> bool:
         return (Path(self.folder) / TRACES / f"{self.key}.json").is_file()
 
 
-def job_key(image: str, noise: str, level: int, seed: int) -> str:
+def job_key(image: str, noise: str, level: int, seed: int, value: float | None = None) -> str:
     stem = "".join(c if c.isalnum() or c in "-_" else "-" for c in Path(image).stem)
-    return f"{stem}_{noise}_L{level}_s{seed}"
+    return f"{stem}_{noise}_{f'L{level}' if value is None else f'v{value:g}'}_s{seed}"
 
 
-def detectors_for(noise: str, holdout: float, window: int, seed: int) -> list[Detector]:
+def detectors_for(noise: str, holdout: float, window: int, seed: int, names: Iterable[str] = ()) -> list[Detector]:
+    """The detectors one fit records: `names`, or every one that applies to the noise type."""
     dets: list[Detector] = [WMV(window), EMV(), Holdout(holdout, seed), Spectral()]
     if noise == "gaussian":  # SURE is only defined for Gaussian noise (and doubles the fit cost)
         dets.insert(2, Sure(seed=seed))
-    return dets
+    names = set(names)
+    return [d for d in dets if d.name in names] if names else dets
+
+
+def check_detectors(names: Iterable[str], noises: Iterable[str]) -> None:
+    """Fail before any fit on an unknown detector, or on one that cannot run on a requested noise type."""
+    names = list(names)
+    unknown = [d for d in names if d not in DETECTORS]
+    if unknown:
+        raise DipsearchError(f"unknown detector {unknown[0]!r}; choose one of {', '.join(DETECTORS)}")
+    for noise in noises:
+        if "sure" in names and noise != "gaussian":
+            raise DipsearchError(
+                f"sure: SURE needs Gaussian noise, but the bench asks for {noise} noise; "
+                "drop sure from the detectors or the noise type"
+            )
 
 
 def run_job(job: FitJob, hooks: Iterable[FitHook] = ()) -> dict[str, Any]:
@@ -84,9 +109,9 @@ def run_job(job: FitJob, hooks: Iterable[FitHook] = ()) -> dict[str, Any]:
                 "{crop:{value}} is larger than {image} ({h}x{w} px)", value=job.crop, image=job.image, h=h, w=w
             )
         clean = center_crop(clean, job.crop, job.crop)
-    level = LITERATURE_LEVELS[job.noise][LEVEL_NAMES[job.level]]
+    level = job.level_value if job.level_value is not None else LITERATURE_LEVELS[job.noise][LEVEL_NAMES[job.level]]
     problem = make_problem("denoise", clean=clean, noise=job.noise, level=level, seed=job.seed)
-    hook = StoppingHook(detectors_for(job.noise, job.holdout, job.window, job.seed))
+    hook = StoppingHook(detectors_for(job.noise, job.holdout, job.window, job.seed, job.detectors))
     config = FitConfig(**{**job.fit, "seed": job.seed})
     result = fit(hook.prepare(problem), spec_from_dict(job.arch), config, [hook, *hooks])
     meta = {
@@ -95,7 +120,10 @@ def run_job(job: FitJob, hooks: Iterable[FitHook] = ()) -> dict[str, Any]:
         "image_file": str(job.image),
         "noise": job.noise,
         "level": job.level,
-        "level_name": LEVEL_NAMES[job.level],
+        "level_name": job.level_name,
+        "candidate": job.candidate or "seed",
+        "lr": config.lr,
+        "reg_noise_std": config.reg_noise_std,
         "level_value": level,
         "seed": job.seed,
         "iters": config.iters,
@@ -149,12 +177,20 @@ def load_traces(folder: Path) -> list[tuple[dict[str, Any], list[dict[str, Any]]
     return out
 
 
-def bench_rules(window: int, patience_grid: Iterable[int] = (), fixed: int = 2400) -> dict[str, Rule]:
-    """Every detector's default rule, patience variants of the patience rules, and the fixed budget."""
+def bench_rules(
+    window: int, patience_grid: Iterable[int] = (), fixed: int = 2400, variants: bool = False
+) -> dict[str, Rule]:
+    """Every detector's default rule, patience variants of the patience rules, and the fixed budget; `variants`
+    adds the rules built to hold across networks (progress rules, the held-out error with EMV's image)."""
     defaults: list[Detector] = [WMV(window), EMV(), Sure(), Holdout(), Spectral()]
     rules: dict[str, Rule] = {d.name: d.rule() for d in defaults}
     for d in defaults:
         base = rules[d.name]
+        if isinstance(base, PatienceRule) and variants:
+            rules[f"{d.name}/progress"] = d.progress_rule()
+            if d.name == "holdout":  # the held-out error picks the iteration, EMV's average is the image
+                rules["holdout/avg"] = replace(base, image="emv")
+                rules["holdout/progress-avg"] = d.progress_rule(settle=1.0, ratio=1.0, image="emv")
         if isinstance(base, PatienceRule):
             for p in patience_grid:
                 if p != base.patience:
@@ -168,8 +204,11 @@ def score(meta: dict[str, Any], rows: list[dict[str, Any]], name: str, rule: Rul
     decision = replay(rows, rule)
     by_step = {int(r["step"]): r for r in rows}
     peak = max(rows, key=lambda r: r["psnr"])
-    detector = name.split("/")[0]
+    image = getattr(rule, "image", None)
+    detector = image or name.split("/")[0]
     columns = {k for r in rows for k in r}
+    if image and f"psnr_{image}" not in columns:
+        raise DipsearchError(f"the trace has no column 'psnr_{image}': the rule returns the {image} image")
     psnr_col = f"psnr_{detector}" if f"psnr_{detector}" in columns else "psnr"  # EMV returns its average
     ssim_col = f"ssim_{detector}" if f"ssim_{detector}" in columns else "ssim"
     chosen = decision.chosen if decision.chosen is not None else int(rows[-1]["step"])
@@ -177,6 +216,7 @@ def score(meta: dict[str, Any], rows: list[dict[str, Any]], name: str, rule: Rul
     row = by_step.get(chosen) or max((r for r in rows if r["step"] <= chosen), key=lambda r: r["step"], default=rows[0])
     out = {
         **{k: meta[k] for k in ("key", "image", "noise", "level", "level_name", "seed")},
+        "candidate": meta.get("candidate", "seed"),
         "rule": name,
         "peak_iter": int(peak["step"]),
         "psnr_peak": peak["psnr"],
@@ -186,12 +226,20 @@ def score(meta: dict[str, Any], rows: list[dict[str, Any]], name: str, rule: Rul
         "delay": chosen - int(peak["step"]),
         "spent": decision.fired_at if decision.fired else int(rows[-1]["step"]),
         "fired": decision.fired,
+        "budget": int(meta["iters"]),
+        "premature": is_premature(chosen, int(peak["step"]), int(meta["iters"])),
     }
     ssim_rows = [r for r in rows if "ssim" in r]
     if ssim_rows:  # SSIM is recorded every few steps: score the recorded step nearest the choice
         near = min(ssim_rows, key=lambda r: abs(int(r["step"]) - chosen))
         out["ssim_gap"] = max(r["ssim"] for r in ssim_rows) - near.get(ssim_col, near["ssim"])
     return out
+
+
+def is_premature(chosen: int, peak: int, budget: int) -> bool:
+    """Stopped in the first 10 % of the budget while the peak lies more than twice as late: the failure that
+    discards a candidate before it has restored anything."""
+    return chosen < 0.1 * budget and peak > 2 * chosen
 
 
 def replay_all(
@@ -203,7 +251,8 @@ def replay_all(
     for meta, rows in traces:
         columns = {k for r in rows for k in r}
         for name, rule in rules.items():
-            if strict or rule.stat in columns:
+            image = getattr(rule, "image", None)
+            if strict or (rule.stat in columns and (image is None or f"psnr_{image}" in columns)):
                 try:
                     runs.append(score(meta, rows, name, rule))
                 except DipsearchError as err:
@@ -217,12 +266,15 @@ def _share(values: list[float], limit: float) -> float:
 
 def aggregate(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per rule and noise type: by level, over levels ('all'), and per rule over everything."""
-    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
+    several = len({r.get("candidate", "seed") for r in runs}) > 1  # a cross-architecture bench
     for r in runs:
-        for noise, level in ((r["noise"], r["level_name"]), (r["noise"], "all"), ("all", "all")):
-            groups.setdefault((r["rule"], noise, level), []).append(r)
+        networks = ("all", "seed" if r.get("candidate", "seed") == "seed" else "candidates") if several else ("all",)
+        for network in networks:
+            for noise, level in ((r["noise"], r["level_name"]), (r["noise"], "all"), ("all", "all")):
+                groups.setdefault((r["rule"], noise, level, network), []).append(r)
     out = []
-    for (rule, noise, level), rs in groups.items():
+    for (rule, noise, level, network), rs in groups.items():
         gaps = [r["gap"] for r in rs]
         ssim_gaps = [r["ssim_gap"] for r in rs if "ssim_gap" in r]
         out.append(
@@ -230,8 +282,10 @@ def aggregate(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "rule": rule,
                 "noise": noise,
                 "level": level,
+                "network": network,
                 "runs": len(rs),
                 "gap_median": statistics.median(gaps),
+                "gap_p90": _quantile(gaps, 0.9),
                 "gap_mean": statistics.fmean(gaps),
                 "gap_std": statistics.stdev(gaps) if len(gaps) > 1 else 0.0,
                 "gap_worst": max(gaps),
@@ -243,11 +297,34 @@ def aggregate(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "spent_mean": statistics.fmean(r["spent"] for r in rs),
                 "spent_median": statistics.median(r["spent"] for r in rs),
                 "never_fired": 1 - sum(r["fired"] for r in rs) / len(rs),
+                "spent_share": statistics.fmean(r["spent"] / r["budget"] for r in rs if "budget" in r)
+                if all("budget" in r for r in rs)
+                else math.nan,
+                "premature": statistics.fmean(bool(r.get("premature")) for r in rs),
             }
         )
     order = {n: i for i, n in enumerate(("all", *NOISE_KINDS))}
     levels = {n: i for i, n in enumerate(("all", *LEVEL_NAMES.values()))}
-    return sorted(out, key=lambda a: (a["rule"], order.get(a["noise"], 99), levels.get(a["level"], 99)))
+    networks = {"all": 0, "seed": 1, "candidates": 2}
+    return sorted(
+        out,
+        key=lambda a: (
+            a["rule"],
+            order.get(a["noise"], 99),
+            levels.get(a["level"], 99),
+            a["level"],
+            networks[a["network"]],
+        ),
+    )
+
+
+def _quantile(values: list[float], q: float) -> float:
+    """The q-quantile, linear between order statistics (numpy's default)."""
+    ordered = sorted(values)
+    pos = q * (len(ordered) - 1)
+    low = math.floor(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (pos - low) * (ordered[high] - ordered[low])
 
 
 def plot_curves(
@@ -300,6 +377,49 @@ def plot_curves(
     return path
 
 
+def plot_stop_vs_peak(runs: list[dict[str, Any]], rules: Iterable[str], path: Path) -> Path | None:
+    """One panel per rule: the iteration each fit stopped at against its true peak; the seed network's fits as
+    stars. Points under the diagonal stopped before the peak; the shaded band is the premature zone."""
+    from matplotlib.figure import Figure
+
+    rules = [r for r in rules if any(run["rule"] == r for run in runs)]
+    if not rules:
+        return None
+    cols = min(3, len(rules))
+    nrows = -(-len(rules) // cols)
+    fig = Figure(figsize=(4.2 * cols, 3.8 * nrows))
+    axes = fig.subplots(nrows, cols, squeeze=False)
+    budget = max(r["budget"] for r in runs if "budget" in r) if any("budget" in r for r in runs) else None
+    for ax, name in zip(axes.flat, rules):
+        hits = [r for r in runs if r["rule"] == name]
+        for seed, marker, colour in ((False, "o", "tab:blue"), (True, "*", "tab:red")):
+            pts = [r for r in hits if (r.get("candidate", "seed") == "seed") == seed]
+            if pts:
+                ax.scatter(
+                    [r["peak_iter"] for r in pts],
+                    [r["chosen_iter"] for r in pts],
+                    s=18 if not seed else 60,
+                    marker=marker,
+                    color=colour,
+                    alpha=0.7,
+                    label="seed network" if seed else "candidates",
+                )
+        top = max([r["peak_iter"] for r in hits] + [r["chosen_iter"] for r in hits] + [budget or 1])
+        ax.plot([0, top], [0, top], color="0.5", lw=0.8)
+        if budget:
+            ax.axhspan(0, 0.1 * budget, color="tab:red", alpha=0.08)
+        premature = sum(bool(r.get("premature")) for r in hits)
+        ax.set_title(f"{name}: {premature}/{len(hits)} premature", fontsize=9)
+        ax.set_xlabel("peak iteration")
+        ax.set_ylabel("chosen iteration")
+        ax.legend(fontsize=7, loc="upper left")
+    for ax in list(axes.flat)[len(rules) :]:
+        ax.axis("off")
+    fig.tight_layout()
+    write_figure(path, fig)
+    return path
+
+
 def write_results(
     run_dir: RunDir, protocol: dict[str, Any], patience_grid: Iterable[int] = (), detectors: list[str] | None = None
 ) -> dict[str, Any]:
@@ -310,12 +430,22 @@ def write_results(
     traces = load_traces(run_dir.path)
     if not traces:
         raise DipsearchError(f"{run_dir.path} holds no finished fit (no traces/*.json): nothing to replay")
-    rules = bench_rules(int(protocol.get("window", 100)), patience_grid, fixed=int(protocol.get("fixed_budget", 2400)))
+    rules = bench_rules(
+        int(protocol.get("window", 100)),
+        patience_grid,
+        fixed=int(protocol.get("fixed_budget", 2400)),
+        variants="space" in protocol,  # a cross-architecture bench
+    )
     if detectors:
         unknown = [d for d in detectors if d not in DETECTORS]
         if unknown:
             raise DipsearchError(f"unknown detector {unknown[0]!r}; choose one of {', '.join(DETECTORS)}")
-        rules = {n: r for n, r in rules.items() if n.split("/")[0] in detectors or isinstance(r, FixedRule)}
+        rules = {
+            n: r
+            for n, r in rules.items()
+            if (n.split("/")[0] in detectors and getattr(r, "image", None) in (None, *detectors))
+            or isinstance(r, FixedRule)
+        }
     runs = replay_all(traces, rules, strict=bool(detectors))
     agg = aggregate(runs)
     run_dir.write_csv("runs.csv", runs)
@@ -330,14 +460,66 @@ def write_results(
             "aggregate": agg,
         },
     )
-    main_rules = [n for n in rules if "/" not in n]
+    main_rules = [n for n in rules if "/" not in n or n.split("/")[1] in MAIN_VARIANTS]
     plot_curves(traces, runs, main_rules, run_dir.file("curves.png"))
+    plot_stop_vs_peak(runs, main_rules, run_dir.file("stop_vs_peak.png"))
     return {"fits": len(traces), "aggregate": agg, "rules": main_rules}
 
 
+@dataclass(frozen=True)
+class Network:
+    """One network of a cross-architecture bench: its name, architecture and fit settings (FitConfig fields)."""
+
+    name: str
+    arch: dict[str, Any]
+    fit: dict[str, Any]
+    genome: dict[str, Any] | None = None  # None: the seed network
+
+
+def sample_networks(
+    space_file: str | Path, count: int, sample_seed: int, image_shape: tuple[int, int, int]
+) -> list[Network]:
+    """`count` seeded random candidates of a space, their fit genes (learning rate, input noise) included.
+
+    The space is first cut down to the networks that can fit an image of `image_shape` (channels, height, width),
+    as a search cuts it, so no candidate is a certain failure; a space with no such network raises.
+    """
+    import random
+    from types import SimpleNamespace
+
+    from ..genes import config_settings
+    from ..search.setup import fit_space_to_image
+    from ..space import load_space
+
+    check_at_least("candidates", count, 1)
+    space, _ = fit_space_to_image(load_space(space_file), SimpleNamespace(image_shape=image_shape))
+    rng = random.Random(sample_seed)
+    networks = []
+    for i in range(count):
+        genome = space.sample(rng)
+        settings = config_settings(space.fit_settings(genome))
+        networks.append(Network(f"c{i:02d}", spec_to_dict(space.decode(genome)), settings, genome))
+    return networks
+
+
 def jobs_from(
-    images: list[str], noises: list[str], levels: list[int], seeds: list[int], protocol: dict[str, Any], folder: Path
+    images: list[str],
+    noises: list[str],
+    levels: list[int],
+    seeds: list[int],
+    protocol: dict[str, Any],
+    folder: Path,
+    networks: list[Network] | None = None,
+    values: dict[str, list[float]] | None = None,
 ) -> list[FitJob]:
+    """The fits of a bench. `networks` (cross-architecture): each network's fits, named by it, the seed network's
+    first. `values`: noise levels given by value for some noise types (e.g. Gaussian sigma 25 and 50), used
+    instead of `levels` for those types."""
+    values = values or {}
+    nets = networks or [Network("", protocol["arch"], {})]
+    settings = [(noise, lv, None) for lv in levels for noise in noises if noise not in values]
+    settings += [(noise, 0, v) for noise in noises for v in values.get(noise, [])]
+    detectors = tuple(protocol.get("detectors", ()))
     return [
         FitJob(
             str(img),
@@ -345,17 +527,20 @@ def jobs_from(
             level,
             seed,
             protocol.get("crop"),
-            protocol["arch"],
-            protocol["fit"],
+            net.arch,
+            {**protocol["fit"], **net.fit},
             protocol["holdout"],
             protocol["window"],
             str(folder),
+            net.name,
+            value,
+            detectors,
         )
-        # noise innermost: a bench cut short still covers every noise type
+        # networks and noise innermost: a bench cut short still covers every network and noise type
         for seed in seeds
         for img in images
-        for level in levels
-        for noise in noises
+        for noise, level, value in settings
+        for net in nets
     ]
 
 
@@ -382,12 +567,17 @@ __all__ = [
     "aggregate",
     "bench_rules",
     "jobs_from",
+    "Network",
+    "check_detectors",
+    "is_premature",
     "load_traces",
+    "plot_stop_vs_peak",
     "plot_curves",
     "protocol_dict",
     "replay_all",
     "run_job",
     "run_jobs",
+    "sample_networks",
     "score",
     "write_results",
 ]

@@ -21,7 +21,7 @@ from ..fit import FitConfig, StepState
 from ..holdout import HeldOut
 from ..metrics import accumulator
 from ..tasks import Problem
-from .rules import PatienceRule, PlateauRule, Rule
+from .rules import PatienceRule, PlateauRule, ProgressRule, Rule
 
 
 class Detector:
@@ -59,6 +59,12 @@ class Detector:
         return PatienceRule(
             f"stat_{self.name}", self.default_patience if patience is None else patience, delta, indexing, self.window
         )
+
+    def progress_rule(
+        self, settle: float = 0.5, ratio: float = 0.5, floor: int = 200, delta: float = 0.0, image: str | None = None
+    ) -> Rule:
+        """The rule whose thresholds follow this fit's own statistic and pace (rules.ProgressRule)."""
+        return ProgressRule(f"stat_{self.name}", settle, ratio, floor, delta, image)
 
 
 class WMV(Detector):
@@ -299,6 +305,11 @@ class Spectral(Detector):
 
     def rule(self, patience: int | None = None, delta: float = 0.0, indexing: str = "end") -> Rule:
         return PlateauRule(f"stat_{self.name}", self.n, self.eps)
+
+    def progress_rule(
+        self, settle: float = 0.5, ratio: float = 0.5, floor: int = 200, delta: float = 0.0, image: str | None = None
+    ) -> Rule:
+        raise DipsearchError("spectral: its statistic plateaus rather than reaching a minimum; it has no progress rule")
 
 
 def spectral_ratio(image: Tensor, box: int = 9, top: int = 1000) -> float:

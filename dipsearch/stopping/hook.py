@@ -34,11 +34,18 @@ class StoppingHook(FitHook):
             raise DipsearchError(f"each detector may be recorded once, got {names}")
         self.rule = rule
         self.lead: Detector | None = None
+        self.imager: Detector | None = None  # the detector whose image is returned: the lead unless the rule says
         if rule is not None:
             lead = [d for d in self.detectors if f"stat_{d.name}" == rule.stat]
             if not lead:
                 raise DipsearchError(f"the rule reads {rule.stat!r} but no detector records it")
-            self.lead = lead[0]
+            self.lead = self.imager = lead[0]
+            image = getattr(rule, "image", None)
+            if image is not None:
+                imager = [d for d in self.detectors if d.name == image]
+                if not imager:
+                    raise DipsearchError(f"the rule returns the {image} image but no {image} detector is recorded")
+                self.imager = imager[0]
         self.name = f"stop:{self.lead.name}" if self.lead else "stop-recorder"
 
     @classmethod
@@ -73,12 +80,12 @@ class StoppingHook(FitHook):
         self.last_step = state.step
         if self.tracker is None:
             return False
-        lead = self.lead
-        self.last_image = lead.image(state)
+        imager = self.imager
+        self.last_image = imager.image(state)
         keep, stop = self.tracker.update(state.step, record.get(self.rule.stat))
         if keep:
             lag = state.step - self.tracker.decision(state.step).chosen
-            self.kept = lead.image(state, lag).clone()
+            self.kept = imager.image(state, lag).clone()
         return stop
 
     def on_end(self, result: FitResult) -> None:

@@ -54,6 +54,7 @@ class PatienceRule:
     delta: float = 0.0
     indexing: str = "end"
     window: int = 1
+    image: str | None = None  # another recorded detector whose image is returned (see ProgressRule)
 
     def __post_init__(self) -> None:
         if self.patience < 1:
@@ -68,7 +69,7 @@ class PatienceRule:
         extra = (f", delta {self.delta:g}" if self.delta else "") + (
             ", window-start" if self.indexing == "start" else ""
         )
-        return f"{self.stat.removeprefix('stat_')} (P {self.patience}{extra})"
+        return f"{self.stat.removeprefix('stat_')} (P {self.patience}{extra}{_image_label(self.image)})"
 
     def tracker(self) -> PatienceTracker:
         return PatienceTracker(self)
@@ -99,6 +100,88 @@ class PatienceTracker:
             return Decision(None, self.fired_at)
         lag = self.rule.window - 1 if self.rule.indexing == "start" else 0
         return Decision(max(1, self.best_step - lag), self.fired_at)
+
+
+@dataclass(frozen=True)
+class ProgressRule:
+    """A minimum rule whose every threshold is relative to the fit's own statistic and pace, so that it holds on
+    networks with other learning rates, widths and depths.
+
+    * Settling: a minimum only counts once the statistic has fallen below `settle` x its own running maximum.
+      A slow network (small learning rate, narrow) moves little at first, so its variance starts low, rises
+      while it learns the image and falls again: the early dip is a quiet start, not convergence, and an
+      absolute minimum rule stops there.
+    * Patience: tied to the fit's progress: stop once no new minimum came for `ratio` x the minimum's own
+      iteration (at least `floor` steps). A fit twice as slow waits twice as long, in steps.
+
+    Both are ratios, so rescaling the statistic (another image contrast, loss scale) changes nothing. Like
+    PatienceRule, a new minimum must be below best - delta*|best|, and the chosen iteration is the minimum's.
+    When the statistic never settles the rule never fires and returns the last iteration (the full budget).
+
+    `image` names another detector recorded in the same fit whose image is returned at the chosen iteration
+    instead of the output (e.g. "emv": the held-out error picks the iteration, EMV's running average is the
+    image, which removes part of the step-to-step jitter of the output).
+    """
+
+    stat: str
+    settle: float = 0.5
+    ratio: float = 0.5
+    floor: int = 200
+    delta: float = 0.0
+    image: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 < self.settle <= 1:
+            raise DipsearchError(f"settle must be in (0, 1], got {self.settle}")
+        if self.ratio <= 0:
+            raise DipsearchError(f"patience ratio must be > 0, got {self.ratio}")
+        if self.floor < 1:
+            raise DipsearchError(f"patience floor must be >= 1, got {self.floor}")
+        if not 0 <= self.delta < 1:
+            raise DipsearchError(f"relative threshold delta must be in [0, 1), got {self.delta}")
+
+    @property
+    def label(self) -> str:
+        return (
+            f"{self.stat.removeprefix('stat_')} (settle {self.settle:g}, patience {self.ratio:g} x best, "
+            f">= {self.floor}{f', delta {self.delta:g}' if self.delta else ''}{_image_label(self.image)})"
+        )
+
+    def tracker(self) -> ProgressTracker:
+        return ProgressTracker(self)
+
+
+def _image_label(image: str | None) -> str:
+    return f", {image} image" if image else ""
+
+
+class ProgressTracker:
+    def __init__(self, rule: ProgressRule) -> None:
+        self.rule = rule
+        self.peak = -math.inf  # the statistic's running maximum
+        self.settled = False
+        self.best = math.inf
+        self.best_step: int | None = None
+        self.fired_at: int | None = None
+
+    def update(self, step: int, value: float | None) -> tuple[bool, bool]:
+        if value is None or math.isnan(value) or self.fired_at is not None:
+            return False, False
+        self.peak = max(self.peak, value)
+        if not self.settled:
+            self.settled = value <= self.rule.settle * self.peak
+            if not self.settled:
+                return False, False
+        if self.best_step is None or value < self.best - self.rule.delta * abs(self.best):
+            self.best, self.best_step = value, step
+            return True, False
+        if step - self.best_step >= max(self.rule.floor, self.rule.ratio * self.best_step):
+            self.fired_at = step
+            return False, True
+        return False, False
+
+    def decision(self, last_step: int) -> Decision:
+        return Decision(self.best_step if self.best_step is not None else last_step, self.fired_at)
 
 
 @dataclass(frozen=True)

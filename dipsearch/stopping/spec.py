@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from ..tasks import Problem
 
 INDEXINGS = ("end", "start")
+AUTO = "auto"  # the recommended stopping for the problem's task and noise, not a detector
 
 
 @dataclass
@@ -49,9 +50,10 @@ class StopSpec:
         from . import DETECTORS
 
         name = detector or "none"
-        if name != "none" and name not in DETECTORS:
+        if name not in (AUTO, "none") and name not in DETECTORS:
             raise ArgumentError(
-                "unknown detector {value!r}; choose one of {choices} or none (no stopping)",
+                "unknown detector {value!r}; choose one of {choices}, auto (the recommended stopping) or none "
+                "(no stopping)",
                 value=name,
                 choices=", ".join(DETECTORS),
             )
@@ -107,6 +109,10 @@ class StopSpec:
         """The online stopping hook; raises for a detector that cannot work on this problem."""
         from . import StoppingHook, make_detector
 
+        if self.detector == AUTO:  # the recommended stopping for the task and noise (stopping/auto.py)
+            from .auto import auto_hook
+
+            return auto_hook(problem, seed, self.patience, self.fraction, self.window)
         detector = make_detector(self.detector, seed=seed, window=self.window, fraction=self.fraction, sigma=self.sigma)
         detector.check(problem)
         rule = detector.rule(patience=self.patience, delta=self.delta or 0.0, indexing=self.indexing or "end")
