@@ -266,8 +266,15 @@ def test_a_searched_architecture_builds_a_plain_generator(tmp_path):
     assert net(z).shape == (1, 3, 32, 32)
 
 
+def _deepinv():
+    try:
+        return require_deepinv()
+    except DipsearchError as err:
+        pytest.skip(str(err))
+
+
 def test_deepinv_dip_runs_a_searched_generator(tmp_path):
-    dinv = pytest.importorskip("deepinv", exc_type=ImportError)
+    dinv = _deepinv()
     from dipsearch.problems import deepinv_dip
 
     arch = tmp_path / "best_arch.toml"
@@ -280,7 +287,7 @@ def test_deepinv_dip_runs_a_searched_generator(tmp_path):
 
 
 def test_deepinv_gaussian_denoising_gives_the_same_loss():
-    dinv = pytest.importorskip("deepinv", exc_type=ImportError)
+    dinv = _deepinv()
     clean = synthetic_image(32, 32)
     ours = make_problem("denoise", clean=clean, noise="gaussian", level=25, seed=3)
     physics = dinv.physics.Denoising(dinv.physics.GaussianNoise(sigma=25 / 255))
@@ -288,3 +295,67 @@ def test_deepinv_gaussian_denoising_gives_the_same_loss():
     assert theirs.meta["noise"] == "gaussian" and theirs.meta["level"] == pytest.approx(25)
     x = torch.rand(1, 3, 32, 32)
     assert theirs.data_loss(x).item() == pytest.approx(ours.data_loss(x).item(), rel=1e-6)
+
+
+# ---------------------------------------------------------------- the extending page's example
+
+
+def test_the_colorize_example_task_works_like_a_built_in_one(monkeypatch, tmp_path):
+    import importlib.util
+
+    from dipsearch.problems import ProblemRecipe, base
+
+    monkeypatch.setattr(base, "TASK_REGISTRY", dict(base.TASK_REGISTRY))  # the example leaves no trace
+    path = Path(__file__).resolve().parent.parent / "docs" / "extending" / "examples" / "colorize.py"
+    spec = importlib.util.spec_from_file_location("colorize_example", path)
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+    assert "colorize" in task_names()
+
+    clean = synthetic_image(32, 32)
+    problem = make_problem("colorize", clean=clean, noise="gaussian", level=5)
+    assert problem.observed.shape == (1, 1, 32, 32) and problem.image_shape == (3, 32, 32)
+    result = fit(problem, SMALL, FitConfig(iters=30, lr=0.01, seed=0))
+    losses = [row["loss"] for row in result.trace]
+    assert losses[-1] < losses[0]
+    with pytest.raises(DipsearchError, match="colorize takes gaussian noise, not poisson"):
+        make_problem("colorize", clean=clean, noise="poisson", level=12)
+
+    save_image(clean, tmp_path / "photo.png")
+    rebuilt = ProblemRecipe(task="colorize", clean=str(tmp_path / "photo.png")).build()
+    assert rebuilt.image_shape == (3, 32, 32) and rebuilt.meta["task"] == "colorize"
+
+
+def test_deepinv_operators_against_the_hand_written_ones():
+    """What docs/guide/deepinv.md states: which deepinv operators give the hand-written outputs to float tolerance."""
+    dinv = _deepinv()
+    from dipsearch.problems.cs_mri import KSpace
+    from dipsearch.problems.sr import LanczosDownsampler, lanczos_kernel
+    from dipsearch.tasks import add_noise
+
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    for kernel in (gaussian_kernel(2.0), motion_kernel(9, 0.7)):  # point-symmetric: convolution == correlation
+        blur = dinv.physics.Blur(filter=kernel.view(1, 1, *kernel.shape), padding="circular")
+        assert torch.allclose(blur.A(x), CircularBlur(kernel, 3)(x), atol=1e-6)
+    mask = (torch.rand(1, 1, 64, 64, generator=torch.Generator().manual_seed(1)) > 0.5).float()
+    assert torch.equal(dinv.physics.Inpainting(mask=mask[0], img_size=(3, 64, 64)).A(x), x * mask)
+    for factor, same in ((2, True), (4, False)):  # deepinv keeps pixels 0, f, 2f, ...: another grid at f = 4
+        k = lanczos_kernel(factor)
+        down = dinv.physics.Downsampling(
+            img_size=(3, 64, 64), filter=k.view(1, 1, *k.shape), factor=factor, padding="replicate"
+        )
+        assert torch.allclose(down.A(x), LanczosDownsampler(factor, 3)(x), atol=1e-6) is same
+    # the same seeded draws; dipsearch clips the observation to [0, 1], deepinv does not
+    ours = add_noise(x, "gaussian", 25, torch.Generator().manual_seed(5))
+    theirs = dinv.physics.GaussianNoise(sigma=25 / 255, rng=torch.Generator().manual_seed(5))(x)
+    assert torch.allclose(ours, theirs.clamp(0, 1), atol=1e-6) and not torch.allclose(ours, theirs)
+    ours = add_noise(x, "poisson", 12, torch.Generator().manual_seed(5))
+    theirs = dinv.physics.PoissonNoise(gain=1 / 12, rng=torch.Generator().manual_seed(5))(x)
+    assert torch.allclose(ours, theirs.clamp(0, 1), atol=1e-6)
+    # MRI: deepinv's k-space is centred (fftshift . fft . ifftshift) on a complex image given as 2 channels
+    grey, columns = x[:, :1], torch.zeros(64, 64)
+    columns[:, ::4] = 1
+    shift = dict(dim=(-2, -1))
+    theirs = dinv.physics.MRI(mask=torch.fft.fftshift(columns), img_size=(2, 64, 64)).A(
+        torch.cat([torch.fft.fftshift(grey, **shift), torch.zeros_like(grey)], 1)
+    )
+    assert torch.allclose(torch.fft.ifftshift(theirs, **shift), KSpace()(grey) * columns, atol=1e-5)

@@ -27,10 +27,10 @@ def require_deepinv() -> Any:
     """The deepinv module, or one clear error naming the extra that installs it."""
     try:
         return importlib.import_module("deepinv")
-    except ImportError as err:
+    except Exception as err:  # a torchvision built for another torch fails with RuntimeError, not ImportError
         raise DipsearchError(
-            f"this needs the optional package deepinv, which cannot be imported ({err}); install it with: "
-            f"pip install 'dipsearch[{EXTRA}]'"
+            f"this needs the optional package deepinv, which cannot be imported ({type(err).__name__}: {err}); "
+            f"install it with: pip install 'dipsearch[{EXTRA}]' (deepinv needs a torchvision that matches your torch)"
         ) from None
 
 
