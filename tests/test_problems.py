@@ -388,3 +388,34 @@ def test_searches_score_physics_and_mri_problems_on_held_out_measurements(tmp_pa
     assert result.best_fitness is not None and result.image.shape == (1, 1, 32, 32)
     resumed = bayes.resume(result.run_dir, runtime=Runtime(out=tmp_path / "bayes", console=Console(quiet=True)))
     assert resumed.summary["trials"] == 2  # the recipe (with its acceleration) rebuilds the same problem
+
+
+# ---------------------------------------------------------------- restore and reports
+
+
+RESTORE_TINY = ["--space", "demo", "--pop", "2", "--gens", "1", "--search-iters", "10", "--iters", "110"]
+RESTORE_TINY += ["--patience", "10", "--device", "cpu"]
+
+
+def test_restore_deblurs_with_a_report_and_the_kernel_beside_it(image_file, tmp_path):
+    clean = image_file(h=64, w=64)
+    argv = ["restore", "--clean", str(clean), "--task", "deblur", "--kernel-width", "1", "--search", "none"]
+    assert main([*argv, "--out", str(tmp_path), *RESTORE_TINY]) == 0
+    (run,) = (tmp_path / "restore").iterdir()
+    assert (run / "report.html").is_file() and (run / "kernel.png").is_file()
+    assert "kernel.png" in (run / "report.html").read_text()  # the report shows the kernel with the images
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["psnr_restored"] > 20
+
+
+def test_restore_a_physics_problem_from_python(tmp_path):
+    from dipsearch.restore import Pipeline, RestoreSettings
+
+    clean = synthetic_image(64, 64)
+    physics = Blur(gaussian_kernel(1.0))
+    problem = Problem.from_physics(physics, physics.A(clean), clean)
+    settings = RestoreSettings(search="ga", space="demo", pop=2, gens=0, search_iters=10, iters=110, patience=10)
+    settings.device = "cpu"
+    result = Pipeline(problem, settings).run(tmp_path, "physics")
+    assert result.image.shape == (1, 3, 64, 64)
+    assert (result.run.path / "restored.png").is_file() and result.summary["psnr_restored"] > 20
