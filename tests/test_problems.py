@@ -419,3 +419,16 @@ def test_restore_a_physics_problem_from_python(tmp_path):
     result = Pipeline(problem, settings).run(tmp_path, "physics")
     assert result.image.shape == (1, 3, 64, 64)
     assert (result.run.path / "restored.png").is_file() and result.summary["psnr_restored"] > 20
+
+
+def test_a_physics_mask_per_channel_is_taken_when_the_channels_agree():
+    clean = synthetic_image(16, 16)
+    positions = (torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0)) > 0.5).float()
+    problem = Problem.from_physics(Identity(), clean * positions, clean, mask=positions.expand(1, 3, 16, 16))
+    assert torch.equal(problem.mask, positions)
+    fitted, held = problem.with_holdout(0.2)
+    assert bool(((held.mask > 0) <= (positions > 0)).all())  # only measured positions are held out
+    differing = positions.expand(1, 3, 16, 16).clone()
+    differing[0, 1] = 1 - differing[0, 1]
+    with pytest.raises(ArgumentError, match="mask differs between channels"):
+        Problem.from_physics(Identity(), clean, clean, mask=differing)

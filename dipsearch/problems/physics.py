@@ -107,11 +107,7 @@ def problem_from_physics(
             want=tuple(y.shape),
         )
     if mask is not None:
-        mask = mask.detach().float().reshape(1, 1, *y.shape[-2:]) if mask.numel() == y.shape[-2] * y.shape[-1] else None
-        if mask is None:
-            raise ArgumentError(
-                "{mask} must have one entry per measurement position ({h}x{w})", h=y.shape[-2], w=y.shape[-1]
-            )
+        mask = _position_mask(mask, y)
     noise, level = noise_of(physics)
     meta = {
         "task": PHYSICS,
@@ -123,6 +119,24 @@ def problem_from_physics(
         "observed_shape": list(y.shape[1:]),
     }
     return Problem(PHYSICS, y, image_shape, operator, mask, clean, meta)
+
+
+def _position_mask(mask: Tensor, y: Tensor) -> Tensor:
+    """1x1xHxW {0, 1} from a mask of one entry per position, or per channel when every channel agrees
+    (deepinv's Inpainting keeps a 1xCxHxW mask)."""
+    h, w = y.shape[-2:]
+    m = mask.detach().float().to(y.device)
+    if m.numel() % (h * w) == 0 and m.numel() > 0:
+        planes = m.reshape(-1, h, w)
+        if bool((planes == planes[:1]).all()):
+            return (planes[:1] > 0.5).float().view(1, 1, h, w)
+        raise ArgumentError(
+            "{mask} differs between channels; dipsearch's mask marks measured positions ({h}x{w}), the same for every "
+            "channel",
+            h=h,
+            w=w,
+        )
+    raise ArgumentError("{mask} must have one entry per measurement position ({h}x{w})", h=h, w=w)
 
 
 def _image_shape(physics: Any, y: Tensor, clean: Tensor | None) -> tuple[int, int, int]:
