@@ -32,5 +32,3 @@ from .problems.sr import (  # noqa: F401
 )
 
 TASKS = task_names()  # the tasks a recipe (files and flags) builds
-_check_known = check_known
-_inpaint_mask = inpaint_mask
