@@ -26,8 +26,8 @@ _EXPORTS = {
     "Genome": "space",
     "SearchSpace": "space",
     "load_space": "space",
-    "Problem": "tasks",
-    "make_problem": "tasks",
+    "Problem": "problems.problem",
+    "make_problem": "problems.make",
 }
 
 __all__ = sorted([*_EXPORTS, "ArgumentError", "DipsearchError"])

@@ -25,6 +25,7 @@ from .fit import FitConfig, FitHook, StepState
 from .fitness import make_fitness
 from .genes import config_settings
 from .metrics import psnr
+from .problems.base import get_task
 from .stopping.spec import StopSpec
 from .tasks import Problem
 from .variants import candidate_variant, fit_variant
@@ -207,8 +208,8 @@ def subsample(problem: Problem, scale: float) -> Problem:
     if scale == 1:
         return problem
     stride = subsample_stride(scale)
-    if problem.task == "sr":
-        raise DipsearchError("evaluation at reduced scale is not available for super-resolution")
+    if not get_task(problem.task).pointwise:
+        raise DipsearchError(f"evaluation at reduced scale is not available for {get_task(problem.task).title}")
     take = lambda t: None if t is None else t[..., ::stride, ::stride].contiguous()  # noqa: E731
     observed = take(problem.observed)
     channels = problem.image_shape[0]

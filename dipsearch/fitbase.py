@@ -5,12 +5,12 @@ that dipsearch.fit can import the engine with no circle between them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from .arch import ArchSpec
 from .errors import ArgumentError, DipsearchError
@@ -178,12 +178,12 @@ class FitResult:
 
 
 def baseline_psnr(problem: Problem) -> float:
-    """PSNR of the observation itself (bicubic-upsampled for super-resolution) against the clean image."""
-    observed = problem.observed.cpu()
-    clean = problem.clean.cpu()
-    if observed.shape[-2:] != clean.shape[-2:]:
-        observed = F.interpolate(observed, size=clean.shape[-2:], mode="bicubic", align_corners=False).clamp(0, 1)
-    return psnr(observed, clean)
+    """PSNR of the observation read as an image (the task's naive estimate: bicubic upsampling for
+    super-resolution, zero-filled for MRI) against the clean image; NaN where the task has no such reading."""
+    from .problems.base import get_task
+
+    naive = get_task(problem.task).naive(problem.to("cpu"))
+    return math.nan if naive is None else psnr(naive, problem.clean.cpu())
 
 
 def resolve_device(name: str) -> torch.device:

@@ -154,7 +154,8 @@ def refit(
         },
     )
     run.write_csv("trace.csv", result.trace)
-    run.save_image("observed.png", problem.observed)
+    for name, picture in problem.pictures().items():  # observed.png and the task's own (kernel)
+        run.save_image(name, picture)
     if problem.clean is not None:
         run.save_image("clean.png", problem.clean)
     run.save_image("output.png", result.output)
@@ -229,7 +230,8 @@ class Pipeline:
         s, problem, b = self.settings, self.problem, self.budget
         run.write_toml("config.toml", self.config())
         run.write_versions(self.device)
-        run.save_image("observed.png", problem.observed)
+        for name, picture in problem.pictures().items():  # observed.png and the task's own (kernel)
+            run.save_image(name, picture)
         if problem.clean is not None:
             run.save_image("clean.png", problem.clean)
         self._say(

@@ -194,7 +194,7 @@ def test_bad_noise_level(tmp_path, capsys, image_file):
 
 def test_argument_errors_exit_2(tmp_path):
     with pytest.raises(SystemExit) as info:
-        main(["fit", "--task", "deblur"])
+        main(["fit", "--task", "dehaze"])
     assert info.value.code == 2
 
 

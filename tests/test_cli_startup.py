@@ -97,7 +97,7 @@ def test_the_package_imports_its_public_names_on_first_use():
         assert "torch" not in sys.modules
         from dipsearch.fit import FitConfig  # binds the submodule on the package ...
         assert callable(dipsearch.fit) and dipsearch.fit.__name__ == "fit"  # ... but dipsearch.fit stays the function
-        assert dipsearch.ArchSpec.__name__ == "ArchSpec" and dipsearch.make_problem.__module__ == "dipsearch.tasks"
+        assert dipsearch.ArchSpec.__name__ == "ArchSpec" and dipsearch.make_problem.__module__ == "dipsearch.problems.make"
         assert set(dipsearch.__all__) <= set(dir(dipsearch))
         try:
             dipsearch.nothing

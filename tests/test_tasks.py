@@ -328,8 +328,8 @@ def test_inpaint_with_given_mask_and_errors():
 def test_problem_needs_an_image_and_a_known_task():
     with pytest.raises(DipsearchError, match="needs a clean image .* or an observed image"):
         make_problem("denoise")
-    with pytest.raises(DipsearchError, match="unknown task 'deblur'"):
-        make_problem("deblur", clean=smooth())
+    with pytest.raises(DipsearchError, match="unknown task 'dehaze'"):
+        make_problem("dehaze", clean=smooth())
     with pytest.raises(DipsearchError, match=r"impulse noise level .* must be in \(0, 1\), got 1.2"):
         make_problem("denoise", clean=smooth(), noise="impulse", level=1.2)
 

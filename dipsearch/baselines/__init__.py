@@ -9,6 +9,10 @@ registry never needs it.
 from __future__ import annotations
 
 from . import bm3d_method, inpaint, nlm, upscale  # noqa: F401,E402  (each registers its methods)
+
+# isort: split
+# Registered after the methods above, so the listing keeps its order.
+from . import deconvolution  # noqa: F401,E402
 from .registry import BASELINES, Baseline, baseline_names, get_baseline, run_baseline
 
 __all__ = ["BASELINES", "Baseline", "baseline_names", "get_baseline", "run_baseline"]

@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     names = ", ".join(f"{n} ({'/'.join(tasks)})" for n, tasks in BASELINES.items())
     parser = sub.add_parser(
         "baseline",
-        help="restore with a classical method (CBM3D, NLM, biharmonic, bicubic, Lanczos)",
+        help="restore with a classical method (CBM3D, NLM, biharmonic, bicubic, Lanczos, Wiener, TV, zero-filled)",
         description=f"Restore one image with a classical baseline and save runs/baseline/<stamp>_<name>_<image>/. "
         f"Methods: {names}.",
     )
@@ -40,7 +40,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
     try:
         run_dir.write_toml("config.toml", {"baseline": {"name": args.name}, "problem": problem.meta})
         run_dir.write_versions("cpu")
-        run_dir.save_image("observed.png", problem.observed)
+        for name, picture in problem.pictures().items():  # observed.png and the task's own (kernel)
+            run_dir.save_image(name, picture)
         if problem.clean is not None:
             run_dir.save_image("clean.png", problem.clean)
         run_dir.save_image("output.png", image)

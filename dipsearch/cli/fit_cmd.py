@@ -166,7 +166,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
             },
         )
         run_dir.write_versions(device)
-        run_dir.save_image("observed.png", problem.observed)
+        for name, picture in problem.pictures().items():  # observed.png and the task's own (kernel)
+            run_dir.save_image(name, picture)
         if problem.clean is not None:
             run_dir.save_image("clean.png", problem.clean)
         progress = fit_progress(console, transient=False)

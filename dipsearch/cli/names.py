@@ -13,7 +13,7 @@ from ..genes import VARIANT_GENES  # noqa: F401 - light already (standard librar
 
 NOISE_KINDS = ("gaussian", "poisson", "impulse", "speckle")  # dipsearch.tasks.NOISE_KINDS
 DEFAULT_LEVEL = {"gaussian": 25, "poisson": 12, "impulse": 0.5, "speckle": 0.35}  # dipsearch.tasks.DEFAULT_LEVEL
-TASKS = ("denoise", "sr", "inpaint")  # dipsearch.tasks.TASKS
+TASKS = ("denoise", "sr", "inpaint", "deblur", "cs-mri")  # dipsearch.tasks.TASKS
 SR_FACTORS = (2, 4, 8)  # dipsearch.tasks.SR_FACTORS
 FITNESSES = ("holdout", "psnr", "sure")  # keys of dipsearch.fitness.FITNESSES
 DETECTORS = ("wmv", "emv", "sure", "holdout", "spectral")  # keys of dipsearch.stopping.DETECTORS
@@ -34,6 +34,9 @@ BASELINE_TASKS = {
     "nlm": ("denoise",),
     "bicubic": ("sr",),
     "lanczos": ("sr",),
+    "wiener": ("deblur",),
+    "zero-filled": ("cs-mri",),
+    "tv": ("deblur", "cs-mri"),
 }  # dipsearch.baselines.BASELINES: name -> tasks
 CHOOSERS = ("ga", "bayes", "none")  # keys of dipsearch.choosers.CHOOSERS
 RESTORE_BUDGETS = {  # dipsearch.choosers.BUDGETS as (space, pop, gens, trials, search_iters, iters)

@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "images serve as clean references for the report.",
     )
     parser.add_argument("--images", required=True, metavar="DIR", help="folder of training images (png/jpg/tif)")
-    parser.add_argument("--task", choices=("denoise", "sr", "inpaint"), default="denoise")
+    parser.add_argument("--task", choices=("denoise", "sr", "inpaint"), default="denoise")  # tasks pretrain covers
     parser.add_argument("--noise", choices=NOISE_KINDS, default="gaussian")
     parser.add_argument("--sigma", type=float, metavar="S", help="noise level (default: the task's, gaussian 25)")
     parser.add_argument("--factor", type=int, default=4, help="super-resolution factor (default 4)")

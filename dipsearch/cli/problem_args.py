@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .names import DEFAULT_LEVEL, NOISE_KINDS, name_arguments
+from .names import DEFAULT_LEVEL, NOISE_KINDS, TASKS, name_arguments
 
 if TYPE_CHECKING:
     from ..search.recipe import ProblemRecipe
@@ -23,6 +23,9 @@ PROBLEM_KEYS = (
     "mask",
     "mask_ratio",
     "mask_kind",
+    "kernel",
+    "kernel_width",
+    "acceleration",
     "crop",
     "seed",
     "demo",
@@ -42,9 +45,10 @@ def add_problem_args(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--task",
-        choices=("denoise", "sr", "inpaint"),
+        choices=TASKS,
         default="denoise",
-        help="denoise (default), sr = super-resolution by --factor, inpaint = fill the pixels a mask marks missing",
+        help="denoise (default), sr = super-resolution by --factor, inpaint = fill the pixels a mask marks missing, "
+        "deblur = undo a known --kernel blur, cs-mri = Cartesian k-space undersampling by --acceleration (grey)",
     )
     group.add_argument(
         "--clean", metavar="PATH", help="ground truth: enables PSNR/SSIM; alone, the observation is synthesised from it"
@@ -70,6 +74,18 @@ def add_problem_args(parser: argparse.ArgumentParser) -> None:
     )
     masks.add_argument(
         "--mask-kind", choices=("text", "region"), help="inpainting: a synthetic text or central-region mask"
+    )
+    group.add_argument(
+        "--kernel", choices=("gaussian", "motion"), help="deblurring kernel (default gaussian; saved as kernel.png)"
+    )
+    group.add_argument(
+        "--kernel-width",
+        type=float,
+        metavar="W",
+        help="deblurring: Gaussian sigma in px (default 2) or motion stroke length in px (default 9)",
+    )
+    group.add_argument(
+        "--acceleration", type=float, metavar="A", help="cs-mri: keep 1/A of the k-space columns (>= 1, default 4)"
     )
     group.add_argument("--crop", type=int, metavar="N", help="centre-crop the image(s) and the mask to N x N first")
     group.add_argument(
@@ -118,6 +134,9 @@ def problem_flags(args: argparse.Namespace | ProblemRecipe) -> str:
         ("--factor", "factor"),
         ("--mask-ratio", "mask_ratio"),
         ("--mask-kind", "mask_kind"),
+        ("--kernel", "kernel"),
+        ("--kernel-width", "kernel_width"),
+        ("--acceleration", "acceleration"),
         ("--crop", "crop"),
     ):
         if getattr(args, dest, None) is not None:

@@ -9,10 +9,11 @@ from typing import Any
 
 from ..errors import ArgumentError, DipsearchError
 from ..evaluate import Candidate, subsampled_shape
+from ..problems.base import get_task
+from ..problems.recipe import ProblemRecipe
 from ..space import Genome, SearchSpace, find_space, load_space
 from ..tasks import Problem
 from ..tomlio import dumps_toml, load_toml
-from .recipe import ProblemRecipe
 from .rungs import RungPlan
 from .spec import SearchSpec
 
@@ -102,10 +103,10 @@ def prepare(problem: Problem, recipe: ProblemRecipe, spec: SearchSpec, remote: b
     make_fitness(spec.fitness, problem)  # unknown fitness, or psnr without a clean image: fail before any work
     if spec.eval_scale is None:
         spec.eval_scale = default_eval_scale(problem, space)
-    if spec.eval_scale != 1 and problem.task == "sr":
+    if spec.eval_scale != 1 and not get_task(problem.task).pointwise:
         raise ArgumentError(
-            "{eval_scale} is for denoising and inpainting; super-resolution candidates are scored "
-            "at full scale (drop {eval_scale})"
+            "{eval_scale} is for denoising and inpainting; {value} candidates are scored at full scale (drop {eval_scale})",
+            value=get_task(problem.task).title,
         )
     if not remote:
         from ..engine import check_fast_settings
@@ -134,7 +135,7 @@ def default_eval_scale(problem: Problem, space: SearchSpace) -> float:
     (super-resolution) or the half image is too small for the space's default network."""
     from ..fit import check_size
 
-    if problem.task == "sr":
+    if not get_task(problem.task).pointwise:
         return 1.0
     try:  # the half image: every other pixel, as evaluate's scale 0.5 takes them
         check_size(

@@ -96,7 +96,7 @@ class SearchSpec:
 
     def check(self) -> None:
         """The checks that need no problem (the rest happen when the search is set up on one)."""
-        from .recipe import check_seed
+        from ..problems.recipe import check_seed
 
         if self.iters < 1:
             raise ArgumentError("{iters} must be >= 1, got {value}", value=self.iters)

@@ -20,6 +20,7 @@ from ..errors import ArgumentError, DipsearchError
 from ..fit import FitConfig, StepState
 from ..holdout import HeldOut
 from ..metrics import accumulator
+from ..problems.base import get_task
 from ..tasks import Problem
 from .rules import PatienceRule, PlateauRule, ProgressRule, Rule
 
@@ -217,7 +218,7 @@ class Sure(Detector):
         self.sigma: float | None = None
 
     def check(self, problem: Problem) -> None:
-        if problem.task != "denoise":
+        if not get_task(problem.task).identity:
             raise DipsearchError(
                 f"sure: SURE estimates the denoising error; it does not apply to task {problem.task!r}"
             )

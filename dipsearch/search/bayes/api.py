@@ -16,10 +16,10 @@ from typing import Any
 
 from ...console import make_console
 from ...errors import ArgumentError, DipsearchError
+from ...problems.recipe import ProblemRecipe, as_problem
 from ...tasks import Problem
 from ...tomlio import load_toml
 from ..prepare import SearchSetup, describe_seeding, fit_space_to_image, prepare, starting_genomes
-from ..recipe import ProblemRecipe, as_problem
 from ..result import SearchResult
 from ..spec import Runtime, SearchSpec
 from .driver import BayesRun, best_image_saver, run_bayes
@@ -305,7 +305,7 @@ def work(
     from the study's recipe. seed: this worker's sampler seed (None: derived from the host and process id).
     stale_after: seconds without a heartbeat after which another process's trial is failed (None: the value the
     study's driver stored, so that every process judges alike; else STALE_AFTER)."""
-    from ..recipe import check_seed
+    from ...problems.recipe import check_seed
     from .display import StudyDisplay, trial_line
     from .samplers import PrunerSpec, SamplerSpec
 

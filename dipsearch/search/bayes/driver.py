@@ -29,11 +29,11 @@ from ...console import make_console
 from ...errors import DipsearchError
 from ...evaluate import Candidate, Evaluation
 from ...executors import InProcessExecutor
+from ...problems.recipe import ProblemRecipe
 from ...runs import RunDir, save_image_atomic, write_atomic
 from ...space import SearchSpace
 from ...tasks import Problem
 from ...tomlio import load_toml
-from ..recipe import ProblemRecipe
 from ..record import EVALUATIONS, SearchRecord
 from ..rungs import RungPlan, RungRunner, Selection, rung_printer
 from ..rungs import finish as finish_rungs
@@ -171,7 +171,7 @@ def run_bayes(
 
     storage: an Optuna storage URL or journal path (default: study.journal in a new run folder).
     resume: a bayes run folder: its storage and study are continued and its files updated.
-    recipe: how `dipsearch worker` rebuilds the problem (search/recipe.py); without one, or with the recipe
+    recipe: how `dipsearch worker` rebuilds the problem (problems/recipe.py); without one, or with the recipe
     of tensors made in Python, only this process (and its executor) can work on the study.
     initial: genomes to enqueue as the first trials (dipsearch.preselect.seeding), before the sampler's own.
     on_evaluation: called after each trial this process told (KeyboardInterrupt from it stops the study as

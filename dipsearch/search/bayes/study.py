@@ -8,7 +8,7 @@ local or Dask workers and any `dipsearch worker` that joins from another process
   fits count, trials failed as stale (their process died) do not, so a restarted study re-runs them;
 - the problem, space and search settings are stored in the study's user attrs (`recipe`), so a worker
   needs nothing but the storage URL and the study name, and a mismatching driver is refused. The problem
-  is stored as its recipe (search/recipe.py: absolute paths, seed) plus a fingerprint of the tensors, not as a pickle: a few
+  is stored as its recipe (problems/recipe.py: absolute paths, seed) plus a fingerprint of the tensors, not as a pickle: a few
   hundred bytes fit any storage (an RDB attr column may be limited to 64 KB; a 128 px problem pickles to
   ~0.5 MB), it needs no file next to a journal that an RDB does not have, and the fingerprint turns a
   worker that rebuilt something else (other files, other torch noise) into a clear error.
@@ -32,8 +32,8 @@ from optuna.trial import FrozenTrial, TrialState
 from ...errors import ArgumentError, DipsearchError
 from ...evaluate import Candidate, Evaluation, evaluate
 from ...executors import InProcessExecutor
+from ...problems.recipe import ProblemRecipe, problem_fingerprint
 from ...space import SearchSpace, space_to_dict
-from ..recipe import ProblemRecipe, problem_fingerprint
 from ..spec import SearchSpec
 from .samplers import PrunerSpec, SamplerSpec, TrialReporter, pruner_spec, sampler_spec
 from .space import enqueue_default, genome_from_params, suggest_genome

@@ -15,11 +15,11 @@ from typing import Any
 
 from ...errors import ArgumentError, DipsearchError
 from ...evaluate import Evaluation
+from ...problems.recipe import ProblemRecipe, as_problem
 from ...runs import RunDir
 from ...tasks import Problem
 from ...tomlio import load_toml
 from ..prepare import SPACE_SNAPSHOT, SearchSetup, describe_seeding, prepare, space_snapshot, starting_genomes
-from ..recipe import ProblemRecipe, as_problem
 from ..result import SearchResult
 from ..spec import Runtime, SearchSpec, StopSpec
 from .algorithm import GAConfig, GAResult, GASearch
