@@ -60,6 +60,9 @@ class Candidate:
     fit_options: dict[str, Any] = field(default_factory=dict)
     # Warm start: a weights.pt (dipsearch.variants.warmstart) of this candidate's architecture. None: cold start.
     init: str | None = None
+    # The seed of the held-out split when it must differ from the fit's: restarts of one network with other seeds
+    # are judged on the pixels every other member of an ensemble withheld. None: the fit's seed.
+    holdout_seed: int | None = None
 
     @property
     def key(self) -> str:
@@ -74,6 +77,7 @@ class Candidate:
             stop=self.stop,
             options=self.fit_options,
             init=self.init,
+            holdout_seed=self.holdout_seed,
         )
 
 
@@ -88,6 +92,7 @@ def candidate_key(
     stop: dict[str, Any] | None = None,
     options: dict[str, Any] | None = None,
     init: str | None = None,
+    holdout_seed: int | None = None,
 ) -> str:
     """Canonical hash: two genomes that decode to the same network and budget share one evaluation."""
     data = {
@@ -105,6 +110,8 @@ def candidate_key(
         data["options"] = options
     if init is not None:
         data["init"] = init
+    if holdout_seed is not None:
+        data["holdout_seed"] = holdout_seed
     text = json.dumps(data, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -225,7 +232,9 @@ def _evaluate(candidate: Candidate) -> Evaluation:
     try:
         problem = subsample(candidate.problem, candidate.scale)
         fitness = make_fitness(candidate.fitness, problem)
-        prepared = fitness.prepare(problem, candidate.seed)
+        prepared = fitness.prepare(
+            problem, candidate.seed if candidate.holdout_seed is None else candidate.holdout_seed
+        )
         settings = config_settings(candidate.fit_settings)
         iters = int(candidate.fit_settings.get("iters", candidate.iters))
         config = FitConfig(

@@ -11,6 +11,7 @@ if TYPE_CHECKING:  # the CLI's start-up must not import torch: this is for annot
     from ..search.rungs import RungPlan
 
 FINAL_DEFAULT = 3
+WEIGHTINGS = ("equal", "inverse-mse", "fitted")  # dipsearch.search.ensemble.WEIGHTINGS, without importing torch
 
 
 def add_rung_args(group: argparse._ArgumentGroup) -> None:
@@ -41,6 +42,19 @@ def add_rung_args(group: argparse._ArgumentGroup) -> None:
         help="with the holdout fitness, a finalist replaces the default only when it is better on the "
         "held-out pixels by Z standard errors of the paired difference (default 1.64)",
     )
+    group.add_argument(
+        "--ensemble-weights",
+        choices=WEIGHTINGS,
+        help="how ensemble.png weighs the finalists' stopped outputs: equal, inverse-mse (1 / held-out MSE) or "
+        "fitted (non-negative least squares on the held-out pixels, cross-validated); default fitted with the "
+        "holdout fitness, else equal",
+    )
+    group.add_argument(
+        "--ensemble-restarts",
+        type=int,
+        metavar="R",
+        help="extra ensemble members: refits of the chosen finalist with the next R seeds (default 0)",
+    )
 
 
 def plan_from_args(args: argparse.Namespace) -> RungPlan | None:
@@ -60,6 +74,8 @@ def plan_from_args(args: argparse.Namespace) -> RungPlan | None:
         "final_iters": getattr(args, "final_iters", None),
         "eta": getattr(args, "eta", None),
         "margin": getattr(args, "final_margin", None),
+        "weights": getattr(args, "ensemble_weights", None),
+        "restarts": getattr(args, "ensemble_restarts", None),
     }
     plan = RungPlan(
         final=final,

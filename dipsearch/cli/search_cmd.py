@@ -67,7 +67,9 @@ def add_search_args(parser: argparse.ArgumentParser, iters_default: int = 400) -
     )
     group.add_argument("--no-progress", action="store_true", help="no live display (for logs)")
     add_rung_args(parser.add_argument_group("multi-fidelity selection"))
-    name_arguments(parser, budgets="--rungs", margin="--final-margin")  # RungPlan's names
+    name_arguments(
+        parser, budgets="--rungs", margin="--final-margin", weights="--ensemble-weights", restarts="--ensemble-restarts"
+    )  # RungPlan's names
 
 
 def eval_scale(text: str) -> float:

@@ -114,6 +114,7 @@ def prepare(problem: Problem, recipe: ProblemRecipe, spec: SearchSpec, remote: b
         spec.stop.hook(spec.seed, problem)  # a detector that cannot work here fails now
     if spec.rungs is not None:
         check_final_stop(spec.rungs, problem, spec.seed)
+        spec.rungs.check_weights(make_fitness(spec.fitness, problem))
     space, note = fit_space_to_image(space, problem, spec.eval_scale)
     if not space.genes:
         raise DipsearchError(f"{note}; that leaves a single network and nothing to search: use a larger image")
