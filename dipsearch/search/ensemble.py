@@ -143,6 +143,40 @@ def to_psnr(mse: float | None) -> float | None:
     return math.inf if mse <= 0 else 10.0 * math.log10(1.0 / mse)
 
 
+def held_out_values(fitness: Any, problem: Any, seed: int, images: list[Tensor]) -> HeldOutValues | None:
+    """The images' predictions of the pixels `fitness` withholds with `seed` (None when it withholds none)."""
+    from ..fitness import HoldoutFitness
+
+    if not isinstance(fitness, HoldoutFitness):
+        return None
+    prepared = fitness.prepare(problem, seed)
+    pairs = [fitness.held.values(image, prepared) for image in images]
+    return HeldOutValues(torch.stack([p for p, _ in pairs]), pairs[0][1])
+
+
+def make_ensemble(
+    keys: list[str], images: list[Tensor], values: HeldOutValues | None, method: str | None, clean: Tensor | None
+) -> Ensemble:
+    """The ensemble of `images` by `method` (None: fitted where held-out values exist, else equal), with the
+    other weightings' weights and scores beside it; true PSNRs only when `clean` is given."""
+    from ..metrics import psnr
+
+    method = method or ("fitted" if values is not None else "equal")
+
+    def judged(name: str) -> tuple[list[float], Tensor, float | None, float | None]:
+        weights, mse = ensemble_weights(name, values, len(images))
+        image = combine(images, weights)
+        return weights, image, to_psnr(mse), psnr(image, clean.cpu()) if clean is not None else None
+
+    weights, image, score, true = judged(method)
+    alternatives = {}
+    for name in WEIGHTINGS:
+        if name != method and (values is not None or name == "equal"):
+            w, _, other_score, other_true = judged(name)
+            alternatives[name] = {"weights": [round(x, 6) for x in w], "heldout_psnr": other_score, "psnr": other_true}
+    return Ensemble(method, keys, weights, image, score, true, alternatives)
+
+
 @dataclass
 class Ensemble:
     """The final rung's ensemble: which members, how weighted, and its scores."""

@@ -31,13 +31,11 @@ from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import torch
-
 from ..errors import ArgumentError, DipsearchError
 from ..evaluate import Candidate, Evaluation, evaluate
 from ..executors import InProcessExecutor
 from ..space import Genome, SearchSpace
-from .ensemble import WEIGHTINGS, Ensemble, HeldOutValues, check_weighting, combine, ensemble_weights, to_psnr
+from .ensemble import Ensemble, check_weighting, ensemble_weights, held_out_values, make_ensemble
 from .record import SearchRecord
 from .result import ENSEMBLE_IMAGE
 
@@ -306,8 +304,7 @@ class RungRunner:
     def _ensemble(self, candidates: list[Finalist], job: Candidate) -> Ensemble | None:
         """The weighted average of the members' stopped outputs (as kept in final/), by the plan's weighting;
         the other weightings' scores beside it, for comparison."""
-        from ..fitness import HoldoutFitness, make_fitness
-        from ..metrics import psnr
+        from ..fitness import make_fitness
 
         members = [
             (f, image)
@@ -316,42 +313,11 @@ class RungRunner:
         ]
         if not members:
             return None
-        fitness = make_fitness(job.fitness)
-        values = None
-        if isinstance(fitness, HoldoutFitness):
-            # the split of the search's seed: every member withheld these pixels (restarts via holdout_seed)
-            prepared = fitness.prepare(job.problem, job.seed)
-            pairs = [fitness.held.values(image, prepared) for _, image in members]
-            values = HeldOutValues(torch.stack([p for p, _ in pairs]), pairs[0][1])
-        method = self.plan.weights or ("fitted" if values is not None else "equal")
+        keys = [f.evaluation.key for f, _ in members]
         images = [image for _, image in members]
-        clean = job.problem.clean
-
-        def judged(name: str) -> tuple[list[float], Any, float | None]:
-            weights, mse = ensemble_weights(name, values, len(members))
-            image = combine(images, weights)
-            return weights, image, to_psnr(mse)
-
-        weights, image, score = judged(method)
-        alternatives = {}
-        for name in WEIGHTINGS:
-            if name == method or (values is None and name != "equal"):
-                continue
-            w, other, other_score = judged(name)
-            alternatives[name] = {
-                "weights": [round(x, 6) for x in w],
-                "heldout_psnr": other_score,
-                "psnr": psnr(other, clean.cpu()) if clean is not None else None,
-            }
-        return Ensemble(
-            method,
-            [f.evaluation.key for f, _ in members],
-            weights,
-            image,
-            score,
-            psnr(image, clean.cpu()) if clean is not None else None,
-            alternatives,
-        )
+        # the split of the search's seed: every member withheld these pixels (restarts through holdout_seed)
+        values = held_out_values(make_fitness(job.fitness), job.problem, job.seed, images)
+        return make_ensemble(keys, images, values, self.plan.weights, job.problem.clean)
 
     def _choose(self, finalists: list[Finalist]) -> Finalist:
         """The best finalist by the final score among the default and those that beat it by the margin (when
