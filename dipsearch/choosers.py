@@ -1,7 +1,8 @@
 """How `dipsearch restore` chooses its architecture: a registry of choosers, one entry per `--search` value.
 
-A chooser runs (or skips) a search over the space and returns the candidates it scored, best first, all
-without ground truth. The searchers run through the search API (dipsearch.search: a SearchSpec and a Runtime),
+A chooser runs (or skips) a search over the space, ending in the search's final rung (search/rungs.py: the
+finalists refitted at the full budget with stopping, the default among them, and their ensemble), and returns
+the candidates it scored, best first, and the search's run folder, all without ground truth. The searchers run through the search API (dipsearch.search: a SearchSpec and a Runtime),
 as any library caller runs them, never through the command line. Another way to choose (e.g. a pre-selection that ranks networks before any
 fit) plugs in by adding a Chooser to CHOOSERS; the `--search` choices are read from this dict.
 """
@@ -57,6 +58,7 @@ class ChooseContext:
     seed: int
     console: Console
     device: str  # resolved: "cpu", "cuda", ...
+    plan: Any  # the final rung (search.rungs.RungPlan) every chooser ends in
     workers: int | None = None
 
 
@@ -64,7 +66,8 @@ class ChooseContext:
 class Choice:
     ranked: list[Ranked]  # distinct, successful candidates, best first
     default: Evaluation | None  # the space default's evaluation in the search, when it had one
-    run_dir: Path | None  # the search's run folder
+    run_dir: Path  # the search's run folder: its final rung's files (best_output.png, ensemble.png, final/)
+    summary: dict[str, Any]  # its summary.json: the finalists, the pick, the ensemble
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -86,8 +89,8 @@ def _ranked_from(run_dir: Path, space: SearchSpace, default_key: str) -> tuple[l
 
 
 def _search(ctx: ChooseContext, **searcher: Any) -> tuple[Any, Any]:
-    """The restore's search as the library runs any search: its spec (no final rung: the restore refits the best
-    candidates with stopping itself) and a runtime writing under the restore folder, without a live display."""
+    """The restore's search as the library runs any search: its spec (ending in the restore's final rung) and a
+    runtime writing under the restore folder, without a live display."""
     from .search.spec import Runtime, SearchSpec
 
     spec = SearchSpec(
@@ -98,7 +101,7 @@ def _search(ctx: ChooseContext, **searcher: Any) -> tuple[Any, Any]:
         seed=ctx.seed,
         device=ctx.device,
         threads=1 if ctx.device == "cpu" else None,
-        rungs=None,
+        rungs=ctx.plan,
         **searcher,
     )
     return spec, Runtime(workers=ctx.workers, out=ctx.root, console=ctx.console, progress=False)
@@ -111,7 +114,7 @@ def choose_ga(ctx: ChooseContext) -> Choice:
     spec, runtime = _search(ctx, ga=GAConfig(pop=ctx.budget.pop, gens=ctx.budget.gens, seed=ctx.seed))
     done = ga_run.start(ctx.problem, spec, runtime)
     ranked, default = _ranked_from(done.run.path, ctx.space, done.setup.candidate(ctx.space.default(), -1).key)
-    return Choice(ranked, default, done.run.path)
+    return Choice(ranked, default, done.run.path, done.outcome.summary)
 
 
 def choose_bayes(ctx: ChooseContext) -> Choice:
@@ -122,11 +125,28 @@ def choose_bayes(ctx: ChooseContext) -> Choice:
     done = bayes_run.start(ctx.problem, spec, runtime)
     run_path = done.outcome.run.path
     ranked, default = _ranked_from(run_path, ctx.space, done.setup.candidate(ctx.space.default(), -1).key)
-    return Choice(ranked, default, run_path, {"pruned": done.outcome.summary.get("pruned")})
+    return Choice(ranked, default, run_path, done.outcome.summary, {"pruned": done.outcome.summary.get("pruned")})
 
 
 def choose_default(ctx: ChooseContext) -> Choice:
-    return Choice([Ranked(ctx.space.default(), None)], None, None)
+    """No search: the final rung alone, over the default genome (the one finalist), in a search-like folder."""
+    from .executors import InProcessExecutor
+    from .search.recipe import as_problem
+    from .search.record import SearchRecord
+    from .search.rungs import RungRunner, finish
+    from .search.setup import prepare
+
+    spec, _ = _search(ctx)
+    problem, recipe = as_problem(ctx.problem)
+    setup = prepare(problem, recipe, spec)
+    setup.threads = spec.threads
+    run = RunDir.create(ctx.root, "search", "default")
+    run.write_toml("config.toml", setup.config())
+    record = SearchRecord(run, setup.space)
+    selection = RungRunner(setup.space, setup.candidate, record, InProcessExecutor(), ctx.plan).run()
+    summary = finish(record, selection, ctx.plan)
+    run.write_json("summary.json", summary)
+    return Choice([Ranked(ctx.space.default(), None)], None, run.path, summary)
 
 
 CHOOSERS: dict[str, Chooser] = {

@@ -181,3 +181,10 @@ def test_bad_ensemble_flags_exit_2_with_one_line(tmp_path, image_file, capsys, f
     err = capsys.readouterr().err
     assert message in err.replace("\n", " ") and err.count("error:") == 1
     assert not (out / "search").exists() or not any((out / "search").iterdir())
+
+
+def test_inverse_mse_weights_are_proportional_to_one_over_each_members_held_out_mse():
+    targets = torch.zeros(100, dtype=torch.float64)
+    predictions = torch.stack([torch.full((100,), 0.1), torch.full((100,), 0.1 * 10**0.5)]).double()  # MSE 0.01, 0.1
+    weights, _ = ensemble_weights("inverse-mse", HeldOutValues(predictions, targets), 2)
+    assert weights == pytest.approx([10 / 11, 1 / 11])

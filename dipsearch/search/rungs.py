@@ -46,7 +46,8 @@ FINAL = "final"
 class RungPlan:
     final: int = 3  # candidates in the final rung (K), the default genome included
     final_iters: int = 2400  # the full budget: `dipsearch fit`'s default
-    stop: dict[str, Any] = field(default_factory=lambda: {"detector": "emv"})  # stopping in the final rung
+    # stopping in the final rung; None: none, the averaged output at the full budget is scored
+    stop: dict[str, Any] | None = field(default_factory=lambda: {"detector": "emv"})
     budgets: tuple[int, ...] = ()  # promotion rungs between the screening and the final rung
     eta: int = 3  # each earlier rung holds eta times as many candidates as the next
     margin: float = 1.64  # z a finalist needs over the default on the held-out pixels (one-sided 5 %)
@@ -98,7 +99,7 @@ class RungPlan:
         return {
             "final": self.final,
             "final_iters": self.final_iters,
-            "stop": dict(self.stop),
+            "stop": dict(self.stop) if self.stop is not None else {"detector": "none"},
             "budgets": list(self.budgets),
             "eta": self.eta,
             "margin": self.margin,
@@ -111,7 +112,7 @@ class RungPlan:
         return cls(
             final=int(data["final"]),
             final_iters=int(data["final_iters"]),
-            stop=dict(data["stop"]),
+            stop=None if data["stop"].get("detector") == "none" else dict(data["stop"]),
             budgets=tuple(int(b) for b in data.get("budgets", ())),
             eta=int(data.get("eta", 3)),
             margin=float(data.get("margin", cls.margin)),
@@ -273,7 +274,7 @@ class RungRunner:
                 "rung": FINAL,
                 "budget": self.plan.final_iters,
                 "candidates": len(jobs),
-                "stop": self.plan.stop.get("detector"),
+                "stop": (self.plan.stop or {"detector": "none"})["detector"],
                 "margin": self.plan.margin,
                 **counts,
             }
@@ -437,7 +438,7 @@ def finish(record: SearchRecord, selection: Selection, plan: RungPlan) -> dict[s
     record.write_best(
         choice,
         fit={"iters": plan.final_iters},
-        extra={"rung": FINAL, "stop": plan.stop, "stopped_iter": choice.stopped_iter},
+        extra={"rung": FINAL, "stop": plan.stop or {"detector": "none"}, "stopped_iter": choice.stopped_iter},
     )
     return {
         **selection.summary(),

@@ -144,6 +144,8 @@ def default_eval_scale(problem: Problem, space: SearchSpace) -> float:
 def check_final_stop(plan: RungPlan, problem: Problem, seed: int) -> None:
     from .spec import StopSpec
 
+    if plan.stop is None:  # no stopping: nothing to fit inside the budget
+        return
     hook = StopSpec.from_dict(plan.stop).hook(seed, problem)  # unknown detector, SURE without Gaussian noise
     detector = hook.lead
     need = max(getattr(detector, "warmup", 0) + 1, detector.window)
