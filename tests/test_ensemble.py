@@ -172,6 +172,10 @@ def test_a_search_writes_its_ensemble_and_the_result_exposes_it(tmp_path, image_
             "--fitness holdout or --ensemble-weights equal",
         ),
         (["--ensemble-restarts", "-1"], "--ensemble-restarts must be >= 0, got -1"),
+        (
+            ["--ensemble-weights", "median"],
+            "unknown --ensemble-weights 'median'; choose one of equal, inverse-mse, fitted",
+        ),
     ],
 )
 def test_bad_ensemble_flags_exit_2_with_one_line(tmp_path, image_file, capsys, flags, message):

@@ -11,7 +11,6 @@ if TYPE_CHECKING:  # the CLI's start-up must not import torch: this is for annot
     from ..search.rungs import RungPlan
 
 FINAL_DEFAULT = 3
-WEIGHTINGS = ("equal", "inverse-mse", "fitted")  # dipsearch.search.ensemble.WEIGHTINGS, without importing torch
 
 
 def add_rung_args(group: argparse._ArgumentGroup) -> None:
@@ -44,7 +43,7 @@ def add_rung_args(group: argparse._ArgumentGroup) -> None:
     )
     group.add_argument(
         "--ensemble-weights",
-        choices=WEIGHTINGS,
+        metavar="NAME",
         help="how ensemble.png weighs the finalists' stopped outputs: equal, inverse-mse (1 / held-out MSE) or "
         "fitted (non-negative least squares on the held-out pixels, cross-validated); default fitted with the "
         "holdout fitness, else equal",
