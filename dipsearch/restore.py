@@ -189,8 +189,8 @@ class Pipeline:
         stop_name = self.stop["detector"] if self.stop else "none"
         self._say(
             f"restore: choosing the architecture ({self.chooser.description}; space {self.space.name}, "
-            f"{b.search_iters} iterations per candidate), then the final rung: {max(self.k, 2)} finalists, the "
-            f"default among them, at {b.iters} iterations, stop {stop_name}"
+            f"{b.search_iters} iterations per candidate), then the final rung: the finalists, the default among "
+            f"them, at {b.iters} iterations, stop {stop_name}"
         )
         ctx = ChooseContext(problem, self.space, b, run.path, s.seed, self.console, self.device, self.plan(), s.workers)
         choice: Choice = self.chooser.choose(ctx)
