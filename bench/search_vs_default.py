@@ -21,6 +21,7 @@ goes to the .json next to it.
 
     python bench/search_vs_default.py [DATA] [--images kodim01 kodim02 kodim03 kodim12] [--sigmas 25]
         [--crop 64] [--pop 4] [--gens 1] [--iters 300] [--final 3] [--restarts 2] [--final-iters 1200]
+        [--final-stop emv|none]
         [--out bench/results/search_vs_default.jsonl]
 """
 
@@ -163,6 +164,9 @@ def main() -> None:
     parser.add_argument("--final", type=int, default=3)
     parser.add_argument("--restarts", type=int, default=2)
     parser.add_argument("--final-iters", type=int, default=1200)
+    parser.add_argument(
+        "--final-stop", default="emv", help="the final rung's detector, or none: members are averaged outputs"
+    )
     parser.add_argument("--iters", type=int, default=300, help="screening iterations per candidate")
     parser.add_argument("--out", type=Path, default=RESULTS / "search_vs_default.jsonl")
     args = parser.parse_args()
@@ -189,7 +193,12 @@ def main() -> None:
                 iters=args.iters,
                 threads=1,
                 ga=GAConfig(pop=args.pop, gens=args.gens),
-                rungs=RungPlan(final=args.final, final_iters=args.final_iters, restarts=args.restarts),
+                rungs=RungPlan(
+                    final=args.final,
+                    final_iters=args.final_iters,
+                    restarts=args.restarts,
+                    stop=None if args.final_stop == "none" else {"detector": args.final_stop},
+                ),
             )
             result = ga.run(recipe, spec, Runtime(workers=1, out=work / f"{name}_s{sigma:g}"))
             run, summary = result.run_dir, result.summary
