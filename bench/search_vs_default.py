@@ -1,17 +1,27 @@
-"""Does a search with the default settings hand back a network that restores better than the default one?
+"""Does a search with the default settings hand back a better restoration than the default network?
 
-As a user would, per classic9 crop (Gaussian noise, several sigmas): a GA search (dipsearch.search.ga.run, what
-`dipsearch search ga` runs) with its default selection (screening, final rung with stopping, the default genome
-among the finalists), then a fit of the winner with EMV stopping at the final rung's budget (what
-`dipsearch fit --arch best_arch.toml --stop emv` runs), against the same refit of the space's default genome,
-and of the screening's best (what a search without a final rung returned). The
-quantity compared is the true PSNR of the stopped output (`psnr_stopped`): what the user gets.
+Per image x sigma (classic9 crops, Gaussian noise), in one run, the true PSNR of:
+  default-stop   the space's default genome, a plain fit at the final rung's budget with EMV stopping (what
+                 `dipsearch fit --stop emv` gives without a search): the reference every figure is compared with;
+  default-avg    the same fit without stopping, its averaged (EMA) output at the full budget;
+  pick           the search's single answer (best_output.png: the final rung's choice, its stopped output);
+  ensemble-*     the search's ensemble (ensemble.png) under each weighting (equal, inverse-mse, fitted);
+  mixes          the fitted ensemble of other member sets, rebuilt from the same final-rung outputs as the search
+                 builds its own (dipsearch.search.ensemble.make_ensemble): the finalists alone (different
+                 architectures), the pick and its restarts (other seeds), all of them;
+  cbm3d          the classical reference (optional `bm3d` package).
+A search is a GA (dipsearch.search.ga.run, what `dipsearch search ga` runs) with a final rung of `--final`
+finalists, the default among them, and `--restarts` refits of the chosen one with other seeds. Its cost is counted
+in full-fit equivalents: the iterations it ran (screening at its scale, rungs, final rung, restarts) over the
+final rung's budget, a screening fit at scale 1/2 counting a quarter of its iterations (a quarter of the pixels).
 
-Results are appended to a JSONL file, one line per image (a killed run resumes); the summary (mean, worst,
-number of images where the search lost) goes to the .json next to it.
+Results are appended to a JSONL file, one line per (image, sigma) (a killed run resumes); the summary (per
+variant: mean, worst and best difference to default-stop, images below it by more than 0.1 dB; the gap to CBM3D)
+goes to the .json next to it.
 
-    python bench/search_vs_default.py [DATA] [--images kodim01 kodim02 kodim03 kodim12 House]
-        [--sigmas 25 50 15] [--crop 64] [--pop 6] [--gens 2] [--final-iters 1200] [--iters 300]
+    python bench/search_vs_default.py [DATA] [--images kodim01 kodim02 kodim03 kodim12] [--sigmas 25]
+        [--crop 64] [--pop 4] [--gens 1] [--iters 300] [--final 3] [--restarts 2] [--final-iters 1200]
+        [--final-stop emv|none]
         [--out bench/results/search_vs_default.jsonl]
 """
 
@@ -32,11 +42,16 @@ from common import DEFAULT_DATA, RESULTS, machine, write_json  # noqa: E402
 from fidelity import fidelity_space  # noqa: E402
 
 from dipsearch.fit import FitConfig  # noqa: E402
+from dipsearch.fitness import make_fitness  # noqa: E402
 from dipsearch.genes import config_settings  # noqa: E402
+from dipsearch.imageio import load_image  # noqa: E402
+from dipsearch.metrics import psnr  # noqa: E402
 from dipsearch.runs import read_jsonl  # noqa: E402
 from dipsearch.search import ProblemRecipe, Runtime, SearchSpec, ga  # noqa: E402
+from dipsearch.search.ensemble import held_out_values, make_ensemble  # noqa: E402
 from dipsearch.search.ga import GAConfig  # noqa: E402
 from dipsearch.search.rungs import RungPlan  # noqa: E402
+from dipsearch.search.setup import default_eval_scale  # noqa: E402
 from dipsearch.search.spec import StopSpec  # noqa: E402
 from dipsearch.space import SearchSpace, space_from_dict  # noqa: E402
 from dipsearch.tasks import Problem  # noqa: E402
@@ -44,46 +59,115 @@ from dipsearch.tomlio import dumps_toml  # noqa: E402
 from dipsearch.variants import VariantSettings, fit_variant  # noqa: E402
 
 
-def refit(problem: Problem, space: SearchSpace, genome: dict, iters: int) -> float:
-    """True PSNR of `genome`'s fit at `iters` iterations with EMV stopping, as `dipsearch fit --arch ... --stop emv`
-    runs it (the genome's fit settings, seed 0, one thread): the stopped output is what a user gets."""
+def plain_fit(problem: Problem, space: SearchSpace, genome: dict, iters: int, stop: bool) -> tuple[float, int]:
+    """True PSNR of `genome`'s plain fit (seed 0, every pixel): the EMV-stopped output with `stop`, else the
+    averaged output at the full budget; and the iterations it ran."""
     settings = space.fit_settings(genome)
     config = FitConfig(iters=iters, seed=0, device="cpu", ssim_every=0, **config_settings(settings))
-    stopper = StopSpec.parse("emv").hook(0, problem)
-    result = fit_variant(
-        stopper.prepare(problem), space.decode(genome), config, VariantSettings.from_settings(settings), [stopper]
-    )
-    return result.summary(problem)["psnr_stopped"]
+    hooks = [StopSpec.parse("emv").hook(0, problem)] if stop else []
+    fitted = hooks[0].prepare(problem) if stop else problem
+    result = fit_variant(fitted, space.decode(genome), config, VariantSettings.from_settings(settings), hooks)
+    summary = result.summary(problem)
+    return (summary["psnr_stopped"] if stop else psnr(result.ema, problem.clean)), result.iters_run
+
+
+def cbm3d(problem: Problem) -> float | None:
+    try:
+        from dipsearch.baselines.bm3d_method import cbm3d as run
+    except ImportError:
+        return None
+    try:
+        return psnr(run(problem), problem.clean)
+    except ImportError:
+        return None
+
+
+def cost(rows: list[dict], final_iters: int, scale: float) -> dict[str, float]:
+    """Full-fit equivalents of a search's fits (evaluations.jsonl rows), by part."""
+    screen = sum(r["iters_run"] for r in rows if r.get("rung") is None) * scale**2
+    rung = sum(r["iters_run"] for r in rows if r.get("rung") not in (None, "final"))
+    final = sum(r["iters_run"] for r in rows if r.get("rung") == "final")
+    return {
+        "screening": screen / final_iters,
+        "rungs": rung / final_iters,
+        "final": final / final_iters,
+        "fits_counted_whole": (screen + rung) / final_iters + sum(1 for r in rows if r.get("rung") == "final"),
+    }
+
+
+def mixes(run: Path, summary: dict, problem: Problem) -> dict[str, dict]:
+    """The fitted ensemble of each member set, from the final rung's outputs (final/<key>.png)."""
+    finalists = [f for f in summary["final"] if f["score"] is not None]
+    pick = next(f for f in finalists if f["index"] == summary["final_choice"])
+    restarts = [f for f in summary.get("restarts", []) if f["score"] is not None]
+    sets = {
+        "finalists": finalists,
+        "pick+restarts": [pick, *restarts],
+        "finalists+restarts": [*finalists, *restarts],
+    }
+    fitness = make_fitness("holdout")
+    out = {}
+    for name, members in sets.items():
+        images = [load_image(run / "final" / f"{f['key']}.png") for f in members]
+        values = held_out_values(fitness, problem, 0, images)
+        ensemble = make_ensemble([f["key"] for f in members], images, values, "fitted", problem.clean)
+        out[name] = {
+            "members": len(members),
+            "fitted": ensemble.psnr,
+            "equal": ensemble.alternatives["equal"]["psnr"],
+            "weights": [round(w, 3) for w in ensemble.weights],
+        }
+    return out
+
+
+VARIANTS = ("default_avg", "pick", "ensemble_equal", "ensemble_inverse-mse", "ensemble_fitted")
 
 
 def summarise(rows: list[dict]) -> dict:
-    def stats(key: str) -> dict:
-        diffs = [r[key] - r["default_psnr"] for r in rows]
+    def stats(values: list[float]) -> dict:
         return {
-            "mean": statistics.mean(diffs),
-            "worst": min(diffs),
-            "best": max(diffs),
-            "lost": sum(d < 0 for d in diffs),
-            "images": len(diffs),
+            "mean": statistics.mean(values),
+            "worst": min(values),
+            "best": max(values),
+            "below_0.1": sum(v < -0.1 for v in values),
+            "images": len(values),
         }
 
-    return {
-        "searched_minus_default": stats("searched_psnr"),
-        "screen_winner_minus_default": stats("screen_psnr"),
-        "winner_is_default": sum(r["winner_is_default"] for r in rows),
+    out = {v: stats([r[v] - r["default_stop"] for r in rows]) for v in VARIANTS}
+    for mix in rows[0]["mixes"]:
+        for weighting in ("fitted", "equal"):
+            out[f"mix_{mix}_{weighting}"] = stats([r["mixes"][mix][weighting] - r["default_stop"] for r in rows])
+    with_cbm3d = [r for r in rows if r["cbm3d"] is not None]
+    if with_cbm3d:
+        out["cbm3d_gap"] = {
+            "default_stop": statistics.mean(r["cbm3d"] - r["default_stop"] for r in with_cbm3d),
+            "ensemble_fitted": statistics.mean(r["cbm3d"] - r["ensemble_fitted"] for r in with_cbm3d),
+        }
+    out["cost_full_fits"] = {
+        "mean": statistics.mean(r["cost"]["fits_counted_whole"] for r in rows),
+        "iterations_mean": statistics.mean(
+            r["cost"]["screening"] + r["cost"]["rungs"] + r["cost"]["final"] for r in rows
+        ),
     }
+    out["pick_is_default"] = sum(r["pick_is_default"] for r in rows)
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data", nargs="?", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--images", nargs="+", default=["kodim01", "kodim02", "kodim03", "kodim12", "House"])
-    parser.add_argument("--sigmas", nargs="+", type=float, default=[25, 50, 15])
+    parser.add_argument("--images", nargs="+", default=["kodim01", "kodim02", "kodim03", "kodim12"])
+    parser.add_argument("--sigmas", nargs="+", type=float, default=[25])
     parser.add_argument("--crop", type=int, default=64)
-    parser.add_argument("--pop", type=int, default=6)
-    parser.add_argument("--gens", type=int, default=2)
+    parser.add_argument("--pop", type=int, default=4)
+    parser.add_argument("--gens", type=int, default=1)
+    parser.add_argument("--final", type=int, default=3)
+    parser.add_argument("--restarts", type=int, default=2)
     parser.add_argument("--final-iters", type=int, default=1200)
-    parser.add_argument("--iters", type=int, default=SearchSpec.iters, help="screening iterations per candidate")
+    parser.add_argument(
+        "--final-stop", default="emv", help="the final rung's detector, or none: members are averaged outputs"
+    )
+    parser.add_argument("--iters", type=int, default=300, help="screening iterations per candidate")
     parser.add_argument("--out", type=Path, default=RESULTS / "search_vs_default.jsonl")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -94,53 +178,66 @@ def main() -> None:
     space_path = work / "fidelity.toml"
     space_path.write_text(dumps_toml(raw))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    done = {r["image"] for r in read_jsonl(args.out)} if args.out.exists() else set()
-    for i, name in enumerate(args.images):
-        if name in done:
-            continue
-        sigma = args.sigmas[i % len(args.sigmas)]
-        start = time.perf_counter()
-        out = work / name
-        recipe = ProblemRecipe(clean=str(args.data / "classic9" / f"{name}.png"), crop=args.crop, sigma=sigma)
-        spec = SearchSpec(
-            space=str(space_path),
-            iters=args.iters,
-            threads=1,
-            ga=GAConfig(pop=args.pop, gens=args.gens),
-            rungs=RungPlan(final_iters=args.final_iters),
-        )
-        result = ga.run(recipe, spec, Runtime(workers=1, out=out))
-        run, summary = result.run_dir, result.summary
-        screened = [r for r in read_jsonl(run / "evaluations.jsonl") if "rung" not in r and r["fitness"] is not None]
-        screen_best = max(screened, key=lambda r: r["fitness"])
-        fitted = recipe.build()
-        searched = refit(fitted, space, result.best_genome, args.final_iters)
-        default = refit(fitted, space, space.default(), args.final_iters)
-        screen = refit(fitted, space, screen_best["genome"], args.final_iters)
-        row = {
-            "image": name,
-            "sigma": sigma,
-            "searched_psnr": searched,
-            "default_psnr": default,
-            "screen_psnr": screen,
-            "winner_is_default": summary["final_choice_is_default"],
-            "screen_winner_is_default": screen_best["genome"] == space.default(),
-            "final": [
-                {k: f[k] for k in ("default", "score", "psnr", "stopped_iter", "z_vs_default")}
-                for f in summary["final"]
-            ],
-            "evaluations": summary["evaluations"],
-            "seconds": round(time.perf_counter() - start, 1),
-        }
-        with args.out.open("a") as f:
-            f.write(json.dumps(row) + "\n")
-        print(
-            f"{name} s{sigma:g}: searched {row['searched_psnr']:.2f} dB, default {row['default_psnr']:.2f}, "
-            f"screening's best {row['screen_psnr']:.2f} (winner is default: {row['winner_is_default']}); "
-            f"{row['seconds']:.0f} s",
-            flush=True,
-        )
-    rows = read_jsonl(args.out)
+    done = {(r["image"], r["sigma"]) for r in read_jsonl(args.out)} if args.out.exists() else set()
+    for name in args.images:
+        for sigma in args.sigmas:
+            if (name, sigma) in done:
+                continue
+            start = time.perf_counter()
+            recipe = ProblemRecipe(clean=str(args.data / "classic9" / f"{name}.png"), crop=args.crop, sigma=sigma)
+            problem = recipe.build()
+            scale = default_eval_scale(problem, space)
+            spec = SearchSpec(
+                eval_scale=scale,
+                space=str(space_path),
+                iters=args.iters,
+                threads=1,
+                ga=GAConfig(pop=args.pop, gens=args.gens),
+                rungs=RungPlan(
+                    final=args.final,
+                    final_iters=args.final_iters,
+                    restarts=args.restarts,
+                    stop=None if args.final_stop == "none" else {"detector": args.final_stop},
+                ),
+            )
+            result = ga.run(recipe, spec, Runtime(workers=1, out=work / f"{name}_s{sigma:g}"))
+            run, summary = result.run_dir, result.summary
+            searched = time.perf_counter() - start
+            default_stop, _ = plain_fit(problem, space, space.default(), args.final_iters, stop=True)
+            default_avg, _ = plain_fit(problem, space, space.default(), args.final_iters, stop=False)
+            ensemble = summary["ensemble"]
+            weightings = {ensemble["method"]: ensemble["psnr"]} | {
+                k: v["psnr"] for k, v in ensemble["weightings"].items()
+            }
+            row = {
+                "image": name,
+                "sigma": sigma,
+                "default_stop": default_stop,
+                "default_avg": default_avg,
+                "pick": summary["best_psnr"],
+                "pick_is_default": summary["final_choice_is_default"],
+                **{f"ensemble_{k}": v for k, v in weightings.items()},
+                "fitted_weights": [m["weight"] for m in ensemble["members"]],
+                "mixes": mixes(run, summary, problem),
+                "cbm3d": cbm3d(problem),
+                "finalists": [
+                    {k: f[k] for k in ("default", "score", "psnr", "stopped_iter")} for f in summary["final"]
+                ],
+                "restarts": [{k: f[k] for k in ("score", "psnr", "stopped_iter")} for f in summary["restarts"]],
+                "cost": cost(read_jsonl(run / "evaluations.jsonl"), args.final_iters, scale),
+                "search_seconds": round(searched, 1),
+                "seconds": round(time.perf_counter() - start, 1),
+            }
+            with args.out.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            print(
+                f"{name} s{sigma:g}: default-stop {default_stop:.2f}, default-avg {default_avg:.2f}, pick "
+                f"{row['pick']:.2f}, ensemble equal/inverse-mse/fitted {row['ensemble_equal']:.2f}/"
+                f"{row['ensemble_inverse-mse']:.2f}/{row['ensemble_fitted']:.2f}, cbm3d {row['cbm3d'] or 0:.2f}; "
+                f"{row['cost']['fits_counted_whole']:.2f} full fits; {row['seconds']:.0f} s",
+                flush=True,
+            )
+    rows = [r for r in read_jsonl(args.out) if r["image"] in args.images and r["sigma"] in args.sigmas]
     result = {
         "settings": {**vars(args), "data": str(args.data), "out": str(args.out)},
         "rows": rows,

@@ -1,11 +1,12 @@
 """How `dipsearch restore` chooses its architecture: a registry of choosers, one entry per `--search` value.
 
-A chooser runs (or skips) a search over the space and returns the candidates it scored, best first, all
-without ground truth. The searchers run through the search API (dipsearch.search: a SearchSpec and a Runtime),
-as any library caller runs them, never through the command line. Every registered searcher
-(dipsearch.search.base.SEARCHERS) that offers settings for a restore budget (Searcher.restore_settings) is a
-chooser; another way to choose (e.g. a pre-selection that ranks networks before any fit) plugs in by adding a
-Chooser to CHOOSERS. The `--search` choices are read from this dict.
+A chooser runs (or skips) a search over the space, ending in the search's final rung (search/rungs.py: the
+finalists refitted at the full budget with stopping, the default among them, and their ensemble), and returns
+the candidates it scored, best first, and the search's run folder, all without ground truth. The searchers run
+through the search API (dipsearch.search: a SearchSpec and a Runtime), as any library caller runs them, never
+through the command line. Every registered searcher (dipsearch.search.base.SEARCHERS) that offers settings for a
+restore budget (Searcher.restore_settings) is a chooser; another way to choose (e.g. a pre-selection that ranks
+networks before any fit) plugs in by adding a Chooser to CHOOSERS. The `--search` choices are read from this dict.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class ChooseContext:
     seed: int
     console: Console
     device: str  # resolved: "cpu", "cuda", ...
+    plan: Any  # the final rung (search.rungs.RungPlan) every chooser ends in
     workers: int | None = None
 
 
@@ -66,7 +68,8 @@ class ChooseContext:
 class Choice:
     ranked: list[Ranked]  # distinct, successful candidates, best first
     default: Evaluation | None  # the space default's evaluation in the search, when it had one
-    run_dir: Path | None  # the search's run folder
+    run_dir: Path  # the search's run folder: its final rung's files (best_output.png, ensemble.png, final/)
+    summary: dict[str, Any]  # its summary.json: the finalists, the pick, the ensemble
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -87,9 +90,9 @@ def _ranked_from(run_dir: Path, space: SearchSpace, default_key: str) -> tuple[l
     return [Ranked(dict(e.genome), e) for e in usable], record.lookup(default_key)
 
 
-def _search(ctx: ChooseContext, searcher: str, settings: Any) -> tuple[Any, Any]:
-    """The restore's search as the library runs any search: its spec (no final rung: the restore refits the best
-    candidates with stopping itself) and a runtime writing under the restore folder, without a live display."""
+def _search(ctx: ChooseContext, searcher: str | None = None, settings: Any = None) -> tuple[Any, Any]:
+    """The restore's search as the library runs any search: its spec (ending in the restore's final rung) and a
+    runtime writing under the restore folder, without a live display."""
     from .search.spec import Runtime, SearchSpec
 
     spec = SearchSpec(
@@ -100,7 +103,7 @@ def _search(ctx: ChooseContext, searcher: str, settings: Any) -> tuple[Any, Any]
         seed=ctx.seed,
         device=ctx.device,
         threads=1 if ctx.device == "cpu" else None,
-        rungs=None,
+        rungs=ctx.plan,
         searcher=searcher,
         settings=settings,
     )
@@ -122,7 +125,7 @@ def searcher_chooser(name: str) -> Chooser | None:
         ranked, default = _ranked_from(done.run_dir, ctx.space, default_key)
         summary = done.result().summary
         extra = {"pruned": summary["pruned"]} if "pruned" in summary else {}
-        return Choice(ranked, default, done.run_dir, extra)
+        return Choice(ranked, default, done.run_dir, summary, extra)
 
     return Chooser(
         name,
@@ -133,7 +136,24 @@ def searcher_chooser(name: str) -> Chooser | None:
 
 
 def choose_default(ctx: ChooseContext) -> Choice:
-    return Choice([Ranked(ctx.space.default(), None)], None, None)
+    """No search: the final rung alone, over the default genome (the one finalist), in a search-like folder."""
+    from .executors import InProcessExecutor
+    from .problems.recipe import as_problem
+    from .search.prepare import prepare
+    from .search.record import SearchRecord
+    from .search.rungs import RungRunner, finish
+
+    spec, _ = _search(ctx)
+    problem, recipe = as_problem(ctx.problem)
+    setup = prepare(problem, recipe, spec)
+    setup.threads = spec.threads
+    run = RunDir.create(ctx.root, "search", "default")
+    run.write_toml("config.toml", setup.config())
+    record = SearchRecord(run, setup.space)
+    selection = RungRunner(setup.space, setup.candidate, record, InProcessExecutor(), ctx.plan).run()
+    summary = finish(record, selection, ctx.plan)
+    run.write_json("summary.json", summary)
+    return Choice([Ranked(ctx.space.default(), None)], None, run.path, summary)
 
 
 def _choosers() -> dict[str, Chooser]:

@@ -62,6 +62,9 @@ class Candidate:
     fit_options: dict[str, Any] = field(default_factory=dict)
     # Warm start: a weights.pt (dipsearch.variants.warmstart) of this candidate's architecture. None: cold start.
     init: str | None = None
+    # The seed of the held-out split when it must differ from the fit's: restarts of one network with other seeds
+    # are judged on the pixels every other member of an ensemble withheld. None: the fit's seed.
+    holdout_seed: int | None = None
 
     def __post_init__(self) -> None:
         self.stop = StopSpec.of(self.stop)
@@ -79,6 +82,7 @@ class Candidate:
             stop=self.stop,
             options=self.fit_options,
             init=self.init,
+            holdout_seed=self.holdout_seed,
         )
 
 
@@ -93,6 +97,7 @@ def candidate_key(
     stop: StopSpec | dict[str, Any] | None = None,
     options: dict[str, Any] | None = None,
     init: str | None = None,
+    holdout_seed: int | None = None,
 ) -> str:
     """Canonical hash: two genomes that decode to the same network and budget share one evaluation."""
     data = {
@@ -110,6 +115,8 @@ def candidate_key(
         data["options"] = options
     if init is not None:
         data["init"] = init
+    if holdout_seed is not None:
+        data["holdout_seed"] = holdout_seed
     text = json.dumps(data, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -245,7 +252,9 @@ def _evaluate(candidate: Candidate) -> Evaluation:
     try:
         problem = subsample(candidate.problem, candidate.scale)
         fitness = make_fitness(candidate.fitness, problem)
-        prepared = fitness.prepare(problem, candidate.seed)
+        prepared = fitness.prepare(
+            problem, candidate.seed if candidate.holdout_seed is None else candidate.holdout_seed
+        )
         settings = config_settings(candidate.fit_settings)
         iters = int(candidate.fit_settings.get("iters", candidate.iters))
         config = FitConfig(

@@ -62,6 +62,14 @@ class HeldOut:
         held = self.mask.to(err.device).expand_as(err) > 0.5
         return err[held].double().cpu()
 
+    def values(self, output: Tensor, problem: Problem) -> tuple[Tensor, Tensor]:
+        """(A(output), y) on the held-out pixels, every channel, on the CPU in float64: what an output predicts
+        there and what was observed, for fitting combinations of outputs."""
+        with torch.no_grad():
+            predicted = problem.operator(output.detach().to(problem.observed.device))
+            held = self.mask.to(predicted.device).expand_as(predicted) > 0.5
+            return predicted[held].double().cpu(), problem.observed.to(predicted.device)[held].double().cpu()
+
 
 def check_fraction(fraction: float) -> None:
     """The share of the known pixels a holdout may withhold: some, and at most half."""

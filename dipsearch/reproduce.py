@@ -76,7 +76,6 @@ class ReproduceSettings:
             ensemble=self.ensemble,
             seed=self.seed,
             device=self.device,
-            compare_default=False,
         )
 
 

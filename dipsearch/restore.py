@@ -1,18 +1,16 @@
 """`restore`: the ground-truth-free pipeline from an observation to one restored image.
 
 1. choose an architecture (a search scored by held-out pixels, or the space's default; see choosers.py);
-2. refit the winner at the full budget with online stopping (EMV by default: the best median gap of the
-   stopping benchmark), and optionally the next K-1 candidates too;
-3. with K > 1, average the K refits, weighting each by the inverse of its held-out MSE from the search
-   (10^(fitness/10)): an inverse-variance average of the candidates' estimates. The held-out error contains
-   the noise variance, the same for every candidate, so the weights stay close to equal unless a candidate
-   fitted clearly worse, which is the robust behaviour an average needs.
-A clean image, when given, is used only to score each stage afterwards.
+2. the search's final rung (search/rungs.py): the K best candidates, the space's default always among them, refitted
+   at the full budget with online stopping (EMV by default) on the same held-out pixels;
+3. the answer: with K >= 2 the final rung's ensemble, the finalists' stopped outputs averaged with weights fitted
+   on the held-out pixels (search/ensemble.py); with K = 1 the final rung's single pick.
+There is one refit path, the final rung's, for every chooser. A clean image, when given, is used only to score
+each stage afterwards.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,19 +19,19 @@ from typing import Any
 import torch
 from rich.console import Console
 
-from .arch import ArchSpec
-from .choosers import BUDGETS, Budget, Choice, ChooseContext, Ranked, get_chooser
+from .choosers import BUDGETS, Budget, Choice, ChooseContext, get_chooser
 from .errors import ArgumentError, DipsearchError, check_at_least
 from .evaluate import stop_hook
-from .fit import FitConfig, FitResult, baseline_psnr, check_size, fit, resolve_device
-from .genes import config_settings
+from .fit import FitConfig, baseline_psnr, check_size, resolve_device
+from .imageio import load_image
 from .memory import check_fit_memory
 from .metrics import psnr, ssim
 from .runs import RunDir
 from .space import SearchSpace, find_space, load_space
-from .stopping import prepare_problem
 from .stopping.spec import StopSpec
 from .tasks import Problem
+
+ENSEMBLE_DEFAULT = 3  # members of the restore's ensemble unless --ensemble says otherwise (bench/search_vs_default.py)
 
 
 @dataclass
@@ -48,11 +46,10 @@ class RestoreSettings:
     iters: int | None = None
     stop: str = "emv"
     patience: int | None = None
-    ensemble: int = 1
+    ensemble: int | None = None  # members K of the final rung and its ensemble; None: ENSEMBLE_DEFAULT or fewer
     seed: int = 0
     device: str = "auto"
     workers: int | None = None
-    compare_default: bool = True  # with a clean image: also refit the default network, for the stage table
 
     def resolved_budget(self) -> tuple[str, Budget]:
         name = self.budget
@@ -77,7 +74,14 @@ class RestoreSettings:
     def check(self) -> Budget:
         """Validate what needs no image (budget, chooser, ensemble size); returns the resolved budget."""
         _, budget = self.resolved_budget()
+        self.members(budget)
+        return budget
+
+    def members(self, budget: Budget) -> int:
+        """K: the ensemble's members, as given (checked against what the chooser can produce) or the default."""
         most = get_chooser(self.search).max_candidates(budget)
+        if self.ensemble is None:
+            return min(ENSEMBLE_DEFAULT, most)
         check_at_least("ensemble", self.ensemble, 1)
         if self.ensemble > most:
             raise ArgumentError(
@@ -87,7 +91,7 @@ class RestoreSettings:
                 most=most,
                 name=self.search,
             )
-        return budget
+        return self.ensemble
 
     def stop_spec(self) -> StopSpec | None:
         return None if self.stop == "none" else StopSpec(self.stop, patience=self.patience)
@@ -119,64 +123,6 @@ def _score(image: torch.Tensor | None, problem: Problem) -> tuple[float | None, 
     return psnr(image, clean), ssim(image, clean)
 
 
-@dataclass
-class Refit:
-    image: torch.Tensor
-    result: FitResult
-    path: Path
-
-
-def refit(
-    problem: Problem,
-    spec: ArchSpec,
-    fit_settings: dict[str, Any],
-    stop: StopSpec | None,
-    seed: int,
-    iters: int,
-    device: str,
-    root: Path,
-    tag: str,
-) -> Refit:
-    """One full-budget fit, saved as a fit run folder under root/fit/; returns the stopped (or EMA) image."""
-    settings = config_settings(fit_settings)
-    config = FitConfig(iters=iters, seed=seed, device=device, **settings)
-    hooks = [stop_hook(stop, seed, problem)] if stop else []
-    result = fit(prepare_problem(problem, hooks), spec, config, hooks)
-    image = result.extras["images"]["output_stopped"] if stop else result.ema
-    run = RunDir.create(root, "fit", tag)
-    run.write_toml(
-        "config.toml",
-        {
-            "problem": problem.meta,
-            "fit": config.to_dict(),
-            "arch": spec.to_dict(),
-            "stop": stop.to_dict() if stop else {"detector": "none"},
-        },
-    )
-    run.write_csv("trace.csv", result.trace)
-    for name, picture in problem.pictures().items():  # observed.png and the task's own (kernel)
-        run.save_image(name, picture)
-    if problem.clean is not None:
-        run.save_image("clean.png", problem.clean)
-    run.save_image("output.png", result.output)
-    run.save_image("output_ema.png", result.ema)
-    for name, extra in result.extras.get("images", {}).items():
-        run.save_image(f"{name}.png", extra)
-    run.write_json("summary.json", result.summary(problem))
-    return Refit(image, result, run.path)
-
-
-def ensemble_weights(ranked: list[Ranked]) -> list[float]:
-    """Inverse held-out MSE (fitness is a held-out PSNR), normalised; equal weights without fitnesses."""
-    raw = [
-        10 ** (r.evaluation.fitness / 10) if r.evaluation and r.evaluation.fitness is not None else None for r in ranked
-    ]
-    if any(w is None or not math.isfinite(w) for w in raw):
-        return [1 / len(ranked)] * len(ranked)
-    total = sum(raw)
-    return [w / total for w in raw]
-
-
 class Pipeline:
     def __init__(self, problem: Problem, settings: RestoreSettings, console: Console | None = None):
         self.problem, self.settings = problem, settings
@@ -186,6 +132,7 @@ class Pipeline:
         self.space: SearchSpace = load_space(find_space(self.budget.space))
         self.stop = settings.stop_spec()
         self.device = str(resolve_device(settings.device))
+        self.k = settings.members(self.budget)
         self._check()
 
     def _check(self) -> None:
@@ -198,6 +145,13 @@ class Pipeline:
             hook = stop_hook(self.stop, s.seed, self.problem)
             hook.on_start(hook.prepare(self.problem), spec, FitConfig(iters=self.budget.iters, device="cpu"))
 
+    def plan(self) -> Any:
+        """The final rung every chooser ends in: K finalists (at least the default and one more), the full budget,
+        the restore's stopping."""
+        from .search.rungs import RungPlan
+
+        return RungPlan(final=max(self.k, 2), final_iters=self.budget.iters, stop=self.stop)
+
     def config(self) -> dict[str, Any]:
         s = self.settings
         return {
@@ -207,7 +161,7 @@ class Pipeline:
                 "budget": self.budget_name,
                 **self.budget.__dict__,
                 "stop": self.stop.to_dict() if self.stop else {"detector": "none"},
-                "ensemble": s.ensemble,
+                "ensemble": self.k,
                 "seed": s.seed,
                 "device": self.device,
                 "space_file": self.space.source,
@@ -234,86 +188,51 @@ class Pipeline:
             run.save_image(name, picture)
         if problem.clean is not None:
             run.save_image("clean.png", problem.clean)
+        stop_name = self.stop.detector if self.stop else "none"
         self._say(
             f"restore: choosing the architecture ({self.chooser.description}; space {self.space.name}, "
-            f"{b.search_iters} iterations per candidate)"
+            f"{b.search_iters} iterations per candidate), then the final rung: the finalists, the default among "
+            f"them, at {b.iters} iterations, stop {stop_name}"
         )
-        ctx = ChooseContext(problem, self.space, b, run.path, s.seed, self.console, self.device, s.workers)
+        ctx = ChooseContext(problem, self.space, b, run.path, s.seed, self.console, self.device, self.plan(), s.workers)
         choice: Choice = self.chooser.choose(ctx)
         if not choice.ranked:
             raise DipsearchError(f"the search produced no usable candidate: every fit failed (see {choice.run_dir})")
-        stages = self._search_stages(choice, run.path)
-        k = min(s.ensemble, len(choice.ranked))
-        if k < s.ensemble:
-            self._say(f"note: only {k} distinct successful candidates; the ensemble averages {k}, not {s.ensemble}")
-        stop_name = self.stop.detector if self.stop else "none"
-        refits: list[Refit] = []
-        for i, ranked in enumerate(choice.ranked[:k]):
-            self._say(f"restore: refit of candidate #{i + 1} at {b.iters} iterations, stop {stop_name}")
-            done = refit(
-                problem,
-                self.space.decode(ranked.genome),
-                self.space.fit_settings(ranked.genome),
-                self.stop,
-                s.seed,
-                b.iters,
-                self.device,
-                run.path,
-                f"rank{i + 1}",
-            )
-            refits.append(done)
-            stages.append(
-                self._stage(
-                    f"refit #{i + 1}" if k > 1 else "refit",
-                    f"candidate #{i + 1}, full budget, stop {stop_name}",
-                    done,
-                    ranked,
-                    run.path,
-                )
-            )
-        weights = ensemble_weights(choice.ranked[:k])
-        image = sum(w * r.image for w, r in zip(weights, refits)) if k > 1 else refits[0].image
+        summary = choice.summary
+        ensemble = summary.get("ensemble")
+        k = min(self.k, len(ensemble["members"]) if ensemble else 1)
+        if k < self.k:
+            self._say(f"note: only {k} finalists fitted; the ensemble averages {k}, not {self.k}")
+        stages = self._search_stages(choice, run.path) + self._final_stages(choice, run.path, stop_name)
+        image = load_image(choice.run_dir / ("ensemble.png" if k > 1 else "best_output.png"))
         if k > 1:
+            weights = ", ".join(f"{m['weight']:.3f}" for m in ensemble["members"])
             p, q = _score(image, problem)
-            stages.append(
-                Stage(
-                    "ensemble",
-                    f"weighted mean of {k} refits (weights {', '.join(f'{w:.3f}' for w in weights)})",
-                    None,
-                    p,
-                    q,
-                )
-            )
-        if problem.clean is not None and s.compare_default and s.search != "none":
-            self._say("restore: refit of the default network, for comparison (scored against the clean image only)")
-            default = refit(
-                problem,
-                self.space.decode(self.space.default()),
-                self.space.fit_settings(self.space.default()),
-                self.stop,
-                s.seed,
-                b.iters,
-                self.device,
-                run.path,
-                "default",
-            )
-            stages.insert(
-                0, self._stage("default", f"space default, full budget, stop {stop_name}", default, None, run.path)
-            )
+            stages.append(Stage("ensemble", f"{ensemble['method']} weights of {k} finalists ({weights})", None, p, q))
         run.save_image("restored.png", image)
         run.write_csv("stages.csv", [st.__dict__ for st in stages])
-        summary = self._summary(choice, stages, weights, k, refits, image, time.perf_counter() - start, run.path)
-        run.write_json("summary.json", summary)
-        return RestoreResult(run, image, stages, summary)
+        out = self._summary(choice, stages, k, image, time.perf_counter() - start, run.path)
+        run.write_json("summary.json", out)
+        return RestoreResult(run, image, stages, out)
 
-    def _stage(self, name: str, description: str, done: Refit, ranked: Ranked | None, root: Path) -> Stage:
-        p, q = _score(done.image, self.problem)
-        iters = done.result.summary_extra.get("stopped_iter", done.result.iters_run)
-        fitness = ranked.evaluation.fitness if ranked and ranked.evaluation else None
-        return Stage(name, description, int(iters), p, q, fitness, str(done.path.relative_to(root)))
+    def _final_stages(self, choice: Choice, root: Path, stop_name: str) -> list[Stage]:
+        """One stage per finalist (the default first, as the reference), then the single pick."""
+        folder = str(choice.run_dir.relative_to(root))
+        rows = sorted(choice.summary["final"], key=lambda f: not f["default"])
+        stages = []
+        for i, f in enumerate(rows):
+            name = "default" if f["default"] else f"finalist #{i}"
+            what = f"{'space default' if f['default'] else 'candidate'}, full budget, stop {stop_name}"
+            stages.append(Stage(name, what, f["stopped_iter"] or f["iters_run"], f["psnr"], None, f["score"], folder))
+        (pick,) = [f for f in choice.summary["final"] if f["index"] == choice.summary["final_choice"]]
+        q = _score(load_image(choice.run_dir / "best_output.png"), self.problem)[1]
+        what = "the final rung's single choice" + (" (the default)" if pick["default"] else "")
+        stages.append(Stage("pick", what, pick["stopped_iter"] or pick["iters_run"], pick["psnr"], q, pick["score"]))
+        return stages
 
     def _search_stages(self, choice: Choice, root: Path) -> list[Stage]:
-        if choice.run_dir is None:
+        best = choice.ranked[0].evaluation
+        if best is None:  # no search ran
             return []
         folder = str(choice.run_dir.relative_to(root))
         stages = []
@@ -330,20 +249,13 @@ class Pipeline:
                     folder,
                 )
             )
-        best = choice.ranked[0].evaluation
-        image_file = choice.run_dir / "best_output.png"
-        q = None
-        if self.problem.clean is not None and image_file.is_file():
-            from .imageio import load_image
-
-            q = ssim(load_image(image_file), self.problem.clean.cpu())  # of the saved 8-bit image
         stages.append(
             Stage(
                 "search winner",
                 "best candidate at the search budget",
                 best.iters_run,
                 best.psnr,
-                q,
+                None,
                 best.fitness,
                 folder,
             )
@@ -351,29 +263,25 @@ class Pipeline:
         return stages
 
     def _summary(
-        self,
-        choice: Choice,
-        stages: list[Stage],
-        weights: list[float],
-        k: int,
-        refits: list[Refit],
-        image: torch.Tensor,
-        seconds: float,
-        root: Path,
+        self, choice: Choice, stages: list[Stage], k: int, image: torch.Tensor, seconds: float, root: Path
     ) -> dict[str, Any]:
         p, q = _score(image, self.problem)
+        summary, ensemble = choice.summary, choice.summary.get("ensemble")
+        pick = next(f for f in summary["final"] if f["index"] == summary["final_choice"])
         out: dict[str, Any] = {
             "search": self.settings.search,
             "budget": self.budget_name,
             "space": self.space.name,
             "candidates": len(choice.ranked),
             "ensemble": k,
-            "weights": [round(w, 4) for w in weights],
+            "weighting": ensemble["method"] if ensemble and k > 1 else None,
+            "weights": [m["weight"] for m in ensemble["members"]] if ensemble and k > 1 else [1.0],
             "stop": self.stop.detector if self.stop else "none",
-            "stopped_iters": [r.result.summary_extra.get("stopped_iter") for r in refits],
-            "winner_genome": choice.ranked[0].genome,
-            "winner_fitness": choice.ranked[0].evaluation.fitness if choice.ranked[0].evaluation else None,
-            "search_run": str(choice.run_dir.relative_to(root)) if choice.run_dir else None,
+            "stopped_iters": [f["stopped_iter"] for f in summary["final"]],
+            "winner_genome": pick["genome"],
+            "winner_fitness": pick["score"],
+            "winner_is_default": pick["default"],
+            "search_run": str(choice.run_dir.relative_to(root)),
             "seconds": round(seconds, 2),
         }
         if p is not None:

@@ -5,10 +5,9 @@ import json
 
 import pytest
 
-from dipsearch.choosers import CHOOSERS, Ranked
+from dipsearch.choosers import CHOOSERS
 from dipsearch.cli import main
-from dipsearch.evaluate import Evaluation
-from dipsearch.restore import ensemble_weights
+from dipsearch.runs import read_jsonl
 
 TINY = [
     "--space",
@@ -42,12 +41,17 @@ def test_restore_ga_with_ensemble_scores_every_stage(image_file, tmp_path, capsy
     run = _run_folder(tmp_path)
     assert (run / "restored.png").is_file()
     stages = [row["stage"] for row in csv.DictReader((run / "stages.csv").open())]
-    assert stages == ["default", "default (search)", "search winner", "refit #1", "refit #2", "ensemble"]
+    assert stages == ["default (search)", "search winner", "default", "finalist #1", "pick", "ensemble"]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["ensemble"] == 2 and abs(sum(summary["weights"]) - 1) < 1e-3
+    assert summary["weighting"] == "fitted"
     assert summary["psnr_restored"] == pytest.approx(summary["stages"]["ensemble"])
     assert summary["psnr_restored"] > summary["psnr_observed"]
-    assert len(list((run / "search").iterdir())) == 1 and len(list((run / "fit").iterdir())) == 3
+    # one refit path: the search's final rung (the default among its finalists), no refit folders of its own
+    (search,) = (run / "search").iterdir()
+    assert not (run / "fit").exists() and (search / "ensemble.png").is_file()
+    search_summary = json.loads((search / "summary.json").read_text())
+    assert [m["weight"] for m in search_summary["ensemble"]["members"]] == summary["weights"]
     assert "search winner" in out and "restored image:" in out
 
 
@@ -57,12 +61,11 @@ def test_restore_without_search_or_clean(image_file, tmp_path):
     argv.remove("--no-report")
     assert main(argv) == 0
     run = _run_folder(tmp_path)
-    assert (run / "report.html").is_file() and (
-        run / "fit" / next((run / "fit").iterdir()).name / "report.html"
-    ).is_file()
-    assert not (run / "search").exists() and len(list((run / "fit").iterdir())) == 1
+    (final,) = (run / "search").iterdir()  # the final rung alone, over the default
+    assert (run / "report.html").is_file() and (final / "report.html").is_file()
+    assert [r["rung"] for r in read_jsonl(final / "evaluations.jsonl")] == ["final"]
     summary = json.loads((run / "summary.json").read_text())
-    assert "psnr_restored" not in summary and summary["candidates"] == 1
+    assert "psnr_restored" not in summary and summary["candidates"] == 1 and summary["ensemble"] == 1
 
 
 def test_restore_bayes(image_file, tmp_path):
@@ -101,14 +104,3 @@ def test_restore_bad_input(extra, message, image_file, tmp_path, capsys):
 
 def test_choosers_are_data():
     assert list(CHOOSERS) == ["ga", "bayes", "none"]
-
-
-def _ranked(fitness):
-    e = Evaluation(index=0, key="k", genome={}, fitness=fitness, psnr=None, params=None, iters_run=1, seconds=0)
-    return Ranked({}, e)
-
-
-def test_ensemble_weights_are_inverse_holdout_mse():
-    w = ensemble_weights([_ranked(20.0), _ranked(10.0)])  # MSE 0.01 and 0.1
-    assert w == pytest.approx([10 / 11, 1 / 11])
-    assert ensemble_weights([Ranked({}, None), Ranked({}, None)]) == [0.5, 0.5]

@@ -1,4 +1,4 @@
-"""`dipsearch restore`: search (or not), refit with online stopping, optionally ensemble; no ground truth used."""
+"""`dipsearch restore`: search (or not), the final rung with online stopping, its ensemble; no ground truth used."""
 
 from __future__ import annotations
 
@@ -16,11 +16,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     parser = sub.add_parser(
         "restore",
-        help="the whole ground-truth-free pipeline: search, refit with stopping, ensemble",
-        description="Restore one image without ground truth: choose an architecture (search scored on held-out "
-        "pixels, or the default), refit it at the full budget with online stopping, optionally average "
-        "the refits of the K best candidates. Writes runs/restore/<stamp>_<image>/restored.png. With "
-        "--clean, every stage is scored against it afterwards.",
+        help="the whole ground-truth-free pipeline: search, final rung with stopping, ensemble",
+        description="Restore one image without ground truth: choose architectures (search scored on held-out "
+        "pixels, or the default), refit the K best, the default among them, at the full budget with online "
+        "stopping, and average their outputs with weights fitted on held-out pixels. Writes "
+        "runs/restore/<stamp>_<image>/restored.png. With --clean, every stage is scored against it afterwards.",
     )
     add_problem_args(parser)
     g = parser.add_argument_group("restore")
@@ -44,7 +44,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(fixed budget, averaged output); default emv",
     )
     g.add_argument("--patience", type=int, metavar="P", help="stopping patience (default: the detector's)")
-    g.add_argument("--ensemble", type=int, default=1, metavar="K", help="average the refits of the K best candidates")
+    g.add_argument(
+        "--ensemble",
+        type=int,
+        metavar="K",
+        help="members of the final rung (the K best candidates, the default among them) whose stopped outputs are "
+        "averaged into the answer, with weights fitted on held-out pixels; 1: the final rung's single pick "
+        "(default: 3, or as many as the search can produce)",
+    )
     g.add_argument("--workers", type=int, metavar="N", help="parallel search fits (default 1, in-process)")
     g.add_argument("--threads", type=int, metavar="N", help="torch threads for the refits (default: torch's)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")

@@ -41,6 +41,19 @@ def add_rung_args(group: argparse._ArgumentGroup) -> None:
         help="with the holdout fitness, a finalist replaces the default only when it is better on the "
         "held-out pixels by Z standard errors of the paired difference (default 1.64)",
     )
+    group.add_argument(
+        "--ensemble-weights",
+        metavar="NAME",
+        help="how ensemble.png weighs the finalists' stopped outputs: equal, inverse-mse (1 / held-out MSE) or "
+        "fitted (non-negative least squares on the held-out pixels, cross-validated); default fitted with the "
+        "holdout fitness, else equal",
+    )
+    group.add_argument(
+        "--ensemble-restarts",
+        type=int,
+        metavar="R",
+        help="extra ensemble members: refits of the chosen finalist with the next R seeds (default 0)",
+    )
 
 
 def plan_from_args(args: argparse.Namespace) -> RungPlan | None:
@@ -61,6 +74,8 @@ def plan_from_args(args: argparse.Namespace) -> RungPlan | None:
         "final_iters": getattr(args, "final_iters", None),
         "eta": getattr(args, "eta", None),
         "margin": getattr(args, "final_margin", None),
+        "weights": getattr(args, "ensemble_weights", None),
+        "restarts": getattr(args, "ensemble_restarts", None),
     }
     plan = RungPlan(
         final=final,
@@ -73,24 +88,34 @@ def plan_from_args(args: argparse.Namespace) -> RungPlan | None:
 
 
 def final_table(space, selection):
-    """The finalists, best first, the chosen one marked."""
+    """The finalists, best first, the chosen one marked, each with its ensemble weight; the ensemble's scores
+    in the caption."""
     from rich.table import Table
 
     from ..search.display import _db, describe
 
-    table = Table(title="final rung: full budget with stopping (the answer is marked *)", header_style="bold")
-    for name in ("", "fitness dB", "true PSNR", "stopped", "screen dB", "architecture"):
+    table = Table(title="final rung: full budget with stopping (the single pick is marked *)", header_style="bold")
+    for name in ("", "fitness dB", "true PSNR", "stopped", "screen dB", "weight", "architecture"):
         table.add_column(name)
+    ensemble = selection.ensemble
+    weights = dict(zip(ensemble.keys, ensemble.weights)) if ensemble else {}
     ranked = sorted(selection.finalists, key=lambda f: -f.evaluation.search_value)
-    for f in ranked:
+    for f in [*ranked, *selection.restarts]:
         e = f.evaluation
         mark = ("*" if f is selection.choice else "") + (" default" if f.default else "")
+        mark += f" restart {f.restart}" if f.restart else ""
+        weight = weights.get(e.key)
         table.add_row(
             mark.strip(),
             _db(e.fitness),
             _db(e.psnr),
             str(e.stopped_iter or "-"),
             _db(f.screen_fitness),
+            "-" if weight is None else f"{weight:.3f}",
             describe(space, f.genome),
+        )
+    if ensemble is not None:
+        table.caption = f"ensemble.png: {ensemble.method} weights, held-out PSNR {_db(ensemble.heldout_psnr)} dB" + (
+            f", true PSNR {_db(ensemble.psnr)}" if ensemble.psnr is not None else ""
         )
     return table

@@ -77,7 +77,9 @@ def add_search_args(parser: argparse.ArgumentParser, iters_default: int = 400) -
         help="no live display, one line per generation, trial or rung instead (the default when not a terminal)",
     )
     add_rung_args(parser.add_argument_group("multi-fidelity selection"))
-    name_arguments(parser, budgets="--rungs", margin="--final-margin")  # RungPlan's names
+    name_arguments(
+        parser, budgets="--rungs", margin="--final-margin", weights="--ensemble-weights", restarts="--ensemble-restarts"
+    )  # RungPlan's names
     add_seeding_args(parser)
     add_stop_args(parser)  # --stop DETECTOR: every candidate's fit stops online; its chosen output is scored
     # argparse has no public way to reword a borrowed flag's help; here it means something else than in `fit`

@@ -119,6 +119,7 @@ def prepare(problem: Problem, recipe: ProblemRecipe, spec: SearchSpec, remote: b
         spec.stop.hook(spec.seed, problem)  # a detector that cannot work here fails now
     if spec.rungs is not None:
         check_final_stop(spec.rungs, problem, spec.seed)
+        spec.rungs.check_weights(make_fitness(spec.fitness, problem))
     space, note = fit_space_to_image(space, problem, spec.eval_scale)
     if not space.genes:
         raise DipsearchError(f"{note}; that leaves a single network and nothing to search: use a larger image")
@@ -147,6 +148,8 @@ def default_eval_scale(problem: Problem, space: SearchSpace) -> float:
 
 
 def check_final_stop(plan: RungPlan, problem: Problem, seed: int) -> None:
+    if plan.stop is None:  # no stopping: nothing to fit inside the budget
+        return
     hook = plan.stop.hook(seed, problem)  # unknown detector, SURE without Gaussian noise
     # every detector of the hook: the recommended (auto) stopping also runs EMV for its image
     need, name = max((max(getattr(d, "warmup", 0) + 1, d.window), d.name) for d in hook.detectors)

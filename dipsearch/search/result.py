@@ -12,7 +12,7 @@ from ..runs import RunDir
 from ..tomlio import load_toml
 from .record import EVALUATIONS
 
-BEST_ARCH, BEST_IMAGE = "best_arch.toml", "best_output.png"
+BEST_ARCH, BEST_IMAGE, ENSEMBLE_IMAGE = "best_arch.toml", "best_output.png", "ensemble.png"
 
 
 @dataclass
@@ -23,6 +23,8 @@ class SearchResult:
     decodes from; with a final rung they are the final rung's choice, and best_fitness / best_psnr its scores.
     image is the winner's output (1xCxHxW in [0, 1]), read from best_output.png on first use.
     final lists the final rung's finalists (summary.json rows, the chosen one's index in summary["final_choice"]).
+    ensemble describes the final rung's ensemble (method, members with their weights, scores; None without a final
+    rung) and ensemble_image is its output, read from ensemble.png on first use.
     """
 
     run_dir: Path
@@ -34,18 +36,29 @@ class SearchResult:
     summary: dict[str, Any]
     evaluations: list[Evaluation] = field(repr=False)
     final: list[dict[str, Any]] = field(default_factory=list, repr=False)
-    _image: Any = field(default=None, repr=False)
+    _images: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def image(self):  # noqa: ANN201 - a torch.Tensor; torch is imported with the run folder's files
-        if self._image is None:
-            path = self.run_dir / BEST_IMAGE
+        return self._read(BEST_IMAGE, "the search has no winner's image")
+
+    @property
+    def ensemble(self) -> dict[str, Any] | None:
+        return self.summary.get("ensemble")
+
+    @property
+    def ensemble_image(self):  # noqa: ANN201 - a torch.Tensor, like image
+        return self._read(ENSEMBLE_IMAGE, "the search has no ensemble (it ran without a final rung)")
+
+    def _read(self, name: str, missing: str):  # noqa: ANN202
+        if name not in self._images:
+            path = self.run_dir / name
             if not path.is_file():
-                raise DipsearchError(f"{self.run_dir} has no {BEST_IMAGE}: the search has no winner's image")
+                raise DipsearchError(f"{self.run_dir} has no {name}: {missing}")
             from ..imageio import load_image
 
-            self._image = load_image(path)
-        return self._image
+            self._images[name] = load_image(path)
+        return self._images[name]
 
     @property
     def best_arch_file(self) -> Path:

@@ -13,6 +13,11 @@ not made there. Successive halving takes over:
       pixels, the paired difference of squared errors must favour it by `margin` standard errors. A held-out
       set of a small image is a few hundred noisy values, and the default is a strong network: a finalist
       that is better by chance would otherwise replace it as often as not.
+  ensemble: the search's other answer is a weighted average of the finalists' stopped outputs (search/ensemble.py),
+      the default always a member, optionally with `restarts` refits of the chosen network with other seeds.
+      Every member withholds the same pixels (the finalists share the search's seed; a restart keeps that seed
+      for its split), so the weights are judged on values none of them was fitted on. It is written as
+      ensemble.png, its members, weights and scores in summary.json.
 Every rung fit is logged in evaluations.jsonl with its rung and budget (the key includes budget and
 stopping), so a killed search resumes inside a rung without refitting finished candidates.
 """
@@ -31,7 +36,9 @@ from ..evaluate import Candidate, Evaluation, evaluate
 from ..executors import InProcessExecutor
 from ..space import Genome, SearchSpace
 from ..stopping.spec import StopSpec
+from .ensemble import Ensemble, check_weighting, ensemble_weights, held_out_values, make_ensemble
 from .record import SearchRecord
+from .result import ENSEMBLE_IMAGE
 
 FINAL = "final"
 
@@ -40,10 +47,16 @@ FINAL = "final"
 class RungPlan:
     final: int = 3  # candidates in the final rung (K), the default genome included
     final_iters: int = 2400  # the full budget: `dipsearch fit`'s default
-    stop: StopSpec = field(default_factory=lambda: StopSpec("emv"))  # stopping in the final rung (dict form accepted)
+    # stopping in the final rung (its dict form accepted); None: none, the averaged output at the full budget is
+    # scored
+    stop: StopSpec | None = field(default_factory=lambda: StopSpec("emv"))
     budgets: tuple[int, ...] = ()  # promotion rungs between the screening and the final rung
     eta: int = 3  # each earlier rung holds eta times as many candidates as the next
     margin: float = 1.64  # z a finalist needs over the default on the held-out pixels (one-sided 5 %)
+    # How the ensemble weighs its members (ensemble.WEIGHTINGS); None: fitted where the fitness holds pixels out,
+    # else equal.
+    weights: str | None = None
+    restarts: int = 0  # extra ensemble members: refits of the chosen finalist with the next seeds
 
     def __post_init__(self) -> None:
         self.stop = StopSpec.of(self.stop)
@@ -61,6 +74,7 @@ class RungPlan:
             ),
             (self.eta >= 2, ("{eta} must be >= 2, got {value}", self.eta)),
             (self.margin >= 0, ("{margin} must be >= 0, got {value}", self.margin)),
+            (self.restarts >= 0, ("{restarts} must be >= 0, got {value}", self.restarts)),
             (all(b >= 1 for b in budgets), ("{budgets} budgets must be >= 1, got {value}", budgets)),
             (budgets == sorted(set(budgets)), ("{budgets} budgets must increase, got {value}", budgets)),
             (
@@ -71,6 +85,15 @@ class RungPlan:
         for ok, (template, value) in problems:
             if not ok:
                 raise ArgumentError(template, value=value, budgets_given=budgets)
+        if self.weights is not None:
+            check_weighting(self.weights)
+
+    def check_weights(self, fitness: Any) -> None:
+        """Weights other than equal are judged on held-out pixels: the search's fitness must withhold some."""
+        from ..fitness import HoldoutFitness
+
+        if self.weights not in (None, "equal") and not isinstance(fitness, HoldoutFitness):
+            ensemble_weights(self.weights, None, 1)  # raises the one message for weights without held-out pixels
 
     def sizes(self) -> list[int]:
         """Candidates per rung after the screening: promotion rungs, then the final one."""
@@ -81,10 +104,12 @@ class RungPlan:
         return {
             "final": self.final,
             "final_iters": self.final_iters,
-            "stop": self.stop.to_dict(),
+            "stop": self.stop.to_dict() if self.stop is not None else {"detector": "none"},
             "budgets": list(self.budgets),
             "eta": self.eta,
             "margin": self.margin,
+            "weights": self.weights,
+            "restarts": self.restarts,
         }
 
     @classmethod
@@ -92,10 +117,12 @@ class RungPlan:
         return cls(
             final=int(data["final"]),
             final_iters=int(data["final_iters"]),
-            stop=StopSpec.from_dict(data["stop"]),
+            stop=StopSpec.of(data["stop"]),
             budgets=tuple(int(b) for b in data.get("budgets", ())),
             eta=int(data.get("eta", 3)),
             margin=float(data.get("margin", cls.margin)),
+            weights=data.get("weights"),
+            restarts=int(data.get("restarts", 0)),
         )
 
 
@@ -106,6 +133,7 @@ class Finalist:
     default: bool
     screen_fitness: float | None
     z: float | None = None  # paired held-out advantage over the default in standard errors (> 0: better)
+    restart: int | None = None  # the seed offset of a restart of the chosen finalist (None: a finalist)
 
     def row(self) -> dict[str, Any]:
         e = self.evaluation
@@ -120,6 +148,7 @@ class Finalist:
             "params": e.params,
             "screen_fitness": self.screen_fitness,
             "z_vs_default": self.z,
+            "restart": self.restart,
             "error": e.error,
             "genome": self.genome,
         }
@@ -130,10 +159,37 @@ class Selection:
     choice: Finalist
     finalists: list[Finalist]
     rungs: list[dict[str, Any]]  # one row per rung: budget, candidates, fits, cached
+    ensemble: Ensemble | None = None
+    restarts: list[Finalist] = field(default_factory=list)
+
+    def members(self) -> list[Finalist]:
+        """The ensemble's members (successful finalists and restarts), in the order of its weights."""
+        if self.ensemble is None:
+            return []
+        by_key = {f.evaluation.key: f for f in (*self.finalists, *self.restarts)}
+        return [by_key[key] for key in self.ensemble.keys]
+
+    def ensemble_summary(self) -> dict[str, Any] | None:
+        if self.ensemble is None:
+            return None
+        members = [
+            {
+                "index": f.evaluation.index,
+                "key": f.evaluation.key,
+                "default": f.default,
+                "restart": f.restart,
+                "weight": round(w, 6),
+                "score": f.evaluation.fitness,
+                "psnr": f.evaluation.psnr,
+            }
+            for f, w in zip(self.members(), self.ensemble.weights)
+        ]
+        return {**self.ensemble.to_dict(), "members": members}
 
     def summary(self) -> dict[str, Any]:
         """The summary.json fields of a multi-fidelity search."""
         default = next((f for f in self.finalists if f.default), None)
+        ensemble = self.ensemble_summary()
         return {
             "selection": "final rung",
             "rungs": self.rungs,
@@ -142,6 +198,10 @@ class Selection:
             "final_choice_is_default": self.choice.default,
             "final_default_score": default.evaluation.fitness if default else None,
             "final_default_psnr": default.evaluation.psnr if default else None,
+            "restarts": [f.row() for f in self.restarts],
+            "ensemble": ensemble,
+            "ensemble_psnr": ensemble["psnr"] if ensemble else None,
+            "ensemble_heldout_psnr": ensemble["heldout_psnr"] if ensemble else None,
         }
 
 
@@ -219,7 +279,7 @@ class RungRunner:
                 "rung": FINAL,
                 "budget": self.plan.final_iters,
                 "candidates": len(jobs),
-                "stop": self.plan.stop.detector,
+                "stop": self.plan.stop.detector if self.plan.stop is not None else "none",
                 "margin": self.plan.margin,
                 **counts,
             }
@@ -230,7 +290,40 @@ class RungRunner:
         if choice.evaluation.fitness is None:
             errors = "; ".join(sorted({f.evaluation.error or "failed" for f in out}))
             raise DipsearchError(f"every fit of the final rung failed ({errors})")
-        return Selection(choice, out, rows)
+        restarts = self._restarts(choice, jobs[0][1].seed)
+        if restarts:
+            rows[-1]["restarts"] = len(restarts)
+        ensemble = self._ensemble([*out, *restarts], jobs[0][1])
+        return Selection(choice, out, rows, ensemble, restarts)
+
+    def _restarts(self, choice: Finalist, seed: int) -> list[Finalist]:
+        """Refits of the chosen finalist with the next seeds, withholding the pixels the finalists withheld."""
+        if self.plan.restarts == 0:
+            return []
+        jobs = []
+        for offset in range(1, self.plan.restarts + 1):
+            job = self.candidate(choice.genome, self.plan.final_iters, self.plan.stop, -1, scale=1.0)
+            jobs.append((choice.genome, replace(job, seed=seed + offset, holdout_seed=seed)))
+        results, _ = self._run_rung(FINAL, jobs)
+        return [Finalist(choice.genome, e, choice.default, None, restart=offset) for offset, e in enumerate(results, 1)]
+
+    def _ensemble(self, candidates: list[Finalist], job: Candidate) -> Ensemble | None:
+        """The weighted average of the members' stopped outputs (as kept in final/), by the plan's weighting;
+        the other weightings' scores beside it, for comparison."""
+        from ..fitness import make_fitness
+
+        members = [
+            (f, image)
+            for f in candidates
+            if f.evaluation.fitness is not None and (image := self.record.final_image(f.evaluation.key)) is not None
+        ]
+        if not members:
+            return None
+        keys = [f.evaluation.key for f, _ in members]
+        images = [image for _, image in members]
+        # the split of the search's seed: every member withheld these pixels (restarts through holdout_seed)
+        values = held_out_values(make_fitness(job.fitness), job.problem, job.seed, images)
+        return make_ensemble(keys, images, values, self.plan.weights, job.problem.clean)
 
     def _choose(self, finalists: list[Finalist]) -> Finalist:
         """The best finalist by the final score among the default and those that beat it by the margin (when
@@ -341,14 +434,21 @@ def _result(future: Future, job: Candidate) -> Evaluation:
 
 
 def finish(record: SearchRecord, selection: Selection, plan: RungPlan) -> dict[str, Any]:
-    """Write the final choice as the run's best (best_arch.toml with the full budget, best_output.png) and
-    return the summary fields; `best_*` then describe the final choice, `screen_best_*` the screening's best."""
+    """Write the final choice as the run's best (best_arch.toml with the full budget, best_output.png) and the
+    ensemble (ensemble.png), and return the summary fields; `best_*` then describe the final choice,
+    `screen_best_*` the screening's best, `ensemble*` the ensemble."""
     screen = record.best
+    if selection.ensemble is not None:
+        record.run.save_image(ENSEMBLE_IMAGE, selection.ensemble.image)
     choice = selection.choice.evaluation
     record.write_best(
         choice,
         fit={"iters": plan.final_iters},
-        extra={"rung": FINAL, "stop": plan.stop.to_dict(), "stopped_iter": choice.stopped_iter},
+        extra={
+            "rung": FINAL,
+            "stop": plan.stop.to_dict() if plan.stop is not None else {"detector": "none"},
+            "stopped_iter": choice.stopped_iter,
+        },
     )
     return {
         **selection.summary(),
