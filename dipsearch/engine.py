@@ -198,10 +198,10 @@ def mse_to_psnr(mse: float) -> float:
 
 
 class Trace:
-    """Trace rows whose Lazy values are fetched in one transfer every `every` rows."""
+    """Trace rows whose Lazy values are fetched in one transfer every `every` rows; `on_flush` then sees them."""
 
-    def __init__(self, every: int, dtype: torch.dtype):
-        self.every, self.dtype = every, dtype
+    def __init__(self, every: int, dtype: torch.dtype, on_flush: Callable[[list[dict[str, Any]]], None] | None = None):
+        self.every, self.dtype, self.on_flush = every, dtype, on_flush
         self.rows: list[dict[str, Any]] = []
         self.pending = 0
 
@@ -221,6 +221,8 @@ class Trace:
         # A step whose loss was not finite took no valid update (the guard undid it): it leaves no row.
         self.rows[start:] = [row for row in self.rows[start:] if math.isfinite(row["loss"])]
         self.pending = 0
+        if self.on_flush is not None and len(self.rows) > start:
+            self.on_flush(self.rows[start:])
 
 
 class Engine:
@@ -255,7 +257,7 @@ class Engine:
         on_cpu = device.type == "cpu"
         check_each_step = config.finite_check == "step" or (config.finite_check == "auto" and on_cpu)
         metric_dtype = accumulator(device)
-        trace = Trace(config.trace_every, metric_dtype)
+        trace = Trace(config.trace_every, metric_dtype, lambda rows: [hook.on_flush(rows) for hook in hooks])
         clean_m = clean.to(metric_dtype) if clean is not None else None
         ema = out = None
         guard = _Guard(config)

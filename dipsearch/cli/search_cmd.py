@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import DipsearchError
 from .fit_cmd import add_fast_flags
+from .log_args import add_log_flag, wants_tensorboard
 from .names import FITNESSES, name_arguments
 from .problem_args import add_problem_args, recipe_from_args
 from .rung_args import add_rung_args, plan_from_args
@@ -66,6 +67,7 @@ def add_search_args(parser: argparse.ArgumentParser, iters_default: int = 400) -
         help="warm start: candidates of the same architecture as these weights start from them",
     )
     group.add_argument("--no-progress", action="store_true", help="no live display (for logs)")
+    add_log_flag(group)
     add_rung_args(parser.add_argument_group("multi-fidelity selection"))
     name_arguments(parser, budgets="--rungs", margin="--final-margin")  # RungPlan's names
 
@@ -117,6 +119,7 @@ def runtime_from_args(args: argparse.Namespace, console: Console) -> Runtime:
         out=args.out,
         progress=not args.no_progress,
         console=console,
+        tensorboard=wants_tensorboard(args),
     )
 
 
@@ -141,7 +144,7 @@ def remember_resume_defaults(parser: argparse.ArgumentParser, free: set[str]) ->
         resume_fixed={
             a.dest: (a.option_strings[0] if a.option_strings else a.dest.upper(), a.default)
             for a in parser._actions
-            if a.dest not in free | {"help", "func", "resume"}
+            if a.dest not in free | {"help", "func", "resume", "log"}  # logs may differ from start to resume
         }
     )
 

@@ -182,6 +182,7 @@ def _drive(setup: SearchSetup, settings: BayesSettings, runtime: Runtime, **wher
             console=console,
             progress=runtime.progress,
             on_evaluation=runtime.on_evaluation,
+            tensorboard=runtime.tensorboard,
             **where,
         )
     finally:
