@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from torch import Tensor
 
-from .errors import ArgumentError
+from .errors import ArgumentError, DipsearchError
 from .fit import FitConfig, FitHook, FitResult, StepState
 
 if TYPE_CHECKING:
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 FOLDER = "tensorboard"  # a run folder's TensorBoard logs: `tensorboard --logdir <run folder>/tensorboard`
 IMAGE_EVERY = 100
+MISSING = "TensorBoard logs (--log tensorboard) need the tensorboard extra: pip install 'dipsearch[tensorboard]'"
 METRICS = ("fitness", "psnr", "params", "iters_run", "seconds", "stopped_iter")
 
 
@@ -40,9 +41,7 @@ def require() -> None:
     try:
         from torch.utils.tensorboard import SummaryWriter  # noqa: F401 - imports the tensorboard package
     except ImportError:
-        raise ArgumentError(
-            "{log:tensorboard} needs the tensorboard extra: pip install 'dipsearch[tensorboard]'"
-        ) from None
+        raise DipsearchError(MISSING) from None
 
 
 def writer(logdir: str | Path) -> SummaryWriter:
