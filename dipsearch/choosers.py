@@ -58,6 +58,7 @@ class ChooseContext:
     console: Console
     device: str  # resolved: "cpu", "cuda", ...
     workers: int | None = None
+    tensorboard: bool = False  # the search's candidates log to TensorBoard (Runtime.tensorboard)
 
 
 @dataclass
@@ -101,7 +102,10 @@ def _search(ctx: ChooseContext, **searcher: Any) -> tuple[Any, Any]:
         rungs=None,
         **searcher,
     )
-    return spec, Runtime(workers=ctx.workers, out=ctx.root, console=ctx.console, progress=False)
+    runtime = Runtime(
+        workers=ctx.workers, out=ctx.root, console=ctx.console, progress=False, tensorboard=ctx.tensorboard
+    )
+    return spec, runtime
 
 
 def choose_ga(ctx: ChooseContext) -> Choice:

@@ -51,6 +51,7 @@ class RestoreSettings:
     device: str = "auto"
     workers: int | None = None
     compare_default: bool = True  # with a clean image: also refit the default network, for the stage table
+    tensorboard: bool = False  # every fit (search candidates, refits) logs to TensorBoard (dipsearch.tensorboard)
 
     def resolved_budget(self) -> tuple[str, Budget]:
         name = self.budget
@@ -75,6 +76,10 @@ class RestoreSettings:
     def check(self) -> Budget:
         """Validate what needs no image (budget, chooser, ensemble size); returns the resolved budget."""
         _, budget = self.resolved_budget()
+        if self.tensorboard:
+            from .tensorboard import require
+
+            require()
         most = get_chooser(self.search).max_candidates(budget)
         check_at_least("ensemble", self.ensemble, 1)
         if self.ensemble > most:
@@ -136,14 +141,20 @@ def refit(
     device: str,
     root: Path,
     tag: str,
+    tensorboard: bool = False,
 ) -> Refit:
-    """One full-budget fit, saved as a fit run folder under root/fit/; returns the stopped (or EMA) image."""
+    """One full-budget fit, saved as a fit run folder under root/fit/; returns the stopped (or EMA) image.
+    tensorboard: the fit's log goes to the folder's tensorboard/ (dipsearch.tensorboard)."""
     settings = config_settings(fit_settings)
     config = FitConfig(iters=iters, seed=seed, device=device, **settings)
     hooks = [stop_hook(stop, seed, problem)] if stop else []
+    run = RunDir.create(root, "fit", tag)
+    if tensorboard:
+        from .tensorboard import FOLDER, TensorBoardHook
+
+        hooks.append(TensorBoardHook(run.path / FOLDER))  # last: it reads the step the stopping rule chose
     result = fit(prepare_problem(problem, hooks), spec, config, hooks)
     image = result.extras["images"]["output_stopped"] if stop else result.ema
-    run = RunDir.create(root, "fit", tag)
     run.write_toml(
         "config.toml",
         {
@@ -235,7 +246,9 @@ class Pipeline:
             f"restore: choosing the architecture ({self.chooser.description}; space {self.space.name}, "
             f"{b.search_iters} iterations per candidate)"
         )
-        ctx = ChooseContext(problem, self.space, b, run.path, s.seed, self.console, self.device, s.workers)
+        ctx = ChooseContext(
+            problem, self.space, b, run.path, s.seed, self.console, self.device, s.workers, s.tensorboard
+        )
         choice: Choice = self.chooser.choose(ctx)
         if not choice.ranked:
             raise DipsearchError(f"the search produced no usable candidate: every fit failed (see {choice.run_dir})")
@@ -257,6 +270,7 @@ class Pipeline:
                 self.device,
                 run.path,
                 f"rank{i + 1}",
+                s.tensorboard,
             )
             refits.append(done)
             stages.append(
@@ -293,6 +307,7 @@ class Pipeline:
                 self.device,
                 run.path,
                 "default",
+                s.tensorboard,
             )
             stages.insert(
                 0, self._stage("default", f"space default, full budget, stop {stop_name}", default, None, run.path)

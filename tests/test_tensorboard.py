@@ -14,6 +14,7 @@ from dipsearch.cli import main
 from dipsearch.engine import Lazy
 from dipsearch.errors import DipsearchError
 from dipsearch.fit import FitHook, StepState
+from dipsearch.search.spec import Runtime
 from dipsearch.stopping import StoppingHook, make_detector
 
 pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed")
@@ -165,19 +166,37 @@ def test_bayes_search_writes_one_run_per_trial_with_hparams(tmp_path, image_file
     _check_candidate_runs(run)
 
 
+def test_restore_logs_its_search_candidates_and_refits(tmp_path, image_file):
+    args = ["restore", "--clean", str(image_file("clean.png", 64, 64)), "--out", str(tmp_path), "--space", "demo"]
+    args += ["--pop", "2", "--gens", "1", "--search-iters", "15", "--iters", "110", "--patience", "10"]
+    assert main([*args, "--device", "cpu", "--no-report", "--log", "tensorboard"]) == 0
+    (run,) = (tmp_path / "restore").iterdir()
+    (search,) = (run / "search").iterdir()
+    _check_candidate_runs(search)
+    refits = sorted((run / "fit").iterdir())
+    assert sorted(r.name.split("_", 1)[1] for r in refits) == ["default", "rank1"]
+    for refit in refits:
+        events = _events(refit / "tensorboard")
+        stopped = json.loads((refit / "summary.json").read_text())["stopped_iter"]
+        assert list(_scalars(events, "stop/chosen_step").values()) == [stopped]
+        assert "image/output_stopped" in events.Tags()["images"]
+
+
 @pytest.fixture
 def no_tensorboard(monkeypatch):
     """The extra missing: importing torch.utils.tensorboard fails as it does without the tensorboard package."""
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
 
 
-@pytest.mark.parametrize("command", ["fit", "search ga", "search bayes"])
+@pytest.mark.parametrize("command", ["fit", "search ga", "search bayes", "restore"])
 def test_missing_extra_is_one_line_naming_it_and_exit_2(command, tmp_path, image_file, capsys, no_tensorboard):
     out = tmp_path / "runs"
     args = [*command.split(), "--clean", str(image_file("clean.png", 64, 64)), "--out", str(out), "--iters", "5"]
-    if command != "fit":
+    if command.startswith("search"):
         args += ["--space", str(write_space(tmp_path))]
-    assert main([*args, "--no-progress", "--device", "cpu", "--log", "tensorboard"]) == 2
+    if command != "restore":
+        args += ["--no-progress"]
+    assert main([*args, "--device", "cpu", "--log", "tensorboard"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.splitlines() == [f"error: {MISSING}"]
     assert "pip install 'dipsearch[tensorboard]'" in err
@@ -187,3 +206,5 @@ def test_missing_extra_is_one_line_naming_it_and_exit_2(command, tmp_path, image
 def test_missing_extra_from_python(tmp_path, no_tensorboard):
     with pytest.raises(DipsearchError, match=r"pip install 'dipsearch\[tensorboard\]'"):
         TensorBoardHook(tmp_path / "tb")
+    with pytest.raises(DipsearchError, match=r"pip install 'dipsearch\[tensorboard\]'"):
+        Runtime(tensorboard=True).check()
