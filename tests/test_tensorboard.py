@@ -166,6 +166,19 @@ def test_bayes_search_writes_one_run_per_trial_with_hparams(tmp_path, image_file
     _check_candidate_runs(run)
 
 
+def test_a_worker_logs_its_trials_into_the_drivers_run_folder(tmp_path, image_file):
+    out, journal = tmp_path / "runs", tmp_path / "study.journal"
+    args = ["search", "bayes", "--clean", str(image_file("clean.png", 32, 32)), "--space", str(write_space(tmp_path))]
+    args += ["--out", str(out), "--iters", "20", "--trials", "2", "--final", "0", "--storage", str(journal)]
+    assert main([*args, "--study", "s", "--no-progress", "--device", "cpu"]) == 0  # the driver logs nothing
+    (run,) = (out / "search").iterdir()
+    assert not (run / "tensorboard").exists()
+    worker = ["worker", "--storage", str(journal), "--study", "s", "--trials", "3", "--device", "cpu"]
+    assert main([*worker, "--no-progress", "--log", "tensorboard"]) == 0
+    assert sorted(p.name for p in (run / "tensorboard").iterdir()) == ["candidate_00002"]
+    assert "hparam/fitness" in _events(run / "tensorboard" / "candidate_00002").Tags()["scalars"]
+
+
 def test_restore_logs_its_search_candidates_and_refits(tmp_path, image_file):
     args = ["restore", "--clean", str(image_file("clean.png", 64, 64)), "--out", str(tmp_path), "--space", "demo"]
     args += ["--pop", "2", "--gens", "1", "--search-iters", "15", "--iters", "110", "--patience", "10"]
