@@ -257,7 +257,12 @@ class Engine:
         on_cpu = device.type == "cpu"
         check_each_step = config.finite_check == "step" or (config.finite_check == "auto" and on_cpu)
         metric_dtype = accumulator(device)
-        trace = Trace(config.trace_every, metric_dtype, lambda rows: [hook.on_flush(rows) for hook in hooks])
+
+        def flushed(rows: list[dict[str, Any]]) -> None:
+            for hook in hooks:
+                hook.on_flush(rows)
+
+        trace = Trace(config.trace_every, metric_dtype, flushed)
         clean_m = clean.to(metric_dtype) if clean is not None else None
         ema = out = None
         guard = _Guard(config)
