@@ -157,6 +157,19 @@ def test_ga_search_writes_one_run_per_candidate_with_hparams(tmp_path, image_fil
     assert any("rung" in r for r in rows)  # the final rung's refits are candidates too
 
 
+def test_a_resumed_search_may_start_logging(tmp_path, image_file):
+    out = tmp_path / "runs"
+    args = ["search", "ga", "--clean", str(image_file("clean.png", 32, 32)), "--space", str(write_space(tmp_path))]
+    args += ["--out", str(out), "--iters", "20", "--pop", "3", "--gens", "1", "--final", "0"]
+    assert main([*args, "--threads", "1", "--no-progress", "--device", "cpu"]) == 0
+    (run,) = (out / "search").iterdir()
+    before = {r["index"] for r in _evaluations(run)}
+    resume = ["search", "ga", "--resume", str(run), "--gens", "2", "--no-progress", "--log", "tensorboard"]
+    assert main(resume) == 0
+    logged = {int(p.name.removeprefix("candidate_")) for p in (run / "tensorboard").iterdir()}
+    assert logged == {r["index"] for r in _evaluations(run)} - before and logged  # the new fits only
+
+
 def test_bayes_search_writes_one_run_per_trial_with_hparams(tmp_path, image_file):
     out = tmp_path / "runs"
     args = ["search", "bayes", "--clean", str(image_file("clean.png", 32, 32)), "--space", str(write_space(tmp_path))]
