@@ -170,6 +170,16 @@ def test_a_resumed_search_may_start_logging(tmp_path, image_file):
     assert logged == {r["index"] for r in _evaluations(run)} - before and logged  # the new fits only
 
 
+@pytest.mark.parametrize("searcher", ["ga", "bayes"])
+def test_resume_refusals_name_log_as_free(searcher, tmp_path, capsys):
+    run = tmp_path / "old"
+    run.mkdir()
+    (run / "config.toml").write_text("")
+    assert main(["search", searcher, "--resume", str(run), "--iters", "50", "--log", "tensorboard"]) == 2
+    err = capsys.readouterr().err
+    assert "drop --iters (only" in err and "and --log, may be given again" in err
+
+
 def test_bayes_search_writes_one_run_per_trial_with_hparams(tmp_path, image_file):
     out = tmp_path / "runs"
     args = ["search", "bayes", "--clean", str(image_file("clean.png", 32, 32)), "--space", str(write_space(tmp_path))]

@@ -154,7 +154,7 @@ def refuse_resume_flags(args: argparse.Namespace, allowed: str) -> None:
     if given:
         raise DipsearchError(
             f"--resume continues the run with the problem, space and settings stored in {args.resume}; "
-            f"drop {', '.join(given)} (only {allowed} may be given again)"
+            f"drop {', '.join(given)} (only {allowed}, and --log, may be given again)"
         )
 
 
