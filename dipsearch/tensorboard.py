@@ -85,9 +85,9 @@ class TensorBoardHook(FitHook):
     def on_step(self, state: StepState) -> None:
         every = self.image_every
         if every and (state.step == 1 or state.step % every == 0):
-            # The engine makes a new output tensor each step, so holding it needs no copy; it leaves the device
-            # at the next flush, with the trace rows.
-            self.images.append((state.step, state.out))
+            # Copied on the device (an engine may reuse its output buffer, as a captured CUDA graph does), and
+            # fetched at the next flush, with the trace rows: no host synchronisation here.
+            self.images.append((state.step, state.out.clone()))
 
     def on_flush(self, rows: list[dict[str, Any]]) -> None:
         for row in rows:

@@ -80,7 +80,9 @@ def test_hook_reads_no_value_during_a_step(tmp_path, clean32):
     record = {"step": 1, "loss": _Unread(torch.tensor(1.0)), "psnr": _Unread(torch.tensor(20.0))}
     out = problem.observed.clone()
     hook.on_step(StepState(1, out, out, record["loss"], problem, record, None, out))
-    assert hook.images == [(1, out)]  # held as it is, on its device, until the next flush
+    ((step, held),) = hook.images  # held on its device until the next flush, as a copy of that step's output
+    out.zero_()
+    assert step == 1 and held.device == out.device and torch.equal(held, problem.observed)
     hook.close()
 
 
