@@ -12,7 +12,7 @@ from ga_helpers import write_space
 from dipsearch import FitConfig, fit, make_problem
 from dipsearch.cli import main
 from dipsearch.engine import Lazy
-from dipsearch.errors import DipsearchError
+from dipsearch.errors import ArgumentError, DipsearchError
 from dipsearch.fit import FitHook, StepState
 from dipsearch.search.spec import Runtime
 from dipsearch.stopping import StoppingHook, make_detector
@@ -246,3 +246,8 @@ def test_missing_extra_from_python(tmp_path, no_tensorboard):
         TensorBoardHook(tmp_path / "tb")
     with pytest.raises(DipsearchError, match=r"pip install 'dipsearch\[tensorboard\]'"):
         Runtime(tensorboard=True).check()
+
+
+def test_negative_image_cadence_is_refused(tmp_path):
+    with pytest.raises(ArgumentError, match=r"image_every must be >= 0, got -1"):
+        TensorBoardHook(tmp_path / "tb", image_every=-1)
