@@ -62,6 +62,7 @@ class ChooseContext:
     device: str  # resolved: "cpu", "cuda", ...
     plan: Any  # the final rung (search.rungs.RungPlan) every chooser ends in
     workers: int | None = None
+    tensorboard: bool = False  # the search's candidates log to TensorBoard (Runtime.tensorboard)
 
 
 @dataclass
@@ -107,7 +108,10 @@ def _search(ctx: ChooseContext, searcher: str | None = None, settings: Any = Non
         searcher=searcher,
         settings=settings,
     )
-    return spec, Runtime(workers=ctx.workers, out=ctx.root, console=ctx.console, progress=False)
+    runtime = Runtime(
+        workers=ctx.workers, out=ctx.root, console=ctx.console, progress=False, tensorboard=ctx.tensorboard
+    )
+    return spec, runtime
 
 
 def searcher_chooser(name: str) -> Chooser | None:

@@ -225,10 +225,10 @@ def mse_to_psnr(mse: float) -> float:
 
 
 class Trace:
-    """Trace rows whose Lazy values are fetched in one transfer every `every` rows."""
+    """Trace rows whose Lazy values are fetched in one transfer every `every` rows; `on_flush` then sees them."""
 
-    def __init__(self, every: int, dtype: torch.dtype):
-        self.every, self.dtype = every, dtype
+    def __init__(self, every: int, dtype: torch.dtype, on_flush: Callable[[list[dict[str, Any]]], None] | None = None):
+        self.every, self.dtype, self.on_flush = every, dtype, on_flush
         self.rows: list[dict[str, Any]] = []
         self.pending = 0
 
@@ -248,6 +248,8 @@ class Trace:
         # A step whose loss was not finite took no valid update (the guard undid it): it leaves no row.
         self.rows[start:] = [row for row in self.rows[start:] if math.isfinite(row["loss"])]
         self.pending = 0
+        if self.on_flush is not None and len(self.rows) > start:
+            self.on_flush(self.rows[start:])
 
 
 class TrainStep:
@@ -443,7 +445,12 @@ class Engine:
         on_cpu = device.type == "cpu"
         check_each_step = config.finite_check == "step" or (config.finite_check == "auto" and on_cpu)
         metric_dtype = step_fn.metric_dtype
-        trace = Trace(config.trace_every, metric_dtype)
+
+        def flushed(rows: list[dict[str, Any]]) -> None:
+            for hook in hooks:
+                hook.on_flush(rows)
+
+        trace = Trace(config.trace_every, metric_dtype, flushed)
         clean_m = step_fn.clean_m
         ema = out = None
         guard = _Guard(config)
@@ -520,7 +527,12 @@ class Engine:
 
         feed = [h for h in hooks if h.step_feed == "trace" and _overrides_on_step(h)]
         live = [h for h in hooks if h.step_feed == "cadence" and _overrides_on_step(h)]
-        trace = Trace(config.trace_every, step_fn.metric_dtype)
+
+        def flushed(rows: list[dict[str, Any]]) -> None:
+            for hook in hooks:
+                hook.on_flush(rows)
+
+        trace = Trace(config.trace_every, step_fn.metric_dtype, flushed)
         guard = _Guard(config)
         graph: Callable[[int], None] | None = None
         stopped_by: str | None = None

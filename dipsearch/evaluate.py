@@ -65,6 +65,9 @@ class Candidate:
     # The seed of the held-out split when it must differ from the fit's: restarts of one network with other seeds
     # are judged on the pixels every other member of an ensemble withheld. None: the fit's seed.
     holdout_seed: int | None = None
+    # TensorBoard logs (dipsearch.tensorboard): a folder where this evaluation writes its fit and scores as the
+    # run candidate_<index>. None: no logs. Not part of the key: logging does not change the result.
+    tensorboard: str | None = None
 
     def __post_init__(self) -> None:
         self.stop = StopSpec.of(self.stop)
@@ -247,6 +250,21 @@ def evaluate(candidate: Candidate) -> Evaluation:
 
 
 def _evaluate(candidate: Candidate) -> Evaluation:
+    if candidate.tensorboard is None:
+        return _fit_and_score(candidate, [])
+    from .tensorboard import TensorBoardHook, candidate_logdir, log_evaluation
+
+    logger = TensorBoardHook(candidate_logdir(candidate.tensorboard, candidate.index))
+    try:
+        evaluation = _fit_and_score(candidate, [logger])
+    finally:
+        logger.close()
+    log_evaluation(candidate.tensorboard, candidate, evaluation)
+    return evaluation
+
+
+def _fit_and_score(candidate: Candidate, loggers: list[FitHook]) -> Evaluation:
+    """The evaluation; `loggers` run after every other hook (they read what the others decided)."""
     start = time.perf_counter()
     base = dict(index=candidate.index, key=candidate.key, genome=candidate.genome, host=socket.gethostname())
     try:
@@ -270,7 +288,7 @@ def _evaluate(candidate: Candidate) -> Evaluation:
             running = _RunningFitness(candidate, fitness.score)
             hooks.append(running)
         variant = candidate_variant(candidate.fit_settings, iters, candidate.init)
-        result = fit_variant(prepared, candidate.arch, config, variant, hooks)
+        result = fit_variant(prepared, candidate.arch, config, variant, [*hooks, *loggers])
         stopped_iter = result.summary_extra.get("stopped_iter") if candidate.stop is not None else None
         if stopped_iter is not None:
             image = result.extras["images"]["output_stopped"]

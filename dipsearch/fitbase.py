@@ -104,6 +104,9 @@ class FitHook:
 
     on_update(learner, step) runs after each optimizer step, under torch.no_grad(): the hook point for
     anything that changes the update itself (Langevin noise, weight decay); see dipsearch.engine.
+    on_flush(rows) runs each time the engine fetches trace rows from the device (every config.trace_every steps,
+    and once at the end): the rows' values are plain floats there, so a hook that writes them out (a logger)
+    costs no host synchronisation of its own.
 
     When the engine captures the step in a CUDA graph (FitConfig.cuda_graph), a hook says how it can run:
       update_capturable  True when on_update only launches device work that does not depend on `step` (it is
@@ -136,6 +139,9 @@ class FitHook:
 
     def on_step(self, state: StepState) -> bool | None:
         return None
+
+    def on_flush(self, rows: list[dict[str, Any]]) -> None:
+        pass
 
     def on_end(self, result: FitResult) -> None:
         pass

@@ -50,6 +50,7 @@ class RestoreSettings:
     seed: int = 0
     device: str = "auto"
     workers: int | None = None
+    tensorboard: bool = False  # every fit (search candidates, the final rung) logs to TensorBoard
 
     def resolved_budget(self) -> tuple[str, Budget]:
         name = self.budget
@@ -74,6 +75,10 @@ class RestoreSettings:
     def check(self) -> Budget:
         """Validate what needs no image (budget, chooser, ensemble size); returns the resolved budget."""
         _, budget = self.resolved_budget()
+        if self.tensorboard:
+            from .tensorboard import require
+
+            require()
         self.members(budget)
         return budget
 
@@ -194,7 +199,9 @@ class Pipeline:
             f"{b.search_iters} iterations per candidate), then the final rung: the finalists, the default among "
             f"them, at {b.iters} iterations, stop {stop_name}"
         )
-        ctx = ChooseContext(problem, self.space, b, run.path, s.seed, self.console, self.device, self.plan(), s.workers)
+        ctx = ChooseContext(
+            problem, self.space, b, run.path, s.seed, self.console, self.device, self.plan(), s.workers, s.tensorboard
+        )
         choice: Choice = self.chooser.choose(ctx)
         if not choice.ranked:
             raise DipsearchError(f"the search produced no usable candidate: every fit failed (see {choice.run_dir})")

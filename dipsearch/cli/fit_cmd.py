@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..genes import BUDGET_GENE, CONFIG_GENES, check_fit_settings, check_fit_table
+from .log_args import add_log_flag, log_hooks, wants_tensorboard
 from .names import CUDA_GRAPH_MODES, name_arguments
 from .problem_args import add_problem_args, problem_from_args, problem_tag
 from .variant_args import SGLD_ITERS, add_variant_args, split_settings, variant_from_args
@@ -33,6 +34,7 @@ def add_fit_settings(parser: argparse.ArgumentParser, iters_default: int | None 
     )
     group.add_argument("--out", default="runs", metavar="DIR", help="runs root folder (default ./runs)")
     group.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+    add_log_flag(group)
 
 
 def add_fast_flags(group: Any) -> None:
@@ -152,9 +154,11 @@ def run(args: argparse.Namespace, console: Console) -> int:
     hooks: list[FitHook] = [h for h in (factory(args, problem) for factory in args.extra_hooks) if h is not None]
     problem = prepare_problem(problem, hooks)  # e.g. --stop holdout withholds its pixels from the loss
     hooks += [*variant_hooks, FinalWeights()]
+    wants_tensorboard(args)  # a missing extra fails before the run folder exists
 
     run_dir = RunDir.create(args.out, "fit", problem_tag(args))
     try:
+        hooks += log_hooks(args, run_dir.path)
         run_dir.write_toml(
             "config.toml",
             {

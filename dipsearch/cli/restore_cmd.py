@@ -57,11 +57,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
     g.add_argument("--out", default="runs", metavar="DIR", help="runs root folder (default ./runs)")
     g.add_argument("--no-report", action="store_true", help="do not write report.html")
+    from .log_args import add_log_flag
+
+    add_log_flag(g)
     parser.set_defaults(func=run, uses_optuna=True)  # the CLI quietens Optuna's logging (cli.main)
 
 
 def settings_from_args(args: argparse.Namespace):
     from ..restore import RestoreSettings
+    from .log_args import wants_tensorboard
 
     keys = (
         "search",
@@ -79,7 +83,7 @@ def settings_from_args(args: argparse.Namespace):
         "device",
         "workers",
     )
-    return RestoreSettings(**{k: getattr(args, k) for k in keys})
+    return RestoreSettings(**{k: getattr(args, k) for k in keys}, tensorboard=wants_tensorboard(args))
 
 
 def stage_table(stages) -> Table:

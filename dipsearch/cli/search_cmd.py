@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import DipsearchError
 from .fit_cmd import add_fast_flags
+from .log_args import add_log_flag, wants_tensorboard
 from .names import DETECTORS, FITNESSES, name_arguments
 from .problem_args import add_problem_args, problem_flags, recipe_from_args
 from .rung_args import add_rung_args, final_table, plan_from_args
@@ -76,6 +77,7 @@ def add_search_args(parser: argparse.ArgumentParser, iters_default: int = 400) -
         action="store_true",
         help="no live display, one line per generation, trial or rung instead (the default when not a terminal)",
     )
+    add_log_flag(group)
     add_rung_args(parser.add_argument_group("multi-fidelity selection"))
     name_arguments(
         parser, budgets="--rungs", margin="--final-margin", weights="--ensemble-weights", restarts="--ensemble-restarts"
@@ -136,6 +138,7 @@ def runtime_from_args(args: argparse.Namespace, console: Console) -> Runtime:
         out=args.out,
         progress=live_progress(args, console),
         console=console,
+        tensorboard=wants_tensorboard(args),
     )
 
 
@@ -165,7 +168,8 @@ def remember_resume_defaults(parser: argparse.ArgumentParser, free: set[str]) ->
         resume_fixed={
             a.dest: (a.option_strings[0] if a.option_strings else a.dest.upper(), a.default)
             for a in parser._actions
-            if a.dest not in free | {"help", "func", "resume"} and a.help != argparse.SUPPRESS  # not hidden aliases
+            # not hidden aliases; logs may differ from start to resume
+            if a.dest not in free | {"help", "func", "resume", "log"} and a.help != argparse.SUPPRESS
         }
     )
 
@@ -175,7 +179,7 @@ def refuse_resume_flags(args: argparse.Namespace, allowed: str) -> None:
     if given:
         raise DipsearchError(
             f"--resume continues the run with the problem, space and settings stored in {args.resume}; "
-            f"drop {', '.join(given)} (only {allowed} may be given again)"
+            f"drop {', '.join(given)} (only {allowed}, and --log, may be given again)"
         )
 
 

@@ -15,6 +15,7 @@ import os
 from typing import TYPE_CHECKING
 
 from .bayes_cmd import add_study_args
+from .log_args import add_log_flag, wants_tensorboard
 from .search_cmd import live_progress
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="auto", help="device for each fit: auto, cpu, cuda, mps")
     parser.add_argument("--seed", type=int, help="sampler seed of this worker (default: derived from host and pid)")
     parser.add_argument("--no-progress", action="store_true", help="one line per trial instead of a table at the end")
+    add_log_flag(parser)
     add_study_args(parser, required=True)
     parser.set_defaults(func=run, uses_optuna=True)  # the CLI quietens Optuna's logging (cli.main)
 
@@ -54,6 +56,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         stale_after=args.stale_after,
         console=console,
         progress=live_progress(args, console),
+        tensorboard=wants_tensorboard(args),
     )
     if live_progress(args, console):
         console.print(top_table(report.study))

@@ -4,6 +4,7 @@ and the Candidate of each genome (SearchSetup), shared by the GA, the Bayesian d
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -31,6 +32,13 @@ class SearchSetup:
     note: str | None = None  # how the space was cut down to the networks that fit the image, for the user
     init_weights: Any = None  # the verified warm-start WeightsFile (dipsearch.variants.warmstart), if any
     threads: int | None = None  # torch threads per fit, as resolved for this run
+    tensorboard: str | None = None  # where each candidate writes its TensorBoard run (dipsearch.tensorboard)
+
+    def log_into(self, run_path: Path, tensorboard: bool) -> None:
+        """Once the run folder exists: with `tensorboard`, the candidates log into its tensorboard/ folder."""
+        from ..tensorboard import FOLDER
+
+        self.tensorboard = str(Path(run_path) / FOLDER) if tensorboard else None
 
     def candidate(self, genome: Genome, index: int, **extra: Any) -> Candidate:
         spec = self.spec
@@ -44,6 +52,8 @@ class SearchSetup:
             extra.setdefault("stop", spec.stop)
         if self.threads is not None:
             extra.setdefault("threads", self.threads)
+        if self.tensorboard is not None:
+            extra.setdefault("tensorboard", self.tensorboard)
         return Candidate(
             genome=genome,
             arch=arch,

@@ -191,6 +191,8 @@ class Runtime:
     console: a rich Console for the tables and lines (None: stdout; rich.console.Console(quiet=True) for none).
     on_evaluation: called in this process after each evaluation is recorded (raise KeyboardInterrupt to stop
         the search as Ctrl-C would: the run folder stays resumable).
+    tensorboard: each evaluated candidate writes its fit and scores as a TensorBoard run under the run folder's
+        tensorboard/ (dipsearch.tensorboard; needs the tensorboard extra).
     """
 
     workers: int | None = None
@@ -200,8 +202,13 @@ class Runtime:
     progress: bool = False
     console: Console | None = None
     on_evaluation: Callable[[Evaluation], None] | None = None
+    tensorboard: bool = False
 
     def check(self) -> None:
+        if self.tensorboard:
+            from ..tensorboard import require
+
+            require()
         if self.workers is not None and self.workers < 1:
             raise ArgumentError("{workers} must be >= 1, got {value}", value=self.workers)
         if self.dask_timeout <= 0:
@@ -227,4 +234,5 @@ class Runtime:
             "dask_timeout": self.dask_timeout,
             "out": str(self.out),
             "progress": self.progress,
+            "tensorboard": self.tensorboard,
         }

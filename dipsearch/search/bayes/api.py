@@ -187,6 +187,7 @@ def _drive(setup: SearchSetup, settings: BayesSettings, runtime: Runtime, **wher
             console=console,
             progress=runtime.progress,
             on_evaluation=runtime.on_evaluation,
+            tensorboard=runtime.tensorboard,
             **where,
         )
     finally:
@@ -299,12 +300,14 @@ def work(
     stale_after: float | None = None,
     console: Any = None,
     progress: bool = False,
+    tensorboard: bool = False,
 ) -> WorkReport:
     """Ask, fit and tell trials of an existing study (made by `bayes.run` or `dipsearch search bayes`) in this
     process until it has `trials` trials (None: the target its driver set). The problem, space and settings come
     from the study's recipe. seed: this worker's sampler seed (None: derived from the host and process id).
     stale_after: seconds without a heartbeat after which another process's trial is failed (None: the value the
-    study's driver stored, so that every process judges alike; else STALE_AFTER)."""
+    study's driver stored, so that every process judges alike; else STALE_AFTER). tensorboard: this worker's
+    trials write TensorBoard runs into the driver's run folder (its path on this machine: a shared file system)."""
     from ...problems.recipe import check_seed
     from .display import StudyDisplay, trial_line
     from .samplers import PrunerSpec, SamplerSpec
@@ -320,6 +323,11 @@ def work(
     # Open once with a throwaway sampler to read the recipe, then with the study's own sampler and pruner.
     recipe = open_study(spec, study, sampler=None, pruner=None, create=False).user_attrs.get(RECIPE)
     setup = setup_of_study(recipe, study, device)
+    if tensorboard:
+        from ...tensorboard import require
+
+        require()
+        setup.log_into(Path(recipe["run_dir"]), True)  # every driver (run_bayes) stores its run folder there
     sampler = SamplerSpec(recipe["sampler"]["name"], recipe["sampler"]["settings"])
     pruner = PrunerSpec(recipe["pruner"]["name"], recipe["pruner"]["settings"])
     seed = seed if seed is not None else worker_seed(int(recipe["search"]["seed"]), f"{HOST}:{os.getpid()}")

@@ -72,6 +72,9 @@ class SetupLike(Protocol):
 
     def plan(self) -> RungPlan | None: ...
 
+    def log_into(self, run_path: Path, tensorboard: bool) -> None:
+        """Where the candidates write TensorBoard logs (needed with tensorboard=True only)."""
+
 
 @dataclass
 class BayesRun:
@@ -166,6 +169,7 @@ def run_bayes(
     progress: bool = True,
     initial: list[dict[str, Any]] = (),
     on_evaluation: Callable[[Evaluation], None] | None = None,
+    tensorboard: bool = False,
 ) -> BayesRun:
     """Run (or continue) a study of `settings.trials` trials and write its run folder.
 
@@ -176,6 +180,8 @@ def run_bayes(
     initial: genomes to enqueue as the first trials (dipsearch.preselect.seeding), before the sampler's own.
     on_evaluation: called after each trial this process told (KeyboardInterrupt from it stops the study as
     Ctrl-C would; the exception carries the run folder as `run_dir`).
+    tensorboard: each trial's fit and scores as a TensorBoard run in the run folder's tensorboard/ (the setup's
+    log_into; needs the tensorboard extra).
     The dipsearch.search.bayes.run/resume functions (search/bayes/api.py) build the setup and call this.
     """
     console = console or make_console()
@@ -241,6 +247,8 @@ def run_bayes(
         if created:
             run.discard()
         raise
+    if tensorboard:
+        setup.log_into(run.path, tensorboard)
     try:
         return _drive(
             setup, settings, study, storage_spec, run, pruner, every, executor, slots, console, progress, on_evaluation

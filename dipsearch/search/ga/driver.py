@@ -212,6 +212,7 @@ def _drive(
                 save_initial(run, initial)
                 record_seeding(run, seeding)
         record = SearchRecord(run, setup.space)
+        setup.log_into(run.path, runtime.tensorboard)
         display = LiveDisplay(console, ga.gens) if runtime.progress else LogDisplay(console)
         if not fresh:
             console.print(f"resuming {run.path}: {len(record)} evaluations on record", highlight=False)
