@@ -29,7 +29,7 @@ MASK_KINDS = ("bernoulli", "text", "region")
 NOISE_KINDS = ("gaussian", "poisson", "impulse", "speckle")
 # Gaussian sigma is on the 0-255 scale; the others are in the units of their definition.
 DEFAULT_LEVEL: dict[str, float] = {"gaussian": 25, "poisson": 12, "impulse": 0.5, "speckle": 0.35}
-# Low / medium / high of the early-stopping literature (REFERENCE.md §5); Gaussian 0.12/0.18/0.26 x 255.
+# Low / medium / high of the early-stopping literature (docs/reference.md, section 5); Gaussian 0.12/0.18/0.26 x 255.
 # Beyond these the observation is noise alone (clipped to 0/1): a typo, not an experiment.
 SPECKLE_MAX = 5.0
 LITERATURE_LEVELS: dict[str, dict[str, float]] = {
