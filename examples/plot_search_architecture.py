@@ -41,7 +41,7 @@ screen = [e for e in evaluations if e.get("rung") is None and e.get("fitness") i
 final = [e for e in evaluations if e.get("rung") == "final"]
 fig, ax = plt.subplots(figsize=(5, 3.6))
 ax.scatter([e["fitness"] for e in screen], [e["psnr"] for e in screen], label="screening (60 it)")
-ax.scatter([e["fitness"] for e in final], [e["psnr"] for e in final], marker="s", label="final rung (EMV stop)")
+ax.scatter([e["fitness"] for e in final], [e["psnr"] for e in final], marker="s", label="final rung (250 it, EMV)")
 ax.set_xlabel("held-out PSNR vs the noisy image (dB)")
 ax.set_ylabel("true PSNR (dB)")
 ax.legend(fontsize=8)
