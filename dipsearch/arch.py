@@ -1,6 +1,6 @@
 """ArchSpec, the resolved description of one hourglass, and build_net, which turns it into a network.
 
-The builder follows the reference "skip" network level by level (REFERENCE.md section 2): each level is
+The builder follows the reference "skip" network level by level (docs/reference.md, section 2): each level is
 [skip branch | deeper branch] -> BN -> conv up -> BN -> act (-> 1x1 conv -> BN -> act), and the deeper
 branch is two convs (the first one downsamples), the next level, and an upsampling.
 """

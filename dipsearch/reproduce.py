@@ -93,7 +93,8 @@ class Cell:
         return f"images/{self.row.name}/{self.set}/{self.image.stem}"
 
 
-def images_of(data: Path, row: Row, limit: int | None) -> dict[str, list[Path]]:
+def images_of(data: Path, row: Row, limit: int | None, needed: tuple[str, ...] = ()) -> dict[str, list[Path]]:
+    """The images of each set of `row`; a missing set names every folder in `needed` (all rows asked for)."""
     out = {}
     for name in row.sets:
         folder = data / name
@@ -101,11 +102,11 @@ def images_of(data: Path, row: Row, limit: int | None) -> dict[str, list[Path]]:
         if not files:
             raise ArgumentError(
                 "row {row} needs the {kind} images as PNG files in {folder}/, and there are none; "
-                "give {data:DIR} with {sets}/ in it",
+                "give {data:DIR} with {sets} in it",
                 row=row.name,
                 kind=SET_NAMES.get(name, name),
                 folder=folder,
-                sets=", ".join(row.sets),
+                sets=" and ".join(", ".join(f"{s}/" for s in dict.fromkeys(needed or row.sets)).rsplit(", ", 1)),
             )
         out[name] = files[:limit] if limit else files
     return out
@@ -120,8 +121,9 @@ def check(settings: ReproduceSettings) -> list[Row]:
         check_at_least("images", settings.images, 1)
     check_at_least("iters", settings.iters, 1)
     settings.crop()
+    needed = tuple(s for row in rows for s in row.sets)
     for row in rows:
-        images_of(Path(settings.data), row, settings.images)
+        images_of(Path(settings.data), row, settings.images, needed)
     if "dip-stop" in settings.methods or "restore" in settings.methods:
         probe = make_problem("denoise", clean=torch.zeros(1, 3, 64, 64))
         hook = stop_hook(_emv(settings), settings.seed, probe)

@@ -1,4 +1,4 @@
-"""The rows of the seed's results table (REFERENCE.md §4) and the figures it quotes for them."""
+"""The rows of the published DIP results table (docs/reference.md, section 4) and the figures it quotes for them."""
 
 from __future__ import annotations
 

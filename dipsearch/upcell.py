@@ -1,6 +1,6 @@
 """The NAS-DIP additions to the hourglass: a searched upsampling cell and cross-scale skip connections.
 
-Upsampling cell (one per decoder level, the same design at all levels, REFERENCE.md section 6): a x2
+Upsampling cell (one per decoder level, the same design at all levels, docs/reference.md, section 6): a x2
 primitive, then an optional conv op, then an activation.
   primitive  per_level (the hourglass's own per-level `upsample` mode: the seed network), bilinear,
              bicubic, nearest, pixel_shuffle (1x1 conv to 4c channels, then PixelShuffle(2)),

@@ -190,3 +190,14 @@ def test_resume_of_another_kind_of_folder(tmp_path, capsys):
     (tmp_path / "config.toml").write_text("[fit]\niters = 5\n")
     assert main(["reproduce", "--resume", str(tmp_path)]) == 2
     assert "is not a reproduce run folder (its config.toml has no [reproduce] table)" in capsys.readouterr().err
+
+
+def test_missing_data_names_every_folder_the_rows_need(tmp_path, capsys):
+    out = tmp_path / "runs"
+    argv = ["reproduce", "denoise", "sr4", "--data", str(tmp_path / "nowhere"), "--out", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"error: row denoise needs the classic-9 images as PNG files in {tmp_path / 'nowhere' / 'classic9'}/" in err
+    assert "give --data DIR with classic9/, set5/ and set14/ in it" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not out.exists()

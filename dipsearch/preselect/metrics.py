@@ -1,6 +1,6 @@
 """Training-free metrics: how far the spectrum of an untrained network's output is from the observation's.
 
-ISNAS-DIP (REFERENCE.md section 6): a randomly initialised candidate whose output already has the
+ISNAS-DIP (docs/reference.md, section 6): a randomly initialised candidate whose output already has the
 power spectrum of the corrupted image tends to be a better prior for it. Every metric here takes the
 outputs of several forward passes (K x C x H x W, one per random input) and the observation (1 x C x H x W,
 in the same space as the outputs) and returns one float; LOWER IS BETTER for all of them.

@@ -3,7 +3,7 @@
 The network is initialised exactly as fit() would initialise it for the same seed, and the first of the
 K random inputs is the input fit() would use, so the score describes the very network a later fit starts
 from. Inputs go through one at a time: batch norm runs on the statistics of a single image in every fit
-(REFERENCE.md section 2), and a batch of K inputs would normalise them together.
+(docs/reference.md, section 2), and a batch of K inputs would normalise them together.
 """
 
 from __future__ import annotations
