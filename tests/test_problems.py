@@ -414,9 +414,7 @@ def test_restore_a_physics_problem_from_python(tmp_path):
     clean = synthetic_image(64, 64)
     physics = Blur(gaussian_kernel(1.0))
     problem = Problem.from_physics(physics, physics.A(clean), clean)
-    settings = RestoreSettings(
-        search="ga", space="demo", pop=2, gens=0, search_iters=10, iters=110, patience=10, compare_default=False
-    )
+    settings = RestoreSettings(search="ga", space="demo", pop=2, gens=0, search_iters=10, iters=110, patience=10)
     settings.device = "cpu"
     result = Pipeline(problem, settings).run(tmp_path, "physics")
     assert result.image.shape == (1, 3, 64, 64)
