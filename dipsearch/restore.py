@@ -44,7 +44,7 @@ class RestoreSettings:
     trials: int | None = None
     search_iters: int | None = None
     iters: int | None = None
-    stop: str = "emv"
+    stop: str = "auto"  # the final rung's stopping: the recommended one (stopping/auto.py)
     patience: int | None = None
     ensemble: int | None = None  # members K of the final rung and its ensemble; None: ENSEMBLE_DEFAULT or fewer
     seed: int = 0

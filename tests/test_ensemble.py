@@ -97,7 +97,7 @@ def test_the_ensemble_holds_the_default_and_every_restart_and_beats_its_members(
     restarts = [c for c in fake.calls if c.seed != 0]
     assert [c.seed for c in restarts] == [1, 2] and all(c.holdout_seed == 0 for c in restarts)
     ensemble = selection.ensemble
-    assert ensemble.method == "fitted" and set(ensemble.alternatives) == {"equal", "inverse-mse"}
+    assert ensemble.method == "inverse-mse" and set(ensemble.alternatives) == {"equal", "fitted"}
     clean = _problem().clean
     best_member = max(psnr(record.final_image(m.evaluation.key), clean) for m in members)
     assert ensemble.psnr > best_member + 3  # five independent noises: the average is clearly cleaner

@@ -44,7 +44,7 @@ def test_restore_ga_with_ensemble_scores_every_stage(image_file, tmp_path, capsy
     assert stages == ["default (search)", "search winner", "default", "finalist #1", "pick", "ensemble"]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["ensemble"] == 2 and abs(sum(summary["weights"]) - 1) < 1e-3
-    assert summary["weighting"] == "fitted"
+    assert summary["weighting"] == "inverse-mse"
     assert summary["psnr_restored"] == pytest.approx(summary["stages"]["ensemble"])
     assert summary["psnr_restored"] > summary["psnr_observed"]
     # one refit path: the search's final rung (the default among its finalists), no refit folders of its own

@@ -121,7 +121,7 @@ def test_each_rung_promotes_the_top_candidates_by_its_score(tmp_path):
     promoted = sorted(by_lr[:6], key=lambda g: g["lr"])[:2]  # the rung's top 2 by its own score, then the default
     finals = [c for c in fake.calls if c.iters == 200]
     assert [c.genome for c in finals] == promoted + [space.default()]
-    assert all(c.stop == {"detector": "emv"} for c in finals)
+    assert all(c.stop == {"detector": "auto"} for c in finals)
     assert [f.default for f in selection.finalists] == [False, False, True]
     assert [r["rung"] for r in selection.rungs] == [0, 1, "final"]
     assert [r["candidates"] for r in selection.rungs] == [10, 6, 3]
@@ -218,7 +218,7 @@ def test_an_interrupted_final_rung_resumes_without_refitting_finished_finalists(
     again = Fake(score)
     result = search(again).run()
     assert not {c.key for c in again.calls} & done  # nothing finished was fitted again
-    assert [c.stop for c in again.calls] == [{"detector": "emv"}] * 2  # only the two missing finalists
+    assert [c.stop for c in again.calls] == [{"detector": "auto"}] * 2  # only the two missing finalists
     rows = read_jsonl(tmp_path / "evaluations.jsonl")
     assert len({r["key"] for r in rows}) == len(rows)
     assert len(result.summary["final"]) == 3 and result.best == result.selection.choice.genome

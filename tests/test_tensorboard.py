@@ -179,7 +179,7 @@ def test_resume_refusals_name_log_as_free(searcher, tmp_path, capsys):
     (run / "config.toml").write_text("")
     assert main(["search", searcher, "--resume", str(run), "--iters", "50", "--log", "tensorboard"]) == 2
     err = capsys.readouterr().err
-    assert "drop --iters (only" in err and "and --log, may be given again" in err
+    assert "drop --iters (only" in err and "and --log may be given again)" in err
 
 
 def test_bayes_search_writes_one_run_per_trial_with_hparams(tmp_path, image_file):

@@ -122,7 +122,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
                 raise DipsearchError(
                     "--resume continues the problem stored with the study: drop OBSERVATION, --clean and --demo"
                 )
-            refuse_resume_flags(args, ", ".join(f"--{name.replace('_', '-')}" for name in sorted(RESUME_FREE)))
+            refuse_resume_flags(args, [f"--{name.replace('_', '-')}" for name in RESUME_FREE])
             done = bayes_api.continue_run(
                 args.resume,
                 runtime,

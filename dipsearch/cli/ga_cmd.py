@@ -147,7 +147,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     from ..search.prepare import no_winner
 
     if args.resume:
-        refuse_resume_flags(args, "--gens, --workers, --dask, --dask-timeout, --no-progress and --out")
+        refuse_resume_flags(args, [f"--{name.replace('_', '-')}" for name in RESUME_FREE])
         runtime = runtime_from_args(args, console)
         start = lambda: ga_driver.continue_run(args.resume, args.gens, runtime)  # noqa: E731
     else:

@@ -102,7 +102,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if args.resume:
         if args.rows:
             raise DipsearchError("--resume continues the rows stored in the run folder; drop the ROW arguments")
-        refuse_resume_flags(args, "--threads, --no-report and --out")
+        refuse_resume_flags(args, ["--threads", "--no-report", "--out"])
         job = Reproduction.resume(args.resume, console)
         console.print(f"resuming {job.run.path}: {len(job.done)} cells on record", highlight=False)
     else:

@@ -39,9 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--iters", type=int, help="iterations of the refit (online stopping usually ends it earlier)")
     g.add_argument(
         "--stop",
-        default="emv",
+        default="auto",
         help=f"online stopping of the refit: {', '.join(DETECTORS)}, auto (the recommended stopping) or none "
-        "(fixed budget, averaged output); default emv",
+        "(fixed budget, averaged output); default auto",
     )
     g.add_argument("--patience", type=int, metavar="P", help="stopping patience (default: the detector's)")
     g.add_argument(

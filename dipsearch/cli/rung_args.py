@@ -26,7 +26,11 @@ def add_rung_args(group: argparse._ArgumentGroup) -> None:
     group.add_argument(
         "--final-iters", type=int, metavar="N", help="the final rung's budget (default 2400, as `dipsearch fit`)"
     )
-    group.add_argument("--final-stop", metavar="DETECTOR", help="stopping detector of the final rung (default emv)")
+    group.add_argument(
+        "--final-stop",
+        metavar="DETECTOR",
+        help="stopping of the final rung: a detector, auto or none (default auto, the recommended stopping)",
+    )
     group.add_argument(
         "--rungs",
         metavar="B1,B2",
@@ -79,7 +83,7 @@ def plan_from_args(args: argparse.Namespace) -> RungPlan | None:
     }
     plan = RungPlan(
         final=final,
-        stop=StopSpec(getattr(args, "final_stop", None) or "emv"),
+        stop=StopSpec.parse(getattr(args, "final_stop", None) or "auto"),
         budgets=budgets,
         **{k: v for k, v in given.items() if v is not None},
     )

@@ -174,12 +174,15 @@ def remember_resume_defaults(parser: argparse.ArgumentParser, free: set[str]) ->
     )
 
 
-def refuse_resume_flags(args: argparse.Namespace, allowed: str) -> None:
+def refuse_resume_flags(args: argparse.Namespace, allowed: list[str]) -> None:
+    """Refuse the flags a resumed run takes from its folder; `allowed` (and --log, where the command has it) may
+    be given again."""
     given = [flag for dest, (flag, default) in args.resume_fixed.items() if getattr(args, dest, default) != default]
     if given:
+        free = sorted(allowed) + (["--log"] if hasattr(args, "log") else [])
         raise DipsearchError(
             f"--resume continues the run with the problem, space and settings stored in {args.resume}; "
-            f"drop {', '.join(given)} (only {allowed}, and --log, may be given again)"
+            f"drop {', '.join(given)} (only {', '.join(free[:-1])} and {free[-1]} may be given again)"
         )
 
 
@@ -245,7 +248,7 @@ def generic_run(args: argparse.Namespace, console: Console) -> int:
     names = [f.name for f in fields(searcher.settings_type())]
     try:
         if args.resume:
-            refuse_resume_flags(args, ", ".join(f"--{n.replace('_', '-')}" for n in sorted(GENERIC_RESUME_FREE)))
+            refuse_resume_flags(args, [f"--{n.replace('_', '-')}" for n in GENERIC_RESUME_FREE])
             changes = {n: getattr(args, n) for n in names if n == "trials" and getattr(args, n) is not None}
             done = searcher.resume(args.resume, runtime, **changes)
         else:

@@ -28,6 +28,15 @@ from torch import Tensor
 from ..errors import ArgumentError
 
 WEIGHTINGS = ("equal", "inverse-mse", "fitted")
+
+
+def default_weighting(held_out: bool) -> str:
+    """inverse-mse where held-out pixels exist, else equal. Measured (bench/search_vs_default.py, four images,
+    sigma 25, members stopped with the recommended stopping): inverse-mse and equal within 0.05 dB of each other on
+    every image, fitted 0.3-2.1 dB below them on three of four (its few hundred held-out values overfit)."""
+    return "inverse-mse" if held_out else "equal"
+
+
 SHRINKS = (0.0, 0.25, 0.5, 0.75, 1.0)  # candidate amounts of pull towards equal weights, chosen by cross-validation
 FOLDS = 5
 
@@ -161,7 +170,7 @@ def make_ensemble(
     other weightings' weights and scores beside it; true PSNRs only when `clean` is given."""
     from ..metrics import psnr
 
-    method = method or ("fitted" if values is not None else "equal")
+    method = method or default_weighting(values is not None)
 
     def judged(name: str) -> tuple[list[float], Tensor, float | None, float | None]:
         weights, mse = ensemble_weights(name, values, len(images))

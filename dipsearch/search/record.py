@@ -59,11 +59,13 @@ class SearchRecord:
 
     def add_rung(self, evaluation: Evaluation, extra: dict[str, Any]) -> None:
         """Log one rung fit (extra holds its rung and budget); a final-rung output is kept as final/<key>.png."""
-        self.run.append_jsonl(EVALUATIONS, {**evaluation.to_row(), **extra})
-        self.rung_cache[evaluation.key] = evaluation
+        # The image before the row: a process killed between the two leaves an image without a row (fitted again
+        # on resume), never a finished finalist whose output is missing from the paired test and the ensemble.
         if evaluation.image is not None and extra.get("rung") == "final":
             self.run.file(FINAL_IMAGES).mkdir(exist_ok=True)
             self.run.save_image(f"{FINAL_IMAGES}/{evaluation.key}.png", evaluation.image)
+        self.run.append_jsonl(EVALUATIONS, {**evaluation.to_row(), **extra})
+        self.rung_cache[evaluation.key] = evaluation
         evaluation.image = None
 
     def final_image(self, key: str):
