@@ -194,11 +194,16 @@ class Pipeline:
         if problem.clean is not None:
             run.save_image("clean.png", problem.clean)
         stop_name = self.stop.detector if self.stop else "none"
-        self._say(
-            f"restore: choosing the architecture ({self.chooser.description}; space {self.space.name}, "
-            f"{b.search_iters} iterations per candidate), then the final rung: the finalists, the default among "
-            f"them, at {b.iters} iterations, stop {stop_name}"
-        )
+        if s.search == "none":
+            self._say(
+                f"restore: the default network of space {self.space.name} at {b.iters} iterations, stop {stop_name}"
+            )
+        else:
+            self._say(
+                f"restore: choosing the architecture ({self.chooser.description}; space {self.space.name}, "
+                f"{b.search_iters} iterations per candidate), then the final rung: the finalists, the default "
+                f"among them, at {b.iters} iterations, stop {stop_name}"
+            )
         ctx = ChooseContext(
             problem, self.space, b, run.path, s.seed, self.console, self.device, self.plan(), s.workers, s.tensorboard
         )

@@ -86,6 +86,9 @@ def test_search_writes_a_complete_run_folder_and_its_winner_refits(setup, tmp_pa
     assert float(gens[-1]["best_ever"]) == summary["screen_best_fitness"]
     printed = capsys.readouterr().out
     assert "best architectures" in printed and "default_fitness" in printed
+    # the answer is the final rung's ensemble, named before the hint to refit the single pick
+    assert (run / "ensemble.png").is_file()
+    assert f"the answer: {run / 'ensemble.png'} (the final rung's ensemble;" in " ".join(printed.split())
 
     best = load_toml(run / "best_arch.toml")
     assert best["search"]["fitness"] == summary["best_fitness"]

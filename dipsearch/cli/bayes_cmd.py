@@ -12,6 +12,7 @@ from .rung_args import final_table
 from .search_cmd import (
     add_search_args,
     continue_hint,
+    print_answer,
     refuse_resume_flags,
     remember_resume_defaults,
     runtime_from_args,
@@ -179,6 +180,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         return 0
     if summary.get("best_fitness") is None or not best_arch.is_file():
         raise DipsearchError(no_winner(_study_evaluations(result, setup.space), result.run.path))
+    print_answer(console, result.run.path)
     flags = problem_flags(setup.recipe) if setup.recipe.rebuildable else "IMAGE"
     console.print(f"refit the winner: dipsearch fit {flags} --arch {best_arch}", highlight=False)
     return 0

@@ -13,6 +13,7 @@ from .rung_args import final_table
 from .search_cmd import (
     add_search_args,
     continue_hint,
+    print_answer,
     refuse_resume_flags,
     remember_resume_defaults,
     runtime_from_args,
@@ -193,6 +194,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     console.print(f"run folder: [bold]{run_dir.path}[/bold]", highlight=False)
     if not scored or not run_dir.file("best_arch.toml").is_file():
         raise DipsearchError(no_winner(done.evaluations, run_dir.path))
+    print_answer(console, run_dir.path)
     if done.setup.recipe.rebuildable:
         console.print(
             f"refit the winner: dipsearch fit {problem_flags(done.setup.recipe)} --arch "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import fields
 from fractions import Fraction
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DipsearchError
@@ -174,6 +175,15 @@ def remember_resume_defaults(parser: argparse.ArgumentParser, free: set[str]) ->
     )
 
 
+def print_answer(console: Console, run_path: Path) -> None:
+    """Where the search's answer is: the final rung's ensemble where it made one, else its single pick."""
+    ensemble = Path(run_path) / "ensemble.png"
+    if ensemble.is_file():
+        console.print(
+            f"the answer: {ensemble} (the final rung's ensemble; best_output.png is its single pick)", highlight=False
+        )
+
+
 def refuse_resume_flags(args: argparse.Namespace, allowed: list[str]) -> None:
     """Refuse the flags a resumed run takes from its folder; `allowed` (and --log, where the command has it) may
     be given again."""
@@ -285,6 +295,7 @@ def report(done: Any, console: Console, title: str) -> None:
         summary_table(f"{title}: {spec.fitness} fitness, {spec.iters} iterations per candidate", done.summary)
     )
     console.print(f"run folder: [bold]{done.run_dir}[/bold]", highlight=False)
+    print_answer(console, done.run_dir)
     best_arch = done.run.file("best_arch.toml")
     if best_arch.is_file() and setup.recipe.rebuildable:
         console.print(
