@@ -45,6 +45,9 @@ BUDGETS: dict[str, Budget] = {
 }
 
 
+RESTART_MEMBERS_MAX = 8  # --search none: the default network and up to 7 refits of it with other seeds
+
+
 @dataclass
 class Ranked:
     genome: Genome
@@ -166,7 +169,12 @@ def _choosers() -> dict[str, Chooser]:
     found = {name: searcher_chooser(name) for name in SEARCHERS}
     return {
         **{name: chooser for name, chooser in found.items() if chooser is not None},
-        "none": Chooser("none", "no search: the space's default network", lambda b: 1, choose_default),
+        "none": Chooser(
+            "none",
+            "no search: the space's default network, its ensemble members refits with other seeds",
+            lambda b: RESTART_MEMBERS_MAX,
+            choose_default,
+        ),
     }
 
 

@@ -155,6 +155,8 @@ class Pipeline:
         the restore's stopping."""
         from .search.rungs import RungPlan
 
+        if self.settings.search == "none":  # one network: the other members are its refits with the next seeds
+            return RungPlan(final=2, final_iters=self.budget.iters, stop=self.stop, restarts=self.k - 1)
         return RungPlan(final=max(self.k, 2), final_iters=self.budget.iters, stop=self.stop)
 
     def config(self) -> dict[str, Any]:

@@ -63,9 +63,13 @@ def test_restore_without_search_or_clean(image_file, tmp_path):
     run = _run_folder(tmp_path)
     (final,) = (run / "search").iterdir()  # the final rung alone, over the default
     assert (run / "report.html").is_file() and (final / "report.html").is_file()
-    assert [r["rung"] for r in read_jsonl(final / "evaluations.jsonl")] == ["final"]
+    # the default network and, for the ensemble of 3, its refits with the next two seeds
+    rows = read_jsonl(final / "evaluations.jsonl")
+    assert [r["rung"] for r in rows] == ["final"] * 3 and len({r["key"] for r in rows}) == 3
     summary = json.loads((run / "summary.json").read_text())
-    assert "psnr_restored" not in summary and summary["candidates"] == 1 and summary["ensemble"] == 1
+    assert "psnr_restored" not in summary and summary["candidates"] == 1 and summary["ensemble"] == 3
+    assert len(summary["weights"]) == 3 and abs(sum(summary["weights"]) - 1) < 1e-3
+    assert (final / "ensemble.png").is_file()
 
 
 def test_restore_bayes(image_file, tmp_path):
@@ -85,8 +89,8 @@ def test_restore_bayes(image_file, tmp_path):
             "budget; use --ensemble <= 4",
         ),
         (
-            ["--search", "none", "--ensemble", "2"],
-            "error: --ensemble 2 is larger than the 1 candidate(s) --search none",
+            ["--search", "none", "--ensemble", "9"],
+            "error: --ensemble 9 is larger than the 8 candidate(s) --search none",
         ),
         (["--search", "grid"], "error: unknown --search 'grid'; choose one of ga, bayes, none"),
         (["--budget", "huge"], "error: unknown --budget 'huge'; choose auto or one of cpu, gpu"),
