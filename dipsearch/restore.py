@@ -222,7 +222,7 @@ class Pipeline:
         if k > 1:
             weights = ", ".join(f"{m['weight']:.3f}" for m in ensemble["members"])
             p, q = _score(image, problem)
-            stages.append(Stage("ensemble", f"{ensemble['method']} weights of {k} finalists ({weights})", None, p, q))
+            stages.append(Stage("ensemble", f"{ensemble['method']} weights of {k} members ({weights})", None, p, q))
         run.save_image("restored.png", image)
         run.write_csv("stages.csv", [st.__dict__ for st in stages])
         out = self._summary(choice, stages, k, image, time.perf_counter() - start, run.path)
@@ -230,7 +230,7 @@ class Pipeline:
         return RestoreResult(run, image, stages, out)
 
     def _final_stages(self, choice: Choice, root: Path, stop_name: str) -> list[Stage]:
-        """One stage per finalist (the default first, as the reference), then the single pick."""
+        """One stage per finalist (the default first, as the reference), per restart of the pick, then the pick."""
         folder = str(choice.run_dir.relative_to(root))
         rows = sorted(choice.summary["final"], key=lambda f: not f["default"])
         stages = []
@@ -238,6 +238,19 @@ class Pipeline:
             name = "default" if f["default"] else f"finalist #{i}"
             what = f"{'space default' if f['default'] else 'candidate'}, full budget, stop {stop_name}"
             stages.append(Stage(name, what, f["stopped_iter"] or f["iters_run"], f["psnr"], None, f["score"], folder))
+        for r in choice.summary.get("restarts", []):
+            what = f"the pick refitted with seed + {r['restart']}, full budget, stop {stop_name}"
+            stages.append(
+                Stage(
+                    f"restart #{r['restart']}",
+                    what,
+                    r["stopped_iter"] or r["iters_run"],
+                    r["psnr"],
+                    None,
+                    r["score"],
+                    folder,
+                )
+            )
         (pick,) = [f for f in choice.summary["final"] if f["index"] == choice.summary["final_choice"]]
         q = _score(load_image(choice.run_dir / "best_output.png"), self.problem)[1]
         what = "the final rung's single choice" + (" (the default)" if pick["default"] else "")

@@ -108,3 +108,13 @@ def test_restore_bad_input(extra, message, image_file, tmp_path, capsys):
 
 def test_choosers_are_data():
     assert list(CHOOSERS) == ["ga", "bayes", "none"]
+
+
+def test_restore_without_search_averages_the_default_and_its_restarts(image_file, tmp_path):
+    clean = image_file(h=64, w=64)
+    assert main(["restore", "--clean", str(clean), "--search", "none", "--out", str(tmp_path), *TINY]) == 0
+    run = _run_folder(tmp_path)
+    stages = [row["stage"] for row in csv.DictReader((run / "stages.csv").open())]
+    assert stages == ["default", "restart #1", "restart #2", "pick", "ensemble"]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["psnr_restored"] == pytest.approx(summary["stages"]["ensemble"])
