@@ -44,7 +44,7 @@ def test_cross_architecture_bench_fits_candidates_beside_the_seed_network(tmp_pa
         for field in ("gap_median", "gap_p90", "within_1dB", "spent_share", "premature"):
             assert field in row
     assert rows[("emv", "gaussian", "25", "all")]["runs"] == 3
-    assert rows[("fixed2400", "all", "all", "all")]["spent_share"] == pytest.approx(1.0)
+    assert rows[("fixed210", "all", "all", "all")]["spent_share"] == pytest.approx(1.0)
     assert "premature" in capsys.readouterr().out
 
 

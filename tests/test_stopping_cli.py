@@ -156,7 +156,7 @@ def test_stop_bench_writes_summary_resumes_and_replays(tmp_path, image_file, arc
         ("wmv", "gaussian", "medium"),
         ("sure", "gaussian", "all"),
         ("holdout", "impulse", "all"),
-        ("fixed2400", "all", "all"),
+        ("fixed210", "all", "all"),
         ("wmv/P250", "all", "all"),
     ]:
         assert key in rows
@@ -174,7 +174,7 @@ def test_stop_bench_writes_summary_resumes_and_replays(tmp_path, image_file, arc
         "never_fired",
     ):
         assert field in agg
-    assert agg["runs"] == 2 and rows[("fixed2400", "all", "all")]["spent_mean"] == 210
+    assert agg["runs"] == 2 and rows[("fixed210", "all", "all")]["spent_mean"] == 210
     capsys.readouterr()
 
     # resume: both fits exist, nothing is refitted; a new noise type is added to the same folder
@@ -188,7 +188,7 @@ def test_stop_bench_writes_summary_resumes_and_replays(tmp_path, image_file, arc
     # replay only, with other patiences; asking for a detector a trace lacks is an error
     assert main(["stop-bench", "--replay", str(run), "--patience-grid", "50", "--detectors", "wmv,holdout"]) == 0
     rules = json.loads((run / "summary.json").read_text())["rules"]
-    assert set(rules) == {"wmv", "holdout", "wmv/P50", "holdout/P50", "fixed2400"}
+    assert set(rules) == {"wmv", "holdout", "wmv/P50", "holdout/P50", "fixed210"}
     capsys.readouterr()
     assert main(["stop-bench", "--replay", str(run), "--detectors", "sure"]) == 2
     assert "tiny_impulse_L2_s0: the trace has no column 'stat_sure'" in capsys.readouterr().err

@@ -433,7 +433,8 @@ def write_results(
     rules = bench_rules(
         int(protocol.get("window", 100)),
         patience_grid,
-        fixed=int(protocol.get("fixed_budget", 2400)),
+        # a run shorter than the fixed budget stops at its own end: name the rule for the budget it really has
+        fixed=min(int(protocol.get("fixed_budget", 2400)), int(protocol.get("fit", {}).get("iters", 2400))),
         variants="space" in protocol,  # a cross-architecture bench
     )
     if detectors:
