@@ -404,7 +404,9 @@ def test_resume_refuses_the_flags_its_run_folder_decides(tmp_path, capsys):
     run.mkdir()
     (run / "config.toml").write_text("")
     message = _error(tmp_path, capsys, ["search", "ga", "--resume", run, "--pop", "4", "--iters", "50", "--gens", "3"])
-    assert "drop --iters, --pop (only --gens, --workers, --dask, --dask-timeout, --no-progress and --out" in message
+    assert (
+        "drop --iters, --pop (only --dask, --dask-timeout, --gens, --no-progress, --out, --workers and --log" in message
+    )
     message = _error(tmp_path, capsys, ["search", "bayes", "--resume", run, "--iters", "50", "--space", "wide"])
     assert "drop --space, --iters (only" in message
 
