@@ -199,7 +199,7 @@ def test_weights_file_round_trip_and_its_errors(clean32, tmp_path):
         read_weights(path, SMALL, 1)
     assert str(grey.value) == (
         f"init={path}: the weights are for images of 3 channel(s), this image has 1 (grey vs "
-        "colour); fit the same architecture (e.g. spec with the run's config) or drop init"
+        "colour); restore a 3-channel image with these weights, use weights learned on 1-channel images, or drop init"
     )
 
 

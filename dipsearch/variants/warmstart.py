@@ -140,6 +140,16 @@ def read_weights(source: str | Path, spec: Any, channels: int) -> WeightsFile:
     """A verified weights file whose architecture is `spec`; a clear error otherwise."""
     weights = load_weights_file(source)
     problem = arch_mismatch(weights, spec, channels)
+    if problem and channels != weights.channels and _plain(spec_to_dict(spec)) == weights.arch:
+        # another architecture would not help here: the image and the weights disagree on colour
+        raise ArgumentError(
+            "{init:{path}}: {problem}; restore a {want}-channel image with these weights, use weights learned on "
+            "{have}-channel images, or drop {init}",
+            path=weights.path,
+            problem=problem,
+            want=weights.channels,
+            have=channels,
+        )
     if problem:
         raise ArgumentError(
             "{init:{path}}: {problem}; fit the same architecture (e.g. {spec} with the run's config) or drop {init}",
