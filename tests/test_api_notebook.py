@@ -258,3 +258,27 @@ def test_a_resume_refuses_a_problem_that_rebuilds_differently(tmp_path, recipe, 
         "(changed image files, or another torch version synthesising the noise); use the "
         "same files and versions"
     )
+
+
+def test_a_bayesian_study_stopped_by_ctrl_c_fails_its_running_trials_saying_why(tmp_path, recipe, space):
+    import optuna
+
+    from dipsearch.search.bayes.study import INTERRUPTED
+
+    spec = SearchSpec(space=str(space), iters=30, device="cpu", rungs=None, bayes=BayesSettings(trials=4))
+    runtime = quiet(tmp_path / "runs", on_evaluation=interrupt_after(1), workers=2)
+    with pytest.raises(KeyboardInterrupt) as killed:
+        bayes.run(recipe, spec, runtime)
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(killed.value.run_dir / "study.journal"))
+    )
+    (study,) = optuna.get_all_study_summaries(storage)
+    trials = optuna.load_study(study_name=study.study_name, storage=storage).trials
+    assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+    interrupted = [t for t in trials if INTERRUPTED in t.user_attrs]
+    assert interrupted and all(t.state == optuna.trial.TrialState.FAIL for t in interrupted)
+
+    console = Console(record=True, width=200)
+    result = bayes.resume(killed.value.run_dir, runtime=Runtime(out=tmp_path / "runs", console=console))
+    assert "left running by a process that is gone" not in console.export_text()
+    assert result.summary["trials"] == 4  # interrupted trials do not use up the budget

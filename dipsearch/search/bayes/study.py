@@ -54,6 +54,7 @@ TARGET = "target_trials"  # study user attr: the study's trial target, updated b
 STALE_AFTER_ATTR = "stale_after"  # study user attr: the driver's --stale-after, which workers use by default
 RESULT = "result"  # trial user attr: the evaluation (fitness, psnr, params, iters_run, seconds, error, ...)
 SURPLUS = "surplus"  # trial user attr: asked after the target was reached by another process
+INTERRUPTED = "interrupted"  # trial user attr: its process was stopped (Ctrl-C) before it finished
 WAIT_POLL = 2.0  # seconds between looks at the study while only other processes' trials run
 RESULT_FIELDS = ("fitness", "psnr", "params", "iters_run", "seconds", "error", "host", "stopped_iter")
 
@@ -170,10 +171,10 @@ def worker_seed(seed: int, tag: str) -> int:
 
 
 def _counts(trial: FrozenTrial) -> bool:
-    """Whether a finished trial uses up the budget: yes unless it was abandoned (stale) or surplus."""
+    """Whether a finished trial uses up the budget: yes unless it was abandoned (stale, interrupted) or surplus."""
     if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
         return True
-    return trial.state == TrialState.FAIL and STALE not in trial.user_attrs and SURPLUS not in trial.user_attrs
+    return trial.state == TrialState.FAIL and not {STALE, SURPLUS, INTERRUPTED} & set(trial.user_attrs)
 
 
 def fit_iters(trial: FrozenTrial) -> int:
@@ -316,8 +317,13 @@ class StudyRunner:
                     if self.on_tick:
                         self.on_tick()
             finally:
-                for future in in_flight:  # interrupted: the trials stay RUNNING and are failed on restart
+                for future, (trial, _) in in_flight.items():  # interrupted (Ctrl-C): fail them now, saying why
                     future.cancel()
+                    try:
+                        trial.set_user_attr(INTERRUPTED, True)
+                        self.study.tell(trial, state=TrialState.FAIL)
+                    except Exception:  # noqa: BLE001 - storage gone too: the trial is failed as stale on restart
+                        pass
 
     def _fail_stale(self, every: float) -> None:
         """Fail trials whose process died (at most once per `every` seconds): they would hold the target."""
