@@ -85,6 +85,7 @@ def test_search_restricts_the_space_to_networks_that_fit_the_image(tmp_path, ima
     assert (run / "best_arch.toml").is_file()
     # The refit hint carries the user's problem flags, whole on one line (output to a pipe is not wrapped).
     refit = f"refit the winner: dipsearch fit --clean {clean} --sigma 30 --seed 4 --arch {run / 'best_arch.toml'}"
+    refit += " --stop auto"  # as the final rung stopped it
     assert refit in text.splitlines()
     assert "…" not in text
 

@@ -13,6 +13,7 @@ from .search_cmd import (
     add_search_args,
     continue_hint,
     print_answer,
+    refit_hint,
     refuse_resume_flags,
     remember_resume_defaults,
     runtime_from_args,
@@ -182,7 +183,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         raise DipsearchError(no_winner(_study_evaluations(result, setup.space), result.run.path))
     print_answer(console, result.run.path)
     flags = problem_flags(setup.recipe) if setup.recipe.rebuildable else "IMAGE"
-    console.print(f"refit the winner: dipsearch fit {flags} --arch {best_arch}", highlight=False)
+    console.print(refit_hint(flags, best_arch, setup.spec), highlight=False)
     return 0
 
 

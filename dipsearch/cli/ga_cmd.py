@@ -14,6 +14,7 @@ from .search_cmd import (
     add_search_args,
     continue_hint,
     print_answer,
+    refit_hint,
     refuse_resume_flags,
     remember_resume_defaults,
     runtime_from_args,
@@ -196,9 +197,6 @@ def run(args: argparse.Namespace, console: Console) -> int:
         raise DipsearchError(no_winner(done.evaluations, run_dir.path))
     print_answer(console, run_dir.path)
     if done.setup.recipe.rebuildable:
-        console.print(
-            f"refit the winner: dipsearch fit {problem_flags(done.setup.recipe)} --arch "
-            f"{run_dir.file('best_arch.toml')}",
-            highlight=False,
-        )
+        hint = refit_hint(problem_flags(done.setup.recipe), run_dir.file("best_arch.toml"), done.setup.spec)
+        console.print(hint, highlight=False)
     return 0

@@ -175,6 +175,17 @@ def remember_resume_defaults(parser: argparse.ArgumentParser, free: set[str]) ->
     )
 
 
+def refit_hint(flags: str, best_arch: Path, spec: SearchSpec) -> str:
+    """The command that refits the single pick as the final rung fitted it: its stopping and warm start too."""
+    hint = f"refit the winner: dipsearch fit {flags} --arch {best_arch}"
+    stop = spec.rungs.stop if spec.rungs is not None else spec.stop
+    if stop is not None:
+        hint += f" --stop {stop.detector}"
+    if spec.init:
+        hint += f" --init {spec.init}"
+    return hint
+
+
 def print_answer(console: Console, run_path: Path) -> None:
     """Where the search's answer is: the final rung's ensemble where it made one, else its single pick."""
     ensemble = Path(run_path) / "ensemble.png"
@@ -298,6 +309,4 @@ def report(done: Any, console: Console, title: str) -> None:
     print_answer(console, done.run_dir)
     best_arch = done.run.file("best_arch.toml")
     if best_arch.is_file() and setup.recipe.rebuildable:
-        console.print(
-            f"refit the winner: dipsearch fit {problem_flags(setup.recipe)} --arch {best_arch}", highlight=False
-        )
+        console.print(refit_hint(problem_flags(setup.recipe), best_arch, setup.spec), highlight=False)
