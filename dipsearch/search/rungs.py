@@ -6,9 +6,9 @@ not made there. Successive halving takes over:
   rung 1..n (optional, `budgets`): the best `final * eta^k` screened candidates are refitted at a longer
       budget and re-ranked by the same fitness;
   final rung: the best `final` candidates, with the space's default genome always among them, are fitted
-      at the full budget with online stopping (default EMV, the stopping benchmark's best median), and
+      at the full budget with online stopping (default auto, the stopping that held across networks), and
       scored by the GT-free fitness of the stopped output (held-out PSNR). The best of these is the
-      search's answer, so a search never returns a network its own GT-free measure rates below the default.
+      search's single pick, so a search never picks a network its own GT-free measure rates below the default.
       With the holdout fitness a finalist must also beat the default significantly: on the same held-out
       pixels, the paired difference of squared errors must favour it by `margin` standard errors. A held-out
       set of a small image is a few hundred noisy values, and the default is a strong network: a finalist
