@@ -6,13 +6,13 @@ command, `--help` included) does not pay for torch until something needs it.
 
 from __future__ import annotations
 
-import importlib
 import sys
 import types
 from typing import Any
 
 from .errors import ArgumentError as ArgumentError  # re-exported
 from .errors import DipsearchError as DipsearchError  # re-exported
+from .lazy import lazy_exports
 
 _EXPORTS = {
     "ArchSpec": "arch",
@@ -33,17 +33,7 @@ _EXPORTS = {
 __all__ = sorted([*_EXPORTS, "ArgumentError", "DipsearchError"])
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'dipsearch' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, cache=True)
 
 
 class _Package(types.ModuleType):

@@ -24,8 +24,7 @@ Attributes are imported on first use: `import dipsearch.search` loads no torch, 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ..lazy import lazy_exports
 
 _NAMES = {
     "ProblemRecipe": "recipe",
@@ -48,13 +47,4 @@ _MODULES = ("ga", "bayes", "random", "base")
 __all__ = [*_NAMES, *_MODULES]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _NAMES:
-        return getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
-    if name in _MODULES:
-        return importlib.import_module(f".{name}", __name__)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _NAMES, _MODULES)

@@ -6,8 +6,7 @@ result.summary_extra["stopped_iter"], result.extras["images"]["output_stopped"]
 replay(result.trace, WMV().rule(patience=500))           # offline, no refit
 """
 
-import importlib
-from typing import Any
+from ..lazy import lazy_exports
 
 # Names are imported on first use: StopSpec (spec.py) is read by light modules (the search spec, the command
 # line) that must not load torch with the detectors.
@@ -47,11 +46,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _NAMES:
-        return getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _NAMES)

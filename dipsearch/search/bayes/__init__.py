@@ -11,10 +11,10 @@ Names are imported on first use: importing this package loads no Optuna.
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ...lazy import lazy_exports
 from ..base import Searcher
 
 if TYPE_CHECKING:
@@ -63,11 +63,4 @@ class BayesSearcher(Searcher):
         return continue_run(run_dir, runtime, **changes)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _NAMES:
-        return getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _NAMES)
