@@ -28,7 +28,7 @@ from .metrics import psnr
 from .problems.base import get_task
 from .stopping.spec import StopSpec
 from .tasks import Problem
-from .variants import candidate_variant, fit_variant
+from .variants import candidate_variant, fit_variant, get_variant
 
 
 class Reporter(Protocol):
@@ -294,7 +294,8 @@ def _fit_and_score(candidate: Candidate, loggers: list[FitHook]) -> Evaluation:
             image = result.extras["images"]["output_stopped"]
             fitness.select_step(int(stopped_iter))
         else:
-            image = result.extras.get("images", {}).get("output_posterior")  # SGLD: the posterior mean
+            key = get_variant(variant.variant).output_image  # SGLD: the posterior mean
+            image = result.extras.get("images", {}).get(key) if key else None
             if image is None:
                 image = result.ema if (fitness.output or candidate.output) == "ema" else result.output
         value = fitness.score(image, prepared)

@@ -125,7 +125,9 @@ class SureFitness(Fitness):
         return Sure(seed=self.seed)
 
     def check(self, problem: Problem) -> None:
-        if problem.meta.get("noise") != "gaussian":
+        from .stopping import Sure
+
+        if problem.meta.get("noise") is None or not Sure.accepts_noise(problem.meta["noise"]):
             raise ArgumentError("fitness 'sure' needs Gaussian noise of known sigma ({noise:gaussian} {level:S})")
         self._detector().check(problem)
 

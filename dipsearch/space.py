@@ -318,8 +318,8 @@ def _cross_skip_genes(spec: Any, max_depth: int, source: str) -> dict[str, Gene]
 
 
 def load_space(path: str | Path) -> SearchSpace:
-    """Read and validate a search-space TOML file."""
-    path = Path(path)
+    """Read and validate a search-space TOML file, or a named space ('demo', 'default': find_space)."""
+    path = find_space(path)
     data = load_toml(path, what="search-space file")
     return space_from_dict(data, source=str(path))
 

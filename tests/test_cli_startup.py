@@ -81,7 +81,8 @@ def test_the_cli_names_are_the_modules_own():
     }
     from dipsearch import variants
 
-    assert names.VARIANTS == variants.VARIANTS and names.VARIANT_GENES == variants.VARIANT_GENES
+    assert names.VARIANTS == tuple(variants.VARIANTS) and names.VARIANT_GENES == variants.VARIANT_GENES
+    assert names.SGLD_ITERS == variants.VARIANTS["sgld"].default_iters
     assert names.SGLD_DEFAULTS == {k: getattr(variants.VariantSettings(), k) for k in names.SGLD_DEFAULTS}
     assert (
         names.PRESELECT_METRICS == tuple(preselect.METRICS)

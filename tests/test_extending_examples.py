@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import SMALL, synthetic_image
 
 import dipsearch
@@ -85,3 +86,35 @@ def test_a_registered_family_fits_loads_and_is_searched(problem, monkeypatch, tm
     assert space.decode(space.default()) == spec
     with pytest.raises(DipsearchError, match="conv stack: width must be positive integers"):
         ConvStackSpec(width=(8, 0))
+
+
+def test_a_registered_variant_fits_and_is_a_gene_choice(monkeypatch):
+    from dipsearch import variants
+    from dipsearch.errors import ArgumentError
+
+    monkeypatch.setitem(variants.VARIANTS, "adamw", None)  # restored (removed) after the test
+    example = _load("adamw_variant")
+    assert variants.VARIANTS["adamw"] is example.AdamW
+
+    seen = []
+
+    class Optimizer(dipsearch.FitHook):
+        def on_update(self, learner, step):
+            seen.append(type(learner.optimizer).__name__)
+
+    problem = dipsearch.make_problem("denoise", clean=synthetic_image(32, 32), noise="gaussian", level=25, seed=0)
+    config = dipsearch.FitConfig(iters=20, seed=0)
+    adamw = variants.fit_variant(problem, SMALL, config, variants.VariantSettings(variant="adamw"), [Optimizer()])
+    plain = variants.fit_variant(problem, SMALL, config, variants.VariantSettings())
+    assert set(seen) == {"AdamW"}
+    assert not torch.equal(adamw.output, plain.output)  # the weight decay changed the fit
+    assert adamw.trace[-1]["loss"] < adamw.trace[0]["loss"]
+
+    # the space's variant gene takes it; the page's worked run compares it with the plain fit on the demo crop
+    space_from_dict({"genes": {"variant": {"kind": "choice", "choices": ["plain", "adamw"], "default": "plain"}}})
+    assert set(example.main(iters=20)) == {"plain", "adamw"}
+    # SGLD's settings stay SGLD's: given to the new variant, they are refused, naming the owner
+    with pytest.raises(ArgumentError, match=r"^burn_in is a setting of variant=sgld \(Bayesian DIP\)"):
+        variants.VariantSettings(variant="adamw", burn_in=10)
+    with pytest.raises(ArgumentError, match=r"^unknown variant 'nope'; choose one of plain, sgld, adamw$"):
+        variants.VariantSettings(variant="nope")

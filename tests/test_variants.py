@@ -223,5 +223,5 @@ def test_variant_genes_decode_into_fit_settings_and_bad_ones_are_refused():
     assert (settings.burn_in, settings.sample_every) == (140, 5)  # the published proportions, scaled to 400 steps
     with pytest.raises(DipsearchError, match="variant 'hmc' is not known; choose among plain, sgld"):
         space_from_dict({"genes": {"variant": {"kind": "choice", "choices": ["plain", "hmc"], "default": "plain"}}})
-    with pytest.raises(DipsearchError, match="the TV weight must be a number >= 0, got -1"):
+    with pytest.raises(DipsearchError, match="<space>: the TV weight must be >= 0, got -1"):
         space_from_dict({"fixed": {"tv": -1}})

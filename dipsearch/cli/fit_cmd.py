@@ -10,7 +10,7 @@ from ..genes import BUDGET_GENE, CONFIG_GENES, check_fit_settings, check_fit_tab
 from .log_args import add_log_flag, log_hooks, wants_tensorboard
 from .names import CUDA_GRAPH_MODES, name_arguments
 from .problem_args import add_problem_args, problem_from_args, problem_tag
-from .variant_args import SGLD_ITERS, add_variant_args, split_settings, variant_from_args
+from .variant_args import add_variant_args, split_settings, variant_from_args
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -134,7 +134,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     from ..progress import ProgressHook, fit_progress, summary_table
     from ..runs import RunDir
     from ..stopping import prepare_problem
-    from ..variants import variant_parts
+    from ..variants import get_variant, variant_parts
     from ..variants.outputs import save_variant_outputs
     from ..variants.warmstart import FinalWeights
 
@@ -142,8 +142,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
     spec, from_arch, source = resolve_arch(args)
     from_arch, variant_genes = split_settings(from_arch)
     variant = variant_from_args(args, variant_genes)
-    if variant.variant == "sgld" and args.iters is None and "iters" not in from_arch:
-        from_arch["iters"] = SGLD_ITERS
+    default_iters = get_variant(variant.variant).default_iters
+    if default_iters is not None and args.iters is None and "iters" not in from_arch:
+        from_arch["iters"] = default_iters
     config = fit_config(args, from_arch)
     check_size(problem, spec)
     variant.check(config)

@@ -44,7 +44,8 @@ RESTORE_BUDGETS = {  # dipsearch.choosers.BUDGETS as (space, pop, gens, trials, 
     "gpu": ("default", 8, 5, 48, 1200, 3000),
 }
 CUDA_GRAPH_MODES = ("auto", "on", "off")  # dipsearch.fit.CUDA_GRAPH_MODES
-VARIANTS = ("plain", "sgld")  # dipsearch.variants.VARIANTS
+VARIANTS = ("plain", "sgld")  # keys of dipsearch.variants.VARIANTS
+SGLD_ITERS = 20000  # dipsearch.variants.sgld.SGLD.default_iters: the published run length
 SGLD_DEFAULTS = {"sgld_noise": 2.0, "burn_in": 7000, "sample_every": 50}  # dipsearch.variants.VariantSettings()
 
 

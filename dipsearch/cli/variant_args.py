@@ -6,12 +6,11 @@ import argparse
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from .names import SGLD_DEFAULTS, VARIANT_GENES, VARIANTS
+from .names import SGLD_DEFAULTS, SGLD_ITERS, VARIANT_GENES, VARIANTS
 
 if TYPE_CHECKING:
     from ..variants import VariantSettings
 
-SGLD_ITERS = 20000  # the published run length of Bayesian DIP
 _DEFAULT = SimpleNamespace(**SGLD_DEFAULTS)  # the help's defaults, without importing torch to build the parser
 
 

@@ -18,7 +18,7 @@ import json
 import random
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -92,8 +92,7 @@ class RandomSearcher(Searcher):
 
     def resume(self, run_dir: str | Path, runtime: Runtime, trials: int | None = None, **changes: Any) -> RandomRun:
         from ..preselect.seeding import load_initial
-        from ..runs import RunDir
-        from ..tomlio import load_toml
+        from .folder import open_folder, refuse_shrink
         from .prepare import SPACE_SNAPSHOT, prepare
         from .recipe import ProblemRecipe
         from .spec import SearchSpec
@@ -101,24 +100,11 @@ class RandomSearcher(Searcher):
         if changes:
             raise DipsearchError(f"a resumed random search takes only trials, not {', '.join(sorted(changes))}")
         runtime.check()
-        run = RunDir.open(run_dir)
-        config = load_toml(run.file("config.toml"), "run configuration")
-        if config.get("search", {}).get("searcher") != self.name or "spec" not in config:
-            raise DipsearchError(f"{run.path} is not a {self.name} search run folder; resume it with its own searcher")
+        run, config = open_folder(run_dir, self.name, f"dipsearch search {self.name}")
         spec = SearchSpec.from_dict(config["spec"])
         spec.space = str(run.file(SPACE_SNAPSHOT))
         if trials is not None:
-            done = int(config[self.name]["trials"])
-            if trials < done:
-                from ..errors import ArgumentError
-
-                raise ArgumentError(
-                    "{trials} is {value}, but the run in {run_dir} has {done} trials: a run is extended, never cut "
-                    "short (give more than {done}, or leave {trials} out to continue it as it was)",
-                    value=trials,
-                    done=done,
-                    run_dir=run.path,
-                )
+            refuse_shrink("trials", trials, int(config[self.name]["trials"]), run.path, "{done} trials")
             spec.settings.trials = trials
         spec.settings.check()
         recipe = ProblemRecipe.from_dict(config["recipe"])
@@ -165,12 +151,11 @@ def _drive(
 ) -> RandomRun:
     from ..evaluate import evaluate
     from ..executors import InProcessExecutor
-    from ..fit import resolve_device
-    from ..preselect.seeding import record_seeding, save_initial
-    from ..runs import RunDir
+    from ..preselect.seeding import record_seeding
     from .base import evaluation_result
     from .display import best_line
-    from .prepare import SPACE_SNAPSHOT, describe_seeding, space_snapshot
+    from .folder import create_folder
+    from .prepare import describe_seeding
     from .record import EVALUATIONS, SearchRecord
     from .rungs import RungRunner, rung_printer
     from .rungs import finish as finish_rungs
@@ -185,16 +170,7 @@ def _drive(
     start = time.perf_counter()
     try:
         if fresh:
-            run = RunDir.create(runtime.out, "search", searcher.name)
-            run.write_text(SPACE_SNAPSHOT, space_snapshot(setup.spec))
-            config = setup.config()
-            config["search"].update(searcher=searcher.name, threads=setup.threads, space_snapshot=SPACE_SNAPSHOT)
-            config[searcher.name] = asdict(settings)
-            config["stop"] = setup.spec.stop.to_dict() if setup.spec.stop else None
-            run.write_toml("config.toml", config)
-            run.write_versions(str(resolve_device(setup.spec.device)))
-            if seeding:
-                save_initial(run, initial)
+            run = create_folder(setup, searcher.name, settings, runtime, initial, seeding)
         summary_file = run.file("summary.json")
         previous = json.loads(summary_file.read_text()) if summary_file.is_file() else None
         record = SearchRecord(run, setup.space)

@@ -78,9 +78,9 @@ def job_key(image: str, noise: str, level: int, seed: int, value: float | None =
 
 def detectors_for(noise: str, holdout: float, window: int, seed: int, names: Iterable[str] = ()) -> list[Detector]:
     """The detectors one fit records: `names`, or every one that applies to the noise type."""
-    dets: list[Detector] = [WMV(window), EMV(), Holdout(holdout, seed), Spectral()]
-    if noise == "gaussian":  # SURE is only defined for Gaussian noise (and doubles the fit cost)
-        dets.insert(2, Sure(seed=seed))
+    dets: list[Detector] = [
+        d for d in (WMV(window), EMV(), Sure(seed=seed), Holdout(holdout, seed), Spectral()) if d.accepts_noise(noise)
+    ]
     names = set(names)
     return [d for d in dets if d.name in names] if names else dets
 
@@ -92,10 +92,12 @@ def check_detectors(names: Iterable[str], noises: Iterable[str]) -> None:
     if unknown:
         raise DipsearchError(f"unknown detector {unknown[0]!r}; choose one of {', '.join(DETECTORS)}")
     for noise in noises:
-        if "sure" in names and noise != "gaussian":
+        refused = [d for d in names if not DETECTORS[d].accepts_noise(noise)]
+        if refused:
+            cls = DETECTORS[refused[0]]
             raise DipsearchError(
-                f"sure: SURE needs Gaussian noise, but the bench asks for {noise} noise; "
-                "drop sure from the detectors or the noise type"
+                f"{cls.name}: {cls.noise_rule}, but the bench asks for {noise} noise; "
+                f"drop {cls.name} from the detectors or the noise type"
             )
 
 

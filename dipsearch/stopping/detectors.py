@@ -32,6 +32,13 @@ class Detector:
     default_patience: ClassVar[int] = 1000
     own_image: ClassVar[bool] = False  # True when the detector returns its own image (EMV's average), not `out`
     window: int = 1  # frames one statistic spans: window-start indexing looks window - 1 steps back
+    noise_models: ClassVar[tuple[str, ...] | None] = None  # the noise types it is defined for (None: any)
+    noise_rule: ClassVar[str] = ""  # that rule in words, for the refusals: "SURE needs Gaussian noise"
+
+    @classmethod
+    def accepts_noise(cls, noise: str | None) -> bool:
+        """Whether it applies to this noise type (None: not stated, the user vouches for it)."""
+        return cls.noise_models is None or noise is None or noise in cls.noise_models
 
     def check(self, problem: Problem) -> None:
         """Raise DipsearchError when this detector cannot work on `problem` (e.g. SURE without Gaussian noise)."""
@@ -210,6 +217,8 @@ class Sure(Detector):
 
     name = "sure"
     default_patience = 500
+    noise_models = ("gaussian",)
+    noise_rule = "SURE needs Gaussian noise"
 
     def __init__(self, sigma: float | str | None = None, eps: float | None = None, seed: int = 0) -> None:
         if eps is not None and eps < 0:  # eps = 0 only checks the lock-step (divergence reads as 0)
@@ -223,9 +232,9 @@ class Sure(Detector):
                 f"sure: SURE estimates the denoising error; it does not apply to task {problem.task!r}"
             )
         noise = problem.meta.get("noise")
-        if noise not in (None, "gaussian"):
+        if not self.accepts_noise(noise):
             raise DipsearchError(
-                f"sure: SURE needs Gaussian noise, but this problem has {noise} noise; use wmv, emv or holdout"
+                f"sure: {self.noise_rule}, but this problem has {noise} noise; use wmv, emv or holdout"
             )
         if self.sigma_arg is None and (noise is None or problem.meta.get("level") is None):
             raise ArgumentError(

@@ -3,6 +3,9 @@
     settings = VariantSettings(variant="sgld", tv=0.001, init="runs/fit/.../weights.pt")
     result = fit_variant(problem, spec, FitConfig(iters=20000), settings, hooks=[...])
 
+Each variant is a registered object (base.Variant; the registry VARIANTS, name -> class; a new one is one
+module: docs/extending/variant.md):
+- variant "plain": the seed's fit.
 - variant "sgld" (Bayesian DIP, sgld.py): Adam with weight decay, Langevin noise on the convolution weights after
   each step (FitHook.on_update), and the posterior mean / per-pixel standard deviation of the outputs sampled
   after the burn-in; result.extras["images"]["output_posterior"], result.extras["uncertainty"], summary keys
@@ -24,14 +27,9 @@ from ..errors import ArgumentError, DipsearchError
 from ..fit import FitConfig, FitHook, FitResult
 from ..genes import VARIANT_GENES
 from ..tasks import Problem
-
-VARIANTS = ("plain", "sgld")
-_SGLD_ONLY = (
-    "sgld_noise",
-    "weight_decay",
-    "burn_in",
-    "sample_every",
-)  # the choices of the variant gene (VARIANT_GENES: the genes a space may declare)
+from . import sgld as _sgld  # noqa: F401 - registers the variant
+from .base import VARIANTS, Variant, get_variant, owner_of, register_variant
+from .tv import check_tv_weight
 
 
 @dataclass(frozen=True)
@@ -47,10 +45,8 @@ class VariantSettings:
     init: str | None = None  # weights.pt file or run folder to start from (warm start)
 
     def __post_init__(self) -> None:
-        if self.variant not in VARIANTS:
-            raise DipsearchError(f"unknown variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
-        if not self.tv >= 0:
-            raise DipsearchError(f"the TV weight must be >= 0, got {self.tv:g}")
+        get_variant(self.variant)  # an unknown name: the registered ones
+        check_tv_weight(self.tv)
         if not self.sgld_noise >= 0:
             raise DipsearchError(f"the SGLD noise factor must be >= 0, got {self.sgld_noise:g}")
         if not self.weight_decay >= 0:
@@ -59,13 +55,13 @@ class VariantSettings:
             raise DipsearchError(f"the SGLD burn-in must be >= 0 steps, got {self.burn_in}")
         if self.sample_every < 1:
             raise DipsearchError(f"the SGLD sample interval must be >= 1 step, got {self.sample_every}")
-        if self.variant != "sgld":
-            # SGLD's settings do nothing in another variant; given, they are a mistake, not a silent no-op.
-            given = [f.name for f in fields(self) if f.name in _SGLD_ONLY and getattr(self, f.name) != f.default]
-            if given:
+        # Another variant's settings do nothing here; given, they are a mistake, not a silent no-op.
+        for f in fields(self):
+            owner = owner_of(f.name)
+            if owner not in (None, self.variant) and getattr(self, f.name) != f.default:
                 raise ArgumentError(
-                    f"{{{given[0]}}} is a setting of {{variant:sgld}} (Bayesian DIP), and this fit's variant is "
-                    f"{{name}}: add {{variant:sgld}} or drop {{{given[0]}}}",
+                    f"{{{f.name}}} is a setting of {{variant:{owner}}} ({VARIANTS[owner].summary}), and this fit's "
+                    f"variant is {{name}}: add {{variant:{owner}}} or drop {{{f.name}}}",
                     name=self.variant,
                 )
 
@@ -75,17 +71,7 @@ class VariantSettings:
 
     def check(self, config: FitConfig) -> None:
         """Refuse settings that cannot work with this fit's budget, before any work."""
-        if self.variant == "sgld":
-            from .sgld import sample_steps
-
-            if not sample_steps(config.iters, self.burn_in, self.sample_every):
-                raise ArgumentError(
-                    "SGLD burn-in of {steps} steps leaves no posterior sample in a run of {length} iterations (one "
-                    "every {every} steps after the burn-in); lower {burn_in} or raise {iters}",
-                    steps=self.burn_in,
-                    length=config.iters,
-                    every=self.sample_every,
-                )
+        get_variant(self.variant).check(self, config)
 
     def to_dict(self) -> dict[str, Any]:
         """The form recorded in config.toml ([variant]); TOML has no null, so an absent init is left out."""
@@ -116,41 +102,22 @@ def variant_parts(
     from .warmstart import read_weights
 
     parts = FitParts()
-    hooks: list[FitHook] = []
     if settings.init is not None:
         parts.weights = read_weights(settings.init, spec, channels).state_dict
     if settings.tv > 0:
         parts.losses = [tv_term(settings.tv)]
-    if settings.variant == "sgld":
-        from .sgld import SGLDHook, sgld_optimizer
-
-        parts.optimizer = sgld_optimizer(settings.weight_decay)
-        hooks.append(SGLDHook(settings.sgld_noise, settings.burn_in, settings.sample_every, config.seed))
-    return parts, hooks
-
-
-SGLD_BURN_IN_SHARE = 0.35  # the published 7000 of 20000 steps
+    return parts, get_variant(settings.variant).apply(parts, settings, config)
 
 
 def candidate_variant(fit_settings: dict[str, Any], iters: int, init: str | None = None) -> VariantSettings:
-    """The variant of a search candidate, from its genome's fit settings (genes `variant`, `tv`).
-
-    A search's candidates run far fewer steps than the published 20000: when the published burn-in leaves no
-    sample, SGLD keeps the published proportions instead (burn-in 35 % of the run, about 80 samples).
-    """
+    """The variant of a search candidate, from its genome's fit settings (genes `variant`, `tv`), for a run of
+    `iters` steps (each variant adapts its own settings to short runs: Variant.for_run)."""
     settings = VariantSettings.from_settings(fit_settings, init=init)
-    if settings.variant == "sgld":
-        from .sgld import sample_steps
-
-        if not sample_steps(iters, settings.burn_in, settings.sample_every):
-            settings = settings.updated(
-                burn_in=round(SGLD_BURN_IN_SHARE * iters), sample_every=max(1, min(settings.sample_every, iters // 80))
-            )
-    return settings
+    return get_variant(settings.variant).for_run(settings, iters)
 
 
 def check_variant_genes(genes: dict[str, Any], fixed: dict[str, Any], source: str) -> None:
-    """A space's `variant` and `tv` genes (or [fixed] values) must name known variants and non-negative weights."""
+    """A space's `variant` and `tv` genes (or [fixed] values) must name registered variants and weights >= 0."""
     variant = genes.get("variant")
     choices = variant.choices if variant is not None else ((fixed["variant"],) if "variant" in fixed else ())
     if variant is not None and variant.kind != "choice":
@@ -159,9 +126,9 @@ def check_variant_genes(genes: dict[str, Any], fixed: dict[str, Any], source: st
     if unknown:
         raise DipsearchError(f"{source}: variant {unknown[0]!r} is not known; choose among {', '.join(VARIANTS)}")
     tv = genes.get("tv")
-    lowest = (min(tv.choices) if tv.kind == "choice" else tv.low) if tv is not None else fixed.get("tv", 0)
-    if not isinstance(lowest, (int, float)) or isinstance(lowest, bool) or lowest < 0:
-        raise DipsearchError(f"{source}: the TV weight must be a number >= 0, got {lowest!r}")
+    check_tv_weight(
+        (min(tv.choices) if tv.kind == "choice" else tv.low) if tv is not None else fixed.get("tv", 0), source
+    )
 
 
 def fit_variant(
@@ -180,6 +147,9 @@ def fit_variant(
 
 __all__ = [
     "VARIANTS",
+    "Variant",
+    "get_variant",
+    "register_variant",
     "VARIANT_GENES",
     "VariantSettings",
     "candidate_variant",

@@ -17,10 +17,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..engine import Lazy, mse_to_psnr
+from ..engine import FitParts, Lazy, mse_to_psnr
+from ..errors import ArgumentError
 from ..fit import FitConfig, FitHook, FitResult, StepState
 from ..metrics import accumulator, psnr
 from ..tasks import Problem
+from .base import Variant, register_variant
+
+SGLD_ITERS = 20000  # the published run length of Bayesian DIP
+BURN_IN_SHARE = 0.35  # the published 7000 of 20000 steps
 
 
 def sample_steps(iters: int, burn_in: int, every: int) -> int:
@@ -150,3 +155,37 @@ def save_uncertainty(path: Any, uncertainty: Tensor, title: str = "SGLD posterio
     fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04, label="std (image scale 0-1)")
     fig.tight_layout()
     write_figure(path, fig)
+
+
+@register_variant
+class SGLD(Variant):
+    """Bayesian DIP: Adam with weight decay, Langevin noise on the weights, the posterior mean as the image."""
+
+    name = "sgld"
+    summary = "Bayesian DIP"
+    settings = ("sgld_noise", "weight_decay", "burn_in", "sample_every")
+    default_iters = SGLD_ITERS
+    output_image = "output_posterior"
+
+    def check(self, settings: Any, config: FitConfig) -> None:
+        if not sample_steps(config.iters, settings.burn_in, settings.sample_every):
+            raise ArgumentError(
+                "SGLD burn-in of {steps} steps leaves no posterior sample in a run of {length} iterations (one "
+                "every {every} steps after the burn-in); lower {burn_in} or raise {iters}",
+                steps=settings.burn_in,
+                length=config.iters,
+                every=settings.sample_every,
+            )
+
+    def for_run(self, settings: Any, iters: int) -> Any:
+        """A search's candidates run far fewer steps than the published 20000: when the published burn-in leaves
+        no sample, keep the published proportions instead (burn-in 35 % of the run, about 80 samples)."""
+        if sample_steps(iters, settings.burn_in, settings.sample_every):
+            return settings
+        return settings.updated(
+            burn_in=round(BURN_IN_SHARE * iters), sample_every=max(1, min(settings.sample_every, iters // 80))
+        )
+
+    def apply(self, parts: FitParts, settings: Any, config: FitConfig) -> list[FitHook]:
+        parts.optimizer = sgld_optimizer(settings.weight_decay)
+        return [SGLDHook(settings.sgld_noise, settings.burn_in, settings.sample_every, config.seed)]

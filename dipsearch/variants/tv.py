@@ -14,7 +14,15 @@ from ..engine import LossTerm, total_variation
 from ..errors import DipsearchError
 
 
-def tv_term(weight: float) -> LossTerm:
+def check_tv_weight(weight: object, source: str = "") -> None:
+    """The one rule for a TV weight, wherever it is given (flag, settings, a space's gene or [fixed] value)."""
+    prefix = f"{source}: " if source else ""
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+        raise DipsearchError(f"{prefix}the TV weight must be a number >= 0, got {weight!r}")
     if not weight >= 0:
-        raise DipsearchError(f"the TV weight must be >= 0, got {weight:g}")
+        raise DipsearchError(f"{prefix}the TV weight must be >= 0, got {weight:g}")
+
+
+def tv_term(weight: float) -> LossTerm:
+    check_tv_weight(weight)
     return total_variation(weight)

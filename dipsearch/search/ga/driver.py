@@ -9,17 +9,17 @@ and [stop] tables.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ...errors import ArgumentError, DipsearchError
+from ...errors import DipsearchError
 from ...evaluate import Evaluation
 from ...problems.recipe import ProblemRecipe, as_problem
 from ...runs import RunDir
 from ...tasks import Problem
-from ...tomlio import load_toml
-from ..prepare import SPACE_SNAPSHOT, SearchSetup, describe_seeding, prepare, space_snapshot, starting_genomes
+from ..folder import create_folder, open_folder, refuse_shrink
+from ..prepare import SPACE_SNAPSHOT, SearchSetup, describe_seeding, prepare, starting_genomes
 from ..result import SearchResult
 from ..spec import Runtime, SearchSpec, StopSpec
 from .algorithm import GAConfig, GAResult, GASearch
@@ -79,25 +79,11 @@ def continue_run(run_dir: str | Path, gens: int | None, runtime: Runtime) -> GAR
     from ...preselect.seeding import load_initial
 
     runtime.check()
-    run = RunDir.open(run_dir)
-    config = load_toml(run.file("config.toml"), "run configuration")
-    if config.get("search", {}).get("searcher") != "ga" or "ga" not in config or not run.file(SPACE_SNAPSHOT).is_file():
-        raise DipsearchError(
-            f"{run_dir} is not a GA search run folder (its config.toml has no [ga] table or "
-            f"it has no {SPACE_SNAPSHOT}); resume a folder made by `dipsearch search ga`"
-        )
+    run, config = open_folder(run_dir, "ga", "dipsearch search ga", label="GA")
     recipe, spec = stored_recipe(config), stored_spec(config)
     spec.space = str(run.file(SPACE_SNAPSHOT))
     if gens is not None:
-        done = _generations_done(run)
-        if gens < done:
-            raise ArgumentError(
-                "{gens} is {value}, but the run in {run_dir} has finished {done} generations: a run is extended, "
-                "never cut short (give more than {done} to extend it, or leave {gens} out to continue it as it was)",
-                value=gens,
-                done=done,
-                run_dir=run.path,
-            )
+        refuse_shrink("gens", gens, _generations_done(run), run.path, "finished {done} generations")
         spec.ga.gens = gens
     spec.ga.check()
     problem = recipe.rebuild(f"the run {run.path}")
@@ -183,8 +169,7 @@ def _drive(
     initial: list,
     seeding: dict[str, Any] | None,
 ) -> GARun:
-    from ...fit import resolve_device
-    from ...preselect.seeding import record_seeding, save_initial
+    from ...preselect.seeding import record_seeding
     from ..display import LiveDisplay, LogDisplay
     from ..record import EVALUATIONS, SearchRecord
     from ..rungs import rung_printer
@@ -199,18 +184,7 @@ def _drive(
     fresh = run is None
     try:
         if fresh:
-            run = RunDir.create(runtime.out, "search", "ga")
-            run.write_text(SPACE_SNAPSHOT, space_snapshot(setup.spec))
-            config = setup.config()
-            config["search"].update(searcher="ga", threads=setup.threads, space_snapshot=SPACE_SNAPSHOT)
-            config["ga"] = asdict(ga)
-            config["recipe"] = setup.recipe.to_dict()
-            config["stop"] = setup.spec.stop.to_dict() if setup.spec.stop else None  # the stopping of every fit
-            run.write_toml("config.toml", config)
-            run.write_versions(str(resolve_device(setup.spec.device)))
-            if seeding:
-                save_initial(run, initial)
-                record_seeding(run, seeding)
+            run = create_folder(setup, "ga", ga, runtime, initial, seeding)
         record = SearchRecord(run, setup.space)
         setup.log_into(run.path, runtime.tensorboard)
         display = LiveDisplay(console, ga.gens) if runtime.progress else LogDisplay(console)
