@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--task", choices=("denoise", "sr", "inpaint"), default="denoise")  # tasks pretrain covers
     parser.add_argument("--noise", choices=NOISE_KINDS, default="gaussian")
     parser.add_argument("--sigma", type=float, metavar="S", help="noise level (default: the task's, gaussian 25)")
-    parser.add_argument("--factor", type=int, default=4, help="super-resolution factor (default 4)")
+    parser.add_argument("--factor", type=int, help="super-resolution factor (default 4)")
     parser.add_argument("--mask-ratio", type=float, metavar="R", help="inpainting: random mask, this fraction missing")
     parser.add_argument("--mask-kind", choices=("text", "region"), help="inpainting: synthetic text or region mask")
     parser.add_argument("--crop", type=int, metavar="N", help="centre-crop each image to N x N")
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
             task=args.task,
             noise=args.noise,
             sigma=args.sigma,
-            factor=args.factor if args.task == "sr" else None,
+            factor=args.factor,
             mask_ratio=args.mask_ratio,
             mask_kind=args.mask_kind,
             crop=args.crop,

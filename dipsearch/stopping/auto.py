@@ -56,7 +56,9 @@ FALLBACK = HELDOUT_AVERAGE  # tasks other than denoising (inpainting, super-reso
 
 def recommend(task: str, noise: str | None = None) -> Recommendation:
     """What `auto` stands for on this task and noise type."""
-    return RECOMMENDED.get(noise, FALLBACK) if task == "denoise" else FALLBACK
+    from ..problems.base import get_task
+
+    return RECOMMENDED.get(noise, FALLBACK) if get_task(task).identity else FALLBACK
 
 
 def auto_hook(
