@@ -9,7 +9,7 @@ from ga_helpers import TINY_SPACE
 from rich.console import Console
 
 from dipsearch.cli import main
-from dipsearch.errors import ArgumentError
+from dipsearch.errors import ArgumentError, DipsearchError
 from dipsearch.imageio import save_image
 from dipsearch.search import ProblemRecipe, Runtime, SearchSpec
 from dipsearch.search.base import SEARCHERS, get_searcher, resume, run
@@ -106,6 +106,10 @@ def test_random_search_runs_resumes_and_keeps_a_finished_runs_figures(tmp_path, 
 
     longer = resume(result.run_dir, runtime, trials=4)
     assert longer.summary["evaluations"] == 4 and longer.summary["seconds"] > result.summary["seconds"]
+
+    # another searcher's folder is refused, naming the one that made it
+    with pytest.raises(DipsearchError, match=r"is not a GA search run folder .*made by `dipsearch search random`"):
+        get_searcher("ga").resume(result.run_dir, runtime)
 
 
 def test_search_random_on_the_command_line_logs_one_line_per_trial(tmp_path, files, capsys):

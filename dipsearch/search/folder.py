@@ -55,10 +55,10 @@ def open_folder(
     config = load_toml(run.file("config.toml"), "run configuration")
     made_by = config.get("search", {}).get("searcher")
     if made_by != searcher or searcher not in config or not run.file(SPACE_SNAPSHOT).is_file():
+        other = f"; it was made by `dipsearch search {made_by}`: resume it with that" if made_by != searcher else ""
         raise DipsearchError(
-            f"{run.path} is not a {label or searcher} search run folder (its config.toml has no [{searcher}] table or it has "
-            f"no {SPACE_SNAPSHOT}); resume a folder made by `{command}`"
-            + (f", or this one with `dipsearch search {made_by} --resume`" if made_by and made_by != searcher else "")
+            f"{run.path} is not a {label or searcher} search run folder (its config.toml has no [{searcher}] table "
+            f"or it has no {SPACE_SNAPSHOT}); resume a folder made by `{command}`" + (other if made_by else "")
         )
     return run, config
 
