@@ -10,7 +10,7 @@ The TV term and warm starts are not variants: they combine with any of them (Var
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from ..errors import ArgumentError
 
@@ -72,7 +72,3 @@ def get_variant(name: str) -> Variant:
 def owner_of(setting: str) -> str | None:
     """The variant a VariantSettings field belongs to (None: a setting of every variant, like tv and init)."""
     return next((name for name, cls in VARIANTS.items() if setting in cls.settings), None)
-
-
-def unknown_variants(names: Any) -> list[Any]:
-    return [n for n in names if n not in VARIANTS]
