@@ -30,3 +30,16 @@ def write_json(path: str | Path, data: dict[str, Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, (json.dumps(data, indent=2) + "\n").encode())
     return path
+
+
+def gain_stats(values: list[float]) -> dict[str, Any]:
+    """Differences to a reference (dB): mean, worst, best, how many fall more than 0.1 dB below it."""
+    import statistics
+
+    return {
+        "mean": statistics.mean(values),
+        "worst": min(values),
+        "best": max(values),
+        "below_0.1": sum(v < -0.1 for v in values),
+        "images": len(values),
+    }

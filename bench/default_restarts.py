@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DEFAULT_DATA, RESULTS, machine, write_json  # noqa: E402
+from common import gain_stats as stats
 from fidelity import fidelity_space  # noqa: E402
 
 from dipsearch.fit import FitConfig  # noqa: E402
@@ -57,15 +57,6 @@ def stopped_fit(problem, space, iters: int, seed: int, stop: str) -> tuple[torch
 
 
 def summarise(rows: list[dict]) -> dict:
-    def stats(values: list[float]) -> dict:
-        return {
-            "mean": statistics.mean(values),
-            "worst": min(values),
-            "best": max(values),
-            "below_0.1": sum(v < -0.1 for v in values),
-            "images": len(values),
-        }
-
     out = {v: stats([r[v] - r["default_stop"] for r in rows]) for v in VARIANTS}
     for sigma in sorted({r["sigma"] for r in rows}):
         out[f"inverse_mse_sigma{sigma:g}"] = stats(

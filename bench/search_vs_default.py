@@ -39,6 +39,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DEFAULT_DATA, RESULTS, machine, write_json  # noqa: E402
+from common import gain_stats as stats
 from fidelity import fidelity_space  # noqa: E402
 
 from dipsearch.fit import FitConfig  # noqa: E402
@@ -124,15 +125,6 @@ VARIANTS = ("default_avg", "pick", "ensemble_equal", "ensemble_inverse-mse", "en
 
 
 def summarise(rows: list[dict]) -> dict:
-    def stats(values: list[float]) -> dict:
-        return {
-            "mean": statistics.mean(values),
-            "worst": min(values),
-            "best": max(values),
-            "below_0.1": sum(v < -0.1 for v in values),
-            "images": len(values),
-        }
-
     out = {v: stats([r[v] - r["default_stop"] for r in rows]) for v in VARIANTS}
     for mix in rows[0]["mixes"]:
         for weighting in ("fitted", "equal"):
