@@ -1,17 +1,21 @@
 """Does a search earn its answer, or would restarts of the default network do as well?
 
 The judge's other side: per image x sigma, what `dipsearch restore --search none` returns at the budget of
-bench/search_vs_default.py, with no search at all: the space's default network fitted with seeds 0, 1, ..., R,
-every fit stopped by `--stop` (default auto) on one shared held-out split, averaged with equal and with inverse
-held-out-MSE weights; against the same reference, the default with EMV stopping (seed 0, every pixel). Run it with
-the settings of a search_vs_default run and compare the rows: R + 1 fits here against that search's cost.
+bench/search_vs_default.py, run through the same code (dipsearch.restore.Pipeline): the space's default network
+fitted with seeds 0, 1, ..., R in the final rung, every fit stopped by `--stop` (default auto), each restart
+withholding the pixels of its own seed or the default fit's (`--splits`), averaged with inverse held-out-MSE
+weights (the answer) and equal ones; against the same reference, the default with EMV stopping (seed 0, every
+pixel). Run it with the settings of a search_vs_default run and compare the rows: R + 1 fits here against that
+search's cost. `--references FILE` takes the reference from an earlier run's rows (it does not depend on the
+members).
 
 Rows go to a JSONL file, one per (image, sigma) (a killed run resumes; two processes may share the file, each
 with its own images); the summary (mean, worst, best difference to the reference, rows below it by more than
 0.1 dB) goes to the .json next to it.
 
     python bench/default_restarts.py [DATA] [--images kodim01 ...] [--sigmas 25] [--crop 64] [--iters 1200]
-        [--restarts 2] [--stop auto] [--out bench/results/default_restarts.jsonl] [--summary-only]
+        [--restarts 2] [--stop auto] [--splits own|shared] [--references OLD.jsonl]
+        [--out bench/results/default_restarts.jsonl] [--summary-only]
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -31,29 +37,65 @@ from fidelity import fidelity_space  # noqa: E402
 
 from dipsearch.fit import FitConfig  # noqa: E402
 from dipsearch.genes import config_settings  # noqa: E402
-from dipsearch.metrics import psnr  # noqa: E402
+from dipsearch.restore import Pipeline, RestoreSettings  # noqa: E402
 from dipsearch.runs import read_jsonl  # noqa: E402
 from dipsearch.search import ProblemRecipe  # noqa: E402
 from dipsearch.search.spec import StopSpec  # noqa: E402
 from dipsearch.space import space_from_dict  # noqa: E402
+from dipsearch.tomlio import dumps_toml  # noqa: E402
 from dipsearch.variants import VariantSettings, fit_variant  # noqa: E402
 
 VARIANTS = ("equal", "inverse_mse")
 
 
-def stopped_fit(problem, space, iters: int, seed: int, stop: str) -> tuple[torch.Tensor, float | None, int]:
-    """The default genome fitted with `seed`, stopped by `stop` whose held-out split is seed 0's (shared): the
-    stopped image, its held-out MSE (None without held-out pixels) and the stop iteration."""
+def reference_fit(problem, space, iters: int) -> tuple[float, int]:
+    """The default genome, seed 0, every pixel, EMV stopping: its stopped output's true PSNR and stop iteration."""
     genome = space.default()
     settings = space.fit_settings(genome)
-    hook = StopSpec.parse(stop).hook(0, problem)
-    prepared = hook.prepare(problem)
-    config = FitConfig(iters=iters, seed=seed, device="cpu", ssim_every=0, **config_settings(settings))
-    result = fit_variant(prepared, space.decode(genome), config, VariantSettings.from_settings(settings), [hook])
-    image = result.extras["images"]["output_stopped"].float()
-    held = next((d.held for d in hook.detectors if getattr(d, "held", None) is not None), None)
-    mse = float(held.mse(image, prepared)) if held is not None else None
-    return image, mse, int(result.summary_extra.get("stopped_iter", result.iters_run))
+    hook = StopSpec.parse("emv").hook(0, problem)
+    config = FitConfig(iters=iters, seed=0, device="cpu", ssim_every=0, **config_settings(settings))
+    result = fit_variant(
+        hook.prepare(problem), space.decode(genome), config, VariantSettings.from_settings(settings), [hook]
+    )
+    return result.summary(problem)["psnr_stopped"], int(result.summary_extra.get("stopped_iter", result.iters_run))
+
+
+class Restore(Pipeline):
+    """`restore --search none` with the restarts' split chosen by the bench."""
+
+    splits = "own"
+
+    def plan(self):
+        return replace(super().plan(), splits=self.splits)
+
+
+def restore_row(problem, space_file: Path, args: argparse.Namespace, work: Path) -> dict:
+    """The restore's members and ensembles, read back from its run folder."""
+    settings = RestoreSettings(
+        search="none",
+        budget="cpu",
+        space=str(space_file),
+        iters=args.iters,
+        stop=args.stop,
+        ensemble=args.restarts + 1,
+        device="cpu",
+        workers=1,
+    )
+    pipeline = Restore(problem, settings)
+    pipeline.splits = args.splits
+    result = pipeline.run(work, "bench")
+    search = json.loads((result.run.path / result.summary["search_run"] / "summary.json").read_text())
+    ensemble = search["ensemble"]
+    by_key = {m["key"]: m for m in [*search["final"], *search["restarts"]]}
+    members = [by_key[m["key"]] for m in ensemble["members"]]
+    return {
+        "members": [m["psnr"] for m in members],
+        "stopped_iters": [m["stopped_iter"] for m in members],
+        "splits": [m.get("split") for m in members],
+        "weights": [m["weight"] for m in ensemble["members"]],
+        "inverse_mse": result.summary["psnr_restored"],
+        "equal": ensemble["weightings"]["equal"]["psnr"],
+    }
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -76,14 +118,21 @@ def main() -> None:
     )
     parser.add_argument("--restarts", type=int, default=2, help="fits beside the default's own (seeds 1..R)")
     parser.add_argument("--stop", default="auto", help="the stopping of every member")
+    parser.add_argument("--splits", choices=("own", "shared"), default="own", help="the restarts' held-out pixels")
+    parser.add_argument("--references", type=Path, help="a JSONL of an earlier run: its default-stop figures")
     parser.add_argument("--out", type=Path, default=RESULTS / "default_restarts.jsonl")
     parser.add_argument("--summary-only", action="store_true", help="write the summary of the rows on file")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    space = space_from_dict(fidelity_space(), source="fidelity")
+    raw = fidelity_space()
+    space = space_from_dict(raw, source="fidelity")
+    work = Path(tempfile.mkdtemp(prefix="default_restarts_"))
+    space_file = work / "fidelity.toml"
+    space_file.write_text(dumps_toml(raw))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     done = {(r["image"], r["sigma"]) for r in read_jsonl(args.out)} if args.out.exists() else set()
+    known = {(r["image"], r["sigma"]): r for r in read_jsonl(args.references)} if args.references else {}
     for name in [] if args.summary_only else args.images:
         for sigma in args.sigmas:
             if (name, sigma) in done:
@@ -92,25 +141,18 @@ def main() -> None:
             problem = ProblemRecipe(
                 clean=str(args.data / "classic9" / f"{name}.png"), crop=args.crop, sigma=sigma
             ).build()
-            reference, _, ref_iter = stopped_fit(problem, space, args.iters, 0, "emv")
-            members = [stopped_fit(problem, space, args.iters, seed, args.stop) for seed in range(args.restarts + 1)]
-            images = [image for image, _, _ in members]
+            earlier = known.get((name, sigma))
+            if earlier is not None:
+                reference, ref_iter = earlier["default_stop"], earlier.get("default_stop_iter")
+            else:
+                reference, ref_iter = reference_fit(problem, space, args.iters)
             row = {
                 "image": name,
                 "sigma": sigma,
-                "default_stop": psnr(reference, problem.clean),
+                "default_stop": reference,
                 "default_stop_iter": ref_iter,
-                "members": [psnr(image, problem.clean) for image in images],
-                "stopped_iters": [it for _, _, it in members],
-                "equal": psnr(torch.stack(images).mean(0), problem.clean),
+                **restore_row(problem, space_file, args, work / f"{name}_s{sigma:g}"),
             }
-            if all(mse is not None for _, mse, _ in members):
-                weights = torch.tensor([1.0 / mse for _, mse, _ in members])
-                weights = weights / weights.sum()
-                row["weights"] = weights.tolist()
-                row["inverse_mse"] = psnr(sum(w * image for w, image in zip(weights.tolist(), images)), problem.clean)
-            else:
-                row["inverse_mse"] = row["equal"]
             row["seconds"] = round(time.perf_counter() - start, 1)
             with args.out.open("a") as handle:
                 handle.write(json.dumps(row) + "\n")

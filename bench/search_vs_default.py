@@ -6,22 +6,25 @@ Per image x sigma (classic9 crops, Gaussian noise), in one run, the true PSNR of
   default-avg    the same fit without stopping, its averaged (EMA) output at the full budget;
   pick           the search's single answer (best_output.png: the final rung's choice, its stopped output);
   ensemble-*     the search's ensemble (ensemble.png) under each weighting (equal, inverse-mse, fitted);
-  mixes          the fitted ensemble of other member sets, rebuilt from the same final-rung outputs as the search
-                 builds its own (dipsearch.search.ensemble.make_ensemble): the finalists alone (different
-                 architectures), the pick and its restarts (other seeds), all of them;
+  mixes          the ensemble of other member sets, rebuilt from the same final-rung outputs as the search builds
+                 its own (dipsearch.search.ensemble.make_ensemble), inverse-mse and equal weights: the finalists
+                 alone (different architectures), the pick and its restarts (other seeds), all of them, and all of
+                 them averaged without regard to which member fitted which pixel ("plain");
   cbm3d          the classical reference (optional `bm3d` package).
 A search is a GA (dipsearch.search.ga.run, what `dipsearch search ga` runs) with a final rung of `--final`
-finalists, the default among them, and `--restarts` refits of the chosen one with other seeds. Its cost is counted
+finalists, the default among them, and `--restarts` refits of the chosen one with other seeds, each withholding
+the pixels of its own seed or the finalists' (`--splits`). Its cost is counted
 in full-fit equivalents: the iterations it ran (screening at its scale, rungs, final rung, restarts) over the
 final rung's budget, a screening fit at scale 1/2 counting a quarter of its iterations (a quarter of the pixels).
 
 Results are appended to a JSONL file, one line per (image, sigma) (a killed run resumes); the summary (per
 variant: mean, worst and best difference to default-stop, images below it by more than 0.1 dB; the gap to CBM3D)
-goes to the .json next to it.
+goes to the .json next to it. `--references FILE` takes default-stop, default-avg and cbm3d from the rows of an
+earlier run with the same images, crop and final budget (they do not depend on the search), saving three fits a row.
 
     python bench/search_vs_default.py [DATA] [--images kodim01 kodim02 kodim03 kodim12] [--sigmas 25]
         [--crop 64] [--pop 4] [--gens 1] [--iters 300] [--final 3] [--restarts 2] [--final-iters 1200]
-        [--final-stop emv|none]
+        [--final-stop emv|none] [--splits own|shared] [--references OLD.jsonl]
         [--out bench/results/search_vs_default.jsonl]
 """
 
@@ -49,7 +52,7 @@ from dipsearch.imageio import load_image  # noqa: E402
 from dipsearch.metrics import psnr  # noqa: E402
 from dipsearch.runs import read_jsonl  # noqa: E402
 from dipsearch.search import ProblemRecipe, Runtime, SearchSpec, ga  # noqa: E402
-from dipsearch.search.ensemble import held_out_values, make_ensemble  # noqa: E402
+from dipsearch.search.ensemble import combine, held_out_values, make_ensemble, own_splits  # noqa: E402
 from dipsearch.search.ga import GAConfig  # noqa: E402
 from dipsearch.search.rungs import RungPlan  # noqa: E402
 from dipsearch.search.setup import default_eval_scale  # noqa: E402
@@ -97,7 +100,8 @@ def cost(rows: list[dict], final_iters: int, scale: float) -> dict[str, float]:
 
 
 def mixes(run: Path, summary: dict, problem: Problem) -> dict[str, dict]:
-    """The fitted ensemble of each member set, from the final rung's outputs (final/<key>.png)."""
+    """The ensemble of each member set, from the final rung's outputs (final/<key>.png), each member judged on
+    the pixels its fit withheld as the search does."""
     finalists = [f for f in summary["final"] if f["score"] is not None]
     pick = next(f for f in finalists if f["index"] == summary["final_choice"])
     restarts = [f for f in summary.get("restarts", []) if f["score"] is not None]
@@ -110,14 +114,21 @@ def mixes(run: Path, summary: dict, problem: Problem) -> dict[str, dict]:
     out = {}
     for name, members in sets.items():
         images = [load_image(run / "final" / f"{f['key']}.png") for f in members]
-        values = held_out_values(fitness, problem, 0, images)
-        ensemble = make_ensemble([f["key"] for f in members], images, values, "fitted", problem.clean)
+        splits = [0 if f.get("split") is None else f["split"] for f in members]
+        if len(set(splits)) == 1:
+            values = held_out_values(fitness, problem, splits[0], images)
+        else:
+            values = own_splits(fitness, problem, splits, images)
+        ensemble = make_ensemble([f["key"] for f in members], images, values, "inverse-mse", problem.clean)
         out[name] = {
             "members": len(members),
-            "fitted": ensemble.psnr,
+            "inverse-mse": ensemble.psnr,
             "equal": ensemble.alternatives["equal"]["psnr"],
             "weights": [round(w, 3) for w in ensemble.weights],
         }
+    everyone = out["finalists+restarts"]
+    images = [load_image(run / "final" / f"{f['key']}.png") for f in sets["finalists+restarts"]]
+    everyone["plain"] = psnr(combine(images, everyone["weights"]), problem.clean)
     return out
 
 
@@ -125,15 +136,17 @@ VARIANTS = ("default_avg", "pick", "ensemble_equal", "ensemble_inverse-mse", "en
 
 
 def summarise(rows: list[dict]) -> dict:
-    out = {v: stats([r[v] - r["default_stop"] for r in rows]) for v in VARIANTS}
+    out = {v: stats([r[v] - r["default_stop"] for r in rows]) for v in VARIANTS if all(v in r for r in rows)}
     for mix in rows[0]["mixes"]:
-        for weighting in ("fitted", "equal"):
+        for weighting in rows[0]["mixes"][mix]:
+            if weighting in ("members", "weights"):
+                continue
             out[f"mix_{mix}_{weighting}"] = stats([r["mixes"][mix][weighting] - r["default_stop"] for r in rows])
     with_cbm3d = [r for r in rows if r["cbm3d"] is not None]
     if with_cbm3d:
         out["cbm3d_gap"] = {
             "default_stop": statistics.mean(r["cbm3d"] - r["default_stop"] for r in with_cbm3d),
-            "ensemble_fitted": statistics.mean(r["cbm3d"] - r["ensemble_fitted"] for r in with_cbm3d),
+            "ensemble_inverse-mse": statistics.mean(r["cbm3d"] - r["ensemble_inverse-mse"] for r in with_cbm3d),
         }
     out["cost_full_fits"] = {
         "mean": statistics.mean(r["cost"]["fits_counted_whole"] for r in rows),
@@ -160,6 +173,10 @@ def main() -> None:
         "--final-stop", default="emv", help="the final rung's detector, or none: members are averaged outputs"
     )
     parser.add_argument("--iters", type=int, default=300, help="screening iterations per candidate")
+    parser.add_argument("--splits", choices=("own", "shared"), default="own", help="the restarts' held-out pixels")
+    parser.add_argument(
+        "--references", type=Path, help="a JSONL of an earlier run: its default-stop, default-avg and cbm3d figures"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "search_vs_default.jsonl")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -171,6 +188,7 @@ def main() -> None:
     space_path.write_text(dumps_toml(raw))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     done = {(r["image"], r["sigma"]) for r in read_jsonl(args.out)} if args.out.exists() else set()
+    known = {(r["image"], r["sigma"]): r for r in read_jsonl(args.references)} if args.references else {}
     for name in args.images:
         for sigma in args.sigmas:
             if (name, sigma) in done:
@@ -189,14 +207,24 @@ def main() -> None:
                     final=args.final,
                     final_iters=args.final_iters,
                     restarts=args.restarts,
+                    splits=args.splits,
                     stop=None if args.final_stop == "none" else {"detector": args.final_stop},
                 ),
             )
             result = ga.run(recipe, spec, Runtime(workers=1, out=work / f"{name}_s{sigma:g}"))
             run, summary = result.run_dir, result.summary
             searched = time.perf_counter() - start
-            default_stop, _ = plain_fit(problem, space, space.default(), args.final_iters, stop=True)
-            default_avg, _ = plain_fit(problem, space, space.default(), args.final_iters, stop=False)
+            earlier = known.get((name, sigma))
+            if earlier is not None:
+                default_stop, default_avg, reference_cbm3d = (
+                    earlier["default_stop"],
+                    earlier["default_avg"],
+                    earlier["cbm3d"],
+                )
+            else:
+                default_stop, _ = plain_fit(problem, space, space.default(), args.final_iters, stop=True)
+                default_avg, _ = plain_fit(problem, space, space.default(), args.final_iters, stop=False)
+                reference_cbm3d = cbm3d(problem)
             ensemble = summary["ensemble"]
             weightings = {ensemble["method"]: ensemble["psnr"]} | {
                 k: v["psnr"] for k, v in ensemble["weightings"].items()
@@ -209,13 +237,15 @@ def main() -> None:
                 "pick": summary["best_psnr"],
                 "pick_is_default": summary["final_choice_is_default"],
                 **{f"ensemble_{k}": v for k, v in weightings.items()},
-                "fitted_weights": [m["weight"] for m in ensemble["members"]],
+                "weights": [m["weight"] for m in ensemble["members"]],
                 "mixes": mixes(run, summary, problem),
-                "cbm3d": cbm3d(problem),
+                "cbm3d": reference_cbm3d,
                 "finalists": [
                     {k: f[k] for k in ("default", "score", "psnr", "stopped_iter")} for f in summary["final"]
                 ],
-                "restarts": [{k: f[k] for k in ("score", "psnr", "stopped_iter")} for f in summary["restarts"]],
+                "restarts": [
+                    {k: f.get(k) for k in ("score", "psnr", "stopped_iter", "split")} for f in summary["restarts"]
+                ],
                 "cost": cost(read_jsonl(run / "evaluations.jsonl"), args.final_iters, scale),
                 "search_seconds": round(searched, 1),
                 "seconds": round(time.perf_counter() - start, 1),
@@ -224,8 +254,8 @@ def main() -> None:
                 f.write(json.dumps(row) + "\n")
             print(
                 f"{name} s{sigma:g}: default-stop {default_stop:.2f}, default-avg {default_avg:.2f}, pick "
-                f"{row['pick']:.2f}, ensemble equal/inverse-mse/fitted {row['ensemble_equal']:.2f}/"
-                f"{row['ensemble_inverse-mse']:.2f}/{row['ensemble_fitted']:.2f}, cbm3d {row['cbm3d'] or 0:.2f}; "
+                f"{row['pick']:.2f}, ensemble equal/inverse-mse {row['ensemble_equal']:.2f}/"
+                f"{row['ensemble_inverse-mse']:.2f}, cbm3d {row['cbm3d'] or 0:.2f}; "
                 f"{row['cost']['fits_counted_whole']:.2f} full fits; {row['seconds']:.0f} s",
                 flush=True,
             )

@@ -114,6 +114,10 @@ def candidate_key(
     }
     if stop is not None:  # only then, so that keys without stopping stay what they were
         data["stop"] = stop.to_dict() if isinstance(stop, StopSpec) else stop
+        if fitness == "holdout":
+            # the held-out detector scores the fitness's pixels instead of withholding its own: not the fits of
+            # run folders made before, whose stopped candidates withheld two splits
+            data["stop_split"] = "fitness"
     if options:  # likewise: bf16 fits are not the fp32 ones
         data["options"] = options
     if init is not None:

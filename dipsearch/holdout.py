@@ -101,4 +101,5 @@ def hold_out(problem: Problem, fraction: float, seed: int = 0) -> tuple[Problem,
     held = held.view(1, 1, h, w).to(dev, dt)
     fit_mask = known.view(1, 1, h, w).to(dev, dt) - held
     meta = {**problem.meta, "holdout": {"fraction": fraction, "seed": seed, "pixels": k}}
-    return replace(problem, mask=fit_mask, meta=meta), HeldOut(held, fraction, seed)
+    split = HeldOut(held, fraction, seed)
+    return replace(problem, mask=fit_mask, meta=meta, held_out=split), split

@@ -95,18 +95,66 @@ def test_the_ensemble_holds_the_default_and_every_restart_and_beats_its_members(
     assert len(members) == 5 and sum(m.default for m in selection.finalists) == 1
     assert any(m.default for m in members) and [m.restart for m in members[3:]] == [1, 2]
     restarts = [c for c in fake.calls if c.seed != 0]
-    assert [c.seed for c in restarts] == [1, 2] and all(c.holdout_seed == 0 for c in restarts)
+    # each restart withholds the pixels of its own seed (holdout_seed None: the fit's seed)
+    assert [c.seed for c in restarts] == [1, 2] and all(c.holdout_seed is None for c in restarts)
+    assert [m.split for m in members] == [None, None, None, 1, 2]
     ensemble = selection.ensemble
-    assert ensemble.method == "inverse-mse" and set(ensemble.alternatives) == {"equal", "fitted"}
+    # no pixel is withheld from every member: no held-out score of the combination, no fitted weights
+    assert ensemble.method == "inverse-mse" and set(ensemble.alternatives) == {"equal"}
+    assert ensemble.heldout_psnr is None
     clean = _problem().clean
     best_member = max(psnr(record.final_image(m.evaluation.key), clean) for m in members)
     assert ensemble.psnr > best_member + 3  # five independent noises: the average is clearly cleaner
 
     summary = finish(record, selection, plan)
     assert (tmp_path / "ensemble.png").is_file()
+    assert [r["split"] for r in summary["restarts"]] == [1, 2]
     assert [m["restart"] for m in summary["ensemble"]["members"]] == [None, None, None, 1, 2]
     assert sum(m["weight"] for m in summary["ensemble"]["members"]) == pytest.approx(1, abs=1e-5)
     assert summary["ensemble_psnr"] == ensemble.psnr and len(summary["restarts"]) == 2
+
+
+def test_restarts_on_the_finalists_split_judge_the_weights_on_pixels_no_member_saw(tmp_path):
+    space = _space()
+    record, _, make = _screened(tmp_path, space, n=4)
+    fake = WithImages(lambda g, iters, stop: g["lr"])
+    plan = RungPlan(final=3, final_iters=200, restarts=2, splits="shared", weights="fitted")
+    selection = RungRunner(space, make, record, InProcessExecutor(), plan, fake).run()
+    restarts = [c for c in fake.calls if c.seed != 0]
+    assert [c.seed for c in restarts] == [1, 2] and all(c.holdout_seed == 0 for c in restarts)
+    ensemble = selection.ensemble
+    assert ensemble.method == "fitted" and set(ensemble.alternatives) == {"equal", "inverse-mse"}
+    assert ensemble.heldout_psnr is not None
+
+
+def test_each_pixel_is_averaged_over_the_members_that_fitted_it():
+    a, b = torch.full((1, 1, 2, 2), 0.2), torch.full((1, 1, 2, 2), 0.6)
+    withheld_a = torch.tensor([[[[1.0, 0.0], [0.0, 1.0]]]])
+    withheld_b = torch.tensor([[[[0.0, 1.0], [0.0, 1.0]]]])
+    out = combine([a, b], [0.75, 0.25], [withheld_a, withheld_b])
+    # a withheld the first pixel: b's value; b withheld the second: a's; both saw the third: the weighted mean;
+    # both withheld the fourth: the weighted mean too
+    assert out.flatten().tolist() == pytest.approx([0.6, 0.2, 0.3, 0.3])
+    assert torch.equal(combine([a, b], [0.75, 0.25], [torch.zeros(1, 1, 2, 2)] * 2), combine([a, b], [0.75, 0.25]))
+
+
+def test_members_on_their_own_splits_are_weighed_by_their_own_held_out_error():
+    from dipsearch.fitness import HoldoutFitness
+    from dipsearch.search.ensemble import make_ensemble, own_splits
+
+    problem = _problem()
+    clean = problem.clean
+    good, bad = (clean + 0.02).clamp(0, 1), (clean + 0.2).clamp(0, 1)
+    splits = own_splits(HoldoutFitness(), problem, [0, 1], [good, bad])
+    first, second = splits.mse()
+    assert first < second
+    ensemble = make_ensemble(["a", "b"], [good, bad], splits, None, clean)
+    assert ensemble.weights == pytest.approx(
+        [1 / first / (1 / first + 1 / second), 1 / second / (1 / first + 1 / second)]
+    )
+    assert ensemble.heldout_psnr is None and set(ensemble.alternatives) == {"equal"}
+    with pytest.raises(ArgumentError, match="fitted needs every member on one held-out split"):
+        make_ensemble(["a", "b"], [good, bad], splits, "fitted", clean)
 
 
 def test_a_killed_search_resumes_without_refitting_finalists_and_ends_with_the_same_ensemble(tmp_path):
@@ -172,6 +220,12 @@ def test_a_search_writes_its_ensemble_and_the_result_exposes_it(tmp_path, image_
             "--fitness holdout or --ensemble-weights equal",
         ),
         (["--ensemble-restarts", "-1"], "--ensemble-restarts must be >= 0, got -1"),
+        (
+            ["--ensemble-weights", "fitted", "--ensemble-restarts", "2"],
+            "--ensemble-weights fitted needs every ensemble member on one held-out split, and restarts withhold "
+            "their own (--ensemble-splits own); use --ensemble-splits shared or --ensemble-weights inverse-mse",
+        ),
+        (["--ensemble-splits", "mine"], "--ensemble-splits must be one of own, shared, got mine"),
         (
             ["--ensemble-weights", "median"],
             "unknown --ensemble-weights 'median'; choose one of equal, inverse-mse, fitted",

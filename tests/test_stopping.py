@@ -203,6 +203,21 @@ def test_holdout_withholds_pixels_and_scores_the_output_on_them(clean32):
         fit(problem, SMALL, FitConfig(iters=5, device="cpu"), [StoppingHook([Holdout()])])
 
 
+def test_holdout_scores_the_pixels_a_problem_already_withholds_at_its_fraction(clean32):
+    problem = _gauss(clean32)
+    fitness = HoldoutFitness(0.05)
+    prepared = fitness.prepare(problem, 7)
+    det = Holdout(fraction=0.05, seed=0)  # another seed: it would withhold other pixels of a fresh problem
+    fitted = StoppingHook([det]).prepare(prepared)
+    assert fitted is prepared and torch.equal(det.held.mask, fitness.held.mask)  # the fit loses 5 %, not 10 %
+    other = Holdout(fraction=0.1, seed=0)  # another fraction: a split of its own, beside the fitness's
+    fitted = StoppingHook([other]).prepare(prepared)
+    assert (
+        fitted.mask.sum() == prepared.mask.sum() - other.held.pixels
+        and (other.held.mask * fitness.held.mask).sum() == 0
+    )
+
+
 # ---------------------------------------------------------------- SURE
 
 

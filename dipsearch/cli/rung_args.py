@@ -49,14 +49,20 @@ def add_rung_args(group: argparse._ArgumentGroup) -> None:
         "--ensemble-weights",
         metavar="NAME",
         help="how ensemble.png weighs the finalists' stopped outputs: equal, inverse-mse (1 / held-out MSE) or "
-        "fitted (non-negative least squares on the held-out pixels, cross-validated); default fitted with the "
-        "holdout fitness, else equal",
+        "fitted (non-negative least squares on the held-out pixels, cross-validated); default inverse-mse with "
+        "the holdout fitness, else equal",
     )
     group.add_argument(
         "--ensemble-restarts",
         type=int,
         metavar="R",
         help="extra ensemble members: refits of the chosen finalist with the next R seeds (default 0)",
+    )
+    group.add_argument(
+        "--ensemble-splits",
+        metavar="own|shared",
+        help="the pixels a restart withholds: its own seed's, so that no pixel is missing from every member "
+        "(default), or the finalists' (fitted weights need that)",
     )
 
 
@@ -80,6 +86,7 @@ def plan_from_args(args: argparse.Namespace) -> RungPlan | None:
         "margin": getattr(args, "final_margin", None),
         "weights": getattr(args, "ensemble_weights", None),
         "restarts": getattr(args, "ensemble_restarts", None),
+        "splits": getattr(args, "ensemble_splits", None),
     }
     plan = RungPlan(
         final=final,

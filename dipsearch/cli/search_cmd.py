@@ -81,7 +81,12 @@ def add_search_args(parser: argparse.ArgumentParser, iters_default: int = 400) -
     add_log_flag(group)
     add_rung_args(parser.add_argument_group("multi-fidelity selection"))
     name_arguments(
-        parser, budgets="--rungs", margin="--final-margin", weights="--ensemble-weights", restarts="--ensemble-restarts"
+        parser,
+        budgets="--rungs",
+        margin="--final-margin",
+        weights="--ensemble-weights",
+        restarts="--ensemble-restarts",
+        splits="--ensemble-splits",
     )  # RungPlan's names
     add_seeding_args(parser)
     add_stop_args(parser)  # --stop DETECTOR: every candidate's fit stops online; its chosen output is scored

@@ -24,6 +24,7 @@ class Problem:
     clean: Tensor | None = None  # 1xCxHxW ground truth when known
     meta: dict[str, Any] = field(default_factory=dict)  # JSON-serialisable provenance
     artifacts: dict[str, Tensor] = field(default_factory=dict)  # images a run saves beside its output (a kernel)
+    held_out: HeldOut | None = None  # the pixels the last with_holdout withheld from the loss, to score them
 
     @property
     def channels(self) -> int:
@@ -53,6 +54,7 @@ class Problem:
             mask=mv(self.mask),
             clean=mv(self.clean),
             meta=dict(self.meta),
+            held_out=None if self.held_out is None else self.held_out.to(device),
         )
 
     def pictures(self) -> dict[str, Tensor]:

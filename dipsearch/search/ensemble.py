@@ -14,6 +14,13 @@ Weightings (WEIGHTINGS):
                 the simplex), shrunk towards equal weights by the amount that predicts held-out folds best
                 (cross-validated): a ground-truth-free way to drop a bad member without overfitting a few
                 hundred noisy pixels.
+
+Members on their own splits (RungPlan.splits "own": each restart withholds the pixels of its own seed): the
+withheld pixels are where a member is weakest (it inpaints them), and a shared split puts that weakness in every
+member at the same place. With splits of their own, each member is weighed by the held-out MSE of its own split
+(inverse-mse; equal), and on a pointwise task (denoising, inpainting: the split lies on the output's pixels) each
+pixel is averaged over the members that fitted it. No pixel is then withheld from every member, so the combination
+has no held-out score, and fitted weights (which need one) are not available.
 """
 
 from __future__ import annotations
@@ -138,11 +145,18 @@ def ensemble_weights(method: str, values: HeldOutValues | None, members: int) ->
     return w.tolist(), mse
 
 
-def combine(images: list[Tensor], weights: list[float]) -> Tensor:
-    """The weighted average of same-shaped images, in [0, 1]."""
+def combine(images: list[Tensor], weights: list[float], withheld: list[Tensor] | None = None) -> Tensor:
+    """The weighted average of same-shaped images, in [0, 1]. `withheld` (one 1x1xHxW {0, 1} mask per image, on
+    the images' grid): each pixel is averaged over the images whose fit saw it, with their weights renormalised;
+    a pixel every image withheld keeps the plain average."""
     out = torch.zeros_like(images[0], dtype=torch.float64)
     for weight, image in zip(weights, images):
         out += weight * image.to(torch.float64)
+    if withheld is not None:
+        seen = [weight * (1 - mask.to(torch.float64).cpu()) for weight, mask in zip(weights, withheld)]
+        total = sum(seen)
+        covered = sum(s * image.to(torch.float64) for s, image in zip(seen, images)) / total.clamp_min(1e-12)
+        out = torch.where(total > 1e-12, covered, out)
     return out.clamp(0, 1).to(images[0].dtype)
 
 
@@ -163,24 +177,81 @@ def held_out_values(fitness: Any, problem: Any, seed: int, images: list[Tensor])
     return HeldOutValues(torch.stack([p for p, _ in pairs]), pairs[0][1])
 
 
+@dataclass(frozen=True)
+class OwnSplits:
+    """Members fitted on splits of their own: each one's predictions of the pixels it withheld, and where those
+    pixels lie on the output's grid (None when the split is in another space: super-resolution, blur)."""
+
+    values: list[HeldOutValues]  # one single-member HeldOutValues per member
+    withheld: list[Tensor] | None  # one 1x1xHxW {0, 1} mask per member
+
+    def mse(self) -> list[float]:
+        return [v.mse(torch.ones(1, dtype=v.predictions.dtype)) for v in self.values]
+
+
+def own_splits(fitness: Any, problem: Any, seeds: list[int], images: list[Tensor]) -> OwnSplits | None:
+    """Each image scored on the pixels `fitness` withholds with its own seed (None when it withholds none)."""
+    from torch import nn
+
+    from ..fitness import HoldoutFitness
+
+    if not isinstance(fitness, HoldoutFitness):
+        return None
+    values, withheld = [], []
+    for seed, image in zip(seeds, images):
+        prepared = fitness.prepare(problem, seed)
+        predicted, observed = fitness.held.values(image, prepared)
+        values.append(HeldOutValues(predicted.unsqueeze(0), observed))
+        withheld.append(fitness.held.mask.cpu())
+    pointwise = isinstance(problem.operator, nn.Identity) and tuple(problem.observed.shape[-2:]) == tuple(
+        images[0].shape[-2:]
+    )
+    return OwnSplits(values, withheld if pointwise else None)
+
+
+def own_split_weights(method: str, splits: OwnSplits, members: int) -> list[float]:
+    """Weights of members on splits of their own: equal, or inverse to each member's own held-out MSE."""
+    check_weighting(method)
+    if method == "fitted":
+        raise ArgumentError(
+            "{weights} fitted needs every member on one held-out split; these members withheld splits of their "
+            "own: use {weights} inverse-mse or equal"
+        )
+    if method == "equal":
+        return [1.0 / members] * members
+    inverse = [1.0 / max(mse, 1e-20) for mse in splits.mse()]
+    return [w / sum(inverse) for w in inverse]
+
+
 def make_ensemble(
-    keys: list[str], images: list[Tensor], values: HeldOutValues | None, method: str | None, clean: Tensor | None
+    keys: list[str],
+    images: list[Tensor],
+    values: HeldOutValues | OwnSplits | None,
+    method: str | None,
+    clean: Tensor | None,
 ) -> Ensemble:
-    """The ensemble of `images` by `method` (None: fitted where held-out values exist, else equal), with the
-    other weightings' weights and scores beside it; true PSNRs only when `clean` is given."""
+    """The ensemble of `images` by `method` (None: inverse-mse where held-out values exist, else equal), with the
+    other weightings' weights and scores beside it; true PSNRs only when `clean` is given. `values`: the members'
+    predictions of one shared split, or of their own splits (OwnSplits), or None."""
     from ..metrics import psnr
 
     method = method or default_weighting(values is not None)
+    own = values if isinstance(values, OwnSplits) else None
 
     def judged(name: str) -> tuple[list[float], Tensor, float | None, float | None]:
-        weights, mse = ensemble_weights(name, values, len(images))
-        image = combine(images, weights)
+        if own is not None:
+            weights, mse = own_split_weights(name, own, len(images)), None
+            image = combine(images, weights, own.withheld)
+        else:
+            weights, mse = ensemble_weights(name, values, len(images))
+            image = combine(images, weights)
         return weights, image, to_psnr(mse), psnr(image, clean.cpu()) if clean is not None else None
 
     weights, image, score, true = judged(method)
     alternatives = {}
+    available = ("equal", "inverse-mse") if own is not None else WEIGHTINGS if values is not None else ("equal",)
     for name in WEIGHTINGS:
-        if name != method and (values is not None or name == "equal"):
+        if name != method and name in available:
             w, _, other_score, other_true = judged(name)
             alternatives[name] = {"weights": [round(x, 6) for x in w], "heldout_psnr": other_score, "psnr": other_true}
     return Ensemble(method, keys, weights, image, score, true, alternatives)
@@ -194,7 +265,9 @@ class Ensemble:
     keys: list[str]  # the members' candidate keys, in the order of `weights`
     weights: list[float]
     image: Tensor
-    heldout_psnr: float | None  # the GT-free score of the combination (cross-validated for fitted weights)
+    # the GT-free score of the combination (cross-validated for fitted weights); None without a split that every
+    # member withheld
+    heldout_psnr: float | None
     psnr: float | None = None  # true PSNR, only when a clean image is known
     alternatives: dict[str, dict[str, Any]] | None = None  # the other weightings, for comparison
 

@@ -15,9 +15,10 @@ not made there. Successive halving takes over:
       that is better by chance would otherwise replace it as often as not.
   ensemble: the search's other answer is a weighted average of the finalists' stopped outputs (search/ensemble.py),
       the default always a member, optionally with `restarts` refits of the chosen network with other seeds.
-      Every member withholds the same pixels (the finalists share the search's seed; a restart keeps that seed
-      for its split), so the weights are judged on values none of them was fitted on. It is written as
-      ensemble.png, its members, weights and scores in summary.json.
+      The finalists withhold the same pixels (they share the search's seed), which the paired test needs. A
+      restart withholds the pixels of its own seed (`splits` "own"), so no pixel is missing from every member,
+      or the finalists' (`splits` "shared"), so the weights are judged on values none of them was fitted on. It is
+      written as ensemble.png, its members, weights and scores in summary.json.
 Every rung fit is logged in evaluations.jsonl with its rung and budget (the key includes budget and
 stopping), so a killed search resumes inside a rung without refitting finished candidates.
 """
@@ -36,11 +37,13 @@ from ..evaluate import Candidate, Evaluation, evaluate
 from ..executors import InProcessExecutor
 from ..space import Genome, SearchSpace
 from ..stopping.spec import StopSpec
-from .ensemble import Ensemble, check_weighting, ensemble_weights, held_out_values, make_ensemble
+from .ensemble import Ensemble, check_weighting, ensemble_weights, held_out_values, make_ensemble, own_splits
 from .record import SearchRecord
 from .result import ENSEMBLE_IMAGE
 
 FINAL = "final"
+SPLITS = ("own", "shared")
+SPLITS_DEFAULT = "own"
 
 
 @dataclass
@@ -60,6 +63,9 @@ class RungPlan:
     # else equal.
     weights: str | None = None
     restarts: int = 0  # extra ensemble members: refits of the chosen finalist with the next seeds
+    # the held-out split of a restart: "own" (its seed's) or "shared" (the finalists'). SPLITS_DEFAULT says which
+    # measured better
+    splits: str = field(default_factory=lambda: SPLITS_DEFAULT)
 
     def __post_init__(self) -> None:
         self.stop = StopSpec.of(self.stop)
@@ -90,6 +96,15 @@ class RungPlan:
                 raise ArgumentError(template, value=value, budgets_given=budgets)
         if self.weights is not None:
             check_weighting(self.weights)
+        if self.splits not in SPLITS:
+            raise ArgumentError(
+                "{splits} must be one of {names}, got {value}", value=self.splits, names=", ".join(SPLITS)
+            )
+        if self.weights == "fitted" and self.splits == "own" and self.restarts > 0:
+            raise ArgumentError(
+                "{weights} fitted needs every ensemble member on one held-out split, and restarts withhold their "
+                "own ({splits} own); use {splits} shared or {weights} inverse-mse"
+            )
 
     def check_weights(self, fitness: Any) -> None:
         """Weights other than equal are judged on held-out pixels: the search's fitness must withhold some."""
@@ -113,6 +128,7 @@ class RungPlan:
             "margin": self.margin,
             "weights": self.weights,
             "restarts": self.restarts,
+            "splits": self.splits,
         }
 
     @classmethod
@@ -126,6 +142,7 @@ class RungPlan:
             margin=float(data.get("margin", cls.margin)),
             weights=data.get("weights"),
             restarts=int(data.get("restarts", 0)),
+            splits=data.get("splits", "shared"),  # what plans written before the choice existed did
         )
 
 
@@ -137,6 +154,7 @@ class Finalist:
     screen_fitness: float | None
     z: float | None = None  # paired held-out advantage over the default in standard errors (> 0: better)
     restart: int | None = None  # the seed offset of a restart of the chosen finalist (None: a finalist)
+    split: int | None = None  # the seed of the pixels its fit withheld (None: the search's)
 
     def row(self) -> dict[str, Any]:
         e = self.evaluation
@@ -152,6 +170,7 @@ class Finalist:
             "screen_fitness": self.screen_fitness,
             "z_vs_default": self.z,
             "restart": self.restart,
+            "split": self.split,
             "error": e.error,
             "genome": self.genome,
         }
@@ -300,15 +319,21 @@ class RungRunner:
         return Selection(choice, out, rows, ensemble, restarts)
 
     def _restarts(self, choice: Finalist, seed: int) -> list[Finalist]:
-        """Refits of the chosen finalist with the next seeds, withholding the pixels the finalists withheld."""
+        """Refits of the chosen finalist with the next seeds, each withholding its own pixels or the finalists'."""
         if self.plan.restarts == 0:
             return []
-        jobs = []
+        jobs, splits = [], []
         for offset in range(1, self.plan.restarts + 1):
             job = self.candidate(choice.genome, self.plan.final_iters, self.plan.stop, -1, scale=1.0)
-            jobs.append((choice.genome, replace(job, seed=seed + offset, holdout_seed=seed)))
+            split = seed + offset if self.plan.splits == "own" else seed
+            # holdout_seed None: the split of the fit's own seed (and the candidate key of any other such fit)
+            jobs.append((choice.genome, replace(job, seed=seed + offset, holdout_seed=None if split != seed else seed)))
+            splits.append(split)
         results, _ = self._run_rung(FINAL, jobs)
-        return [Finalist(choice.genome, e, choice.default, None, restart=offset) for offset, e in enumerate(results, 1)]
+        return [
+            Finalist(choice.genome, e, choice.default, None, restart=offset, split=split)
+            for offset, (e, split) in enumerate(zip(results, splits), 1)
+        ]
 
     def _ensemble(self, candidates: list[Finalist], job: Candidate) -> Ensemble | None:
         """The weighted average of the members' stopped outputs (as kept in final/), by the plan's weighting;
@@ -324,8 +349,12 @@ class RungRunner:
             return None
         keys = [f.evaluation.key for f, _ in members]
         images = [image for _, image in members]
-        # the split of the search's seed: every member withheld these pixels (restarts through holdout_seed)
-        values = held_out_values(make_fitness(job.fitness), job.problem, job.seed, images)
+        splits = [job.seed if f.split is None else f.split for f, _ in members]
+        fitness = make_fitness(job.fitness)
+        if len(set(splits)) == 1:  # every member withheld these pixels: the weights are judged on them
+            values = held_out_values(fitness, job.problem, splits[0], images)
+        else:
+            values = own_splits(fitness, job.problem, splits, images)
         return make_ensemble(keys, images, values, self.plan.weights, job.problem.clean)
 
     def _choose(self, finalists: list[Finalist]) -> Finalist:

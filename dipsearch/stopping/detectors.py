@@ -179,6 +179,12 @@ class Holdout(Detector):
         self.held: HeldOut | None = None
 
     def prepare(self, problem: Problem) -> Problem:
+        """The problem to fit. Pixels it already withholds at this fraction (the holdout fitness's) are the
+        detector's too: a second split would take another share of the data from the fit, and the stop and the
+        score would judge different pixels."""
+        if problem.held_out is not None and problem.held_out.fraction == self.fraction:
+            self.held = problem.held_out
+            return problem
         fitted, self.held = problem.with_holdout(self.fraction, self.seed)
         return fitted
 
