@@ -261,7 +261,7 @@ def main() -> None:
             )
     rows = [r for r in read_jsonl(args.out) if r["image"] in args.images and r["sigma"] in args.sigmas]
     result = {
-        "settings": {**vars(args), "data": str(args.data), "out": str(args.out)},
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "rows": rows,
         "summary": summarise(rows),
         "machine": machine(),

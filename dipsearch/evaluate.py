@@ -89,6 +89,9 @@ class Candidate:
         )
 
 
+STOP_REVISION = 2
+
+
 def candidate_key(
     arch: ArchSpec,
     settings: dict,
@@ -114,10 +117,9 @@ def candidate_key(
     }
     if stop is not None:  # only then, so that keys without stopping stay what they were
         data["stop"] = stop.to_dict() if isinstance(stop, StopSpec) else stop
-        if fitness == "holdout":
-            # the held-out detector scores the fitness's pixels instead of withholding its own: not the fits of
-            # run folders made before, whose stopped candidates withheld two splits
-            data["stop_split"] = "fitness"
+        # 2: the held-out detector scores the holdout fitness's pixels (it withheld a second split before) and its
+        # rule takes the minimum of the smoothed statistic: stopped fits of run folders made before are not these
+        data["stop_revision"] = STOP_REVISION
     if options:  # likewise: bf16 fits are not the fp32 ones
         data["options"] = options
     if init is not None:

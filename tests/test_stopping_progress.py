@@ -145,3 +145,24 @@ def test_premature_stop_and_quantile():
     assert not is_premature(chosen=150, peak=290, budget=2400)  # the peak is near: not premature
     assert not is_premature(chosen=300, peak=1500, budget=2400)  # past 10 % of the budget
     assert _quantile([1.0, 2.0, 3.0, 4.0, 5.0], 0.9) == pytest.approx(4.6)
+
+
+def test_a_smoothed_patience_rule_is_not_fooled_by_one_low_value_of_a_jittering_statistic():
+    # a U-shaped statistic whose minimum is at 300, with one low outlier at step 40
+    values = {step: (step - 300) ** 2 / 1e4 + 1.0 for step in range(1, 1201)}
+    values[40] = 0.5
+    trace = [{"step": step, "stat_holdout": value} for step, value in values.items()]
+    raw = replay(trace, PatienceRule("stat_holdout", patience=500))
+    smoothed = replay(trace, PatienceRule("stat_holdout", patience=500, smoothing=0.95))
+    assert raw.chosen == 40 and raw.fired_at == 540
+    assert 300 <= smoothed.chosen <= 330  # the EMA's minimum lags the statistic's by a few steps
+    assert "EMA 0.95" in PatienceRule("stat_holdout", smoothing=0.95).label
+
+
+def test_the_held_out_detector_smooths_its_statistic_and_a_bad_smoothing_is_refused():
+    from dipsearch.stopping.detectors import Holdout
+
+    assert Holdout().rule().smoothing == 0.95 and Holdout().rule(patience=50).smoothing == 0.95
+    assert EMV().rule().smoothing == 0.0
+    with pytest.raises(DipsearchError, match=r"smoothing must be in \[0, 1\), got 1.0"):
+        PatienceRule("stat_holdout", smoothing=1.0)

@@ -36,7 +36,12 @@ from .rules import FixedRule, PatienceRule, Rule, replay
 
 LEVEL_NAMES = {1: "low", 2: "medium", 3: "high"}
 TRACES = "traces"
-MAIN_VARIANTS = ("progress", "avg", "progress-avg")  # rule variants shown beside the defaults in tables and plots
+MAIN_VARIANTS = (
+    "progress",
+    "avg",
+    "raw-avg",
+    "progress-avg",
+)  # rule variants shown beside the defaults in tables and plots
 
 
 @dataclass(frozen=True)
@@ -192,6 +197,7 @@ def bench_rules(
             rules[f"{d.name}/progress"] = d.progress_rule()
             if d.name == "holdout":  # the held-out error picks the iteration, EMV's average is the image
                 rules["holdout/avg"] = replace(base, image="emv")
+                rules["holdout/raw-avg"] = replace(base, image="emv", smoothing=0.0)  # the minimum of the raw MSE
                 rules["holdout/progress-avg"] = d.progress_rule(settle=1.0, ratio=1.0, image="emv")
         if isinstance(base, PatienceRule):
             for p in patience_grid:

@@ -55,10 +55,15 @@ class PatienceRule:
     indexing: str = "end"
     window: int = 1
     image: str | None = None  # another recorded detector whose image is returned (see ProgressRule)
+    # the statistic's exponential moving average (this factor on the past) is what the minimum is taken of:
+    # a statistic measured on a few hundred pixels jitters, and the minimum of a jittering curve comes early
+    smoothing: float = 0.0
 
     def __post_init__(self) -> None:
         if self.patience < 1:
             raise DipsearchError(f"patience must be >= 1, got {self.patience}")
+        if not 0 <= self.smoothing < 1:
+            raise DipsearchError(f"smoothing must be in [0, 1), got {self.smoothing}")
         if not 0 <= self.delta < 1:
             raise DipsearchError(f"relative threshold delta must be in [0, 1), got {self.delta}")
         if self.indexing not in INDEXINGS:
@@ -66,8 +71,10 @@ class PatienceRule:
 
     @property
     def label(self) -> str:
-        extra = (f", delta {self.delta:g}" if self.delta else "") + (
-            ", window-start" if self.indexing == "start" else ""
+        extra = (
+            (f", delta {self.delta:g}" if self.delta else "")
+            + (", window-start" if self.indexing == "start" else "")
+            + (f", EMA {self.smoothing:g}" if self.smoothing else "")
         )
         return f"{self.stat.removeprefix('stat_')} (P {self.patience}{extra}{_image_label(self.image)})"
 
@@ -82,10 +89,15 @@ class PatienceTracker:
         self.best_step: int | None = None
         self.counter = 0
         self.fired_at: int | None = None
+        self.level: float | None = None  # the smoothed statistic
 
     def update(self, step: int, value: float | None) -> tuple[bool, bool]:
         if value is None or math.isnan(value):
             return False, False  # a window still filling counts neither as a minimum nor against patience
+        if self.rule.smoothing:
+            a = self.rule.smoothing
+            self.level = value if self.level is None else a * self.level + (1 - a) * value
+            value = self.level
         if self.best_step is None or value < self.best - self.rule.delta * abs(self.best):
             self.best, self.best_step, self.counter = value, step, 0
             return True, False
