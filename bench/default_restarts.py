@@ -5,7 +5,8 @@ bench/search_vs_default.py, run through the same code (dipsearch.restore.Pipelin
 fitted with seeds 0, 1, ..., R in the final rung, every fit stopped by `--stop` (default auto), each restart
 withholding the pixels of its own seed or the default fit's (`--splits`), averaged with inverse held-out-MSE
 weights (the answer) and equal ones; against the same reference, the default with EMV stopping (seed 0, every
-pixel). Run it with the settings of a search_vs_default run and compare the rows: R + 1 fits here against that
+pixel); and the same answer from the default and only its first k - 1 restarts, k = 1 .. R + 1 (what fewer
+fits would have given, from the same fits). Run it with the settings of a search_vs_default run and compare the rows: R + 1 fits here against that
 search's cost. `--references FILE` takes the reference from an earlier run's rows (it does not depend on the
 members).
 
@@ -36,10 +37,13 @@ from common import gain_stats as stats
 from fidelity import fidelity_space  # noqa: E402
 
 from dipsearch.fit import FitConfig  # noqa: E402
+from dipsearch.fitness import make_fitness  # noqa: E402
 from dipsearch.genes import config_settings  # noqa: E402
+from dipsearch.imageio import load_image  # noqa: E402
 from dipsearch.restore import Pipeline, RestoreSettings  # noqa: E402
 from dipsearch.runs import read_jsonl  # noqa: E402
 from dipsearch.search import ProblemRecipe  # noqa: E402
+from dipsearch.search.ensemble import held_out_values, make_ensemble, own_splits  # noqa: E402
 from dipsearch.search.spec import StopSpec  # noqa: E402
 from dipsearch.space import space_from_dict  # noqa: E402
 from dipsearch.tomlio import dumps_toml  # noqa: E402
@@ -88,7 +92,22 @@ def restore_row(problem, space_file: Path, args: argparse.Namespace, work: Path)
     ensemble = search["ensemble"]
     by_key = {m["key"]: m for m in [*search["final"], *search["restarts"]]}
     members = [by_key[m["key"]] for m in ensemble["members"]]
+    # the answer with fewer restarts: the default and its first k - 1 restarts, weighed as restore weighs them
+    folder = result.run.path / result.summary["search_run"]
+    fits = [*search["final"], *sorted(search["restarts"], key=lambda r: r["restart"])]
+    images = [load_image(folder / "final" / f"{f['key']}.png") for f in fits]
+    splits = [0 if f.get("split") is None else f["split"] for f in fits]
+    fitness = make_fitness("holdout")
+    by_count = {}
+    for k in range(1, len(fits) + 1):
+        values = (
+            held_out_values(fitness, problem, splits[0], images[:k])
+            if len(set(splits[:k])) == 1
+            else own_splits(fitness, problem, splits[:k], images[:k])
+        )
+        by_count[k] = make_ensemble(["-"] * k, images[:k], values, "inverse-mse", problem.clean).psnr
     return {
+        "by_members": by_count,
         "members": [m["psnr"] for m in members],
         "stopped_iters": [m["stopped_iter"] for m in members],
         "splits": [m.get("split") for m in members],
@@ -100,6 +119,9 @@ def restore_row(problem, space_file: Path, args: argparse.Namespace, work: Path)
 
 def summarise(rows: list[dict]) -> dict:
     out = {v: stats([r[v] - r["default_stop"] for r in rows]) for v in VARIANTS}
+    counts = set.intersection(*(set(r.get("by_members", {})) for r in rows)) if rows else set()
+    for k in sorted(counts, key=int):
+        out[f"inverse_mse_{k}_members"] = stats([r["by_members"][k] - r["default_stop"] for r in rows])
     for sigma in sorted({r["sigma"] for r in rows}):
         out[f"inverse_mse_sigma{sigma:g}"] = stats(
             [r["inverse_mse"] - r["default_stop"] for r in rows if r["sigma"] == sigma]
