@@ -159,10 +159,11 @@ def test_a_smoothed_patience_rule_is_not_fooled_by_one_low_value_of_a_jittering_
     assert "EMA 0.95" in PatienceRule("stat_holdout", smoothing=0.95).label
 
 
-def test_the_held_out_detector_smooths_its_statistic_and_a_bad_smoothing_is_refused():
+def test_auto_smooths_the_held_out_error_and_a_bad_smoothing_is_refused():
     from dipsearch.stopping.detectors import Holdout
 
-    assert Holdout().rule().smoothing == 0.95 and Holdout().rule(patience=50).smoothing == 0.95
-    assert EMV().rule().smoothing == 0.0
+    problem = make_problem("denoise", clean=synthetic_image(32, 32), noise="gaussian", level=25)
+    assert auto_hook(problem).rule.smoothing == 0.95 and auto_hook(problem, patience=50).rule.smoothing == 0.95
+    assert Holdout().rule().smoothing == 0.0 and EMV().rule().smoothing == 0.0  # --stop holdout: the raw minimum
     with pytest.raises(DipsearchError, match=r"smoothing must be in \[0, 1\), got 1.0"):
         PatienceRule("stat_holdout", smoothing=1.0)

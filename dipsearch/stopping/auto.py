@@ -22,6 +22,7 @@ class Recommendation:
     detector: str
     image: str | None = None
     progress: dict[str, Any] | None = field(default=None)  # ProgressRule settings; None: the patience rule
+    smoothing: float = 0.0  # the patience rule's EMA of the statistic (rules.PatienceRule)
 
     def hook(
         self, seed: int = 0, patience: int | None = None, fraction: float | None = None, window: int | None = None
@@ -34,7 +35,7 @@ class Recommendation:
         if self.progress is not None and patience is None:
             rule = lead.progress_rule(**self.progress, image=self.image)
         else:
-            rule = lead.rule(patience=patience)
+            rule = replace(lead.rule(patience=patience), smoothing=self.smoothing)
             if self.image is not None:
                 rule = replace(rule, image=self.image)
         return StoppingHook(detectors, rule)
@@ -43,8 +44,13 @@ class Recommendation:
 # Cross-architecture benchmark (docs/guide/stopping-across-networks.md): the held-out error picks the
 # iteration under its patience rule, and EMV's running average is the returned image. Its progress-rule variant
 # spent less of the budget but lost more on the seed network off Gaussian noise. It needs no noise model, so
-# one recommendation serves every noise type and task.
-HELDOUT_AVERAGE = Recommendation("holdout", image="emv")
+# one recommendation serves every noise type and task. The rule takes the minimum of the error's EMA: the MSE of
+# 5 % of a small crop is a few hundred noisy values whose raw minimum comes early. Replayed on the bench's
+# traces, the EMA (0.95) cut premature stops on Gaussian noise from 4 % to 0 and the 90th-percentile gap off
+# Gaussian noise from 1.25 to 0.85 dB; on 36 fits of a search's default network the mean gap to the best
+# iteration went from 0.34 to 0.23 dB. (Without EMV's average, `--stop holdout`, it stopped later than it should.)
+AUTO_SMOOTHING = 0.95
+HELDOUT_AVERAGE = Recommendation("holdout", image="emv", smoothing=AUTO_SMOOTHING)
 RECOMMENDED: dict[str, Recommendation] = {
     "gaussian": HELDOUT_AVERAGE,
     "poisson": HELDOUT_AVERAGE,

@@ -30,6 +30,7 @@ from ..fit import FitConfig, FitHook, baseline_psnr, fit
 from ..imageio import center_crop, load_image
 from ..runs import RunDir, dumps_json, rows_to_csv, write_atomic, write_figure
 from ..tasks import LITERATURE_LEVELS, NOISE_KINDS, make_problem
+from .auto import AUTO_SMOOTHING
 from .detectors import DETECTORS, EMV, WMV, Detector, Holdout, Spectral, Sure
 from .hook import StoppingHook
 from .rules import FixedRule, PatienceRule, Rule, replay
@@ -196,8 +197,8 @@ def bench_rules(
         if isinstance(base, PatienceRule) and variants:
             rules[f"{d.name}/progress"] = d.progress_rule()
             if d.name == "holdout":  # the held-out error picks the iteration, EMV's average is the image
-                rules["holdout/avg"] = replace(base, image="emv")
-                rules["holdout/raw-avg"] = replace(base, image="emv", smoothing=0.0)  # the minimum of the raw MSE
+                rules["holdout/avg"] = replace(base, image="emv", smoothing=AUTO_SMOOTHING)  # what auto runs
+                rules["holdout/raw-avg"] = replace(base, image="emv")  # the minimum of the raw MSE
                 rules["holdout/progress-avg"] = d.progress_rule(settle=1.0, ratio=1.0, image="emv")
         if isinstance(base, PatienceRule):
             for p in patience_grid:

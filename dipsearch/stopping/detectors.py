@@ -30,7 +30,6 @@ class Detector:
 
     name: ClassVar[str] = "detector"
     default_patience: ClassVar[int] = 1000
-    default_smoothing: ClassVar[float] = 0.0  # the patience rule's EMA of the statistic (rules.PatienceRule)
     own_image: ClassVar[bool] = False  # True when the detector returns its own image (EMV's average), not `out`
     window: int = 1  # frames one statistic spans: window-start indexing looks window - 1 steps back
     noise_models: ClassVar[tuple[str, ...] | None] = None  # the noise types it is defined for (None: any)
@@ -71,7 +70,6 @@ class Detector:
             delta,
             indexing,
             self.window,
-            smoothing=self.default_smoothing,
         )
 
     def progress_rule(
@@ -179,11 +177,6 @@ class Holdout(Detector):
 
     name = "holdout"
     default_patience = 500  # an MSE estimate has a U shape: patience only needs to outlast its jitter
-    # The MSE of 5 % of a 64 px crop is a few hundred noisy values: its raw minimum comes early. Replayed on the
-    # cross-architecture bench's 87 held-out traces (EMV's image returned): the EMA with 0.95 on the past cut the
-    # 90th-percentile gap to the peak from 0.69 to 0.34 dB and premature stops from 3 to 0; on 36 fits of the
-    # default network (docs/guide/stopping-across-networks.md) the mean gap from 0.42 to 0.2x dB.
-    default_smoothing = 0.95
 
     def __init__(self, fraction: float = 0.05, seed: int = 0) -> None:
         self.fraction, self.seed = fraction, seed
