@@ -43,7 +43,6 @@ from .result import ENSEMBLE_IMAGE
 
 FINAL = "final"
 SPLITS = ("own", "shared")
-SPLITS_DEFAULT = "own"
 
 
 @dataclass
@@ -63,9 +62,9 @@ class RungPlan:
     # else equal.
     weights: str | None = None
     restarts: int = 0  # extra ensemble members: refits of the chosen finalist with the next seeds
-    # the held-out split of a restart: "own" (its seed's) or "shared" (the finalists'). SPLITS_DEFAULT says which
-    # measured better
-    splits: str = field(default_factory=lambda: SPLITS_DEFAULT)
+    # the held-out split of a restart: "own" (its seed's) or "shared" (the finalists'); own measured better
+    # (docs/guide/ensembles.md)
+    splits: str = "own"
 
     def __post_init__(self) -> None:
         self.stop = StopSpec.of(self.stop)
