@@ -1,12 +1,15 @@
 """`restore`: the ground-truth-free pipeline from an observation to one restored image.
 
-1. choose an architecture (a search scored by held-out pixels, or the space's default; see choosers.py);
-2. the search's final rung (search/rungs.py): the K best candidates, the space's default always among them, refitted
-   at the full budget with online stopping (EMV by default) on the same held-out pixels;
-3. the answer: with K >= 2 the final rung's ensemble, the finalists' stopped outputs averaged with weights fitted
-   on the held-out pixels (search/ensemble.py); with K = 1 the final rung's single pick.
+1. choose an architecture: the space's default (no search, the default) or a search scored by held-out pixels
+   (see choosers.py);
+2. the search's final rung (search/rungs.py): up to three finalists, the space's default always among them, and
+   refits of the pick with the next seeds, all at the full budget with online stopping, each on its own held-out
+   pixels;
+3. the answer: with K >= 2 members their stopped outputs averaged per pixel with inverse held-out MSE weights
+   (search/ensemble.py); with K = 1 the final rung's single pick.
 There is one refit path, the final rung's, for every chooser. A clean image, when given, is used only to score
-each stage afterwards.
+each stage afterwards. The defaults follow bench/default_restarts.py and bench/search_vs_default.py: for fewer fits,
+the default network and its restarts did better than a search's finalists and their restarts.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any
 import torch
 from rich.console import Console
 
-from .choosers import BUDGETS, Budget, Choice, ChooseContext, get_chooser
+from .choosers import BUDGETS, RESTART_MEMBERS_MAX, Budget, Choice, ChooseContext, get_chooser
 from .errors import ArgumentError, DipsearchError, check_at_least
 from .evaluate import stop_hook
 from .fit import FitConfig, baseline_psnr, check_size, resolve_device
@@ -31,12 +34,16 @@ from .space import SearchSpace, find_space, load_space
 from .stopping.spec import StopSpec
 from .tasks import Problem
 
-ENSEMBLE_DEFAULT = 3  # members of the restore's ensemble unless --ensemble says otherwise (bench/search_vs_default.py)
+# Members of the ensemble unless --ensemble says otherwise: the default network and three restarts without a
+# search; three finalists and two restarts of the pick with one (the settings bench/default_restarts.py and
+# bench/search_vs_default.py measured).
+ENSEMBLE_DEFAULT = {"none": 4, "search": 5}
+ENSEMBLE_FINALISTS = 3  # finalists of a search's final rung; further members are restarts of the pick
 
 
 @dataclass
 class RestoreSettings:
-    search: str = "ga"
+    search: str = "none"
     budget: str = "auto"  # a name in choosers.BUDGETS, or auto: gpu when CUDA is visible, else cpu
     space: str | None = None  # overrides the budget's space
     pop: int | None = None
@@ -46,7 +53,7 @@ class RestoreSettings:
     iters: int | None = None
     stop: str = "auto"  # the final rung's stopping: the recommended one (stopping/auto.py)
     patience: int | None = None
-    ensemble: int | None = None  # members K of the final rung and its ensemble; None: ENSEMBLE_DEFAULT or fewer
+    ensemble: int | None = None  # members K of the final rung and its ensemble; None: ENSEMBLE_DEFAULT
     seed: int = 0
     device: str = "auto"
     workers: int | None = None
@@ -84,19 +91,26 @@ class RestoreSettings:
 
     def members(self, budget: Budget) -> int:
         """K: the ensemble's members, as given (checked against what the chooser can produce) or the default."""
-        most = get_chooser(self.search).max_candidates(budget)
+        most = self.most_members(budget)
         if self.ensemble is None:
-            return min(ENSEMBLE_DEFAULT, most)
+            return min(ENSEMBLE_DEFAULT["none" if self.search == "none" else "search"], most)
         check_at_least("ensemble", self.ensemble, 1)
         if self.ensemble > most:
             raise ArgumentError(
-                "{ensemble:{value}} is larger than the {most} candidate(s) {search:{name}} can produce "
+                "{ensemble:{value}} is larger than the {most} member(s) {search:{name}} can produce "
                 "with this budget; use {ensemble} <= {most}",
                 value=self.ensemble,
                 most=most,
                 name=self.search,
             )
         return self.ensemble
+
+    def most_members(self, budget: Budget) -> int:
+        """Finalists (as many as the chooser can produce, at most ENSEMBLE_FINALISTS) and restarts of the pick."""
+        most = get_chooser(self.search).max_candidates(budget)
+        if self.search == "none":
+            return most
+        return min(most, ENSEMBLE_FINALISTS) + RESTART_MEMBERS_MAX - 1
 
     def stop_spec(self) -> StopSpec | None:
         return None if self.stop == "none" else StopSpec(self.stop, patience=self.patience)
@@ -151,13 +165,15 @@ class Pipeline:
             hook.on_start(hook.prepare(self.problem), spec, FitConfig(iters=self.budget.iters, device="cpu"))
 
     def plan(self) -> Any:
-        """The final rung every chooser ends in: K finalists (at least the default and one more), the full budget,
-        the restore's stopping."""
+        """The final rung every chooser ends in: the finalists (at least the default and one more), restarts of the
+        pick for the members beyond them, the full budget, the restore's stopping."""
         from .search.rungs import RungPlan
 
         if self.settings.search == "none":  # one network: the other members are its refits with the next seeds
             return RungPlan(final=2, final_iters=self.budget.iters, stop=self.stop, restarts=self.k - 1)
-        return RungPlan(final=max(self.k, 2), final_iters=self.budget.iters, stop=self.stop)
+        most = self.chooser.max_candidates(self.budget)
+        final = max(2, min(self.k, ENSEMBLE_FINALISTS, most))
+        return RungPlan(final=final, final_iters=self.budget.iters, stop=self.stop, restarts=max(0, self.k - final))
 
     def config(self) -> dict[str, Any]:
         s = self.settings
@@ -216,7 +232,7 @@ class Pipeline:
         ensemble = summary.get("ensemble")
         k = min(self.k, len(ensemble["members"]) if ensemble else 1)
         if k < self.k:
-            self._say(f"note: only {k} finalists fitted; the ensemble averages {k}, not {self.k}")
+            self._say(f"note: only {k} members fitted; the ensemble averages {k}, not {self.k}")
         stages = self._search_stages(choice, run.path) + self._final_stages(choice, run.path, stop_name)
         image = load_image(choice.run_dir / ("ensemble.png" if k > 1 else "best_output.png"))
         if k > 1:

@@ -95,8 +95,8 @@ def test_choosers_and_restore():
     assert _message(RestoreSettings(budget="cpu", pop=1).check) == "pop must be >= 2, got 1"
     assert _message(RestoreSettings(budget="cpu", search_iters=0).check) == "search_iters must be >= 1, got 0"
     assert _message(RestoreSettings(budget="cpu", ensemble=0).check) == "ensemble must be >= 1, got 0"
-    assert _message(RestoreSettings(budget="cpu", pop=2, gens=1, ensemble=5).check) == (
-        "ensemble=5 is larger than the 4 candidate(s) search=ga can produce with this budget; use ensemble <= 4"
+    assert _message(RestoreSettings(search="ga", budget="cpu", pop=2, gens=1, ensemble=11).check) == (
+        "ensemble=11 is larger than the 10 member(s) search=ga can produce with this budget; use ensemble <= 10"
     )
 
 

@@ -152,8 +152,8 @@ def test_a_killed_reproduce_resumes_without_recomputing(data, tmp_path, monkeypa
             "error: unknown method 'srresnet'; choose from dip, dip-stop, restore",
         ),
         (
-            ["denoise", "--methods", "restore", "--pop", "2", "--gens", "0", "--ensemble", "3"],
-            "error: --ensemble 3 is larger than the 2 candidate(s) --search ga can produce with this budget",
+            ["denoise", "--methods", "restore", "--pop", "2", "--gens", "0", "--ensemble", "10"],
+            "error: --ensemble 10 is larger than the 9 member(s) --search ga can produce with this budget",
         ),
         (["denoise", "--size", "32"], "error: --size must be at least 64 px"),
         (["denoise", "--size", "big"], "error: --size takes 'full' or a crop side in px, got 'big'"),

@@ -35,7 +35,7 @@ def _run_folder(root):
 
 def test_restore_ga_with_ensemble_scores_every_stage(image_file, tmp_path, capsys):
     clean = image_file(h=64, w=64)
-    argv = ["restore", "--clean", str(clean), "--ensemble", "2", "--out", str(tmp_path), *TINY]
+    argv = ["restore", "--clean", str(clean), "--search", "ga", "--ensemble", "2", "--out", str(tmp_path), *TINY]
     assert main(argv) == 0
     out = capsys.readouterr().out
     run = _run_folder(tmp_path)
@@ -63,12 +63,12 @@ def test_restore_without_search_or_clean(image_file, tmp_path):
     run = _run_folder(tmp_path)
     (final,) = (run / "search").iterdir()  # the final rung alone, over the default
     assert (run / "report.html").is_file() and (final / "report.html").is_file()
-    # the default network and, for the ensemble of 3, its refits with the next two seeds
+    # the default network and, for the default ensemble of 4, its refits with the next three seeds
     rows = read_jsonl(final / "evaluations.jsonl")
-    assert [r["rung"] for r in rows] == ["final"] * 3 and len({r["key"] for r in rows}) == 3
+    assert [r["rung"] for r in rows] == ["final"] * 4 and len({r["key"] for r in rows}) == 4
     summary = json.loads((run / "summary.json").read_text())
-    assert "psnr_restored" not in summary and summary["candidates"] == 1 and summary["ensemble"] == 3
-    assert len(summary["weights"]) == 3 and abs(sum(summary["weights"]) - 1) < 1e-3
+    assert "psnr_restored" not in summary and summary["candidates"] == 1 and summary["ensemble"] == 4
+    assert len(summary["weights"]) == 4 and abs(sum(summary["weights"]) - 1) < 1e-3
     assert (final / "ensemble.png").is_file()
 
 
@@ -84,13 +84,13 @@ def test_restore_bayes(image_file, tmp_path):
     "extra, message",
     [
         (
-            ["--ensemble", "5"],
-            "error: --ensemble 5 is larger than the 4 candidate(s) --search ga can produce with this "
-            "budget; use --ensemble <= 4",
+            ["--search", "ga", "--ensemble", "11"],
+            "error: --ensemble 11 is larger than the 10 member(s) --search ga can produce with this "
+            "budget; use --ensemble <= 10",
         ),
         (
-            ["--search", "none", "--ensemble", "9"],
-            "error: --ensemble 9 is larger than the 8 candidate(s) --search none",
+            ["--ensemble", "9"],
+            "error: --ensemble 9 is larger than the 8 member(s) --search none",
         ),
         (["--search", "grid"], "error: unknown --search 'grid'; choose one of ga, bayes, none"),
         (["--budget", "huge"], "error: unknown --budget 'huge'; choose auto or one of cpu, gpu"),
@@ -112,9 +112,21 @@ def test_choosers_are_data():
 
 def test_restore_without_search_averages_the_default_and_its_restarts(image_file, tmp_path):
     clean = image_file(h=64, w=64)
-    assert main(["restore", "--clean", str(clean), "--search", "none", "--out", str(tmp_path), *TINY]) == 0
+    assert main(["restore", "--clean", str(clean), "--out", str(tmp_path), *TINY]) == 0
     run = _run_folder(tmp_path)
     stages = [row["stage"] for row in csv.DictReader((run / "stages.csv").open())]
-    assert stages == ["default", "restart #1", "restart #2", "pick", "ensemble"]
+    assert stages == ["default", "restart #1", "restart #2", "restart #3", "pick", "ensemble"]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["psnr_restored"] == pytest.approx(summary["stages"]["ensemble"])
+
+
+def test_a_search_fills_the_members_beyond_its_finalists_with_restarts_of_the_pick(image_file, tmp_path):
+    clean = image_file(h=64, w=64)
+    argv = ["restore", "--clean", str(clean), "--search", "ga", "--ensemble", "3", "--out", str(tmp_path), *TINY]
+    argv[argv.index("--gens") + 1] = "0"  # two candidates: the default and one more, so two finalists
+    assert main(argv) == 0
+    run = _run_folder(tmp_path)
+    stages = [row["stage"] for row in csv.DictReader((run / "stages.csv").open())]
+    assert stages == ["default (search)", "search winner", "default", "finalist #1", "restart #1", "pick", "ensemble"]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["ensemble"] == 3 and len(summary["weights"]) == 3

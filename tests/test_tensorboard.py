@@ -206,7 +206,8 @@ def test_a_worker_logs_its_trials_into_the_drivers_run_folder(tmp_path, image_fi
 
 def test_restore_logs_its_search_candidates_and_final_rung(tmp_path, image_file):
     args = ["restore", "--clean", str(image_file("clean.png", 64, 64)), "--out", str(tmp_path), "--space", "demo"]
-    args += ["--pop", "2", "--gens", "1", "--search-iters", "15", "--iters", "110", "--patience", "10"]
+    args += ["--search", "ga", "--ensemble", "3", "--pop", "2", "--gens", "1", "--search-iters", "15"]
+    args += ["--iters", "110", "--patience", "10"]
     assert main([*args, "--device", "cpu", "--no-report", "--log", "tensorboard"]) == 0
     (run,) = (tmp_path / "restore").iterdir()
     (search,) = (run / "search").iterdir()

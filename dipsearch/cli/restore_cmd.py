@@ -16,15 +16,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     parser = sub.add_parser(
         "restore",
-        help="the whole ground-truth-free pipeline: search, final rung with stopping, ensemble",
-        description="Restore one image without ground truth: choose architectures (search scored on held-out "
-        "pixels, or the default), refit the K best, the default among them, at the full budget with online "
-        "stopping, and average their outputs with weights fitted on held-out pixels. Writes "
+        help="the whole ground-truth-free pipeline: the default network or a search, refits with stopping, ensemble",
+        description="Restore one image without ground truth: fit the space's default network (or the best "
+        "candidates of a search scored on held-out pixels, the default among them) and refits of it with other "
+        "seeds, at the full budget with online stopping, each on its own held-out pixels, and average their "
+        "stopped outputs per pixel, weighted by inverse held-out MSE. Writes "
         "runs/restore/<stamp>_<image>/restored.png. With --clean, every stage is scored against it afterwards.",
     )
     add_problem_args(parser)
     g = parser.add_argument_group("restore")
-    g.add_argument("--search", default="ga", help=f"how the architecture is chosen: {', '.join(CHOOSERS)} (default ga)")
+    g.add_argument(
+        "--search",
+        default="none",
+        help=f"how the architecture is chosen: {', '.join(CHOOSERS)} (default none: the space's default network, "
+        "which with its restarts did better than a search's finalists on the benchmark)",
+    )
     budgets = "; ".join(
         f"{n}: space {space}, GA {pop}+{gens}x{pop}, {trials} Bayes trials, {search_iters} "
         f"it per candidate, refit {iters} it"
@@ -48,9 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--ensemble",
         type=int,
         metavar="K",
-        help="members of the final rung (the K best candidates, the default among them) whose stopped outputs are "
-        "averaged into the answer, with weights fitted on held-out pixels; 1: the final rung's single pick "
-        "(default: 3, or as many as the search can produce)",
+        help="members whose stopped outputs are averaged into the answer: without a search the default network "
+        "and K - 1 refits of it with the next seeds; with one up to 3 finalists (the default among them) and "
+        "refits of the pick for the rest; 1: the single pick (default: 4 without a search, 5 with one)",
     )
     g.add_argument("--workers", type=int, metavar="N", help="parallel search fits (default 1, in-process)")
     g.add_argument("--threads", type=int, metavar="N", help="torch threads for the refits (default: torch's)")
