@@ -118,8 +118,10 @@ def test_postgres_study_driver_and_two_workers_lose_no_trial_when_one_is_killed(
     try:
         _poll(lambda: _trials(storage, name), procs)  # workers join a study that exists
         remote = _as_another_host()
-        procs += [_cli("worker", *common, cwd=tmp_path, prefix=remote), _cli("worker", *common, cwd=tmp_path)]
-        victim = procs[1]
+        # The victim starts alone: with the second worker beside it, the driver and that worker could finish the
+        # study before the victim has claimed a trial.
+        victim = _cli("worker", *common, cwd=tmp_path, prefix=remote)
+        procs.append(victim)
 
         def victim_running() -> int | None:
             """A trial the victim is fitting: it has claimed it and recorded the genome and candidate key."""
@@ -133,6 +135,7 @@ def test_postgres_study_driver_and_two_workers_lose_no_trial_when_one_is_killed(
             return running[0].number if running else None
 
         killed = _poll(victim_running, procs)
+        procs.append(_cli("worker", *common, cwd=tmp_path))
         victim.send_signal(signal.SIGKILL)
         victim.wait()
         outputs = {}
