@@ -6,8 +6,9 @@ fitted with seeds 0, 1, ..., R in the final rung, every fit stopped by `--stop` 
 withholding the pixels of its own seed or the default fit's (`--splits`), averaged with inverse held-out-MSE
 weights (the answer) and equal ones; against the same reference, the default with EMV stopping (seed 0, every
 pixel); and the same answer from the default and only its first k - 1 restarts, k = 1 .. R + 1 (what fewer
-fits would have given, from the same fits). Run it with the settings of a search_vs_default run and compare the rows: R + 1 fits here against that
-search's cost. `--references FILE` takes the reference from an earlier run's rows (it does not depend on the
+fits would have given, from the same fits), also against the first alone (one fit stopped as restore stops it).
+Run it with the settings of a search_vs_default run and compare the rows: R + 1 fits here against that search's
+cost. `--references FILE` takes the reference from an earlier run's rows (it does not depend on the
 members).
 
 Rows go to a JSONL file, one per (image, sigma) (a killed run resumes; two processes may share the file, each
@@ -122,6 +123,8 @@ def summarise(rows: list[dict]) -> dict:
     counts = set.intersection(*(set(r.get("by_members", {})) for r in rows)) if rows else set()
     for k in sorted(counts, key=int):
         out[f"inverse_mse_{k}_members"] = stats([r["by_members"][k] - r["default_stop"] for r in rows])
+    for k in sorted(counts - {"1"}, key=int):  # against one fit stopped as restore stops it
+        out[f"inverse_mse_{k}_members_over_one"] = stats([r["by_members"][k] - r["by_members"]["1"] for r in rows])
     for sigma in sorted({r["sigma"] for r in rows}):
         out[f"inverse_mse_sigma{sigma:g}"] = stats(
             [r["inverse_mse"] - r["default_stop"] for r in rows if r["sigma"] == sigma]
