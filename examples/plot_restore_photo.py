@@ -6,7 +6,8 @@ Denoise a photo without ground truth: fit the default hourglass to the noisy ima
 stop the fit at the iteration it judges best. The clean image is known here (the packaged demo image, noise
 synthesised with seed 0), so the figure can show the true PSNR; the fit itself never sees it.
 
-``dipsearch restore photo.png --search none`` runs the same on the command line, at the full budget.
+``dipsearch restore photo.png`` does this on the command line at the full budget, with the recommended stopping
+(``auto``), and averages the fit with three refits of other seeds.
 """
 
 import matplotlib.pyplot as plt
