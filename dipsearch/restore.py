@@ -105,12 +105,15 @@ class RestoreSettings:
             )
         return self.ensemble
 
-    def most_members(self, budget: Budget) -> int:
-        """Finalists (as many as the chooser can produce, at most ENSEMBLE_FINALISTS) and restarts of the pick."""
-        most = get_chooser(self.search).max_candidates(budget)
+    def finalists(self, budget: Budget) -> int:
+        """The most finalists the final rung takes: the default alone without a search, else as many candidates as
+        the search can produce, at most ENSEMBLE_FINALISTS. Further members are restarts of the pick."""
         if self.search == "none":
-            return most
-        return min(most, ENSEMBLE_FINALISTS) + RESTART_MEMBERS_MAX - 1
+            return 1
+        return min(get_chooser(self.search).max_candidates(budget), ENSEMBLE_FINALISTS)
+
+    def most_members(self, budget: Budget) -> int:
+        return self.finalists(budget) + RESTART_MEMBERS_MAX - 1
 
     def stop_spec(self) -> StopSpec | None:
         return None if self.stop == "none" else StopSpec(self.stop, patience=self.patience)
@@ -169,11 +172,10 @@ class Pipeline:
         pick for the members beyond them, the full budget, the restore's stopping."""
         from .search.rungs import RungPlan
 
-        if self.settings.search == "none":  # one network: the other members are its refits with the next seeds
-            return RungPlan(final=2, final_iters=self.budget.iters, stop=self.stop, restarts=self.k - 1)
-        most = self.chooser.max_candidates(self.budget)
-        final = max(2, min(self.k, ENSEMBLE_FINALISTS, most))
-        return RungPlan(final=final, final_iters=self.budget.iters, stop=self.stop, restarts=max(0, self.k - final))
+        final = min(self.k, self.settings.finalists(self.budget))
+        # RungPlan asks for two finalists at least (the default and the best other); without a search there is
+        # no other, and with K = 1 the second one is fitted but not averaged
+        return RungPlan(final=max(final, 2), final_iters=self.budget.iters, stop=self.stop, restarts=self.k - final)
 
     def config(self) -> dict[str, Any]:
         s = self.settings
