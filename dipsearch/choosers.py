@@ -66,6 +66,7 @@ class ChooseContext:
     plan: Any  # the final rung (search.rungs.RungPlan) every chooser ends in
     workers: int | None = None
     tensorboard: bool = False  # the search's candidates log to TensorBoard (Runtime.tensorboard)
+    start_from: list[str] = field(default_factory=list)  # study folders whose best genomes start the search
 
 
 @dataclass
@@ -97,7 +98,7 @@ def _ranked_from(run_dir: Path, space: SearchSpace, default_key: str) -> tuple[l
 def _search(ctx: ChooseContext, searcher: str | None = None, settings: Any = None) -> tuple[Any, Any]:
     """The restore's search as the library runs any search: its spec (ending in the restore's final rung) and a
     runtime writing under the restore folder, without a live display."""
-    from .search.spec import Runtime, SearchSpec
+    from .search.spec import Runtime, SearchSpec, Seeding
 
     spec = SearchSpec(
         space=ctx.space,
@@ -110,6 +111,7 @@ def _search(ctx: ChooseContext, searcher: str | None = None, settings: Any = Non
         rungs=ctx.plan,
         searcher=searcher,
         settings=settings,
+        seeding=Seeding(start_from=list(ctx.start_from)),
     )
     runtime = Runtime(
         workers=ctx.workers, out=ctx.root, console=ctx.console, progress=False, tensorboard=ctx.tensorboard

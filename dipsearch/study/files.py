@@ -18,10 +18,10 @@ from ..runs import RunDir
 from ..space import SearchSpace
 from .genomes import space_with_default
 from .outcome import Outcome, instance_table
+from .start import TOP_GENOMES
 
 WINNER_ARCH = "winner_arch.toml"
 WINNER_SPACE = "winner_space.toml"
-TOP_GENOMES = "top_genomes.json"
 TRIALS = "trials.csv"
 INSTANCES = "instances.csv"
 FITS = "fits.jsonl"
