@@ -28,8 +28,12 @@ def _psnr(trial: FrozenTrial) -> float:
 
 
 def _loss(trial: FrozenTrial) -> float:
-    # Optuna's default importance evaluator (PED-ANOVA) ranks what achieves low values of a given target
+    # Optuna's default importance evaluator (PED-ANOVA) ranks what achieves low values of a given target, and
+    # warns that it does so whenever a target is given: hence the sign, and the filter below
     return -trial.values[0]
+
+
+LOW_TARGET = "PedAnovaImportanceEvaluator computes the importances"
 
 
 def importances(study: optuna.Study) -> tuple[dict[str, float], str | None]:
@@ -40,7 +44,7 @@ def importances(study: optuna.Study) -> tuple[dict[str, float], str | None]:
         return {}, f"parameter importances need {MIN_TRIALS} complete trials at least, the study has {n}"
     try:
         with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=UserWarning, module="optuna")
+            warnings.filterwarnings("ignore", message=LOW_TARGET)
             found = optuna.importance.get_param_importances(study, target=_loss)
     except (RuntimeError, ValueError, ZeroDivisionError) as err:
         return {}, f"no parameter importances: {err}"
@@ -70,13 +74,15 @@ def write_plots(study: optuna.Study, folder: Path, pareto: bool, have_importance
         )
     if have_importances:
         try:
-            made.append(
-                _save_optuna_plot(
-                    lambda: plots.plot_param_importances(study, target=_loss, target_name=PSNR),
-                    folder / "importances.png",
-                    "parameter importances for the mean PSNR",
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=LOW_TARGET)
+                made.append(
+                    _save_optuna_plot(
+                        lambda: plots.plot_param_importances(study, target=_loss, target_name=PSNR),
+                        folder / "importances.png",
+                        "parameter importances for the mean PSNR",
+                    )
                 )
-            )
         except AssertionError:  # Optuna's importance plot measures text, which only Agg-based backends can
             pass
     return [p.name for p in made if p is not None]
