@@ -241,7 +241,7 @@ def _drive(
         _write_progress(run, study, prepared, time.perf_counter() - started)
 
     def on_fit(trial: Any, instance: Instance, fit: dict[str, Any]) -> None:
-        run.append_jsonl(FITS, {"trial": trial.number, "instance": instance.name, **fit})
+        run.append_jsonl(FITS, {"trial": trial.number, "name": instance.name, **fit})
         display.fit(trial, instance, fit)
 
     executor = make_executor(s.workers)

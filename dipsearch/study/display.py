@@ -44,9 +44,10 @@ class StudyDisplay:
         if fit.get("error") is not None:
             what = f"failed: {str(fit['error']).strip().splitlines()[-1]}"
         else:
-            stop = fit.get("stopped_iter") or fit.get("iters_run")
+            stop = fit.get("stopped_iter")
+            ran = f"{fit.get('iters_run')} iterations" + (f", output of {stop}" if stop is not None else "")
             reused = f", from trial {fit['cached_from']}" if fit.get("cached_from") is not None else ""
-            what = f"PSNR {fit['psnr']:.2f} dB, {fit['seconds']:.0f} s, stopped at {stop}{reused}"
+            what = f"PSNR {fit['psnr']:.2f} dB, {fit['seconds']:.0f} s, {ran}{reused}"
         self._say(f"trial {trial.number} | {instance.name}: {what}")
         if self.progress is not None:
             self.progress.advance(self.fits)
