@@ -315,3 +315,25 @@ def test_the_pareto_objective_draws_the_front_and_too_few_trials_give_no_importa
     assert (result.run_dir / "pareto_front.png").is_file()
     assert result.importances == {} and "need 3 complete trials" in result.summary["importances_note"]
     assert result.outcome.cost_cap == pytest.approx(100.0 * result.outcome.default["seconds_per_fit"])
+
+
+@pytest.mark.parametrize(
+    "command, message",
+    [
+        (["search", "ga", "--start-from", "{folder}"], "--start-from {folder}: not a study's run folder"),
+        (["restore", "--start-from", "{study}"], "--start-from seeds a search with a study's best genomes"),
+        (["restore", "--search", "ga", "--start-from", "{study}"], "none of the study's best genomes is a genome"),
+    ],
+)
+def test_start_from_refuses_what_it_cannot_use(command, message, study, data, tmp_path, capsys):
+    from conftest import synthetic_image
+
+    from dipsearch.imageio import save_image
+
+    save_image(synthetic_image(64, 64), tmp_path / "c.png")  # large enough for the demo space's default
+    paths = {"folder": tmp_path, "study": study.run_dir}
+    argv = [*[a.format(**paths) for a in command], "--clean", str(tmp_path / "c.png"), "--out", str(tmp_path)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message.format(**paths) in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "search").exists() and not (tmp_path / "restore").exists()
