@@ -337,3 +337,10 @@ def test_start_from_refuses_what_it_cannot_use(command, message, study, data, tm
     err = capsys.readouterr().err.strip()
     assert message.format(**paths) in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "search").exists() and not (tmp_path / "restore").exists()
+
+
+def test_resume_refuses_the_flags_its_folder_decides(study, capsys):
+    assert main(["study", "--resume", str(study.run_dir), "--sigmas", "50", "--crop", "64"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "drop --sigmas, --crop (only --trials and --workers may be given again)" in err
+    assert len(err.splitlines()) == 1

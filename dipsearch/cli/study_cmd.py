@@ -84,7 +84,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="continue a stopped study (finished fits are reused); only --trials and --workers may be given again",
     )
     s.add_argument("--no-progress", action="store_true", help="lines only, no live bars (the default when piped)")
-    parser.set_defaults(func=run, uses_optuna=True)
+    free = {"images", "trials", "workers", "resume", "no_progress", "out", "help"}
+    fixed = {
+        a.dest: (a.option_strings[0], a.default) for a in parser._actions if a.option_strings and a.dest not in free
+    }
+    parser.set_defaults(func=run, uses_optuna=True, resume_fixed=fixed)
 
 
 def settings_from_args(args: argparse.Namespace):
@@ -107,9 +111,12 @@ def run(args: argparse.Namespace, console: Console) -> int:
     live = not args.no_progress and console.is_terminal
     try:
         if args.resume:
-            if args.images:
+            given = [flag for dest, (flag, default) in args.resume_fixed.items() if getattr(args, dest) != default]
+            if args.images or given:
+                what = ", ".join((["the images"] if args.images else []) + given)
                 raise DipsearchError(
-                    f"--resume continues the study stored in {args.resume}: drop the images (and the study's flags)"
+                    f"--resume continues the study stored in {args.resume} with its images and settings; drop "
+                    f"{what} (only --trials and --workers may be given again)"
                 )
             result = resume_study(
                 args.resume,

@@ -32,6 +32,7 @@ from .settings import StudySettings
 from .storage import make_pruner, make_recipe, make_sampler, open_study
 
 SETTINGS_FILE = "study.json"
+SPACE_FILE = "space.toml"  # the space as the study started with it: a resume reads this, not a file edited since
 STOP = "auto"  # restore's members stop with the recommended stopping (dipsearch.restore)
 
 
@@ -133,6 +134,7 @@ def run_study(
     """Start a study in a new run folder under `out`; `progress`: live bars (a terminal) besides the lines."""
     from ..search.bayes.storage import StorageSpec
 
+    settings = settings.resolved()
     prepared = prepare_study(settings)
     recipe = make_recipe(settings, prepared.space, prepared.instances, prepared.iters)
     sampler = make_sampler(settings.sampler, settings.seed, settings.trials, settings.objective)
@@ -148,6 +150,7 @@ def run_study(
             storage = StorageSpec.in_run(run.path)
             study = open_study(storage, recipe, sampler, pruner)
         run.write_json(SETTINGS_FILE, {"settings": settings.to_dict(), "storage": storage.url})
+        run.write_text(SPACE_FILE, Path(prepared.full_space.source).read_text())
         run.write_toml("config.toml", _config(prepared, storage.url))
         run.write_versions(prepared.device)
         if not study.trials:
@@ -179,12 +182,15 @@ def resume_study(
     settings = StudySettings.from_dict(stored["settings"])
     changes = {k: v for k, v in (("trials", trials), ("workers", workers)) if v is not None}
     settings = replace(settings, **changes)
-    prepared = prepare_study(settings)
+    snapshot = run.file(SPACE_FILE)
+    prepared = prepare_study(replace(settings, space=str(snapshot)) if snapshot.is_file() else settings)
     recipe = make_recipe(settings, prepared.space, prepared.instances, prepared.iters)
+    # Reseeded by the fits on record: the first session's seed would draw its random start-up trials again
+    sampler_seed = settings.seed + len(_finished(run))
     study = open_study(
         StorageSpec.parse(stored["storage"]),
         recipe,
-        make_sampler(settings.sampler, settings.seed + len(_finished(run)), settings.trials, settings.objective),
+        make_sampler(settings.sampler, sampler_seed, settings.trials, settings.objective),
         make_pruner(settings.objective, settings.p_threshold),
     )
     if changes:
@@ -270,6 +276,7 @@ def _drive(
 def _write_progress(run: RunDir, study: optuna.Study, prepared: Prepared, seconds: float) -> Outcome:
     found = outcome(study, len(prepared.instances), prepared.default_key, prepared.settings.max_cost)
     write_pick(run, found, prepared.space, prepared.full_space, prepared.about())
+    write_comparison(run, study, found, prepared.instances)
     run.write_json("summary.json", {**found.summary(), "seconds_this_session": round(seconds, 1)})
     return found
 
@@ -278,7 +285,7 @@ def _finish(run: RunDir, study: optuna.Study, prepared: Prepared, seconds: float
     from ..report import write_report
 
     found = _write_progress(run, study, prepared, seconds)
-    comparison = write_comparison(run, study, found, prepared.instances)
+    comparison = write_comparison(run, study, found, prepared.instances)  # rewritten: its rows are returned
     complete = complete_study(study, {r["trial"] for r in found.rows if r["complete"]})
     found_importances, why = importances(complete)
     run.write_json("importances.json", {"importances": found_importances, "note": why})

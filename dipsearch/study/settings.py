@@ -85,6 +85,16 @@ class StudySettings:
         if not self.sigmas:
             raise ArgumentError("{sigmas} is empty: give at least one level, e.g. 25")
 
+    def resolved(self) -> StudySettings:
+        """Image and space files as absolute paths: what the run folder stores, so a resume works from anywhere."""
+        from dataclasses import replace
+        from pathlib import Path
+
+        space = self.space
+        if space is not None and Path(space).is_file():
+            space = str(Path(space).resolve())
+        return replace(self, images=[str(Path(p).resolve()) for p in self.images], space=space)
+
     def recipe(self) -> Any:
         """The problem recipe every instance shares (its image and level are set per instance)."""
         from ..problems.recipe import ProblemRecipe
