@@ -272,6 +272,7 @@ def test_the_wilcoxon_pruner_stops_a_clearly_worse_trial(data):
     first, second = study.trials
     assert PRUNED_AFTER not in first.user_attrs and len(first.intermediate_values) == 10
     assert 2 < second.user_attrs[PRUNED_AFTER] < 10  # stopped once the test is sure, not at the start-up steps
+    assert len(second.intermediate_values) == second.user_attrs[PRUNED_AFTER]  # and fitted nothing after that
     assert second.value == pytest.approx(sum(second.intermediate_values.values()) / len(second.intermediate_values))
 
 

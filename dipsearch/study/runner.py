@@ -63,6 +63,7 @@ class Running:
     key: str
     order: list[int]
     fits: dict[int, dict[str, Any]] = field(default_factory=dict)
+    stopped: bool = False  # pruned, or a fit failed: told with what it has
 
 
 @dataclass
@@ -149,15 +150,14 @@ class StudyRunner:
 
     def _advance(self, run: Running, beat: Heartbeat) -> Future | None:
         """Submit the run's next fit not already in the storage; tell the trial when none is left (or pruned)."""
-        while len(run.fits) < len(self.instances):
+        while not run.stopped and len(run.fits) < len(self.instances):
             instance = self._pending(run)
             cached = self._cached(run.key, instance.number, run.trial.number)
             if cached is None:
                 candidate = self.make_candidate(run.genome, instance, run.trial.number)
                 return self.executor.submit(evaluate, candidate)
             self.reused += 1
-            if self._record(run, instance, cached):
-                break
+            self._record(run, instance, cached)
         self._tell(run, beat)
         return None
 
@@ -179,21 +179,21 @@ class StudyRunner:
 
     # ------------------------------------------------------------------ telling
 
-    def _record(self, run: Running, instance: Instance, fit: dict[str, Any]) -> bool:
-        """Store one fit in the trial and report it; True when the trial must stop here (pruned or failed)."""
+    def _record(self, run: Running, instance: Instance, fit: dict[str, Any]) -> None:
+        """Store one fit in the trial and report it; the run stops here when it failed or is pruned."""
         run.fits[instance.number] = fit
         run.trial.set_user_attr(f"{FIT}{instance.number}", fit)
         if self.on_fit:
             self.on_fit(run.trial, instance, fit)
         if fit.get("error") is not None or fit.get("psnr") is None:
-            return True
+            run.stopped = True
+            return
         if not self.pruning:
-            return False
+            return
         run.trial.report(float(fit["psnr"]), instance.number)
         if len(run.fits) < len(self.instances) and run.trial.should_prune():
             run.trial.set_user_attr(PRUNED_AFTER, len(run.fits))
-            return True
-        return False
+            run.stopped = True
 
     def _tell(self, run: Running, beat: Heartbeat) -> None:
         fits = list(run.fits.values())
