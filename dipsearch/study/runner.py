@@ -77,7 +77,6 @@ class StudyRunner:
     slots: int = 1
     on_fit: Callable[[FrozenTrial | optuna.Trial, Instance, dict[str, Any]], None] | None = None
     on_trial: Callable[[FrozenTrial], None] | None = None
-    on_tick: Callable[[], None] | None = None
     fitted: int = 0  # fits this process ran (not taken from the storage)
     reused: int = 0  # fits taken from the storage
 
@@ -94,6 +93,7 @@ class StudyRunner:
                 while True:
                     while len(running) + len(idle) < self.slots and self._may_ask():
                         idle.append(self._ask(beat))
+                    asked = bool(idle)
                     for run in idle:
                         future = self._advance(run, beat)
                         if future is not None:
@@ -102,8 +102,9 @@ class StudyRunner:
                     if not running:
                         if self._finished():
                             return
-                        time.sleep(WAIT_POLL)  # the rest of the target is held by other processes' trials
-                        self._fail_stale()
+                        if not asked:  # the rest of the target is held by other processes' trials
+                            time.sleep(WAIT_POLL)
+                            self._fail_stale()
                         continue
                     done, _ = wait(running, timeout=1.0, return_when=FIRST_COMPLETED)
                     for future in done:
@@ -111,8 +112,6 @@ class StudyRunner:
                         instance = self._pending(run)
                         self._record(run, instance, self._result(future, run, instance))
                         idle.append(run)
-                    if self.on_tick:
-                        self.on_tick()
             finally:
                 for run in [*running.values(), *idle]:
                     self._interrupt(run)
