@@ -30,7 +30,7 @@ def measure(network: str, side: int) -> dict:
     from dipsearch.arch import ArchSpec
     from dipsearch.fit import FitConfig, fit
     from dipsearch.memory import fit_bytes
-    from dipsearch.tasks import make_problem
+    from dipsearch.problems.make import make_problem
 
     depth = 3
     spec = (

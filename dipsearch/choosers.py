@@ -20,9 +20,9 @@ from rich.console import Console
 
 from .errors import ArgumentError
 from .evaluate import Evaluation
+from .problems.problem import Problem
 from .runs import RunDir
 from .space import Genome, SearchSpace
-from .tasks import Problem
 
 
 @dataclass

@@ -47,7 +47,7 @@ from .errors import ArgumentError, DipsearchError
 from .families import Family, family_of
 from .fitbase import FitConfig, FitHook, FitResult, StepState, check_size, resolve_device
 from .metrics import accumulator, ssim_tensor
-from .tasks import Problem
+from .problems.problem import Problem
 
 LossTerm = Callable[[Tensor, Problem], Tensor]
 

@@ -26,8 +26,8 @@ from .fitness import make_fitness
 from .genes import config_settings
 from .metrics import psnr
 from .problems.base import get_task
+from .problems.problem import Problem
 from .stopping.spec import StopSpec
-from .tasks import Problem
 from .variants import candidate_variant, fit_variant, get_variant
 
 

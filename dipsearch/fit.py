@@ -27,7 +27,7 @@ from .fitbase import (
     min_size,
     resolve_device,
 )
-from .tasks import Problem
+from .problems.problem import Problem
 
 __all__ = [
     "CUDA_GRAPH_MODES",

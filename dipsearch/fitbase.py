@@ -15,7 +15,7 @@ import torch
 from .arch import ArchSpec
 from .errors import ArgumentError, DipsearchError
 from .metrics import psnr
-from .tasks import Problem
+from .problems.problem import Problem
 
 PRECISIONS = ("fp32", "bf16")
 FINITE_CHECKS = ("auto", "step", "guard")

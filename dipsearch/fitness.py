@@ -22,7 +22,7 @@ from .errors import ArgumentError
 from .fit import FitHook, StepState
 from .holdout import HeldOut
 from .metrics import psnr
-from .tasks import Problem
+from .problems.problem import Problem
 
 
 class Fitness(ABC):

@@ -18,7 +18,7 @@ from .errors import ArgumentError, DipsearchError
 from .metrics import accumulator
 
 if TYPE_CHECKING:
-    from .tasks import Problem
+    from .problems.problem import Problem
 
 
 @dataclass(frozen=True)

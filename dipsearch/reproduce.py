@@ -23,11 +23,12 @@ from .evaluate import stop_hook
 from .fit import FitConfig, baseline_psnr, fit, resolve_device
 from .imageio import center_crop, load_image
 from .metrics import psnr, ssim
+from .problems.make import make_problem
+from .problems.problem import Problem
 from .reproduce_rows import Row, check_methods, check_methods_apply, get_rows, methods_for
 from .restore import Pipeline, RestoreSettings
 from .runs import RunDir
 from .stopping import prepare_problem
-from .tasks import Problem, make_problem
 from .tomlio import load_toml
 
 RESULTS = "results.jsonl"

@@ -29,10 +29,10 @@ from .fit import FitConfig, baseline_psnr, check_size, resolve_device
 from .imageio import load_image
 from .memory import check_fit_memory
 from .metrics import psnr, ssim
+from .problems.problem import Problem
 from .runs import RunDir
 from .space import SearchSpace, find_space, load_space
 from .stopping.spec import StopSpec
-from .tasks import Problem
 
 # Members of the ensemble unless --ensemble says otherwise: the default network and three restarts without a
 # search; three finalists and two restarts of the pick with one (the settings bench/default_restarts.py and

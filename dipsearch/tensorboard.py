@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
 
     from .evaluate import Candidate, Evaluation
-    from .tasks import Problem
+    from .problems.problem import Problem
 
 FOLDER = "tensorboard"  # a run folder's TensorBoard logs: `tensorboard --logdir <run folder>/tensorboard`
 IMAGE_EVERY = 100

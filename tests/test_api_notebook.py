@@ -14,9 +14,9 @@ from dipsearch.arch import ArchSpec
 from dipsearch.errors import ArgumentError, DipsearchError
 from dipsearch.imageio import save_image
 from dipsearch.search import ProblemRecipe, Runtime, SearchResult, SearchSpec, StopSpec, bayes, ga
+from dipsearch.search.bayes.study import BayesSettings
 from dipsearch.search.ga import GAConfig
 from dipsearch.search.rungs import RungPlan
-from dipsearch.search.study import BayesSettings
 
 
 @pytest.fixture(autouse=True)
@@ -151,7 +151,7 @@ def test_a_ga_on_tensors_says_why_its_folder_cannot_resume(tmp_path, space):
         ),
         (
             lambda r, s, rt: ga.run("clean.png", SearchSpec(space=s), rt),
-            "problem must be a ProblemRecipe or a dipsearch.tasks.Problem, got str",
+            "problem must be a ProblemRecipe or a dipsearch.Problem, got str",
         ),
         (
             lambda r, s, rt: ga.run(ProblemRecipe(), SearchSpec(space=s), rt),

@@ -17,13 +17,14 @@ from dipsearch.fitness import make_fitness
 from dipsearch.imageio import save_image
 from dipsearch.preselect.pipeline import PreselectConfig
 from dipsearch.preselect.seeding import SeedPlan, archive_winners
+from dipsearch.problems.inpaint import load_mask
+from dipsearch.problems.make import make_problem
 from dipsearch.reproduce import ReproduceSettings, check, images_of
 from dipsearch.reproduce_rows import ROWS
 from dipsearch.restore import RestoreSettings
 from dipsearch.space import find_space, load_space
 from dipsearch.stopping import Sure
 from dipsearch.stopping.bench import FitJob, run_job
-from dipsearch.tasks import load_mask, make_problem
 from dipsearch.variants import VariantSettings
 
 
@@ -236,7 +237,7 @@ def test_stop_bench_workers(tmp_path, image_file, capsys):
 
 
 def test_a_space_cut_by_the_evaluation_scale_names_the_argument():
-    from dipsearch.search.setup import fit_space_to_image
+    from dipsearch.search.prepare import fit_space_to_image
     from dipsearch.space import find_space, load_space
 
     problem = make_problem("denoise", clean=synthetic_image(32, 32), level=25, seed=0)

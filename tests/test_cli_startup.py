@@ -62,13 +62,16 @@ def test_help_answers_without_heavy_imports(argv):
 
 
 def test_the_cli_names_are_the_modules_own():
-    from dipsearch import fitness, preselect, tasks
+    from dipsearch import fitness, preselect
     from dipsearch.cli import names
-    from dipsearch.search import operators, samplers, storage
+    from dipsearch.problems import noise, sr
+    from dipsearch.problems.base import task_names
+    from dipsearch.search.bayes import samplers, storage
+    from dipsearch.search.ga import operators
     from dipsearch.stopping import DETECTORS
 
-    assert names.NOISE_KINDS == tasks.NOISE_KINDS and names.DEFAULT_LEVEL == tasks.DEFAULT_LEVEL
-    assert names.TASKS == tasks.TASKS and names.SR_FACTORS == tasks.SR_FACTORS
+    assert names.NOISE_KINDS == noise.NOISE_KINDS and names.DEFAULT_LEVEL == noise.DEFAULT_LEVEL
+    assert names.TASKS == task_names() and names.SR_FACTORS == sr.SR_FACTORS
     assert names.FITNESSES == tuple(fitness.FITNESSES) and names.DETECTORS == tuple(DETECTORS)
     assert names.SAMPLERS == samplers.SAMPLERS and names.PRUNERS == samplers.PRUNERS
     assert names.CROSSOVERS == operators.CROSSOVERS
@@ -187,7 +190,7 @@ def test_importing_dipsearch_leaves_optuna_s_log_level_and_the_optuna_commands_s
     done = _python(f"""
         import optuna
         optuna.logging.set_verbosity(optuna.logging.DEBUG)  # a library user's own choice
-        import dipsearch.choosers, dipsearch.search.bayes, dipsearch.search.bayes_report, dipsearch.search.study
+        import dipsearch.choosers, dipsearch.search.bayes, dipsearch.search.bayes.display, dipsearch.search.bayes.study
         print(optuna.logging.get_verbosity())
         from dipsearch.cli import main
         code = main(["worker", "--storage", {str(tmp_path / "empty.journal")!r}, "--study", "nope"])

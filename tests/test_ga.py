@@ -10,8 +10,8 @@ from dipsearch import make_problem
 from dipsearch.evaluate import Candidate, Evaluation, evaluate
 from dipsearch.executors import InProcessExecutor, local_pool
 from dipsearch.runs import RunDir
-from dipsearch.search.checkpoint import STATE
 from dipsearch.search.ga import GAConfig, GASearch
+from dipsearch.search.ga.checkpoint import STATE
 from dipsearch.search.record import SearchRecord
 from dipsearch.space import space_from_dict
 from dipsearch.tomlio import load_toml

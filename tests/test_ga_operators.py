@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from dipsearch.search.operators import blocks, crossover, mutate, mutate_value
+from dipsearch.search.ga.operators import blocks, crossover, mutate, mutate_value
 from dipsearch.space import SPACES_DIR, Gene, load_space, space_from_dict
 
 MIXED = {

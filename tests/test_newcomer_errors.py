@@ -314,7 +314,7 @@ def test_no_crop_fits(tmp_path, monkeypatch):
     from dipsearch.arch import ArchSpec
     from dipsearch.errors import ArgumentError
     from dipsearch.memory import check_fit_memory
-    from dipsearch.tasks import make_problem
+    from dipsearch.problems.make import make_problem
 
     problem = make_problem("denoise", clean=torch.rand(1, 3, 64, 64))
     with pytest.raises(ArgumentError) as err:

@@ -332,8 +332,8 @@ def test_deepinv_operators_against_the_hand_written_ones():
     """What docs/guide/deepinv.md states: which deepinv operators give the hand-written outputs to float tolerance."""
     dinv = _deepinv()
     from dipsearch.problems.cs_mri import KSpace
+    from dipsearch.problems.noise import add_noise
     from dipsearch.problems.sr import LanczosDownsampler, lanczos_kernel
-    from dipsearch.tasks import add_noise
 
     x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     for kernel in (gaussian_kernel(2.0), motion_kernel(9, 0.7)):  # point-symmetric: convolution == correlation
@@ -372,8 +372,8 @@ def test_searches_score_physics_and_mri_problems_on_held_out_measurements(tmp_pa
     from rich.console import Console
 
     from dipsearch.search import ProblemRecipe, Runtime, SearchSpec, bayes, ga
+    from dipsearch.search.bayes.study import BayesSettings
     from dipsearch.search.ga import GAConfig
-    from dipsearch.search.study import BayesSettings
 
     space = str(write_space(tmp_path))
     torch.set_num_threads(1)

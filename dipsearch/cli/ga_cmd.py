@@ -24,8 +24,8 @@ from .search_cmd import (
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from ..problems.recipe import ProblemRecipe
     from ..search.ga import GAConfig
-    from ..search.recipe import ProblemRecipe
     from ..search.spec import SearchSpec
 
 DEFAULTS = {"pop": 8, "gens": 5, "iters": 400, "space": "default"}

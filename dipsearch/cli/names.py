@@ -11,10 +11,15 @@ import argparse
 
 from ..genes import VARIANT_GENES  # noqa: F401 - light already (standard library only), so not written again
 
-NOISE_KINDS = ("gaussian", "poisson", "impulse", "speckle")  # dipsearch.tasks.NOISE_KINDS
-DEFAULT_LEVEL = {"gaussian": 25, "poisson": 12, "impulse": 0.5, "speckle": 0.35}  # dipsearch.tasks.DEFAULT_LEVEL
-TASKS = ("denoise", "sr", "inpaint", "deblur", "cs-mri")  # dipsearch.tasks.TASKS
-SR_FACTORS = (2, 4, 8)  # dipsearch.tasks.SR_FACTORS
+NOISE_KINDS = ("gaussian", "poisson", "impulse", "speckle")  # dipsearch.problems.noise.NOISE_KINDS
+DEFAULT_LEVEL = {
+    "gaussian": 25,
+    "poisson": 12,
+    "impulse": 0.5,
+    "speckle": 0.35,
+}  # dipsearch.problems.noise.DEFAULT_LEVEL
+TASKS = ("denoise", "sr", "inpaint", "deblur", "cs-mri")  # dipsearch.problems.base.task_names()
+SR_FACTORS = (2, 4, 8)  # dipsearch.problems.sr.SR_FACTORS
 FITNESSES = ("holdout", "psnr", "sure")  # keys of dipsearch.fitness.FITNESSES
 DETECTORS = ("wmv", "emv", "sure", "holdout", "spectral")  # keys of dipsearch.stopping.DETECTORS
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "nsga2")  # dipsearch.search.bayes.samplers.SAMPLERS

@@ -61,8 +61,8 @@ def image_files(folder: str) -> list[Path]:
 def run(args: argparse.Namespace, console: Console) -> int:
     from ..families import family_of
     from ..fit import FitConfig
+    from ..problems.recipe import ProblemRecipe
     from ..runs import versions
-    from ..search.recipe import ProblemRecipe
     from ..tomlio import dumps_toml
     from ..variants.pretrain import pretrain
     from ..variants.warmstart import save_weights

@@ -15,10 +15,10 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from ..fit import FitHook
+    from ..problems.problem import Problem
     from ..runs import RunDir
     from ..search.spec import StopSpec
     from ..stopping import bench as sb
-    from ..tasks import Problem
 
 # ---------------------------------------------------------------- `dipsearch fit --stop ...`
 

@@ -18,8 +18,8 @@ from typing import Any
 from ..errors import ArgumentError, check_at_least
 from ..evaluate import Candidate, Evaluation, evaluate
 from ..fitness import make_fitness
+from ..problems.problem import Problem
 from ..space import SearchSpace
-from ..tasks import Problem
 from .metrics import DEFAULT_METRIC, get_metric
 from .scoring import ScoreConfig, Scored, ranked, sample_candidates, score_all
 

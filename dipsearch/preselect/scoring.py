@@ -19,8 +19,8 @@ from ..arch import ArchSpec
 from ..errors import DipsearchError, check_at_least
 from ..families import family_of
 from ..fit import min_size, resolve_device
+from ..problems.problem import Problem
 from ..space import Genome, SearchSpace
-from ..tasks import Problem
 from .metrics import METRICS, get_metric
 
 

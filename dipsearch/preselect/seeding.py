@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ArgumentError, DipsearchError, check_at_least
+from ..problems.problem import Problem
 from ..runs import RunDir
 from ..space import Genome, SearchSpace
-from ..tasks import Problem
 from ..tomlio import dumps_toml, load_toml
 from .metrics import DEFAULT_METRIC, get_metric
 from .scoring import ScoreConfig, ranked, sample_candidates, score_all

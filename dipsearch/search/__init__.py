@@ -3,7 +3,7 @@
     from dipsearch.search import ProblemRecipe, SearchSpec, Runtime, ga, bayes
     from dipsearch.search.ga import GAConfig
 
-    recipe = ProblemRecipe(clean="photo.png", sigma=25, crop=64)      # or a dipsearch.tasks.Problem
+    recipe = ProblemRecipe(clean="photo.png", sigma=25, crop=64)      # or a dipsearch.Problem
     spec = SearchSpec(space="demo", iters=200, ga=GAConfig(pop=6, gens=3))
     result = ga.run(recipe, spec, Runtime(workers=2, out="runs"))    # runs/search/<stamp>_ga/
     result = ga.resume(result.run_dir, gens=5)                       # continue, or extend

@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from concurrent.futures import Future
 
     from ..evaluate import Evaluation
+    from ..problems.problem import Problem
     from ..problems.recipe import ProblemRecipe
-    from ..tasks import Problem
     from .result import SearchResult
     from .spec import Runtime, SearchSpec
 

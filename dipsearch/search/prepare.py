@@ -11,9 +11,9 @@ from typing import Any
 from ..errors import ArgumentError, DipsearchError
 from ..evaluate import Candidate, subsampled_shape
 from ..problems.base import get_task
+from ..problems.problem import Problem
 from ..problems.recipe import ProblemRecipe
 from ..space import Genome, SearchSpace, find_space, load_space
-from ..tasks import Problem
 from ..tomlio import dumps_toml, load_toml
 from .rungs import RungPlan
 from .spec import SearchSpec

@@ -27,11 +27,11 @@ from .base import Searcher
 
 if TYPE_CHECKING:
     from ..evaluate import Evaluation
+    from ..problems.problem import Problem
+    from ..problems.recipe import ProblemRecipe
     from ..runs import RunDir
     from ..space import Genome
-    from ..tasks import Problem
     from .prepare import SearchSetup
-    from .recipe import ProblemRecipe
     from .result import SearchResult
     from .rungs import Selection
     from .spec import Runtime, SearchSpec
@@ -78,8 +78,8 @@ class RandomSearcher(Searcher):
         return RandomSettings
 
     def start(self, problem: Problem | ProblemRecipe, spec: SearchSpec, runtime: Runtime) -> RandomRun:
+        from ..problems.recipe import as_problem
         from .prepare import prepare, starting_genomes
-        from .recipe import as_problem
 
         runtime.check()
         settings = spec.settings_of(self.name) or self.settings_type()()
@@ -92,9 +92,9 @@ class RandomSearcher(Searcher):
 
     def resume(self, run_dir: str | Path, runtime: Runtime, trials: int | None = None, **changes: Any) -> RandomRun:
         from ..preselect.seeding import load_initial
+        from ..problems.recipe import ProblemRecipe
         from .folder import open_folder, refuse_shrink
         from .prepare import SPACE_SNAPSHOT, prepare
-        from .recipe import ProblemRecipe
         from .spec import SearchSpec
 
         if changes:

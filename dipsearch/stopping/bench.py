@@ -28,8 +28,9 @@ from ..executors import local_pool
 from ..families import spec_from_dict, spec_to_dict
 from ..fit import FitConfig, FitHook, baseline_psnr, fit
 from ..imageio import center_crop, load_image
+from ..problems.make import make_problem
+from ..problems.noise import LITERATURE_LEVELS, NOISE_KINDS
 from ..runs import RunDir, dumps_json, rows_to_csv, write_atomic, write_figure
-from ..tasks import LITERATURE_LEVELS, NOISE_KINDS, make_problem
 from .auto import AUTO_SMOOTHING
 from .detectors import DETECTORS, EMV, WMV, Detector, Holdout, Spectral, Sure
 from .hook import StoppingHook
@@ -498,7 +499,7 @@ def sample_networks(
     from types import SimpleNamespace
 
     from ..genes import config_settings
-    from ..search.setup import fit_space_to_image
+    from ..search.prepare import fit_space_to_image
     from ..space import load_space
 
     check_at_least("candidates", count, 1)

@@ -21,7 +21,7 @@ from ..fit import FitConfig, StepState
 from ..holdout import HeldOut
 from ..metrics import accumulator
 from ..problems.base import get_task
-from ..tasks import Problem
+from ..problems.problem import Problem
 from .rules import PatienceRule, PlateauRule, ProgressRule, Rule
 
 

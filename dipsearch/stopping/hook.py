@@ -13,7 +13,7 @@ from ..engine import Lazy
 from ..errors import DipsearchError
 from ..fit import FitConfig, FitHook, FitResult, StepState
 from ..metrics import psnr, ssim_tensor
-from ..tasks import Problem
+from ..problems.problem import Problem
 from .detectors import Detector
 from .rules import Decision, Rule
 

@@ -13,7 +13,7 @@ from ..errors import ArgumentError
 
 if TYPE_CHECKING:
     from ..fit import FitHook
-    from ..tasks import Problem
+    from ..problems.problem import Problem
 
 INDEXINGS = ("end", "start")
 AUTO = "auto"  # the recommended stopping for the problem's task and noise, not a detector

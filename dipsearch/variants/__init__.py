@@ -26,7 +26,7 @@ from ..engine import Engine, FitParts
 from ..errors import ArgumentError, DipsearchError
 from ..fit import FitConfig, FitHook, FitResult
 from ..genes import VARIANT_GENES
-from ..tasks import Problem
+from ..problems.problem import Problem
 from . import sgld as _sgld  # noqa: F401 - registers the variant
 from .base import VARIANTS, Variant, get_variant, owner_of, register_variant
 from .tv import check_tv_weight

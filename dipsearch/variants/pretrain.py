@@ -22,7 +22,7 @@ from ..errors import DipsearchError
 from ..families import family_of
 from ..fit import FitConfig, check_size
 from ..metrics import psnr
-from ..tasks import Problem
+from ..problems.problem import Problem
 from .warmstart import FinalWeights
 
 

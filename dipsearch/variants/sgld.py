@@ -21,7 +21,7 @@ from ..engine import FitParts, Lazy, mse_to_psnr
 from ..errors import ArgumentError
 from ..fit import FitConfig, FitHook, FitResult, StepState
 from ..metrics import accumulator, psnr
-from ..tasks import Problem
+from ..problems.problem import Problem
 from .base import Variant, register_variant
 
 SGLD_ITERS = 20000  # the published run length of Bayesian DIP

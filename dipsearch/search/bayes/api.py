@@ -1,7 +1,7 @@
 """A Bayesian search from Python: start a study (`run`), continue it from its run folder (`resume`), or
 work on it from another process or host (`work`); search/bayes.py drives the study and its run folder.
 
-The study stores its recipe (search/study.py, user attr "dipsearch"): the problem's ProblemRecipe and
+The study stores its recipe (bayes/study.py, user attr "dipsearch"): the problem's ProblemRecipe and
 fingerprint, the space as tables, the SearchSpec, the sampler and pruner. `resume` and `work` rebuild
 everything from it, so they need nothing but the run folder, or the storage URL and the study name.
 """
@@ -16,8 +16,8 @@ from typing import Any
 
 from ...console import make_console
 from ...errors import ArgumentError, DipsearchError
+from ...problems.problem import Problem
 from ...problems.recipe import ProblemRecipe, as_problem
-from ...tasks import Problem
 from ...tomlio import load_toml
 from ..prepare import SearchSetup, describe_seeding, fit_space_to_image, prepare, starting_genomes
 from ..result import SearchResult

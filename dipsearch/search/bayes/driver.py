@@ -29,10 +29,10 @@ from ...console import make_console
 from ...errors import DipsearchError
 from ...evaluate import Candidate, Evaluation
 from ...executors import InProcessExecutor
+from ...problems.problem import Problem
 from ...problems.recipe import ProblemRecipe
 from ...runs import RunDir, save_image_atomic, write_atomic
 from ...space import SearchSpace
-from ...tasks import Problem
 from ...tomlio import load_toml
 from ..record import EVALUATIONS, SearchRecord
 from ..rungs import RungPlan, RungRunner, Selection, rung_printer

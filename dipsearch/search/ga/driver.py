@@ -15,9 +15,9 @@ from typing import Any
 
 from ...errors import DipsearchError
 from ...evaluate import Evaluation
+from ...problems.problem import Problem
 from ...problems.recipe import ProblemRecipe, as_problem
 from ...runs import RunDir
-from ...tasks import Problem
 from ..folder import create_folder, open_folder, refuse_shrink
 from ..prepare import SPACE_SNAPSHOT, SearchSetup, describe_seeding, prepare, starting_genomes
 from ..result import SearchResult

@@ -15,8 +15,8 @@ from torch import Tensor
 from dipsearch.arch import ArchSpec
 from dipsearch.errors import DipsearchError
 from dipsearch.fit import FitConfig, StepState
+from dipsearch.problems.problem import Problem
 from dipsearch.stopping import Detector
-from dipsearch.tasks import Problem
 
 
 class OutputChange(Detector):
