@@ -14,6 +14,7 @@ import socket
 import time
 import traceback
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any, Protocol
 
 import torch
@@ -28,6 +29,7 @@ from .metrics import psnr
 from .problems.base import get_task
 from .problems.problem import Problem
 from .stopping.spec import StopSpec
+from .tensorboard import METRICS, TensorBoardHook, writer
 from .variants import candidate_variant, fit_variant, get_variant
 
 
@@ -258,8 +260,6 @@ def evaluate(candidate: Candidate) -> Evaluation:
 def _evaluate(candidate: Candidate) -> Evaluation:
     if candidate.tensorboard is None:
         return _fit_and_score(candidate, [])
-    from .tensorboard import TensorBoardHook, candidate_logdir, log_evaluation
-
     logger = TensorBoardHook(candidate_logdir(candidate.tensorboard, candidate.index))
     try:
         evaluation = _fit_and_score(candidate, [logger])
@@ -335,3 +335,39 @@ def _fit_and_score(candidate: Candidate, loggers: list[FitHook]) -> Evaluation:
             seconds=time.perf_counter() - start,
             error=detail,
         )
+
+
+# TensorBoard's view of a candidate lives here, not in tensorboard.py: that module logs fits and knows no
+# Candidate or Evaluation, so evaluate() depends on it and not the other way round.
+def candidate_logdir(root: str | Path, index: int) -> Path:
+    """The run of one evaluated candidate of a search whose logs go to `root`."""
+    return Path(root) / f"candidate_{index:05d}"
+
+
+def _hparam(value: Any) -> int | float | str | bool:
+    return value if isinstance(value, (int, float, str, bool)) else str(value)
+
+
+def log_evaluation(root: str | Path, candidate: Candidate, evaluation: Evaluation) -> None:
+    """The candidate's hparams (its genes, budget and evaluation scale) and metrics (its scores) in its run.
+
+    Every candidate lists the same hparams and metric names, so whichever run TensorBoard reads the experiment
+    from, the HParams view has a column for each; a score a candidate lacks (no clean image, a failed fit) is
+    left out of its row.
+    """
+    from torch.utils.tensorboard.summary import hparams
+
+    params = {k: _hparam(v) for k, v in candidate.genome.items()}
+    params["budget"] = int(candidate.fit_settings.get("iters", candidate.iters))
+    params["eval_scale"] = float(candidate.scale)
+    names = [m for m in METRICS if m != "psnr" or candidate.problem.clean is not None]
+    experiment, start, end = hparams(params, {f"hparam/{m}": 0.0 for m in names})
+    with writer(candidate_logdir(root, evaluation.index)) as w:
+        for summary in (experiment, start, end):
+            w.file_writer.add_summary(summary)
+        for name in names:
+            value = getattr(evaluation, name)
+            if value is not None and math.isfinite(value):
+                w.add_scalar(f"hparam/{name}", float(value), evaluation.iters_run)
+        if evaluation.error:
+            w.add_text("error", evaluation.error)

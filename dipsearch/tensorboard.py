@@ -27,7 +27,6 @@ from .fit import FitConfig, FitHook, FitResult, StepState
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
 
-    from .evaluate import Candidate, Evaluation
     from .problems.problem import Problem
 
 FOLDER = "tensorboard"  # a run folder's TensorBoard logs: `tensorboard --logdir <run folder>/tensorboard`
@@ -125,37 +124,3 @@ class TensorBoardHook(FitHook):
         if self.writer is not None:
             self.writer.close()
             self.writer = None
-
-
-def candidate_logdir(root: str | Path, index: int) -> Path:
-    """The run of one evaluated candidate of a search whose logs go to `root`."""
-    return Path(root) / f"candidate_{index:05d}"
-
-
-def _hparam(value: Any) -> int | float | str | bool:
-    return value if isinstance(value, (int, float, str, bool)) else str(value)
-
-
-def log_evaluation(root: str | Path, candidate: Candidate, evaluation: Evaluation) -> None:
-    """The candidate's hparams (its genes, budget and evaluation scale) and metrics (its scores) in its run.
-
-    Every candidate lists the same hparams and metric names, so whichever run TensorBoard reads the experiment
-    from, the HParams view has a column for each; a score a candidate lacks (no clean image, a failed fit) is
-    left out of its row.
-    """
-    from torch.utils.tensorboard.summary import hparams
-
-    params = {k: _hparam(v) for k, v in candidate.genome.items()}
-    params["budget"] = int(candidate.fit_settings.get("iters", candidate.iters))
-    params["eval_scale"] = float(candidate.scale)
-    names = [m for m in METRICS if m != "psnr" or candidate.problem.clean is not None]
-    experiment, start, end = hparams(params, {f"hparam/{m}": 0.0 for m in names})
-    with writer(candidate_logdir(root, evaluation.index)) as w:
-        for summary in (experiment, start, end):
-            w.file_writer.add_summary(summary)
-        for name in names:
-            value = getattr(evaluation, name)
-            if value is not None and math.isfinite(value):
-                w.add_scalar(f"hparam/{name}", float(value), evaluation.iters_run)
-        if evaluation.error:
-            w.add_text("error", evaluation.error)

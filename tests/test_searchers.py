@@ -12,7 +12,8 @@ from dipsearch.cli import main
 from dipsearch.errors import ArgumentError, DipsearchError
 from dipsearch.imageio import save_image
 from dipsearch.search import ProblemRecipe, Runtime, SearchSpec
-from dipsearch.search.base import SEARCHERS, get_searcher, resume, run
+from dipsearch.search.api import resume, run
+from dipsearch.search.base import SEARCHERS, get_searcher
 from dipsearch.search.ga import GAConfig
 from dipsearch.search.random import RandomSettings
 from dipsearch.stopping.spec import StopSpec

@@ -89,9 +89,10 @@ class Problem:
         the measured entries that enter the loss (None: all). A Gaussian noise model of the physics
         (`physics.noise_model.sigma`) is recorded as the problem's noise.
         """
-        from .physics import problem_from_physics
+        from .base import get_task
 
-        return problem_from_physics(physics, y, clean, image_shape=image_shape, mask=mask)
+        # Through the registry: physics.py builds Problems, so it is the one to import problem.py.
+        return get_task("physics").from_physics(physics, y, clean, image_shape=image_shape, mask=mask)
 
 
 def batched(t: Tensor | None, name: str) -> Tensor | None:

@@ -3,8 +3,8 @@
 A searcher turns a problem and a SearchSpec into a run folder under runtime.out/search/ and can continue one.
 Each is one class with:
   name            the registry name (`dipsearch search NAME`, SearchSpec.searcher, config.toml [search] searcher)
-  settings_type() its settings dataclass (SearchSpec.settings), e.g. GAConfig; flags are made from its fields
-                  unless the searcher has its own command-line module (`cli`)
+  settings_type() its settings dataclass (SearchSpec.settings), e.g. GAConfig; the command line makes flags
+                  from its fields unless it has a module of its own for the searcher (its SEARCHER_COMMANDS)
   start / resume  a run in a new folder / the run of an existing folder; both return a SearchRun
 Every searcher takes the SearchSpec's shared settings (space, budget, fitness, stopping, final rung, seeding).
 
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from .spec import Runtime, SearchSpec
 
 SEARCHERS: dict[str, str | type[Searcher]] = {
-    "ga": "dipsearch.search.ga:GASearcher",
+    "ga": "dipsearch.search.ga.searcher:GASearcher",
     "bayes": "dipsearch.search.bayes:BayesSearcher",
     "random": "dipsearch.search.random:RandomSearcher",
 }
@@ -52,7 +52,6 @@ class Searcher(ABC):
 
     name: ClassVar[str]
     summary: ClassVar[str]  # one line for `dipsearch search --help`
-    cli: ClassVar[str | None] = None  # a dipsearch.cli module with register(subparsers); None: flags from settings
 
     @classmethod
     @abstractmethod
@@ -105,22 +104,6 @@ def searcher_class(name: str, argument: str = "searcher") -> type[Searcher]:
 
 def get_searcher(name: str, argument: str = "searcher") -> Searcher:
     return searcher_class(name, argument)()
-
-
-def run(problem: Problem | ProblemRecipe, spec: SearchSpec, runtime: Runtime | None = None) -> SearchResult:
-    """Run the search spec.searcher names (None: the GA) and return its SearchResult."""
-    from .spec import Runtime
-
-    searcher = get_searcher(spec.searcher or "ga")
-    return searcher.start(problem, spec, runtime or Runtime()).result()
-
-
-def resume(run_dir: str | Path, runtime: Runtime | None = None, **changes: Any) -> SearchResult:
-    """Continue any search run folder with the searcher that made it."""
-    from .spec import Runtime
-
-    searcher = get_searcher(searcher_of_folder(Path(run_dir)), "run_dir")
-    return searcher.resume(run_dir, runtime or Runtime(), **changes).result()
 
 
 def evaluation_result(future: Future) -> Evaluation:

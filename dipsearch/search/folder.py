@@ -17,8 +17,8 @@ from ..tomlio import load_toml
 from .prepare import SPACE_SNAPSHOT, space_snapshot
 
 if TYPE_CHECKING:
-    from .base import Runtime
     from .prepare import SearchSetup
+    from .spec import Runtime
 
 
 def create_folder(

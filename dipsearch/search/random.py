@@ -6,7 +6,7 @@ fits the stopped run had finished in its evaluation cache (evaluations.jsonl); t
 seeding and run folder are the ones every searcher shares.
 
     from dipsearch.search import Runtime, SearchSpec
-    from dipsearch.search.base import run
+    from dipsearch.search.api import run
     result = run(recipe, SearchSpec(space="demo", searcher="random", settings=RandomSettings(trials=12)))
 
 Module level imports only the standard library and the plug-in base: the command line reads this module.

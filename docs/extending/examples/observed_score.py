@@ -35,7 +35,7 @@ def main(out: str = "runs") -> dict:
 
     from dipsearch.imageio import save_image
     from dipsearch.search import ProblemRecipe, Runtime, SearchSpec
-    from dipsearch.search.base import run
+    from dipsearch.search.api import run
     from dipsearch.search.random import RandomSettings
 
     folder = Path(tempfile.mkdtemp())
