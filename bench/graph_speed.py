@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, machine, write_json  # noqa: E402
 
 from dipsearch import ArchSpec, FitConfig, make_problem  # noqa: E402
-from dipsearch.engine import Engine, fit_replicas  # noqa: E402
-from dipsearch.fit import resolve_device  # noqa: E402
+from dipsearch.fitting.fit import resolve_device  # noqa: E402
+from dipsearch.fitting.loop import Engine, fit_replicas  # noqa: E402
 
 
 def _problem(size: int):

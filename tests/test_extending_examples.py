@@ -9,9 +9,10 @@ import torch
 from conftest import SMALL, synthetic_image
 
 import dipsearch
-from dipsearch import engine, families
+from dipsearch import families
 from dipsearch.errors import DipsearchError
-from dipsearch.space import space_from_dict
+from dipsearch.fitting import loop as engine
+from dipsearch.nets.space import space_from_dict
 from dipsearch.stopping import DETECTORS, StoppingHook, make_detector, replay
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "extending" / "examples"

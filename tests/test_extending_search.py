@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from dipsearch import fitness
 from dipsearch.errors import ArgumentError
+from dipsearch.scoring import fitness
 from dipsearch.search import base
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "extending" / "examples"

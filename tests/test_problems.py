@@ -14,13 +14,13 @@ from torch import nn
 from dipsearch import fit, make_problem
 from dipsearch.cli import main
 from dipsearch.errors import ArgumentError, DipsearchError
-from dipsearch.fit import FitConfig
-from dipsearch.holdout import hold_out
-from dipsearch.imageio import center_crop, load_image, save_image
+from dipsearch.fitting.fit import FitConfig
 from dipsearch.problems import Problem, generator_from_arch, get_task, require_deepinv, task_names
 from dipsearch.problems.cs_mri import cartesian_mask, zero_filled
 from dipsearch.problems.deblur import CircularBlur, gaussian_kernel, motion_kernel
+from dipsearch.problems.holdout import hold_out
 from dipsearch.problems.recipe import demo_image_path
+from dipsearch.store.imageio import center_crop, load_image, save_image
 
 
 class Blur(nn.Module):
@@ -412,7 +412,7 @@ def test_restore_deblurs_with_a_report_and_the_kernel_beside_it(image_file, tmp_
 
 
 def test_restore_a_physics_problem_from_python(tmp_path):
-    from dipsearch.restore import Pipeline, RestoreSettings
+    from dipsearch.pipelines.restore import Pipeline, RestoreSettings
 
     clean = synthetic_image(64, 64)
     physics = Blur(gaussian_kernel(1.0))

@@ -9,7 +9,7 @@ from optuna.trial import TrialState
 from test_bayes import FakeExecutor, make_setup, tiny_space
 
 from dipsearch.cli import main
-from dipsearch.evaluate import Evaluation
+from dipsearch.scoring.evaluate import Evaluation
 from dipsearch.search.bayes.space import suggest_genome
 from dipsearch.search.bayes.storage import HEARTBEAT, OWNER, RETRY_OF, STALE, StorageSpec, fail_stale_trials
 from dipsearch.search.bayes.study import BayesSettings, StudyRunner, StudyStatus, open_study, specs

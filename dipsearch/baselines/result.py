@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from ..fit import baseline_psnr
+from ..fitting.fit import baseline_psnr
 from ..metrics import psnr, ssim
 from ..problems.problem import Problem
 from .common import noise_sigma

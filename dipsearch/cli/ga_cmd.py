@@ -143,7 +143,7 @@ def _fresh(args: argparse.Namespace, console: Console) -> tuple[ProblemRecipe, S
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
-    from ..progress import summary_table
+    from ..fitting.progress import summary_table
     from ..search.display import top_table
     from ..search.ga import driver as ga_driver
     from ..search.prepare import no_winner

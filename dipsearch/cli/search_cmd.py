@@ -298,7 +298,7 @@ def generic_run(args: argparse.Namespace, console: Console) -> int:
 def report(done: Any, console: Console, title: str) -> None:
     """The closing tables of a search (its best candidates, the final rung, its scalar figures) and where to go
     next; `done` is a searcher's run object with setup, summary, evaluations, selection and run."""
-    from ..progress import summary_table
+    from ..fitting.progress import summary_table
     from ..search.display import top_table
 
     setup = done.setup

@@ -5,7 +5,7 @@ Adam step on the problem's data loss, keeps an exponential moving average of the
 against divergence by restoring the last good parameters. Everything else (search candidates, stopping,
 pruning, progress) is a hook. The loop itself, and its seams (network, initial weights, input, optimizer,
 update hook point, loss terms, precision, compilation, the captured CUDA step), live in dipsearch.engine;
-the settings, hook protocol and result are defined in dipsearch.fitbase and re-exported here.
+the settings, hook protocol and result are defined in dipsearch.fitting.fitbase and re-exported here.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from .engine import Engine
+from ..problems.problem import Problem
 from .fitbase import (
     CUDA_GRAPH_MODES,
     FINITE_CHECKS,
@@ -27,7 +27,7 @@ from .fitbase import (
     min_size,
     resolve_device,
 )
-from .problems.problem import Problem
+from .loop import Engine
 
 __all__ = [
     "CUDA_GRAPH_MODES",

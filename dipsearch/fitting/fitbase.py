@@ -12,10 +12,10 @@ from typing import Any
 
 import torch
 
-from .arch import ArchSpec
-from .errors import ArgumentError, DipsearchError
-from .metrics import psnr
-from .problems.problem import Problem
+from ..errors import ArgumentError, DipsearchError
+from ..metrics import psnr
+from ..nets.arch import ArchSpec
+from ..problems.problem import Problem
 
 PRECISIONS = ("fp32", "bf16")
 FINITE_CHECKS = ("auto", "step", "guard")
@@ -186,7 +186,7 @@ class FitResult:
 def baseline_psnr(problem: Problem) -> float:
     """PSNR of the observation read as an image (the task's naive estimate: bicubic upsampling for
     super-resolution, zero-filled for MRI) against the clean image; NaN where the task has no such reading."""
-    from .problems.base import get_task
+    from ..problems.base import get_task
 
     naive = get_task(problem.task).naive(problem.to("cpu"))
     return math.nan if naive is None else psnr(naive, problem.clean.cpu())
@@ -215,7 +215,7 @@ def resolve_device(name: str) -> torch.device:
 
 def min_size(spec: Any) -> int:
     """The smallest side of a square image the network can fit, at the padded size it really sees."""
-    from .families import family_of
+    from ..families import family_of
 
     family = family_of(spec)
     side = 1
@@ -226,7 +226,7 @@ def min_size(spec: Any) -> int:
 
 def check_size(problem: Problem, spec: Any) -> None:
     """Refuse an image the network cannot fit at the padded size it really sees (e.g. 70x52 pads to 96x64)."""
-    from .families import family_of
+    from ..families import family_of
 
     _, h, w = problem.image_shape
     message = family_of(spec).size_error(h, w)

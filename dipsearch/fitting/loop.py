@@ -43,11 +43,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .errors import ArgumentError, DipsearchError
-from .families import Family, family_of
+from ..errors import ArgumentError, DipsearchError
+from ..families import Family, family_of
+from ..metrics import accumulator, ssim_tensor
+from ..problems.problem import Problem
 from .fitbase import FitConfig, FitHook, FitResult, StepState, check_size, resolve_device
-from .metrics import accumulator, ssim_tensor
-from .problems.problem import Problem
 
 LossTerm = Callable[[Tensor, Problem], Tensor]
 
@@ -830,7 +830,7 @@ def fit_replicas(
         raise DipsearchError(f"replicas share one network input: the images must share one size, got {sorted(shapes)}")
     if config.precision != "fp32" or config.channels_last or config.compile:
         raise ArgumentError("replicas run in fp32 without channels_last or compile; use {precision:fp32}")
-    from .families.replicas import Replicas
+    from ..families.replicas import Replicas
 
     for problem in problem_list:
         check_size(problem, spec)

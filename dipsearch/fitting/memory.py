@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import ArgumentError
+from ..errors import ArgumentError
 
 BYTES = 4  # float32
 # Peak float32 values held per activation element of the forward pass: the saved activations, their gradients and
@@ -34,7 +34,7 @@ def activation_elements(spec: Any, channels: int, height: int, width: int) -> in
     Counted by a shape-only pass on the meta device at a small size, then scaled by the padded pixel count: the
     network is fully convolutional, so every layer's output grows with the pixels (up to a few padding rows).
     """
-    from .families import family_of
+    from ..families import family_of
 
     family = family_of(spec)
     h, w = family.padded_shape(height, width)
@@ -68,7 +68,7 @@ def _elements(family: Any, channels: int, side: int) -> int:
 
 def fit_bytes(spec: Any, channels: int, height: int, width: int) -> int:
     """Estimated peak bytes of one fit of `spec` on a `channels` x height x width image."""
-    from .families import family_of
+    from ..families import family_of
 
     h, w = family_of(spec).padded_shape(height, width)
     with torch.device("meta"):
@@ -100,9 +100,9 @@ def available_bytes(device: torch.device) -> int | None:
 def check_fit_memory(problem: Any, spec: Any, device: torch.device, available: int | None = None) -> None:
     """Refuse, before allocating, a fit that cannot get the memory it needs: say how much, and what crop fits.
 
-    `available` defaults to what `device` has available now (dipsearch.memory.available_bytes).
+    `available` defaults to what `device` has available now (dipsearch.fitting.memory.available_bytes).
     """
-    from .families import family_of
+    from ..families import family_of
 
     free = available_bytes(device) if available is None else available
     if free is None:

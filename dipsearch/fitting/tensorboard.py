@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 from torch import Tensor
 
-from .errors import ArgumentError, DipsearchError
+from ..errors import ArgumentError, DipsearchError
 from .fit import FitConfig, FitHook, FitResult, StepState
 
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
 
-    from .problems.problem import Problem
+    from ..problems.problem import Problem
 
 FOLDER = "tensorboard"  # a run folder's TensorBoard logs: `tensorboard --logdir <run folder>/tensorboard`
 IMAGE_EVERY = 100

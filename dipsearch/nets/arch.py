@@ -15,9 +15,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from .errors import DipsearchError
+from ..errors import DipsearchError
+from ..store.tomlio import dumps_toml, load_toml
 from .genes import FamilyGenes
-from .tomlio import dumps_toml, load_toml
 from .upcell import UP_ACTIVATIONS, UP_OPS, UP_PRIMITIVES, CrossScaleNet, CrossSkipAdd, FeatureStore, Tap, up_cell
 
 UPSAMPLE_MODES = ("nearest", "bilinear", "bicubic")
@@ -73,7 +73,7 @@ class ArchSpec:
     need1x1_up: bool = True
     input_depth: int = 3
     input_kind: str = "noise"
-    # NAS-DIP (dipsearch/upcell.py): the upsampling cell shared by all decoder levels, and cross-scale
+    # NAS-DIP (dipsearch/nets/upcell.py): the upsampling cell shared by all decoder levels, and cross-scale
     # skips as (decoder level, source) pairs, source 0 = the input, s >= 1 = encoder level s-1.
     # The defaults build the plain hourglass; to_dict leaves them out, so older specs keep their keys.
     up_primitive: str = "per_level"

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ArgumentError, DipsearchError
+from ..errors import ArgumentError, DipsearchError
 
 CONFIG_GENES = ("lr", "reg_noise_std")  # FitConfig fields a genome sets as they are
 BUDGET_GENE = "iters"  # the fit's length; a search may cap it (rungs, budgets), so callers read it apart

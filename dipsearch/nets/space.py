@@ -12,7 +12,7 @@ A space file has four tables (see search_spaces/default.toml):
                  decoder level i and source s (0 = input, s = encoder level s-1), both below the largest
                  depth; `default` lists the [i, s] pairs that are on in the default genome. Without the
                  table, [fixed] cross_skip = [[i, s], ...] fixes them (pairs beyond a genome's depth drop).
-The NAS-DIP upsampling cell is four global genes: up_primitive, up_op, up_kernel, up_act (dipsearch/upcell.py).
+The NAS-DIP upsampling cell is four global genes: up_primitive, up_op, up_kernel, up_act (dipsearch/nets/upcell.py).
 Each gene has a kind: int (low, high, optional log/step), float (low, high, optional log), choice
 (choices) with a default inside its range. Levels at or beyond the genome's depth are ignored.
 A top-level `family = "deep_decoder"` makes the genomes Deep Decoders (genes depth, activation, pad and per
@@ -29,11 +29,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from ..errors import DipsearchError
+from ..families import SPEC_CLASSES, DeepDecoderSpec
+from ..store.tomlio import load_toml
 from .arch import ArchSpec
-from .errors import DipsearchError
-from .families import SPEC_CLASSES, DeepDecoderSpec
 from .genes import FIT_GENES, FamilyGenes, check_fit_settings, fit_settings_of
-from .tomlio import load_toml
 
 Genome = dict[str, Any]
 
@@ -170,14 +170,14 @@ class SearchSpace:
         return [[i, s] for i, s in pairs if i < depth and s < depth]
 
     def fit_settings(self, genome: Genome) -> dict[str, Any]:
-        """The fit-setting genes (dipsearch.genes.FIT_GENES) that this space searches or fixes."""
+        """The fit-setting genes (dipsearch.nets.genes.FIT_GENES) that this space searches or fixes."""
         return fit_settings_of({**self.fixed, **genome})
 
     def fitting(self, refuse: Callable[[ArchSpec], str | None], image: str) -> tuple[SearchSpace, str | None]:
         """This space cut down to the networks that can fit one image (`image` names it in messages).
 
         `refuse(spec)` is the fit's own size rule: None when the network fits the image, else why not (the
-        CLI passes dipsearch.fit.check_size for the image's shape). Depth is capped and per-level values that
+        CLI passes dipsearch.fitting.fit.check_size for the image's shape). Depth is capped and per-level values that
         would not fit (e.g. 5x5 kernels deep in a reflection-padded net) are dropped, so that no sampled
         candidate is a certain failure. Returns the space (self when nothing had to go) and a one-line note
         saying what was cut; raises DipsearchError when no network of the space fits.
@@ -379,7 +379,7 @@ def space_from_dict(data: dict[str, Any], source: str = "<space>") -> SearchSpac
             )
         if f"{name}[0]" in genes or name in genes:
             raise DipsearchError(f"{source}: [ties] {name!r} is tied to {target!r} but also declared as a gene")
-    from .variants import check_variant_genes  # the variants import the engine, which needs this module's peers
+    from ..variants import check_variant_genes  # the variants import the engine, which needs this module's peers
 
     check_variant_genes(genes, fixed, source)
     check_fit_settings(fixed, f"in [fixed] of {source}")
@@ -397,7 +397,7 @@ def _check_range(space: SearchSpace, gene: Gene) -> None:
 
     Each value (of an int or float gene, the ends of the range: see _probe_values) is tried in the default genome,
     at the largest depth so that per-level genes are active, by the rules that own it: the fit settings' limits
-    (dipsearch.genes) and the family's spec checks (decode).
+    (dipsearch.nets.genes) and the family's spec checks (decode).
     """
     probe = {**space.default(), **({"depth": space.max_depth} if "depth" in space.genes else {})}
     for value in _probe_values(gene):

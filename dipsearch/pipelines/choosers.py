@@ -18,11 +18,11 @@ from typing import Any
 
 from rich.console import Console
 
-from .errors import ArgumentError
-from .evaluate import Evaluation
-from .problems.problem import Problem
-from .runs import RunDir
-from .space import Genome, SearchSpace
+from ..errors import ArgumentError
+from ..nets.space import Genome, SearchSpace
+from ..problems.problem import Problem
+from ..scoring.evaluate import Evaluation
+from ..store.runs import RunDir
 
 
 @dataclass
@@ -86,7 +86,7 @@ class Chooser:
 
 
 def _ranked_from(run_dir: Path, space: SearchSpace, default_key: str) -> tuple[list[Ranked], Evaluation | None]:
-    from .search.record import SearchRecord
+    from ..search.record import SearchRecord
 
     record = SearchRecord(RunDir(run_dir), space)
     usable = [e for e in record.cache.values() if e.fitness is not None and not e.pruned]
@@ -97,7 +97,7 @@ def _ranked_from(run_dir: Path, space: SearchSpace, default_key: str) -> tuple[l
 def _search(ctx: ChooseContext, searcher: str | None = None, settings: Any = None) -> tuple[Any, Any]:
     """The restore's search as the library runs any search: its spec (ending in the restore's final rung) and a
     runtime writing under the restore folder, without a live display."""
-    from .search.spec import Runtime, SearchSpec
+    from ..search.spec import Runtime, SearchSpec
 
     spec = SearchSpec(
         space=ctx.space,
@@ -119,7 +119,7 @@ def _search(ctx: ChooseContext, searcher: str | None = None, settings: Any = Non
 
 def searcher_chooser(name: str) -> Chooser | None:
     """The chooser that runs a registered searcher at the restore's budget; None where it offers no budget."""
-    from .search.base import get_searcher
+    from ..search.base import get_searcher
 
     searcher = get_searcher(name)
     if searcher.restore_settings(BUDGETS["cpu"], 0) is None:
@@ -144,11 +144,11 @@ def searcher_chooser(name: str) -> Chooser | None:
 
 def choose_default(ctx: ChooseContext) -> Choice:
     """No search: the final rung alone, over the default genome (the one finalist), in a search-like folder."""
-    from .executors import InProcessExecutor
-    from .problems.recipe import as_problem
-    from .search.prepare import prepare
-    from .search.record import SearchRecord
-    from .search.rungs import RungRunner, finish
+    from ..problems.recipe import as_problem
+    from ..scoring.executors import InProcessExecutor
+    from ..search.prepare import prepare
+    from ..search.record import SearchRecord
+    from ..search.rungs import RungRunner, finish
 
     spec, _ = _search(ctx)
     problem, recipe = as_problem(ctx.problem)
@@ -164,7 +164,7 @@ def choose_default(ctx: ChooseContext) -> Choice:
 
 
 def _choosers() -> dict[str, Chooser]:
-    from .search.base import SEARCHERS
+    from ..search.base import SEARCHERS
 
     found = {name: searcher_chooser(name) for name in SEARCHERS}
     return {

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .errors import DipsearchError
+from ..errors import DipsearchError
 
 PAGE = "report.html"
 ASSETS = "report_files"
@@ -126,7 +126,7 @@ def _psnr(a, b) -> float | None:
 def _crop(src: Path, dst: Path) -> None:
     from PIL import Image
 
-    from .runs import write_atomic
+    from ..store.runs import write_atomic
 
     with Image.open(src) as img:
         w, h = img.size
@@ -205,7 +205,7 @@ def gallery(run: Path, assets: Path) -> str:
 def _plot(path: Path, draw) -> None:
     from matplotlib.figure import Figure  # the object API: no pyplot, so no backend is chosen or changed
 
-    from .runs import write_figure
+    from ..store.runs import write_figure
 
     fig = Figure(figsize=(8, 3.6))
     ax = fig.subplots()
@@ -249,7 +249,7 @@ def trace_curve(run: Path, assets: Path) -> str:
 
 
 def evaluation_curve(run: Path, assets: Path) -> str:
-    from .runs import read_jsonl
+    from ..store.runs import read_jsonl
 
     rows = [r for r in read_jsonl(run / "evaluations.jsonl") if r.get("fitness") is not None]
     if not rows:
@@ -354,7 +354,7 @@ def subruns(run: Path, children: Iterable[Path]) -> str:
 
 def write_report(run_dir: str | Path, nested: bool = True) -> Path:
     """Write RUN_DIR/report.html (and, with nested, the pages of the run folders inside it); returns its path."""
-    from .runs import write_atomic
+    from ..store.runs import write_atomic
 
     run = Path(run_dir)
     if not run.is_dir():

@@ -17,19 +17,19 @@ from typing import Any
 import torch
 from rich.console import Console
 
-from .arch import ArchSpec
-from .errors import ArgumentError, DipsearchError, check_at_least
-from .evaluate import stop_hook
-from .fit import FitConfig, baseline_psnr, fit, resolve_device
-from .imageio import center_crop, load_image
-from .metrics import psnr, ssim
-from .problems.make import make_problem
-from .problems.problem import Problem
+from ..errors import ArgumentError, DipsearchError, check_at_least
+from ..fitting.fit import FitConfig, baseline_psnr, fit, resolve_device
+from ..metrics import psnr, ssim
+from ..nets.arch import ArchSpec
+from ..problems.make import make_problem
+from ..problems.problem import Problem
+from ..scoring.evaluate import stop_hook
+from ..stopping import prepare_problem
+from ..store.imageio import center_crop, load_image
+from ..store.runs import RunDir
+from ..store.tomlio import load_toml
 from .reproduce_rows import Row, check_methods, check_methods_apply, get_rows, methods_for
 from .restore import Pipeline, RestoreSettings
-from .runs import RunDir
-from .stopping import prepare_problem
-from .tomlio import load_toml
 
 RESULTS = "results.jsonl"
 SET_NAMES = {"classic9": "classic-9", "set5": "Set5", "set14": "Set14"}
@@ -252,7 +252,7 @@ class Reproduction:
     @staticmethod
     def _baseline(name: str) -> Callable[[Cell, Problem], tuple[torch.Tensor, dict[str, Any]]]:
         def run(cell: Cell, problem: Problem) -> tuple[torch.Tensor, dict[str, Any]]:
-            from .baselines.result import apply_baseline
+            from ..baselines.result import apply_baseline
 
             image, summary = apply_baseline(name, problem)
             return image, {k: summary[k] for k in ("sigma", "sigma_source") if k in summary}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ArgumentError, DipsearchError
+from ..errors import ArgumentError, DipsearchError
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def get_rows(names: list[str]) -> list[Row]:
 
 def methods_for(row: Row, methods: list[str]) -> list[str]:
     """The methods that apply to `row` (baselines solve one task each), in the order given."""
-    from .baselines import BASELINES
+    from ..baselines import BASELINES
 
     return [m for m in methods if m in DIP_METHODS or row.task in BASELINES[m].tasks]
 
@@ -79,7 +79,7 @@ def check_methods_apply(rows: list[Row], methods: list[str], every_method: bool 
     baseline solves one task, and a row left empty is a mistake, refused as `baseline` refuses a method for
     another task. The default list, every installed method, holds baselines for each task, so it is not held
     to `every_method`."""
-    from .baselines.registry import get_baseline
+    from ..baselines.registry import get_baseline
 
     if not methods:
         raise ArgumentError("{methods} names no method; choose from {known}", known=", ".join(all_methods(False)))
@@ -98,13 +98,13 @@ def check_methods_apply(rows: list[Row], methods: list[str], every_method: bool 
 
 
 def all_methods(available_only: bool) -> list[str]:
-    from .baselines import BASELINES
+    from ..baselines import BASELINES
 
     return [*DIP_METHODS, *(n for n, b in BASELINES.items() if n != "bm3d" and (b.available() or not available_only))]
 
 
 def check_methods(names: list[str]) -> list[str]:
-    from .baselines import BASELINES
+    from ..baselines import BASELINES
 
     known = [*DIP_METHODS, *BASELINES]
     for name in names:

@@ -22,17 +22,17 @@ from typing import Any
 import torch
 from rich.console import Console
 
+from ..errors import ArgumentError, DipsearchError, check_at_least
+from ..fitting.fit import FitConfig, baseline_psnr, check_size, resolve_device
+from ..fitting.memory import check_fit_memory
+from ..metrics import psnr, ssim
+from ..nets.space import SearchSpace, find_space, load_space
+from ..problems.problem import Problem
+from ..scoring.evaluate import stop_hook
+from ..stopping.spec import StopSpec
+from ..store.imageio import load_image
+from ..store.runs import RunDir
 from .choosers import BUDGETS, RESTART_MEMBERS_MAX, Budget, Choice, ChooseContext, get_chooser
-from .errors import ArgumentError, DipsearchError, check_at_least
-from .evaluate import stop_hook
-from .fit import FitConfig, baseline_psnr, check_size, resolve_device
-from .imageio import load_image
-from .memory import check_fit_memory
-from .metrics import psnr, ssim
-from .problems.problem import Problem
-from .runs import RunDir
-from .space import SearchSpace, find_space, load_space
-from .stopping.spec import StopSpec
 
 # Members of the ensemble unless --ensemble says otherwise: the default network and three restarts without a
 # search; three finalists and two restarts of the pick with one (the settings bench/default_restarts.py and
@@ -83,7 +83,7 @@ class RestoreSettings:
         """Validate what needs no image (budget, chooser, ensemble size); returns the resolved budget."""
         _, budget = self.resolved_budget()
         if self.tensorboard:
-            from .tensorboard import require
+            from ..fitting.tensorboard import require
 
             require()
         self.members(budget)
@@ -170,7 +170,7 @@ class Pipeline:
     def plan(self) -> Any:
         """The final rung every chooser ends in: the finalists (at least the default and one more), restarts of the
         pick for the members beyond them, the full budget, the restore's stopping."""
-        from .search.rungs import RungPlan
+        from ..search.rungs import RungPlan
 
         final = min(self.k, self.settings.finalists(self.budget))
         # RungPlan asks for two finalists at least (the default and the best other); without a search there is

@@ -1,6 +1,6 @@
 """Held-out pixels: hide a seeded fraction of the observed pixels from the loss, fit the rest, score the hidden ones.
 
-The one implementation behind the holdout fitness (dipsearch.fitness), the holdout stopping detector
+The one implementation behind the holdout fitness (dipsearch.scoring.fitness), the holdout stopping detector
 (dipsearch.stopping) and Problem.with_holdout. For denoising E[held-out MSE] = true MSE + sigma^2, the same offset
 for every output fitted to one observation, so it ranks outputs without ground truth.
 """
@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from .errors import ArgumentError, DipsearchError
-from .metrics import accumulator
+from ..errors import ArgumentError, DipsearchError
+from ..metrics import accumulator
 
 if TYPE_CHECKING:
-    from .problems.problem import Problem
+    from .problem import Problem
 
 
 @dataclass(frozen=True)

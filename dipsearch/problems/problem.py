@@ -10,8 +10,8 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import DipsearchError
-from ..holdout import HeldOut, hold_out
 from ..metrics import psnr
+from .holdout import HeldOut, hold_out
 
 
 @dataclass
@@ -64,7 +64,7 @@ class Problem:
         return {"observed.png": get_task(self.task).picture(self), **{f"{k}.png": v for k, v in self.artifacts.items()}}
 
     def with_holdout(self, fraction: float, seed: int = 0) -> tuple[Problem, HeldOut]:
-        """Withhold a seeded `fraction` of the known observation pixels from the loss (see dipsearch.holdout).
+        """Withhold a seeded `fraction` of the known observation pixels from the loss (see dipsearch.problems.holdout).
 
         Returns the copy to fit and the HeldOut that scores outputs on the held-out pixels.
         """

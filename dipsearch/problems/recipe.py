@@ -217,7 +217,7 @@ class ProblemRecipe:
         return f"{stem}_{self.task}"
 
     def _load(self, path: str | None, crop: int | None, what: str) -> torch.Tensor | None:
-        from ..imageio import center_crop, load_image
+        from ..store.imageio import center_crop, load_image
 
         if path is None:
             return None

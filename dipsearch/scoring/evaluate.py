@@ -19,18 +19,18 @@ from typing import Any, Protocol
 
 import torch
 
-from .arch import ArchSpec
-from .errors import ArgumentError, DipsearchError
-from .families import count_params_of, spec_to_dict
-from .fit import FitConfig, FitHook, StepState
+from ..errors import ArgumentError, DipsearchError
+from ..families import count_params_of, spec_to_dict
+from ..fitting.fit import FitConfig, FitHook, StepState
+from ..fitting.tensorboard import METRICS, TensorBoardHook, writer
+from ..metrics import psnr
+from ..nets.arch import ArchSpec
+from ..nets.genes import config_settings
+from ..problems.base import get_task
+from ..problems.problem import Problem
+from ..stopping.spec import StopSpec
+from ..variants import candidate_variant, fit_variant, get_variant
 from .fitness import make_fitness
-from .genes import config_settings
-from .metrics import psnr
-from .problems.base import get_task
-from .problems.problem import Problem
-from .stopping.spec import StopSpec
-from .tensorboard import METRICS, TensorBoardHook, writer
-from .variants import candidate_variant, fit_variant, get_variant
 
 
 class Reporter(Protocol):
@@ -67,7 +67,7 @@ class Candidate:
     # The seed of the held-out split when it must differ from the fit's: restarts of one network with other seeds
     # are judged on the pixels every other member of an ensemble withheld. None: the fit's seed.
     holdout_seed: int | None = None
-    # TensorBoard logs (dipsearch.tensorboard): a folder where this evaluation writes its fit and scores as the
+    # TensorBoard logs (dipsearch.fitting.tensorboard): a folder where this evaluation writes its fit and scores as the
     # run candidate_<index>. None: no logs. Not part of the key: logging does not change the result.
     tensorboard: str | None = None
 

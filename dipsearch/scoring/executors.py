@@ -18,7 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from typing import Any
 
-from .errors import ArgumentError, DipsearchError, check_at_least
+from ..errors import ArgumentError, DipsearchError, check_at_least
 
 
 class InProcessExecutor(Executor):
@@ -68,7 +68,7 @@ def local_pool(workers: int | None = None, threads_per_worker: int | None = None
         workers,
         mp_context=context,
         initializer=quiet_worker,
-        initargs=("dipsearch.executors:_init_worker", queue, threads_per_worker),
+        initargs=("dipsearch.scoring.executors:_init_worker", queue, threads_per_worker),
     )
 
 

@@ -18,11 +18,11 @@ from abc import ABC, abstractmethod
 
 import torch
 
-from .errors import ArgumentError
-from .fit import FitHook, StepState
-from .holdout import HeldOut
-from .metrics import psnr
-from .problems.problem import Problem
+from ..errors import ArgumentError
+from ..fitting.fit import FitHook, StepState
+from ..metrics import psnr
+from ..problems.holdout import HeldOut
+from ..problems.problem import Problem
 
 
 class Fitness(ABC):
@@ -120,12 +120,12 @@ class SureFitness(Fitness):
         self.step: int | None = None
 
     def _detector(self):
-        from .stopping import Sure  # the stopping package owns the estimator; imported only when used
+        from ..stopping import Sure  # the stopping package owns the estimator; imported only when used
 
         return Sure(seed=self.seed)
 
     def check(self, problem: Problem) -> None:
-        from .stopping import Sure
+        from ..stopping import Sure
 
         if problem.meta.get("noise") is None or not Sure.accepts_noise(problem.meta["noise"]):
             raise ArgumentError("fitness 'sure' needs Gaussian noise of known sigma ({noise:gaussian} {level:S})")

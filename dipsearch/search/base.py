@@ -25,9 +25,9 @@ from ..errors import ArgumentError
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
-    from ..evaluate import Evaluation
     from ..problems.problem import Problem
     from ..problems.recipe import ProblemRecipe
+    from ..scoring.evaluate import Evaluation
     from .result import SearchResult
     from .spec import Runtime, SearchSpec
 
@@ -63,7 +63,7 @@ class Searcher(ABC):
         return self.settings_type()()
 
     def restore_settings(self, budget: Any, seed: int) -> Any | None:
-        """The settings `dipsearch restore --search NAME` runs at a restore budget (dipsearch.choosers.Budget);
+        """The settings `dipsearch restore --search NAME` runs at a restore budget (dipsearch.pipelines.choosers.Budget);
         None: the searcher is not offered there."""
         return None
 
@@ -128,8 +128,8 @@ def searcher_of_folder(run_dir: Path) -> str:
     """The searcher that made a run folder: config.toml [search] searcher, or, in folders made before that
     key, the one whose settings table the config holds."""
     from ..errors import DipsearchError
-    from ..runs import RunDir
-    from ..tomlio import load_toml
+    from ..store.runs import RunDir
+    from ..store.tomlio import load_toml
 
     config = load_toml(RunDir.open(run_dir).file("config.toml"), "run configuration")
     name = config.get("search", {}).get("searcher") or next((n for n in SEARCHERS if n in config), None)

@@ -26,11 +26,11 @@ from ..errors import DipsearchError, check_at_least
 from .base import Searcher
 
 if TYPE_CHECKING:
-    from ..evaluate import Evaluation
+    from ..nets.space import Genome
     from ..problems.problem import Problem
     from ..problems.recipe import ProblemRecipe
-    from ..runs import RunDir
-    from ..space import Genome
+    from ..scoring.evaluate import Evaluation
+    from ..store.runs import RunDir
     from .prepare import SearchSetup
     from .result import SearchResult
     from .rungs import Selection
@@ -149,9 +149,9 @@ def _drive(
     initial: list[Genome],
     seeding: dict[str, Any] | None,
 ) -> RandomRun:
-    from ..evaluate import evaluate
-    from ..executors import InProcessExecutor
     from ..preselect.seeding import record_seeding
+    from ..scoring.evaluate import evaluate
+    from ..scoring.executors import InProcessExecutor
     from .base import evaluation_result
     from .display import best_line
     from .folder import create_folder

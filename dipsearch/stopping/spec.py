@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ArgumentError
 
 if TYPE_CHECKING:
-    from ..fit import FitHook
+    from ..fitting.fit import FitHook
     from ..problems.problem import Problem
 
 INDEXINGS = ("end", "start")

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from .errors import DipsearchError
+from ..errors import DipsearchError
 
 # Pillow's integer modes that hold 16-bit samples (a 16-bit grey PNG opens as 'I' or 'I;16').
 _SIXTEEN_BIT = {"I", "I;16", "I;16L", "I;16B", "I;16N"}
@@ -45,7 +45,7 @@ def load_image(path: str | Path) -> torch.Tensor:
     try:
         with warnings.catch_warnings():
             # Pillow's decompression-bomb guard is for images from strangers; this is the user's own file, and
-            # what a fit of it needs is checked before fitting (dipsearch.memory), with the crop that fits.
+            # what a fit of it needs is checked before fitting (dipsearch.fitting.memory), with the crop that fits.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 img.load()  # decode now so truncated files fail here, inside the error handling
@@ -73,7 +73,7 @@ def save_image(tensor: torch.Tensor, path: str | Path, format: str | None = None
     """Write a 1xCxHxW or CxHxW tensor (clamped to [0, 1]) as an 8-bit image, grey when C = 1.
 
     Writes exactly `path`; the format comes from `format`, else the suffix, else PNG. (Run folders write
-    images atomically instead: dipsearch.runs.save_image_atomic, with encode_image.)
+    images atomically instead: dipsearch.store.runs.save_image_atomic, with encode_image.)
     """
     path = Path(path)
     img = _to_pil(tensor)

@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from .errors import DipsearchError
+from ..errors import DipsearchError
 from .imageio import encode_image
 from .tomlio import dumps_toml
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import tomli_w
 
-from .errors import DipsearchError
+from ..errors import DipsearchError
 
 
 def load_toml(path: str | Path, what: str = "file") -> dict[str, Any]:

@@ -22,10 +22,10 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from ..engine import Engine, FitParts
 from ..errors import ArgumentError, DipsearchError
-from ..fit import FitConfig, FitHook, FitResult
-from ..genes import VARIANT_GENES
+from ..fitting.fit import FitConfig, FitHook, FitResult
+from ..fitting.loop import Engine, FitParts
+from ..nets.genes import VARIANT_GENES
 from ..problems.problem import Problem
 from . import sgld as _sgld  # noqa: F401 - registers the variant
 from .base import VARIANTS, Variant, get_variant, owner_of, register_variant
