@@ -10,7 +10,7 @@ from conftest import synthetic_image
 from dipsearch.cli import argument_flags, build_parser, main
 from dipsearch.errors import ArgumentError, check_at_least
 from dipsearch.fitting.fit import FitConfig, resolve_device
-from dipsearch.fitting.loop import check_fast_settings
+from dipsearch.fitting.parts import check_fast_settings
 from dipsearch.nets.space import find_space, load_space
 from dipsearch.pipelines.choosers import get_chooser
 from dipsearch.pipelines.reproduce import ReproduceSettings, check, images_of

@@ -10,7 +10,8 @@ from conftest import SMALL
 from dipsearch import ArgumentError, FitConfig, FitHook, fit, make_problem
 from dipsearch.cli import main
 from dipsearch.families import DeepDecoderSpec
-from dipsearch.fitting.loop import Engine, Ring
+from dipsearch.fitting.loop import Engine
+from dipsearch.fitting.step import Ring
 from dipsearch.stopping import StoppingHook
 from dipsearch.stopping.detectors import WMV
 from dipsearch.stopping.rules import PatienceRule

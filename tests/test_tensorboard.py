@@ -13,7 +13,7 @@ from dipsearch import FitConfig, fit, make_problem
 from dipsearch.cli import main
 from dipsearch.errors import ArgumentError, DipsearchError
 from dipsearch.fitting.fit import FitHook, StepState
-from dipsearch.fitting.loop import Lazy
+from dipsearch.fitting.trace import Lazy
 from dipsearch.search.spec import Runtime
 from dipsearch.stopping import StoppingHook, make_detector
 

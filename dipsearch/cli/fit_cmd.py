@@ -129,8 +129,9 @@ def fit_config(args: argparse.Namespace, from_arch: dict[str, Any]) -> FitConfig
 def run(args: argparse.Namespace, console: Console) -> int:
     from ..families import family_of
     from ..fitting.fit import FitHook, check_size, resolve_device
-    from ..fitting.loop import Engine, check_fast_settings
+    from ..fitting.loop import Engine
     from ..fitting.memory import check_fit_memory
+    from ..fitting.parts import check_fast_settings
     from ..fitting.progress import ProgressHook, fit_progress, summary_table
     from ..stopping import prepare_problem
     from ..store.runs import RunDir

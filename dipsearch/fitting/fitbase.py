@@ -103,7 +103,7 @@ class FitHook:
     """Base class of fit hooks: override what you need. on_step returns True to stop the fit.
 
     on_update(learner, step) runs after each optimizer step, under torch.no_grad(): the hook point for
-    anything that changes the update itself (Langevin noise, weight decay); see dipsearch.engine.
+    anything that changes the update itself (Langevin noise, weight decay); see dipsearch.fitting.loop.
     on_flush(rows) runs each time the engine fetches trace rows from the device (every config.trace_every steps,
     and once at the end): the rows' values are plain floats there, so a hook that writes them out (a logger)
     costs no host synchronisation of its own.

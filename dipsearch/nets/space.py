@@ -493,8 +493,9 @@ def _gene(name: str, spec: Any, source: str, level: int | None = None) -> Gene:
     return gene
 
 
-_CHECKOUT_SPACES = Path(__file__).resolve().parent.parent / "search_spaces"  # the edited copy, in a checkout
-_PACKAGED_SPACES = Path(__file__).resolve().parent / "spaces"  # what setup.py ships in an installed wheel
+_PACKAGE = Path(__file__).resolve().parents[1]  # dipsearch/, this module being dipsearch/nets/space.py
+_CHECKOUT_SPACES = _PACKAGE.parent / "search_spaces"  # the edited copy, in a checkout
+_PACKAGED_SPACES = _PACKAGE / "spaces"  # what setup.py ships in an installed wheel
 SPACES_DIR = _CHECKOUT_SPACES if _CHECKOUT_SPACES.is_dir() else _PACKAGED_SPACES
 
 

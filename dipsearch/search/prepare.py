@@ -120,8 +120,8 @@ def prepare(problem: Problem, recipe: ProblemRecipe, spec: SearchSpec, remote: b
         )
     if not remote:
         from ..fitting.fit import FitConfig, resolve_device
-        from ..fitting.loop import check_fast_settings
         from ..fitting.memory import check_fit_memory
+        from ..fitting.parts import check_fast_settings
 
         check_fast_settings(FitConfig(**spec.fit_options), resolve_device(spec.device))
         check_fit_memory(problem, space.decode(space.default()), resolve_device(spec.device))

@@ -266,7 +266,7 @@ class Sure(Detector):
         # compromise: F16 64 px, sigma 46, unclipped noise: correlation 0.998 at eps 0.1 vs 0.988 at eps 0.03.
         if self.eps is None:
             self.eps = 0.5 * self.sigma
-        from ..fitting.loop import Learner, is_guard_step  # the engine imports the stopping hooks' protocol
+        from ..fitting.parts import Learner, is_guard_step  # the engine imports the stopping hooks' protocol
 
         self.is_guard_step = is_guard_step
         device = problem.observed.device

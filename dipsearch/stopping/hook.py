@@ -10,7 +10,7 @@ from torch import Tensor
 
 from ..errors import DipsearchError
 from ..fitting.fit import FitConfig, FitHook, FitResult, StepState
-from ..fitting.loop import Lazy
+from ..fitting.trace import Lazy
 from ..metrics import psnr, ssim_tensor
 from ..nets.arch import ArchSpec
 from ..problems.problem import Problem

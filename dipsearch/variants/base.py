@@ -16,7 +16,7 @@ from ..errors import ArgumentError
 
 if TYPE_CHECKING:
     from ..fitting.fit import FitConfig, FitHook
-    from ..fitting.loop import FitParts
+    from ..fitting.parts import FitParts
     from . import VariantSettings
 
 

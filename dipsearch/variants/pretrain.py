@@ -20,7 +20,8 @@ from torch import Tensor
 from ..errors import DipsearchError
 from ..families import family_of
 from ..fitting.fit import FitConfig, check_size
-from ..fitting.loop import Engine, FitParts
+from ..fitting.loop import Engine
+from ..fitting.parts import FitParts
 from ..metrics import psnr
 from ..problems.problem import Problem
 from .warmstart import FinalWeights

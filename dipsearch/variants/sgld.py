@@ -19,7 +19,8 @@ from torch import Tensor, nn
 
 from ..errors import ArgumentError
 from ..fitting.fit import FitConfig, FitHook, FitResult, StepState
-from ..fitting.loop import FitParts, Lazy, mse_to_psnr
+from ..fitting.parts import FitParts
+from ..fitting.trace import Lazy, mse_to_psnr
 from ..metrics import accumulator, psnr
 from ..problems.problem import Problem
 from .base import Variant, register_variant

@@ -11,7 +11,7 @@ bench/variants.py compares lambda 0.002 and 0.01 against the plain fit (Gaussian
 from __future__ import annotations
 
 from ..errors import DipsearchError
-from ..fitting.loop import LossTerm, total_variation
+from ..fitting.parts import LossTerm, total_variation
 
 
 def check_tv_weight(weight: object, source: str = "") -> None:
