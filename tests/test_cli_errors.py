@@ -117,9 +117,9 @@ def test_space_restriction_keeps_only_networks_that_fit():
 def test_a_worker_rebuilds_the_same_cut_space(image_file):
     from dipsearch.cli.problem_args import recipe_from_args
     from dipsearch.cli.search_cmd import search_setup
+    from dipsearch.nets.space import space_to_dict
     from dipsearch.problems.recipe import problem_fingerprint
     from dipsearch.search.bayes.api import setup_of_study as setup_from_recipe
-    from dipsearch.search.bayes.space import space_to_dict
 
     args = build_parser().parse_args(_search("bayes", "--clean", image_file("small.png", 32, 32), "--space", "wide"))
     setup = search_setup(args)

@@ -16,8 +16,8 @@ if TYPE_CHECKING:
 
     from ..fitting.fit import FitHook
     from ..problems.problem import Problem
-    from ..search.spec import StopSpec
     from ..stopping import bench as sb
+    from ..stopping.spec import StopSpec
     from ..store.runs import RunDir
 
 # ---------------------------------------------------------------- `dipsearch fit --stop ...`
@@ -78,7 +78,7 @@ def add_stop_args(parser: argparse.ArgumentParser) -> None:
 
 def stop_spec_from_args(args: argparse.Namespace) -> StopSpec | None:
     """The StopSpec the --stop flags describe (None for --stop none); bad flags raise an ArgumentError."""
-    from ..search.spec import StopSpec
+    from ..stopping.spec import StopSpec
 
     if getattr(args, "stop", "none") == "none":
         settings = getattr(args, "stop_settings", {})

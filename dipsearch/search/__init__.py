@@ -30,7 +30,7 @@ _NAMES = {
     "ProblemRecipe": ".problems.recipe",
     "problem_fingerprint": ".problems.recipe",
     "SearchSpec": "spec",
-    "StopSpec": "spec",
+    "StopSpec": ".stopping.spec",
     "Seeding": "spec",
     "Runtime": "spec",
     "SearchResult": "result",

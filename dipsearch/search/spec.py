@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ArgumentError
-from ..stopping.spec import INDEXINGS, StopSpec  # noqa: F401 - StopSpec's earlier home
+from ..stopping.spec import StopSpec
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor

@@ -13,7 +13,7 @@ from typing import Any
 
 import optuna
 
-from ...nets.space import Gene, Genome, SearchSpace, space_to_dict  # noqa: F401 - its old home
+from ...nets.space import Gene, Genome, SearchSpace
 
 
 def suggest_gene(trial: optuna.Trial, gene: Gene) -> Any:

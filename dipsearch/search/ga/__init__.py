@@ -1,5 +1,5 @@
 """The genetic searcher (DEAP): algorithm.py (the (mu + lambda) loop, GAConfig), operators.py (mutation,
-crossover), checkpoint.py (ga_state.json), plot.py (fitness.png) and driver.py (the run folder: run, resume)
+crossover), checkpoint.py (ga_state.json), plot.py (fitness.png), driver.py (the run folder: run, resume)
 and searcher.py (GASearcher, its entry in the searcher registry).
 
     from dipsearch.search import ga
@@ -27,7 +27,7 @@ _NAMES = {
     "GASearcher": "searcher",
 }
 
-__all__ = [*_NAMES]
+__all__ = list(_NAMES)
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _NAMES)
