@@ -1,7 +1,7 @@
 """Does a search earn its answer, or would restarts of the default network do as well?
 
 The judge's other side: per image x sigma, what `dipsearch restore --search none` returns at the budget of
-bench/search_vs_default.py, run through the same code (dipsearch.restore.Pipeline): the space's default network
+bench/search_vs_default.py, run through the same code (dipsearch.pipelines.restore.Pipeline): the space's default network
 fitted with seeds 0, 1, ..., R in the final rung, every fit stopped by `--stop` (default auto), each restart
 withholding the pixels of its own seed or the default fit's (`--splits`), averaged with inverse held-out-MSE
 weights (the answer) and equal ones; against the same reference, the default with EMV stopping (seed 0, every
@@ -37,17 +37,17 @@ from common import DEFAULT_DATA, RESULTS, machine, write_json  # noqa: E402
 from common import gain_stats as stats
 from fidelity import fidelity_space  # noqa: E402
 
-from dipsearch.fit import FitConfig  # noqa: E402
-from dipsearch.fitness import make_fitness  # noqa: E402
-from dipsearch.genes import config_settings  # noqa: E402
-from dipsearch.imageio import load_image  # noqa: E402
-from dipsearch.restore import Pipeline, RestoreSettings  # noqa: E402
-from dipsearch.runs import read_jsonl  # noqa: E402
+from dipsearch.fitting.fit import FitConfig  # noqa: E402
+from dipsearch.nets.genes import config_settings  # noqa: E402
+from dipsearch.nets.space import space_from_dict  # noqa: E402
+from dipsearch.pipelines.restore import Pipeline, RestoreSettings  # noqa: E402
+from dipsearch.scoring.fitness import make_fitness  # noqa: E402
 from dipsearch.search import ProblemRecipe  # noqa: E402
 from dipsearch.search.ensemble import held_out_values, make_ensemble, own_splits  # noqa: E402
 from dipsearch.search.spec import StopSpec  # noqa: E402
-from dipsearch.space import space_from_dict  # noqa: E402
-from dipsearch.tomlio import dumps_toml  # noqa: E402
+from dipsearch.store.imageio import load_image  # noqa: E402
+from dipsearch.store.runs import read_jsonl  # noqa: E402
+from dipsearch.store.tomlio import dumps_toml  # noqa: E402
 from dipsearch.variants import VariantSettings, fit_variant  # noqa: E402
 
 VARIANTS = ("equal", "inverse_mse")

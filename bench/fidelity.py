@@ -52,12 +52,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DEFAULT_DATA, RESULTS, machine, write_json  # noqa: E402
 
 from dipsearch import FitConfig, make_problem  # noqa: E402
-from dipsearch.evaluate import subsample  # noqa: E402
-from dipsearch.fit import FitHook, StepState, fit, min_size  # noqa: E402
-from dipsearch.imageio import center_crop, load_image  # noqa: E402
-from dipsearch.runs import read_jsonl  # noqa: E402
-from dipsearch.space import SPACES_DIR, space_from_dict  # noqa: E402
+from dipsearch.fitting.fit import FitHook, StepState, fit, min_size  # noqa: E402
+from dipsearch.nets.space import SPACES_DIR, space_from_dict  # noqa: E402
+from dipsearch.scoring.evaluate import subsample  # noqa: E402
 from dipsearch.stopping import EMV, Holdout, StoppingHook, Sure, replay  # noqa: E402
+from dipsearch.store.imageio import center_crop, load_image  # noqa: E402
+from dipsearch.store.runs import read_jsonl  # noqa: E402
 
 BUDGETS = (100, 300, 1000)
 

@@ -33,10 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DEFAULT_DATA, RESULTS, machine, write_json  # noqa: E402
 
 from dipsearch import make_problem  # noqa: E402
-from dipsearch.arch import build_net  # noqa: E402
-from dipsearch.evaluate import Candidate, evaluate  # noqa: E402
-from dipsearch.imageio import center_crop, load_image  # noqa: E402
-from dipsearch.space import SPACES_DIR, SearchSpace, space_from_dict  # noqa: E402
+from dipsearch.nets.arch import build_net  # noqa: E402
+from dipsearch.nets.space import SPACES_DIR, SearchSpace, space_from_dict  # noqa: E402
+from dipsearch.scoring.evaluate import Candidate, evaluate  # noqa: E402
+from dipsearch.store.imageio import center_crop, load_image  # noqa: E402
 
 
 def capped_wide(max_depth: int = 4, max_channels: int = 16, max_skip: int = 8) -> dict[str, Any]:

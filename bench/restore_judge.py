@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DEFAULT_DATA, RESULTS, gain_stats, machine, write_json  # noqa: E402
 
 from dipsearch.cli import main as dipsearch  # noqa: E402
-from dipsearch.runs import read_jsonl  # noqa: E402
+from dipsearch.store.runs import read_jsonl  # noqa: E402
 from dipsearch.study.instances import image_files  # noqa: E402
 
 CBM3D = "cbm3d"

@@ -45,21 +45,21 @@ from common import DEFAULT_DATA, RESULTS, machine, write_json  # noqa: E402
 from common import gain_stats as stats
 from fidelity import fidelity_space  # noqa: E402
 
-from dipsearch.fit import FitConfig  # noqa: E402
-from dipsearch.fitness import make_fitness  # noqa: E402
-from dipsearch.genes import config_settings  # noqa: E402
-from dipsearch.imageio import load_image  # noqa: E402
+from dipsearch.fitting.fit import FitConfig  # noqa: E402
 from dipsearch.metrics import psnr  # noqa: E402
-from dipsearch.runs import read_jsonl  # noqa: E402
+from dipsearch.nets.genes import config_settings  # noqa: E402
+from dipsearch.nets.space import SearchSpace, space_from_dict  # noqa: E402
+from dipsearch.problems.problem import Problem  # noqa: E402
+from dipsearch.scoring.fitness import make_fitness  # noqa: E402
 from dipsearch.search import ProblemRecipe, Runtime, SearchSpec, ga  # noqa: E402
 from dipsearch.search.ensemble import combine, held_out_values, make_ensemble, own_splits  # noqa: E402
 from dipsearch.search.ga import GAConfig  # noqa: E402
+from dipsearch.search.prepare import default_eval_scale  # noqa: E402
 from dipsearch.search.rungs import RungPlan  # noqa: E402
-from dipsearch.search.setup import default_eval_scale  # noqa: E402
 from dipsearch.search.spec import StopSpec  # noqa: E402
-from dipsearch.space import SearchSpace, space_from_dict  # noqa: E402
-from dipsearch.tasks import Problem  # noqa: E402
-from dipsearch.tomlio import dumps_toml  # noqa: E402
+from dipsearch.store.imageio import load_image  # noqa: E402
+from dipsearch.store.runs import read_jsonl  # noqa: E402
+from dipsearch.store.tomlio import dumps_toml  # noqa: E402
 from dipsearch.variants import VariantSettings, fit_variant  # noqa: E402
 
 

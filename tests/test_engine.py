@@ -6,8 +6,10 @@ import torch
 from conftest import SMALL
 
 from dipsearch import ArchSpec, DipsearchError, FitConfig, FitHook, fit, make_problem
-from dipsearch.engine import Engine, FitParts, Lazy, total_variation
 from dipsearch.families import DeepDecoderSpec, count_params_of, family_of
+from dipsearch.fitting.loop import Engine
+from dipsearch.fitting.parts import FitParts, total_variation
+from dipsearch.fitting.trace import Lazy
 
 RECORDED = json.loads((Path(__file__).parent / "data" / "fit_trace_main.json").read_text())
 

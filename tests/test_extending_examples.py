@@ -9,9 +9,11 @@ import torch
 from conftest import SMALL, synthetic_image
 
 import dipsearch
-from dipsearch import engine, families
+from dipsearch import families
 from dipsearch.errors import DipsearchError
-from dipsearch.space import space_from_dict
+from dipsearch.fitting import loop as engine
+from dipsearch.fitting import parts
+from dipsearch.nets.space import space_from_dict
 from dipsearch.stopping import DETECTORS, StoppingHook, make_detector, replay
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "extending" / "examples"
@@ -66,6 +68,7 @@ def test_a_registered_family_fits_loads_and_is_searched(problem, monkeypatch, tm
 
     monkeypatch.setattr(families, "family_of", family_of)
     monkeypatch.setattr(engine, "family_of", family_of)
+    monkeypatch.setattr(parts, "family_of", family_of)
 
     spec = ConvStackSpec(width=(8, 8))
     result = dipsearch.fit(problem, spec, dipsearch.FitConfig(iters=30, seed=0))

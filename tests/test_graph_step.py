@@ -9,8 +9,9 @@ from conftest import SMALL
 
 from dipsearch import ArgumentError, FitConfig, FitHook, fit, make_problem
 from dipsearch.cli import main
-from dipsearch.engine import Engine, Ring
 from dipsearch.families import DeepDecoderSpec
+from dipsearch.fitting.loop import Engine
+from dipsearch.fitting.step import Ring
 from dipsearch.stopping import StoppingHook
 from dipsearch.stopping.detectors import WMV
 from dipsearch.stopping.rules import PatienceRule
@@ -188,11 +189,11 @@ def test_the_cli_refuses_cuda_graph_on_a_cpu(tmp_path, capsys, image_file):
 def test_the_cli_refuses_cuda_graph_on_with_an_online_detector(tmp_path, capsys, image_file, monkeypatch):
     import sys
 
-    from dipsearch import engine
+    from dipsearch.fitting import loop as engine
 
     # A machine with CUDA, as far as the checks go: the refusal comes before anything touches the device.
     monkeypatch.setattr(engine, "resolve_device", lambda name: torch.device("cuda"))
-    monkeypatch.setattr(sys.modules["dipsearch.fit"], "resolve_device", lambda name: torch.device("cuda"))
+    monkeypatch.setattr(sys.modules["dipsearch.fitting.fit"], "resolve_device", lambda name: torch.device("cuda"))
     clean = str(image_file("c.png", 64, 64))
     message = _cli_error(tmp_path, capsys, ["fit", "--clean", clean, "--stop", "wmv", "--cuda-graph", "on"])
     assert message == "error: --cuda-graph on cannot capture this fit: hook 'stop:wmv' needs the host every step"
@@ -205,6 +206,6 @@ def test_cuda_graph_is_a_checked_setting():
 
 def test_the_cli_offers_the_library_s_cuda_graph_modes():
     from dipsearch.cli import names
-    from dipsearch.fit import CUDA_GRAPH_MODES
+    from dipsearch.fitting.fit import CUDA_GRAPH_MODES
 
     assert names.CUDA_GRAPH_MODES == CUDA_GRAPH_MODES

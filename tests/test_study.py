@@ -14,10 +14,10 @@ import optuna
 import pytest
 
 from dipsearch.cli import main
-from dipsearch.evaluate import Evaluation
+from dipsearch.nets.space import load_space
 from dipsearch.preselect.seeding import SeedPlan, initial_genomes
-from dipsearch.runs import read_jsonl
-from dipsearch.space import load_space
+from dipsearch.scoring.evaluate import Evaluation
+from dipsearch.store.runs import read_jsonl
 from dipsearch.study import StudySettings, resume_study, run_study
 from dipsearch.study.genomes import skips_everywhere
 from dipsearch.study.runner import GENOME, PRUNED_AFTER, StudyRunner
@@ -60,7 +60,7 @@ ITERS = 120
 def data(tmp_path_factory):
     from conftest import synthetic_image
 
-    from dipsearch.imageio import save_image
+    from dipsearch.store.imageio import save_image
 
     root = tmp_path_factory.mktemp("study")
     (root / "images").mkdir()
@@ -329,7 +329,7 @@ def test_the_pareto_objective_draws_the_front_and_too_few_trials_give_no_importa
 def test_start_from_refuses_what_it_cannot_use(command, message, study, data, tmp_path, capsys):
     from conftest import synthetic_image
 
-    from dipsearch.imageio import save_image
+    from dipsearch.store.imageio import save_image
 
     save_image(synthetic_image(64, 64), tmp_path / "c.png")  # large enough for the demo space's default
     paths = {"folder": tmp_path, "study": study.run_dir}

@@ -139,7 +139,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
 def _report(result, console: Console) -> None:
     from rich.table import Table
 
-    from ..progress import summary_table
+    from ..fitting.progress import summary_table
     from ..study import WINNER_ARCH, WINNER_SPACE
 
     if result.comparison:

@@ -17,10 +17,10 @@ import optuna
 from rich.console import Console
 
 from ..errors import DipsearchError
-from ..evaluate import Candidate
-from ..runs import RunDir
-from ..space import Genome, SearchSpace, find_space, load_space
+from ..nets.space import Genome, SearchSpace, find_space, load_space
+from ..scoring.evaluate import Candidate
 from ..stopping.spec import StopSpec
+from ..store.runs import RunDir
 from .display import StudyDisplay
 from .files import FITS, write_comparison, write_pick
 from .genomes import skips_everywhere
@@ -33,7 +33,7 @@ from .storage import make_pruner, make_recipe, make_sampler, open_study
 
 SETTINGS_FILE = "study.json"
 SPACE_FILE = "space.toml"  # the space as the study started with it: a resume reads this, not a file edited since
-STOP = "auto"  # restore's members stop with the recommended stopping (dipsearch.restore)
+STOP = "auto"  # restore's members stop with the recommended stopping (dipsearch.pipelines.restore)
 
 
 @dataclass
@@ -78,8 +78,8 @@ class Prepared:
 
 def prepare_study(settings: StudySettings) -> Prepared:
     """Check everything and build the instances; nothing is written."""
-    from ..choosers import BUDGETS
-    from ..fit import resolve_device
+    from ..fitting.fit import resolve_device
+    from ..pipelines.choosers import BUDGETS
     from ..search.prepare import fit_space_to_image
 
     settings.check()
@@ -235,7 +235,7 @@ def _enqueue_start(study: optuna.Study, space: SearchSpace) -> None:
 def _drive(
     run: RunDir, study: optuna.Study, prepared: Prepared, console: Console | None, progress: bool
 ) -> StudyResult:
-    from ..executors import make_executor
+    from ..scoring.executors import make_executor
 
     console = console or Console(quiet=True)
     s = prepared.settings
@@ -282,7 +282,7 @@ def _write_progress(run: RunDir, study: optuna.Study, prepared: Prepared, second
 
 
 def _finish(run: RunDir, study: optuna.Study, prepared: Prepared, seconds: float, runner: Any) -> StudyResult:
-    from ..report import write_report
+    from ..pipelines.report import write_report
 
     found = _write_progress(run, study, prepared, seconds)
     comparison = write_comparison(run, study, found, prepared.instances)  # rewritten: its rows are returned

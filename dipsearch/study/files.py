@@ -14,8 +14,8 @@ from typing import Any
 import optuna
 
 from ..families import spec_to_dict
-from ..runs import RunDir
-from ..space import SearchSpace
+from ..nets.space import SearchSpace
+from ..store.runs import RunDir
 from .genomes import space_with_default
 from .outcome import Outcome, instance_table
 from .start import TOP_GENOMES

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from ..space import Genome, SearchSpace, space_from_dict, space_to_dict
+from ..nets.space import Genome, SearchSpace, space_from_dict, space_to_dict
 
 SKIP = "n_skip["
 

@@ -24,10 +24,10 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from ..evaluate import Candidate, Evaluation, evaluate
+from ..nets.space import Genome, SearchSpace
+from ..scoring.evaluate import Candidate, Evaluation, evaluate
 from ..search.bayes.space import suggest_genome
 from ..search.bayes.storage import HEARTBEAT_INTERVAL, STALE, Heartbeat, fail_stale_trials
-from ..space import Genome, SearchSpace
 from .instances import Instance
 
 FIT = "fit:"  # trial user attr prefix: "fit:<instance number>" -> that fit's record

@@ -1,7 +1,7 @@
 """What a study is: its images and levels, the space, the trial budget, the objective and the cost cap.
 
-The fit of every instance is a restore member's fit (dipsearch.restore): the holdout fitness's split, the
-recommended (auto) stopping, the budget's iterations; the score is the true PSNR of the stopped output, which
+The fit of every instance is a restore member's fit (dipsearch.pipelines.restore): the holdout fitness's split,
+the recommended (auto) stopping, the budget's iterations; the score is the true PSNR of the stopped output, which
 only a study (whose images are clean) can know. Checks raise ArgumentError, which names the argument in Python
 and the flag on the command line.
 """
@@ -24,9 +24,10 @@ class StudySettings:
     """images: clean image files or folders of them; sigmas: noise levels (None: the task's default level).
 
     space: a named space or TOML path; None: the space of restore's budget (demo on a CPU, default with CUDA).
-    iters: each fit's budget; None: the restore member's (choosers.BUDGETS). max_cost: the pick must cost at most
-    this many times the space default's seconds per fit (None: no cap). storage: an Optuna storage URL (None: a
-    journal file in the run folder); workers: trials fitted at once, each by a local worker process.
+    iters: each fit's budget; None: the restore member's (dipsearch.pipelines.choosers.BUDGETS). max_cost: the
+    pick must cost at most this many times the space default's seconds per fit (None: no cap). storage: an Optuna
+    storage URL (None: a journal file in the run folder); workers: trials fitted at once, each by a local worker
+    process.
     """
 
     images: list[str] = field(default_factory=list)

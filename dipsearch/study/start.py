@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from ..errors import ArgumentError, DipsearchError
-from ..space import Genome, SearchSpace
+from ..nets.space import Genome, SearchSpace
 
 TOP_GENOMES = "top_genomes.json"  # as files.TOP_GENOMES, which the study writes after every trial
 START_FROM_TOP = 3  # a search's first candidates after its default: the study's best few, not its whole history

@@ -13,9 +13,9 @@ from typing import Any
 import optuna
 
 from ..errors import ArgumentError
+from ..nets.space import SearchSpace, space_to_dict
 from ..problems.recipe import problem_fingerprint
 from ..search.bayes.storage import StorageSpec, open_storage
-from ..space import SearchSpace, space_to_dict
 from .instances import Instance
 
 STUDY_NAME = "dipsearch-study"
