@@ -30,7 +30,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_DATA, RESULTS, gain_stats, machine, write_json  # noqa: E402
+from common import DEFAULT_DATA, RESULTS, gain_stats  # noqa: E402
+from judge import write_result  # noqa: E402
 
 from dipsearch.cli import main as dipsearch  # noqa: E402
 from dipsearch.store.runs import read_jsonl  # noqa: E402
@@ -166,16 +167,9 @@ def main() -> None:
                     )
     rows = [r for r in rows if r["config"] in (*names, CBM3D) and r["crop"] == args.crop]
     print(table(rows, names))
-    summary = {
-        "configs": configs,
-        "crop": args.crop,
-        "sigmas": sigmas,
-        "machine": machine(),
-        "by_config": summarise(rows, names),
-        "rows": rows,
-    }
-    print(json.dumps(summary["by_config"], indent=2))
-    write_json(out.with_suffix(".json"), summary)
+    summary = summarise(rows, names)
+    print(json.dumps(summary, indent=2))
+    write_result(out, args, rows, summary)  # the settings (the configurations among them), rows, machine
 
 
 if __name__ == "__main__":
