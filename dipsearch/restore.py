@@ -30,6 +30,7 @@ from .imageio import load_image
 from .memory import check_fit_memory
 from .metrics import psnr, ssim
 from .runs import RunDir
+from .search.prepare import check_final_stop
 from .space import SearchSpace, find_space, load_space
 from .stopping.spec import StopSpec
 from .tasks import Problem
@@ -82,12 +83,34 @@ class RestoreSettings:
     def check(self) -> Budget:
         """Validate what needs no image (budget, chooser, ensemble size); returns the resolved budget."""
         _, budget = self.resolved_budget()
+        if self.workers is not None:
+            check_at_least("workers", self.workers, 1)
+        self.check_search_fields()
         if self.tensorboard:
             from .tensorboard import require
 
             require()
         self.members(budget)
+        if self.search != "none":  # a search too large to draw is refused here, not inside the restore folder
+            from .search.limits import check_fits
+
+            check_fits(
+                get_chooser(self.search).max_candidates(budget), "{search:{name}} with this budget", name=self.search
+            )
         return budget
+
+    def check_search_fields(self) -> None:
+        """A search setting the chosen search does not read is refused: ignoring it would run something else
+        than what was asked."""
+        from .choosers import CHOOSERS, SEARCH_FIELDS
+
+        reads = get_chooser(self.search).reads
+        for key in SEARCH_FIELDS:
+            if getattr(self, key) is not None and key not in reads:
+                users = " or ".join(n for n, c in CHOOSERS.items() if key in c.reads)
+                raise ArgumentError(
+                    "{" + key + "} is for {search} {users}, not {search:{name}}; drop it", users=users, name=self.search
+                )
 
     def members(self, budget: Budget) -> int:
         """K: the ensemble's members, as given (checked against what the chooser can produce) or the default."""
@@ -116,7 +139,7 @@ class RestoreSettings:
         return self.finalists(budget) + RESTART_MEMBERS_MAX - 1
 
     def stop_spec(self) -> StopSpec | None:
-        return None if self.stop == "none" else StopSpec(self.stop, patience=self.patience)
+        return StopSpec.parse(self.stop, patience=self.patience)
 
 
 @dataclass
@@ -164,6 +187,7 @@ class Pipeline:
         check_size(self.problem, spec)
         check_fit_memory(self.problem, spec, resolve_device(s.device))
         if self.stop is not None:  # a detector that cannot work here (or with this budget) fails before any work
+            check_final_stop(self.plan(), self.problem, s.seed)  # in the flags the user gave, before any folder
             hook = stop_hook(self.stop, s.seed, self.problem)
             hook.on_start(hook.prepare(self.problem), spec, FitConfig(iters=self.budget.iters, device="cpu"))
 
@@ -197,9 +221,24 @@ class Pipeline:
         run = RunDir.create(out, "restore", tag)
         try:
             return self._run(run)
-        except BaseException:
+        except BaseException as err:
+            # a restore does not resume, so nothing is kept; what was lost is told (the CLI prints it)
+            err.discarded = (run.path, *self._finished(run.path))
             run.discard()
             raise
+
+    def _finished(self, root: Path) -> tuple[int, int]:
+        """(members of the final rung, search candidates) whose fits had finished, from the search's records."""
+        from .runs import read_jsonl
+
+        members = candidates = 0
+        for records in root.glob("search/*/evaluations.jsonl"):
+            for row in read_jsonl(records):
+                if row.get("rung") == "final":
+                    members += 1
+                else:
+                    candidates += 1
+        return min(members, self.k), candidates
 
     def _say(self, text: str) -> None:
         self.console.print(text, highlight=False)

@@ -246,11 +246,12 @@ def register_generic(sub: argparse._SubParsersAction, searcher: Any) -> None:
     group = parser.add_argument_group(searcher.name)
     for f in fields(searcher.settings_type()):
         flag = "--" + f.name.replace("_", "-")
+        text = f.metadata.get("help", f"(default {f.default})")  # a settings field may word its own flag's help
         if f.type in ("bool", bool):
-            group.add_argument(flag, action="store_true", help=f"(default {f.default})")
+            group.add_argument(flag, action="store_true", help=text)
         else:
             kind = {"int": int, "float": float}.get(str(f.type).split(" ")[0], str)
-            group.add_argument(flag, type=kind, metavar="N" if kind is int else "X", help=f"(default {f.default})")
+            group.add_argument(flag, type=kind, metavar="N" if kind is int else "X", help=text)
     group.add_argument(
         "--resume",
         metavar="RUN_DIR",
