@@ -321,3 +321,10 @@ def test_interrupted_restore_leaves_nothing_and_says_what_was_lost(tmp_path, cle
     assert err.startswith(f"interrupted: discarded {out / 'restore'}")
     assert "with 1 of 4 ensemble member(s) finished (restore does not resume" in err
     assert not any((out / "restore").iterdir())
+
+
+def test_wmv_window_is_checked_before_the_bench_starts_and_named_by_its_flag(tmp_path, capsys, clean):
+    argv = ["stop-bench", "--images", clean, "--detectors", "wmv", "--window", "1", "--iters", "300"]
+    assert "wmv: --window must be >= 2, got 1" in _error(tmp_path, capsys, argv)
+    argv = ["fit", "--clean", clean, "--stop", "wmv", "--stop-window", "1", "--iters", "300"]
+    assert "wmv: --stop-window must be >= 2, got 1" in _error(tmp_path, capsys, argv)

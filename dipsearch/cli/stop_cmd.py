@@ -205,7 +205,7 @@ def _protocol(args: argparse.Namespace) -> dict[str, Any]:
     from ..families import load_spec
     from ..fit import FitConfig
     from ..holdout import check_fraction
-    from ..stopping import EMV
+    from ..stopping import EMV, WMV
     from ..stopping import bench as sb
 
     if args.crop is not None and args.crop < 8:
@@ -214,6 +214,8 @@ def _protocol(args: argparse.Namespace) -> dict[str, Any]:
     check_fraction(args.holdout_fraction)  # before any fit, not in each
     # only the detectors that will record are judged (all that apply without --detectors)
     asked = _csv_list(args.detectors, "--detectors") if args.detectors else list(DETECTORS)
+    if "wmv" in asked:
+        WMV(args.window)  # its own check of the window, before any folder
     if "wmv" in asked and args.window > args.iters:
         raise DipsearchError(f"the wmv window ({args.window}) is larger than the run ({args.iters} iterations)")
     warmup = EMV().warmup  # the bench records EMV with its default warm-up
