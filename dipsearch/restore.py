@@ -255,7 +255,7 @@ class Pipeline:
         stop_name = self.stop.detector if self.stop else "none"
         if s.search == "none":
             self._say(
-                f"restore: the default network of space {self.space.name} at {b.iters} iterations, stop {stop_name}"
+                f"restore: the default network (space {self.space.name}) at {b.iters} iterations, stop {stop_name}"
             )
         else:
             self._say(
@@ -293,7 +293,7 @@ class Pipeline:
         stages = []
         for i, f in enumerate(rows):
             name = "default" if f["default"] else f"finalist #{i}"
-            what = f"{'space default' if f['default'] else 'candidate'}, full budget, stop {stop_name}"
+            what = f"{'the default network' if f['default'] else 'candidate'}, full budget, stop {stop_name}"
             stages.append(Stage(name, what, f["stopped_iter"] or f["iters_run"], f["psnr"], None, f["score"], folder))
         for r in choice.summary.get("restarts", []):
             what = f"the pick refitted with seed + {r['restart']}, full budget, stop {stop_name}"
@@ -310,7 +310,7 @@ class Pipeline:
             )
         (pick,) = [f for f in choice.summary["final"] if f["index"] == choice.summary["final_choice"]]
         q = _score(load_image(choice.run_dir / "best_output.png"), self.problem)[1]
-        what = "the final rung's single choice" + (" (the default)" if pick["default"] else "")
+        what = "the final rung's single choice" + (" (the default network)" if pick["default"] else "")
         stages.append(Stage("pick", what, pick["stopped_iter"] or pick["iters_run"], pick["psnr"], q, pick["score"]))
         return stages
 
@@ -325,7 +325,7 @@ class Pipeline:
             stages.append(
                 Stage(
                     "default (search)",
-                    "space default at the search budget",
+                    "the default network at the search budget",
                     d.iters_run,
                     d.psnr,
                     None,
