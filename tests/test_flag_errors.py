@@ -328,3 +328,18 @@ def test_wmv_window_is_checked_before_the_bench_starts_and_named_by_its_flag(tmp
     assert "wmv: --window must be >= 2, got 1" in _error(tmp_path, capsys, argv)
     argv = ["fit", "--clean", clean, "--stop", "wmv", "--stop-window", "1", "--iters", "300"]
     assert "wmv: --stop-window must be >= 2, got 1" in _error(tmp_path, capsys, argv)
+
+
+# ---------------------------------------------------------------- --threads on every search, as the GA has it
+
+
+@pytest.mark.parametrize("searcher", ["bayes", "random"])
+def test_every_search_takes_threads(tmp_path, capsys, clean, searcher):
+    assert "--threads must be >= 1, got 0" in _error(
+        tmp_path, capsys, ["search", searcher, "--clean", clean, "--threads", "0", "--no-progress"]
+    )
+    out = tmp_path / "runs"
+    argv = ["search", searcher, "--clean", str(clean), "--trials", "1", "--iters", "2", "--final", "0"]
+    assert main([*argv, "--threads", "1", "--no-progress", "--out", str(out)]) == 0
+    (run,) = (out / "search").iterdir()
+    assert "threads = 1" in (run / "config.toml").read_text()
