@@ -343,3 +343,37 @@ def test_every_search_takes_threads(tmp_path, capsys, clean, searcher):
     assert main([*argv, "--threads", "1", "--no-progress", "--out", str(out)]) == 0
     (run,) = (out / "search").iterdir()
     assert "threads = 1" in (run / "config.toml").read_text()
+
+
+# ---------------------------------------------------------------- reproduce: restore's flags and the budget
+
+
+@pytest.fixture
+def classic9(tmp_path, image_file):
+    folder = tmp_path / "data" / "classic9"
+    folder.mkdir(parents=True)
+    for name in ("A", "B"):
+        image_file(name + ".png", 64, 64).rename(folder / (name + ".png"))
+    return tmp_path / "data"
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (
+            ["--methods", "nlm", "--pop", "3"],
+            "--pop is a setting of the restore method, which --methods leaves out: add restore to --methods or "
+            "drop --pop",
+        ),
+        (["--methods", "nlm,dip", "--search", "none", "--ensemble", "2"], "--search, --ensemble are settings of"),
+        (
+            ["--methods", "restore", "--iters", "101"],
+            "--iters 101 is too short for restore: 102 iterations at least (EMV's 100-step warm-up comes first)",
+        ),
+        (["--methods", "dip-stop", "--iters", "100"], "--iters 100 is too short for dip-stop: 101 iterations at least"),
+        (["--methods", "restore", "--search", "random", "--pop", "3"], "--pop is for --search ga, not --search random"),
+    ],
+)
+def test_reproduce_flag_errors(tmp_path, capsys, classic9, flags, message):
+    text = _error(tmp_path, capsys, ["reproduce", "denoise", "--data", classic9, *flags])
+    assert message in text and "emv:" not in text
