@@ -71,7 +71,8 @@ class ReproduceSettings:
             pop=self.pop,
             gens=self.gens,
             iters=self.iters,
-            search_iters=self.search_iters or max(20, self.iters // 4),
+            # without a search there are no candidates to budget (and restore refuses a setting it would ignore)
+            search_iters=None if self.search == "none" else self.search_iters or max(20, self.iters // 4),
             patience=self.patience,
             ensemble=self.ensemble,
             seed=self.seed,
