@@ -101,8 +101,8 @@ def test_search_final_iters_below_the_stopping_minimum(tmp_path, capsys):
 
 
 def test_restore_at_the_stopping_minimum_passes_the_check():
+    from dipsearch.pipelines.restore import Pipeline, RestoreSettings
     from dipsearch.problems.recipe import ProblemRecipe
-    from dipsearch.restore import Pipeline, RestoreSettings
 
     Pipeline(ProblemRecipe(demo=True).build(), RestoreSettings(iters=102))  # the stated minimum is accepted
 
@@ -132,7 +132,7 @@ def test_restore_flag_errors(tmp_path, capsys, flags, message):
 
 
 def test_restore_search_choices_are_the_registered_searchers():
-    from dipsearch.choosers import CHOOSERS
+    from dipsearch.pipelines.choosers import CHOOSERS
     from dipsearch.search.base import SEARCHERS
 
     assert set(SEARCHERS) | {"none"} == set(CHOOSERS)

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from ..errors import DipsearchError
-from ..tasks import Problem
+from ..problems.problem import Problem
 
 
 def to_hwc(image: torch.Tensor) -> np.ndarray:

@@ -73,7 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def settings_from_args(args: argparse.Namespace):
-    from ..restore import RestoreSettings
+    from ..pipelines.restore import RestoreSettings
     from .log_args import wants_tensorboard
 
     keys = (
@@ -135,7 +135,7 @@ def discarded_line(err: BaseException, members: int) -> str:
 def run(args: argparse.Namespace, console: Console) -> int:
     import sys
 
-    from ..restore import Pipeline
+    from ..pipelines.restore import Pipeline
     from .interrupts import exit_status, terminated_as_interrupt
     from .problem_args import problem_from_args, problem_tag
 
@@ -151,7 +151,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if problem.clean is not None:
         console.print(stage_table(result.stages))
     if not args.no_report:
-        from ..report import write_report
+        from ..pipelines.report import write_report
 
         write_report(result.run.path)
     console.print(f"restored image: [bold]{result.run.file('restored.png')}[/bold]", soft_wrap=True, highlight=False)
