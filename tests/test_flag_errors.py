@@ -56,7 +56,7 @@ def test_haar_sigma_recovers_a_known_sigma(sigma, channels):
     [("nlm", (64, 64, 3), "denoise"), ("nlm", (64, 64, 1), "denoise"), ("wiener", (64, 64, 3), "deblur")],
 )
 def test_baselines_estimate_sigma_without_pywavelets(tmp_path, capsys, monkeypatch, name, shape, task):
-    from dipsearch.imageio import save_image
+    from dipsearch.store.imageio import save_image
     from tests.conftest import synthetic_image
 
     _block_pywt(monkeypatch)
