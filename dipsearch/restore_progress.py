@@ -86,7 +86,10 @@ class MemberHook(FitHook):
         stopped = result.summary_extra.get("stopped_iter")
         fired = result.summary_extra.get("stop_fired")
         seconds = time.perf_counter() - self.started
-        where = f"stopped at {stopped}" if stopped is not None and fired else "ran to the budget"
+        if stopped is None:
+            where = "no stopping"
+        else:
+            where = f"stopped at {stopped}" if fired else f"no stop before the budget, kept iteration {stopped}"
         text = f"{where} (ran {result.iters_run} of {self.total})"
         at_stop = self.best.get(stopped) if stopped is not None else None
         if at_stop is not None:

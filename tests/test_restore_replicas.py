@@ -125,3 +125,42 @@ def test_search_final_rung_replicas_on_with_nothing_to_batch_is_refused(capsys, 
         "error: --replicas on: nothing to batch, the final rung's finalists are different networks and a batch "
         "of restarts of the pick needs --ensemble-restarts >= 2; use --replicas auto or --replicas off"
     )
+
+
+def _watched_fit(watch, name, stop_at):
+    """Feed a watch hook the rows of a fit whose held-out MSE falls to step `stop_at` and ends 3 steps later."""
+    from dipsearch.fit import FitResult, StepState
+
+    hook = watch.hook(name)
+    hook.on_start(None, None, type("Config", (), {"iters": 20})())
+    for step in range(1, stop_at + 4):
+        record = {"step": step, "stat_holdout": 0.01 * (1 + abs(step - stop_at) / 10), "seconds": 0.1 * step}
+        hook.on_step(StepState(step, None, None, 0.0, None, record, None, None))
+    result = FitResult(output=None, ema=None, trace=[], iters_run=stop_at + 3, seconds=1.0, params=0, device="cpu")
+    result.summary_extra.update(stopped_iter=stop_at, stop_fired=True)
+    hook.on_end(result)
+
+
+def test_a_watched_restore_shows_a_bar_per_member_on_a_terminal_and_a_line_per_member_in_a_pipe():
+    import io
+
+    from rich.console import Console
+
+    from dipsearch.restore_progress import MemberWatch
+
+    terminal = Console(file=io.StringIO(), force_terminal=True, width=150)
+    with MemberWatch(terminal) as watch:
+        _watched_fit(watch, "default", 8)
+        _watched_fit(watch, "restart #1", 5)
+        tasks = {t.description: t for t in watch.progress.tasks}
+    assert list(tasks) == ["default", "restart #1"]
+    assert (
+        tasks["default"].completed == 11
+        and "stopped at 8 (ran 11 of 20), held-out PSNR 20.00 dB at the stop" in (tasks["default"].fields["status"])
+    )
+    piped = Console(file=io.StringIO(), force_terminal=False, width=150)
+    with MemberWatch(piped) as watch:
+        _watched_fit(watch, "restart #2", 6)
+    assert watch.progress is None
+    line = piped.file.getvalue().strip()
+    assert line.startswith("restart #2: stopped at 6 (ran 9 of 20), held-out PSNR 20.00 dB at the stop, ")
