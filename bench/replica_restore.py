@@ -9,7 +9,7 @@ user + system time (a fairer figure than wall time on a shared machine: the fits
     python bench/replica_restore.py                                  # the 128 px demo, the default restore
     python bench/replica_restore.py --crop 64 --iters 600 --rounds 2
     python bench/replica_restore.py --search ga --crop 64            # a search's final rung with restarts
-    python bench/replica_restore.py --device cuda --crop 512         # on a GPU
+    python bench/replica_restore.py --device cuda --with-one         # on a GPU: K members against one
 """
 
 from __future__ import annotations
@@ -34,15 +34,19 @@ def cpu_seconds() -> float:
 
 
 def restore(mode: str, args: argparse.Namespace, out: Path) -> dict:
+    """One restore: mode on or off, or "one" (a single member, --ensemble 1: what a batch of K is held to)."""
     image = ["--clean", str(args.clean)] if args.clean else ["--demo"]
-    argv = [sys.executable, "-m", "dipsearch", "restore", *image, "--replicas", mode, "--device", args.device]
+    replicas = "off" if mode == "one" else mode
+    argv = [sys.executable, "-m", "dipsearch", "restore", *image, "--replicas", replicas, "--device", args.device]
     argv += ["--search", args.search, "--no-report", "--out", str(out)]
     for flag in ("crop", "iters", "ensemble", "search_iters", "pop", "gens", "trials", "threads"):
-        value = getattr(args, flag)
+        value = 1 if flag == "ensemble" and mode == "one" else getattr(args, flag)
         if value is not None:
             argv += [f"--{flag.replace('_', '-')}", str(value)]
     cpu, start = cpu_seconds(), time.perf_counter()
-    subprocess.run(argv, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+    log = out.parent / f"{out.name}.log"
+    with log.open("w") as stdout:
+        subprocess.run(argv, check=True, cwd=REPO, stdout=stdout)
     wall, cpu = time.perf_counter() - start, cpu_seconds() - cpu
     (run,) = (out / "restore").iterdir()
     summary = json.loads((run / "summary.json").read_text())
@@ -56,8 +60,9 @@ def restore(mode: str, args: argparse.Namespace, out: Path) -> dict:
         "psnr_restored": summary.get("psnr_restored"),
         "stopped_iters": summary["stopped_iters"],
         "weights": summary["weights"],
+        "output": log.read_text(),
     }
-    print(json.dumps(row), flush=True)
+    print(json.dumps({k: v for k, v in row.items() if k != "output"}), flush=True)
     return row
 
 
@@ -75,20 +80,23 @@ def main() -> None:
     parser.add_argument("--threads", type=int)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--with-one", action="store_true", help="also a restore of one member (--ensemble 1)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
-            for mode in ("on", "off") if r % 2 == 0 else ("off", "on"):
+            modes = ["on", "off", *(["one"] if args.with_one else [])]
+            for mode in modes if r % 2 == 0 else modes[::-1]:
                 rows.append({"round": r, **restore(mode, args, Path(tmp) / f"{r}_{mode}")})
     on = [row for row in rows if row["mode"] == "on"]
     off = [row for row in rows if row["mode"] == "off"]
+    one = [row for row in rows if row["mode"] == "one"]
 
-    def ratio(key: str) -> float | None:
-        if any(row[key] is None for row in rows):
+    def ratio(key: str, base: list[dict] = off) -> float | None:
+        if not base or any(row[key] is None for row in [*on, *base]):
             return None
-        return round(statistics.median(a[key] / b[key] for a, b in zip(on, off)), 3)
+        return round(statistics.median(a[key] / b[key] for a, b in zip(on, base)), 3)
 
     psnr = [a["psnr_restored"] - b["psnr_restored"] for a, b in zip(on, off) if a["psnr_restored"] is not None]
     result = {
@@ -98,12 +106,15 @@ def main() -> None:
         "wall_ratio": ratio("wall_s"),
         "cpu_ratio": ratio("cpu_s"),
         "final_rung_ratio": ratio("final_rung_s"),
+        "on_vs_one_final_rung_ratio": ratio("final_rung_s", one),
         "psnr_on_minus_off_db": [round(d, 4) for d in psnr],
     }
     path = args.json or RESULTS / f"replica_restore_{args.device}.json"
     print(
         f"on/off: wall {result['wall_ratio']}, CPU {result['cpu_ratio']}, final rung {result['final_rung_ratio']}; "
-        f"restored PSNR on - off: {result['psnr_on_minus_off_db']} dB; wrote {write_json(path, result)}"
+        f"restored PSNR on - off: {result['psnr_on_minus_off_db']} dB"
+        + (f"; final rung on / one member: {result['on_vs_one_final_rung_ratio']}" if one else "")
+        + f"; wrote {write_json(path, result)}"
     )
 
 
