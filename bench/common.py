@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from dipsearch.runs import write_atomic
+from dipsearch.store.runs import write_atomic
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO.parent / "shared" / "data"

@@ -1,7 +1,7 @@
 """Does a search earn its answer, or would restarts of the default network do as well?
 
 The judge's other side: per image x sigma, what `dipsearch restore --search none` returns at the budget of
-bench/search_vs_default.py, run through the same code (dipsearch.restore.Pipeline): the space's default network
+bench/search_vs_default.py, run through the same code (dipsearch.pipelines.restore.Pipeline): the space's default network
 fitted with seeds 0, 1, ..., R in the final rung, every fit stopped by `--stop` (default auto), each restart
 withholding the pixels of its own seed or the default fit's (`--splits`), averaged with inverse held-out-MSE
 weights (the answer) and equal ones; against the same reference, the default with EMV stopping (seed 0, every
@@ -33,36 +33,23 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_DATA, RESULTS, machine, write_json  # noqa: E402
+from common import DEFAULT_DATA, RESULTS  # noqa: E402
 from common import gain_stats as stats
-from fidelity import fidelity_space  # noqa: E402
+from judge import (  # noqa: E402
+    Rows,
+    classic9_recipe,
+    default_fit,
+    earlier_rows,
+    fidelity_space,
+    final_members,
+    member_ensemble,
+    space_on_disk,
+    write_result,
+)
 
-from dipsearch.fit import FitConfig  # noqa: E402
-from dipsearch.fitness import make_fitness  # noqa: E402
-from dipsearch.genes import config_settings  # noqa: E402
-from dipsearch.imageio import load_image  # noqa: E402
-from dipsearch.restore import Pipeline, RestoreSettings  # noqa: E402
-from dipsearch.runs import read_jsonl  # noqa: E402
-from dipsearch.search import ProblemRecipe  # noqa: E402
-from dipsearch.search.ensemble import held_out_values, make_ensemble, own_splits  # noqa: E402
-from dipsearch.search.spec import StopSpec  # noqa: E402
-from dipsearch.space import space_from_dict  # noqa: E402
-from dipsearch.tomlio import dumps_toml  # noqa: E402
-from dipsearch.variants import VariantSettings, fit_variant  # noqa: E402
+from dipsearch.pipelines.restore import Pipeline, RestoreSettings  # noqa: E402
 
 VARIANTS = ("equal", "inverse_mse")
-
-
-def reference_fit(problem, space, iters: int) -> tuple[float, int]:
-    """The default genome, seed 0, every pixel, EMV stopping: its stopped output's true PSNR and stop iteration."""
-    genome = space.default()
-    settings = space.fit_settings(genome)
-    hook = StopSpec.parse("emv").hook(0, problem)
-    config = FitConfig(iters=iters, seed=0, device="cpu", ssim_every=0, **config_settings(settings))
-    result = fit_variant(
-        hook.prepare(problem), space.decode(genome), config, VariantSettings.from_settings(settings), [hook]
-    )
-    return result.summary(problem)["psnr_stopped"], int(result.summary_extra.get("stopped_iter", result.iters_run))
 
 
 class Restore(Pipeline):
@@ -96,17 +83,8 @@ def restore_row(problem, space_file: Path, args: argparse.Namespace, work: Path)
     # the answer with fewer restarts: the default and its first k - 1 restarts, weighed as restore weighs them
     folder = result.run.path / result.summary["search_run"]
     fits = [*search["final"], *sorted(search["restarts"], key=lambda r: r["restart"])]
-    images = [load_image(folder / "final" / f"{f['key']}.png") for f in fits]
-    splits = [0 if f.get("split") is None else f["split"] for f in fits]
-    fitness = make_fitness("holdout")
-    by_count = {}
-    for k in range(1, len(fits) + 1):
-        values = (
-            held_out_values(fitness, problem, splits[0], images[:k])
-            if len(set(splits[:k])) == 1
-            else own_splits(fitness, problem, splits[:k], images[:k])
-        )
-        by_count[k] = make_ensemble(["-"] * k, images[:k], values, "inverse-mse", problem.clean).psnr
+    images, splits = final_members(folder, fits)
+    by_count = {k: member_ensemble(problem, ["-"] * k, images[:k], splits[:k]).psnr for k in range(1, len(fits) + 1)}
     return {
         "by_members": by_count,
         "members": [m["psnr"] for m in members],
@@ -150,27 +128,21 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    raw = fidelity_space()
-    space = space_from_dict(raw, source="fidelity")
     work = Path(tempfile.mkdtemp(prefix="default_restarts_"))
-    space_file = work / "fidelity.toml"
-    space_file.write_text(dumps_toml(raw))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    done = {(r["image"], r["sigma"]) for r in read_jsonl(args.out)} if args.out.exists() else set()
-    known = {(r["image"], r["sigma"]): r for r in read_jsonl(args.references)} if args.references else {}
+    space, space_file = space_on_disk(fidelity_space(), work)
+    rows_file = Rows(args.out, ("image", "sigma"))
+    known = earlier_rows(args.references, ("image", "sigma"))
     for name in [] if args.summary_only else args.images:
         for sigma in args.sigmas:
-            if (name, sigma) in done:
+            if (name, sigma) in rows_file.done:
                 continue
             start = time.perf_counter()
-            problem = ProblemRecipe(
-                clean=str(args.data / "classic9" / f"{name}.png"), crop=args.crop, sigma=sigma
-            ).build()
+            problem = classic9_recipe(args.data, name, args.crop, sigma).build()
             earlier = known.get((name, sigma))
             if earlier is not None:
                 reference, ref_iter = earlier["default_stop"], earlier.get("default_stop_iter")
             else:
-                reference, ref_iter = reference_fit(problem, space, args.iters)
+                reference, ref_iter = default_fit(problem, space, args.iters, stop=True)
             row = {
                 "image": name,
                 "sigma": sigma,
@@ -179,24 +151,20 @@ def main() -> None:
                 **restore_row(problem, space_file, args, work / f"{name}_s{sigma:g}"),
             }
             row["seconds"] = round(time.perf_counter() - start, 1)
-            with args.out.open("a") as handle:
-                handle.write(json.dumps(row) + "\n")
+            rows_file.add(row)
             print(
                 f"{name} s{sigma:g}: default-stop {row['default_stop']:.2f}, members "
                 + " ".join(f"{p:.2f}" for p in row["members"])
                 + f", inverse-mse {row['inverse_mse']:.2f} ({row['inverse_mse'] - row['default_stop']:+.2f})",
                 flush=True,
             )
-    rows = read_jsonl(args.out)
+    rows = rows_file.read()
     summary = summarise(rows)
     for label, figures in summary.items():
         print(
             f"{label}: mean {figures['mean']:+.2f} dB, worst {figures['worst']:+.2f}, {figures['below_0.1']} below -0.1"
         )
-    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    write_json(
-        args.out.with_suffix(".json"), {"settings": settings, "rows": rows, "summary": summary, "machine": machine()}
-    )
+    write_result(args.out, args, rows, summary)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DEFAULT_DATA, RESULTS, machine, write_json  # noqa: E402
 
 from dipsearch import ArchSpec, FitConfig, fit, make_problem  # noqa: E402
-from dipsearch.imageio import center_crop, load_image  # noqa: E402
+from dipsearch.store.imageio import center_crop, load_image  # noqa: E402
 
 KEYS = ("psnr_observed", "psnr_final", "psnr_ema", "psnr_peak")
 

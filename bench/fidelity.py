@@ -42,7 +42,6 @@ import random
 import statistics
 import sys
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -50,29 +49,16 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DEFAULT_DATA, RESULTS, machine, write_json  # noqa: E402
+from judge import Rows, classic9_problem, fidelity_space, rank_correlation  # noqa: E402
 
-from dipsearch import FitConfig, make_problem  # noqa: E402
-from dipsearch.evaluate import subsample  # noqa: E402
-from dipsearch.fit import FitHook, StepState, fit, min_size  # noqa: E402
-from dipsearch.imageio import center_crop, load_image  # noqa: E402
-from dipsearch.runs import read_jsonl  # noqa: E402
-from dipsearch.space import SPACES_DIR, space_from_dict  # noqa: E402
+from dipsearch import FitConfig  # noqa: E402
+from dipsearch.fitting.fit import FitHook, StepState, fit, min_size  # noqa: E402
+from dipsearch.nets.space import space_from_dict  # noqa: E402
+from dipsearch.scoring.evaluate import subsample  # noqa: E402
 from dipsearch.stopping import EMV, Holdout, StoppingHook, Sure, replay  # noqa: E402
+from dipsearch.store.runs import read_jsonl  # noqa: E402
 
 BUDGETS = (100, 300, 1000)
-
-
-def fidelity_space() -> dict[str, Any]:
-    """demo.toml made cheaper for a CPU: depth 3-4, 8-32 channels, 3x3 down convs (half-scale crops of 32 px
-    must still fit a depth-4 hourglass), skips 0/4. lr stays searched: it decides how fast a network fits."""
-    data = tomllib.loads((SPACES_DIR / "demo.toml").read_text())
-    data["name"] = "fidelity"
-    data["genes"]["depth"].update(low=3, high=4, default=4)
-    for name in ("n_down", "n_up"):
-        data["levels"][name].update(choices=[8, 16, 32], default=[8, 16, 32, 32])
-    data["levels"]["n_skip"].update(choices=[0, 4], default=[0, 0, 4, 4])
-    data["levels"]["k_down"].update(choices=[3], default=3)
-    return data
 
 
 class SureUntil(Sure):
@@ -190,12 +176,6 @@ def candidates(n: int, seed: int, crop: int) -> tuple[Any, list[dict]]:
     return space, genomes
 
 
-def spearman_kendall(x: list[float], y: list[float]) -> tuple[float, float]:
-    from scipy.stats import kendalltau, spearmanr
-
-    return float(spearmanr(x, y).statistic), float(kendalltau(x, y).statistic)
-
-
 def report(rows: list[dict], out_json: Path) -> dict[str, Any]:
     images = sorted({r["image"] for r in rows})
     shared = set(range(max(r["candidate"] for r in rows) + 1))
@@ -210,7 +190,7 @@ def report(rows: list[dict], out_json: Path) -> dict[str, Any]:
             mine = [r for r in rows if r["image"] == name and r.get(score) is not None]
             if len(mine) < 3:
                 continue
-            rho, tau = spearman_kendall([r[score] for r in mine], [r["truth"] for r in mine])
+            rho, tau = rank_correlation([r[score] for r in mine], [r["truth"] for r in mine])
             pick = max(mine, key=lambda r: r[score])
             best = max(r["truth"] for r in mine)
             default = next((r["truth"] for r in mine if r["candidate"] == 0), None)
@@ -277,13 +257,10 @@ def main() -> None:
     sigmas = [args.sigmas[i % len(args.sigmas)] for i in range(len(args.images))]
     problems = {}
     for name, sigma in zip(args.images, sigmas):
-        clean = center_crop(load_image(args.data / "classic9" / f"{name}.png"), args.crop, args.crop)
-        problems[name] = (sigma, make_problem("denoise", clean=clean, noise="gaussian", level=sigma, seed=args.seed))
+        problems[name] = (sigma, classic9_problem(args.data, name, args.crop, sigma, args.seed))
     space, genomes = candidates(args.candidates, args.seed, args.crop)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    done = set()
-    if args.out.exists():
-        done = {(r["candidate"], r["image"]) for r in read_jsonl(args.out)}
+    rows_file = Rows(args.out, ("candidate", "image"))
+    done = rows_file.done
     todo = [(i, name) for i in range(len(genomes)) if i % shards == shard for name in problems if (i, name) not in done]
     start = time.perf_counter()
     for n, (i, name) in enumerate(todo, 1):
@@ -293,8 +270,7 @@ def main() -> None:
         row = {"candidate": i, "image": name, "sigma": sigma, "genome": genome}
         row.update(main_fit(problem, spec, settings, args.budget, args.sure_until))
         row.update(half_fit(problem, spec, settings, args.half_iters))
-        with args.out.open("a") as f:
-            f.write(json.dumps(row) + "\n")
+        rows_file.add(row)
         eta = (time.perf_counter() - start) / n * (len(todo) - n)
         print(
             f"[{n}/{len(todo)}] candidate {i} {name} s{sigma:g}: truth {row['truth']:.2f} dB (EMV at "

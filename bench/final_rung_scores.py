@@ -21,11 +21,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, machine, write_json  # noqa: E402
 
-from dipsearch.evaluate import Candidate, evaluate  # noqa: E402
-from dipsearch.runs import RunDir  # noqa: E402
+from dipsearch.nets.space import load_space  # noqa: E402
+from dipsearch.scoring.evaluate import Candidate, evaluate  # noqa: E402
 from dipsearch.search.ga.driver import SPACE_SNAPSHOT, stored_recipe, stored_spec  # noqa: E402
-from dipsearch.space import load_space  # noqa: E402
-from dipsearch.tomlio import load_toml  # noqa: E402
+from dipsearch.store.runs import RunDir  # noqa: E402
+from dipsearch.store.tomlio import load_toml  # noqa: E402
 
 
 def rescore(run_dir: Path, fitness: str) -> dict:

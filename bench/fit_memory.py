@@ -1,4 +1,4 @@
-"""The memory a fit needs: dipsearch.memory's estimate against the peak resident memory a CPU fit really adds.
+"""The memory a fit needs: dipsearch.fitting.memory's estimate against the peak resident memory a CPU fit really adds.
 
 For each network (the seed hourglass, a 3-level 8-channel one) and square side, a fresh process fits a random
 image for 3 iterations on one thread, after a 2-iteration 64 px warm-up fit so that the libraries' own memory is
@@ -27,10 +27,10 @@ def measure(network: str, side: int) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from dipsearch.arch import ArchSpec
-    from dipsearch.fit import FitConfig, fit
-    from dipsearch.memory import fit_bytes
-    from dipsearch.tasks import make_problem
+    from dipsearch.fitting.fit import FitConfig, fit
+    from dipsearch.fitting.memory import fit_bytes
+    from dipsearch.nets.arch import ArchSpec
+    from dipsearch.problems.make import make_problem
 
     depth = 3
     spec = (

@@ -31,12 +31,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DEFAULT_DATA, RESULTS, machine, write_json  # noqa: E402
+from judge import classic9_problem, rank_correlation  # noqa: E402
 
-from dipsearch import make_problem  # noqa: E402
-from dipsearch.arch import build_net  # noqa: E402
-from dipsearch.evaluate import Candidate, evaluate  # noqa: E402
-from dipsearch.imageio import center_crop, load_image  # noqa: E402
-from dipsearch.space import SPACES_DIR, SearchSpace, space_from_dict  # noqa: E402
+from dipsearch.nets.arch import build_net  # noqa: E402
+from dipsearch.nets.space import SPACES_DIR, SearchSpace, space_from_dict  # noqa: E402
+from dipsearch.scoring.evaluate import Candidate, evaluate  # noqa: E402
 
 
 def capped_wide(max_depth: int = 4, max_channels: int = 16, max_skip: int = 8) -> dict[str, Any]:
@@ -66,9 +65,7 @@ def runnable(space: SearchSpace, genome: dict, size: int) -> bool:
 
 
 def spearman(x: list[float], y: list[float]) -> float:
-    from scipy.stats import spearmanr
-
-    return float(spearmanr(x, y).statistic)
+    return rank_correlation(x, y)[0]
 
 
 def main() -> None:
@@ -104,8 +101,7 @@ def main() -> None:
 
     problems = {}
     for name in args.images:
-        clean = center_crop(load_image(args.data / "classic9" / f"{name}.png"), args.crop, args.crop)
-        problems[name] = make_problem("denoise", clean=clean, noise="gaussian", level=args.sigma, seed=args.seed)
+        problems[name] = classic9_problem(args.data, name, args.crop, args.sigma, args.seed)
 
     rows: list[dict[str, Any]] = []
     start = time.perf_counter()

@@ -31,11 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DEFAULT_DATA, RESULTS, machine, write_json  # noqa: E402
 
 from dipsearch import ArchSpec, make_problem  # noqa: E402
-from dipsearch.evaluate import Candidate, evaluate  # noqa: E402
-from dipsearch.imageio import center_crop, load_image  # noqa: E402
+from dipsearch.scoring.evaluate import Candidate, evaluate  # noqa: E402
 from dipsearch.search import ProblemRecipe, Runtime, SearchSpec, ga  # noqa: E402
 from dipsearch.search.ga import GAConfig  # noqa: E402
 from dipsearch.search.rungs import RungPlan  # noqa: E402
+from dipsearch.store.imageio import center_crop, load_image  # noqa: E402
 
 
 def seed_network(image: Path, args: argparse.Namespace) -> float:

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, machine, write_json  # noqa: E402
 
 from dipsearch import ArchSpec, FitConfig, make_problem  # noqa: E402
-from dipsearch.engine import Engine  # noqa: E402
+from dipsearch.fitting.loop import Engine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

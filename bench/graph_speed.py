@@ -28,8 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, machine, write_json  # noqa: E402
 
 from dipsearch import ArchSpec, FitConfig, make_problem  # noqa: E402
-from dipsearch.engine import Engine, fit_replicas  # noqa: E402
-from dipsearch.fit import resolve_device  # noqa: E402
+from dipsearch.fitting.fit import resolve_device  # noqa: E402
+from dipsearch.fitting.loop import Engine  # noqa: E402
+from dipsearch.fitting.replicas import fit_replicas
 
 
 def _problem(size: int):

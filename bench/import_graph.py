@@ -7,6 +7,10 @@ too when y is a submodule). Two graphs are counted: imports at module level (wha
 all imports, those inside functions included (what a module can reach). A circle is a strongly connected
 component of more than one module (Tarjan); its arrows are the ones that run back up a layering. Imports
 made from strings (importlib.import_module, the searcher registry's "module:Class") are not seen.
+
+"library -> CLI" counts arrows into PACKAGE.cli from outside it. The program's entry points (the modules
+pyproject.toml's [project.scripts] names, and every __main__) start the command line, so they count as its
+side, not as library.
 """
 
 from __future__ import annotations
@@ -111,6 +115,18 @@ def circles(nodes: list[str], edges: set[tuple[str, str]]) -> list[list[str]]:
     return sorted(found, key=len, reverse=True)
 
 
+def entry_points(root: Path) -> set[str]:
+    """The modules that start the program: [project.scripts] targets in the checkout's pyproject.toml, and __main__s."""
+    import tomllib
+
+    found = {name for name in modules_of(root) if name.endswith(".__main__") or name == "__main__"}
+    pyproject = root.parent / "pyproject.toml"
+    if pyproject.is_file():
+        scripts = tomllib.loads(pyproject.read_text()).get("project", {}).get("scripts", {})
+        found |= {target.split(":")[0] for target in scripts.values()}
+    return found
+
+
 def measure(root: Path) -> dict:
     modules = modules_of(root)
     packages: dict[str, dict[str, int]] = defaultdict(lambda: {"files": 0, "lines": 0})
@@ -121,6 +137,7 @@ def measure(root: Path) -> dict:
     top, every = arrows(root, modules)
     out = {"modules": len(modules), "packages": dict(sorted(packages.items()))}
     cli = f"{root.name}.cli"
+    entries = entry_points(root)
     for label, edges in (("module_level", top), ("all", every)):
         found = circles(list(modules), edges)
         members = {m for c in found for m in c}
@@ -131,7 +148,9 @@ def measure(root: Path) -> dict:
             "circle_sizes": [len(c) for c in found],
             "arrows_inside_circles": inside,
             "library_imports_cli": sorted(
-                f"{a} -> {b}" for a, b in edges if b.startswith(cli) and not a.startswith(cli) and a != root.name
+                f"{a} -> {b}"
+                for a, b in edges
+                if b.startswith(cli) and not a.startswith(cli) and a != root.name and a not in entries
             ),
             "largest_circle": found[0] if found else [],
         }

@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import DEFAULT_DATA, machine, write_json  # noqa: E402
 from dipsearch import ArchSpec, fit, make_problem  # noqa: E402
 from dipsearch.baselines import baseline_names, run_baseline  # noqa: E402
-from dipsearch.fit import FitConfig  # noqa: E402
-from dipsearch.imageio import center_crop, load_image  # noqa: E402
+from dipsearch.fitting.fit import FitConfig  # noqa: E402
 from dipsearch.metrics import psnr  # noqa: E402
 from dipsearch.stopping import StoppingHook, make_detector  # noqa: E402
+from dipsearch.store.imageio import center_crop, load_image  # noqa: E402
 
 SETTINGS = {
     "deblur-gaussian": dict(task="deblur", kernel="gaussian", kernel_width=2.0, noise="gaussian", level=2),

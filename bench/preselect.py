@@ -5,7 +5,7 @@ For each space (nasdip.toml and wide.toml, both capped so a CPU can fit them: de
   1. sample --pool distinct candidates that fit the crop and score each with every metric
      (dipsearch.preselect, --inputs forward passes each; the pool beyond --fitted only adds scoring cost);
   2. fit the first --fitted of them (a uniform random sample: the pool is drawn at random) with the
-     search's fitness (dipsearch.evaluate, --iters iterations) and record the true PSNR of the scored output.
+     search's fitness (dipsearch.scoring.evaluate, --iters iterations) and record the true PSNR of the scored output.
      Fits go round-robin over the (space, image) pairs, so a run cut short still has equal samples.
 Then per (space, image) and metric: Spearman and Kendall between -metric (every metric is lower-is-better,
 so a useful metric correlates POSITIVELY here) and the true PSNR over the fitted sample; the seconds of
@@ -44,11 +44,11 @@ from common import DEFAULT_DATA, RESULTS, machine, write_json  # noqa: E402
 from fitness_ranking import capped_wide  # noqa: E402
 
 from dipsearch import make_problem  # noqa: E402
-from dipsearch.evaluate import Candidate, evaluate  # noqa: E402
-from dipsearch.imageio import center_crop, load_image  # noqa: E402
+from dipsearch.nets.space import SPACES_DIR, space_from_dict  # noqa: E402
 from dipsearch.preselect import METRICS, ScoreConfig  # noqa: E402
 from dipsearch.preselect.scoring import sample_candidates, score_all  # noqa: E402
-from dipsearch.space import SPACES_DIR, space_from_dict  # noqa: E402
+from dipsearch.scoring.evaluate import Candidate, evaluate  # noqa: E402
+from dipsearch.store.imageio import center_crop, load_image  # noqa: E402
 
 
 def capped_nasdip(max_depth: int, max_channels: int) -> dict[str, Any]:
@@ -274,7 +274,7 @@ def run(args: argparse.Namespace, rows_path: Path) -> None:
 
 
 def _params(spec) -> int:
-    from dipsearch.arch import build_net, count_params
+    from dipsearch.nets.arch import build_net, count_params
 
     return count_params(build_net(spec, 3))
 

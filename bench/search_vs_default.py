@@ -31,7 +31,6 @@ earlier run with the same images, crop and final budget (they do not depend on t
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -41,38 +40,28 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_DATA, RESULTS, machine, write_json  # noqa: E402
+from common import DEFAULT_DATA, RESULTS  # noqa: E402
 from common import gain_stats as stats
-from fidelity import fidelity_space  # noqa: E402
+from judge import (  # noqa: E402
+    Rows,
+    classic9_recipe,
+    default_fit,
+    earlier_rows,
+    fidelity_space,
+    final_members,
+    member_ensemble,
+    space_on_disk,
+    write_result,
+)
 
-from dipsearch.fit import FitConfig  # noqa: E402
-from dipsearch.fitness import make_fitness  # noqa: E402
-from dipsearch.genes import config_settings  # noqa: E402
-from dipsearch.imageio import load_image  # noqa: E402
 from dipsearch.metrics import psnr  # noqa: E402
-from dipsearch.runs import read_jsonl  # noqa: E402
-from dipsearch.search import ProblemRecipe, Runtime, SearchSpec, ga  # noqa: E402
-from dipsearch.search.ensemble import combine, held_out_values, make_ensemble, own_splits  # noqa: E402
+from dipsearch.problems.problem import Problem  # noqa: E402
+from dipsearch.search import Runtime, SearchSpec, ga  # noqa: E402
+from dipsearch.search.ensemble import combine  # noqa: E402
 from dipsearch.search.ga import GAConfig  # noqa: E402
+from dipsearch.search.prepare import default_eval_scale  # noqa: E402
 from dipsearch.search.rungs import RungPlan  # noqa: E402
-from dipsearch.search.setup import default_eval_scale  # noqa: E402
-from dipsearch.search.spec import StopSpec  # noqa: E402
-from dipsearch.space import SearchSpace, space_from_dict  # noqa: E402
-from dipsearch.tasks import Problem  # noqa: E402
-from dipsearch.tomlio import dumps_toml  # noqa: E402
-from dipsearch.variants import VariantSettings, fit_variant  # noqa: E402
-
-
-def plain_fit(problem: Problem, space: SearchSpace, genome: dict, iters: int, stop: bool) -> tuple[float, int]:
-    """True PSNR of `genome`'s plain fit (seed 0, every pixel): the EMV-stopped output with `stop`, else the
-    averaged output at the full budget; and the iterations it ran."""
-    settings = space.fit_settings(genome)
-    config = FitConfig(iters=iters, seed=0, device="cpu", ssim_every=0, **config_settings(settings))
-    hooks = [StopSpec.parse("emv").hook(0, problem)] if stop else []
-    fitted = hooks[0].prepare(problem) if stop else problem
-    result = fit_variant(fitted, space.decode(genome), config, VariantSettings.from_settings(settings), hooks)
-    summary = result.summary(problem)
-    return (summary["psnr_stopped"] if stop else psnr(result.ema, problem.clean)), result.iters_run
+from dipsearch.store.runs import read_jsonl  # noqa: E402
 
 
 def cbm3d(problem: Problem) -> float | None:
@@ -110,16 +99,10 @@ def mixes(run: Path, summary: dict, problem: Problem) -> dict[str, dict]:
         "pick+restarts": [pick, *restarts],
         "finalists+restarts": [*finalists, *restarts],
     }
-    fitness = make_fitness("holdout")
     out = {}
     for name, members in sets.items():
-        images = [load_image(run / "final" / f"{f['key']}.png") for f in members]
-        splits = [0 if f.get("split") is None else f["split"] for f in members]
-        if len(set(splits)) == 1:
-            values = held_out_values(fitness, problem, splits[0], images)
-        else:
-            values = own_splits(fitness, problem, splits, images)
-        ensemble = make_ensemble([f["key"] for f in members], images, values, "inverse-mse", problem.clean)
+        images, splits = final_members(run, members)
+        ensemble = member_ensemble(problem, [f["key"] for f in members], images, splits)
         out[name] = {
             "members": len(members),
             "inverse-mse": ensemble.psnr,
@@ -127,7 +110,7 @@ def mixes(run: Path, summary: dict, problem: Problem) -> dict[str, dict]:
             "weights": [round(w, 3) for w in ensemble.weights],
         }
     everyone = out["finalists+restarts"]
-    images = [load_image(run / "final" / f"{f['key']}.png") for f in sets["finalists+restarts"]]
+    images, _ = final_members(run, sets["finalists+restarts"])
     everyone["plain"] = psnr(combine(images, everyone["weights"]), problem.clean)
     return out
 
@@ -181,20 +164,16 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    raw = fidelity_space()
-    space = space_from_dict(raw, source="fidelity")
     work = Path(tempfile.mkdtemp(prefix="search_vs_default_"))
-    space_path = work / "fidelity.toml"
-    space_path.write_text(dumps_toml(raw))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    done = {(r["image"], r["sigma"]) for r in read_jsonl(args.out)} if args.out.exists() else set()
-    known = {(r["image"], r["sigma"]): r for r in read_jsonl(args.references)} if args.references else {}
+    space, space_path = space_on_disk(fidelity_space(), work)
+    rows_file = Rows(args.out, ("image", "sigma"))
+    known = earlier_rows(args.references, ("image", "sigma"))
     for name in args.images:
         for sigma in args.sigmas:
-            if (name, sigma) in done:
+            if (name, sigma) in rows_file.done:
                 continue
             start = time.perf_counter()
-            recipe = ProblemRecipe(clean=str(args.data / "classic9" / f"{name}.png"), crop=args.crop, sigma=sigma)
+            recipe = classic9_recipe(args.data, name, args.crop, sigma)
             problem = recipe.build()
             scale = default_eval_scale(problem, space)
             spec = SearchSpec(
@@ -222,8 +201,8 @@ def main() -> None:
                     earlier["cbm3d"],
                 )
             else:
-                default_stop, _ = plain_fit(problem, space, space.default(), args.final_iters, stop=True)
-                default_avg, _ = plain_fit(problem, space, space.default(), args.final_iters, stop=False)
+                default_stop, _ = default_fit(problem, space, args.final_iters, stop=True)
+                default_avg, _ = default_fit(problem, space, args.final_iters, stop=False)
                 reference_cbm3d = cbm3d(problem)
             ensemble = summary["ensemble"]
             weightings = {ensemble["method"]: ensemble["psnr"]} | {
@@ -250,8 +229,7 @@ def main() -> None:
                 "search_seconds": round(searched, 1),
                 "seconds": round(time.perf_counter() - start, 1),
             }
-            with args.out.open("a") as f:
-                f.write(json.dumps(row) + "\n")
+            rows_file.add(row)
             print(
                 f"{name} s{sigma:g}: default-stop {default_stop:.2f}, default-avg {default_avg:.2f}, pick "
                 f"{row['pick']:.2f}, ensemble equal/inverse-mse {row['ensemble_equal']:.2f}/"
@@ -259,15 +237,10 @@ def main() -> None:
                 f"{row['cost']['fits_counted_whole']:.2f} full fits; {row['seconds']:.0f} s",
                 flush=True,
             )
-    rows = [r for r in read_jsonl(args.out) if r["image"] in args.images and r["sigma"] in args.sigmas]
-    result = {
-        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "rows": rows,
-        "summary": summarise(rows),
-        "machine": machine(),
-    }
-    path = write_json(args.out.with_suffix(".json"), result)
-    for key, s in result["summary"].items():
+    rows = [r for r in rows_file.read() if r["image"] in args.images and r["sigma"] in args.sigmas]
+    summary = summarise(rows)
+    path = write_result(args.out, args, rows, summary)
+    for key, s in summary.items():
         print(f"{key}: {s}")
     print(f"wrote {path}")
 

@@ -32,12 +32,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DEFAULT_DATA, RESULTS, machine, write_json  # noqa: E402
 
 from dipsearch import make_problem  # noqa: E402
-from dipsearch.imageio import center_crop, load_image  # noqa: E402
+from dipsearch.nets.space import space_from_dict  # noqa: E402
+from dipsearch.problems.problem import Problem  # noqa: E402
 from dipsearch.search import Runtime, SearchSpec, ga  # noqa: E402
 from dipsearch.search.bayes.api import start as start_bayes  # noqa: E402
 from dipsearch.search.bayes.study import BayesSettings, fit_iters  # noqa: E402
-from dipsearch.space import space_from_dict  # noqa: E402
-from dipsearch.tasks import Problem  # noqa: E402
+from dipsearch.store.imageio import center_crop, load_image  # noqa: E402
 
 SPACE: dict[str, Any] = {
     "name": "bench-small",

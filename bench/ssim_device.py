@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 
 from dipsearch import ArchSpec, FitConfig, fit, make_problem
-from dipsearch.imageio import center_crop, load_image
 from dipsearch.metrics import ssim, ssim_tensor
-from dipsearch.tasks import add_noise
+from dipsearch.problems.noise import add_noise
+from dipsearch.store.imageio import center_crop, load_image
 
 DEMO = Path(__file__).resolve().parent.parent / "dipsearch" / "data" / "demo.png"
 

@@ -22,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from skimage.metrics import structural_similarity  # noqa: E402
 
-from dipsearch.imageio import load_image  # noqa: E402
 from dipsearch.metrics import ssim  # noqa: E402
-from dipsearch.tasks import add_noise  # noqa: E402
+from dipsearch.problems.noise import add_noise  # noqa: E402
+from dipsearch.store.imageio import load_image  # noqa: E402
 
 IMAGES = [
     "classic9/Baboon.png",

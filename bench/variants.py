@@ -29,7 +29,7 @@ import torch  # noqa: E402
 from bench.common import DEFAULT_DATA, RESULTS, machine  # noqa: E402
 from dipsearch import ArchSpec, FitConfig, make_problem  # noqa: E402
 from dipsearch.families import DeepDecoderSpec  # noqa: E402
-from dipsearch.imageio import center_crop, load_image  # noqa: E402
+from dipsearch.store.imageio import center_crop, load_image  # noqa: E402
 from dipsearch.variants import VariantSettings, fit_variant  # noqa: E402
 from dipsearch.variants.pretrain import pretrain  # noqa: E402
 from dipsearch.variants.warmstart import save_weights  # noqa: E402

@@ -8,7 +8,6 @@ status 130, never with a traceback.
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 
 def run() -> None:
@@ -20,12 +19,3 @@ def run() -> None:
         print("interrupted", file=sys.stderr)
         code = 130
     sys.exit(code)
-
-
-def __getattr__(name: str) -> Any:
-    # quiet_worker, the pool workers' initializer, lives in dipsearch.executors; this name stays for earlier callers.
-    if name == "quiet_worker":
-        from .executors import quiet_worker
-
-        return quiet_worker
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

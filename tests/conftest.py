@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from dipsearch.arch import ArchSpec
-from dipsearch.imageio import save_image
+from dipsearch.nets.arch import ArchSpec
+from dipsearch.store.imageio import save_image
 
 # The 3-level, 8-channel hourglass most tests fit: small enough for 32 px images and a few hundred steps.
 SMALL = ArchSpec(

@@ -10,13 +10,13 @@ from ga_helpers import TINY_SPACE
 from rich.console import Console
 
 from dipsearch import make_problem
-from dipsearch.arch import ArchSpec
 from dipsearch.errors import ArgumentError, DipsearchError
-from dipsearch.imageio import save_image
+from dipsearch.nets.arch import ArchSpec
 from dipsearch.search import ProblemRecipe, Runtime, SearchResult, SearchSpec, StopSpec, bayes, ga
+from dipsearch.search.bayes.study import BayesSettings
 from dipsearch.search.ga import GAConfig
 from dipsearch.search.rungs import RungPlan
-from dipsearch.search.study import BayesSettings
+from dipsearch.store.imageio import save_image
 
 
 @pytest.fixture(autouse=True)
@@ -151,7 +151,7 @@ def test_a_ga_on_tensors_says_why_its_folder_cannot_resume(tmp_path, space):
         ),
         (
             lambda r, s, rt: ga.run("clean.png", SearchSpec(space=s), rt),
-            "problem must be a ProblemRecipe or a dipsearch.tasks.Problem, got str",
+            "problem must be a ProblemRecipe or a dipsearch.Problem, got str",
         ),
         (
             lambda r, s, rt: ga.run(ProblemRecipe(), SearchSpec(space=s), rt),
@@ -207,7 +207,7 @@ def test_a_ga_folder_of_the_older_format_resumes_and_refuses_a_changed_image(tmp
     import hashlib
     import tomllib
 
-    from dipsearch.tomlio import dumps_toml
+    from dipsearch.store.tomlio import dumps_toml
 
     spec = SearchSpec(
         space=str(space), iters=10, device="cpu", ga=GAConfig(pop=2, gens=0), rungs=RungPlan(final=2, final_iters=120)

@@ -5,8 +5,8 @@ import torch
 from torch import nn
 
 from dipsearch import ArchSpec, DipsearchError, build_net, count_params, load_space
-from dipsearch.arch import Concat
-from dipsearch.space import SPACES_DIR
+from dipsearch.nets.arch import Concat
+from dipsearch.nets.space import SPACES_DIR
 
 
 def test_seed_default_genome_builds_the_reference_network():

@@ -7,23 +7,24 @@ import pytest
 import torch
 from conftest import synthetic_image
 
-from dipsearch.choosers import get_chooser
 from dipsearch.cli import argument_flags, build_parser, main
-from dipsearch.engine import check_fast_settings
 from dipsearch.errors import ArgumentError, check_at_least
-from dipsearch.executors import dask_executor, local_pool
-from dipsearch.fit import FitConfig, resolve_device
-from dipsearch.fitness import make_fitness
-from dipsearch.imageio import save_image
+from dipsearch.fitting.fit import FitConfig, resolve_device
+from dipsearch.fitting.parts import check_fast_settings
+from dipsearch.nets.space import find_space, load_space
+from dipsearch.pipelines.choosers import get_chooser
+from dipsearch.pipelines.reproduce import ReproduceSettings, check, images_of
+from dipsearch.pipelines.reproduce_rows import ROWS
+from dipsearch.pipelines.restore import RestoreSettings
 from dipsearch.preselect.pipeline import PreselectConfig
 from dipsearch.preselect.seeding import SeedPlan, archive_winners
-from dipsearch.reproduce import ReproduceSettings, check, images_of
-from dipsearch.reproduce_rows import ROWS
-from dipsearch.restore import RestoreSettings
-from dipsearch.space import find_space, load_space
+from dipsearch.problems.inpaint import load_mask
+from dipsearch.problems.make import make_problem
+from dipsearch.scoring.executors import dask_executor, local_pool
+from dipsearch.scoring.fitness import make_fitness
 from dipsearch.stopping import Sure
 from dipsearch.stopping.bench import FitJob, run_job
-from dipsearch.tasks import load_mask, make_problem
+from dipsearch.store.imageio import save_image
 from dipsearch.variants import VariantSettings
 
 
@@ -236,8 +237,8 @@ def test_stop_bench_workers(tmp_path, image_file, capsys):
 
 
 def test_a_space_cut_by_the_evaluation_scale_names_the_argument():
-    from dipsearch.search.setup import fit_space_to_image
-    from dipsearch.space import find_space, load_space
+    from dipsearch.nets.space import find_space, load_space
+    from dipsearch.search.prepare import fit_space_to_image
 
     problem = make_problem("denoise", clean=synthetic_image(32, 32), level=25, seed=0)
     with pytest.raises(ArgumentError) as err:

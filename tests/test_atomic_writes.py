@@ -6,8 +6,8 @@ import pytest
 import torch
 from conftest import synthetic_image
 
-from dipsearch.imageio import encode_image, load_image
-from dipsearch.runs import save_image_atomic, write_atomic
+from dipsearch.store.imageio import encode_image, load_image
+from dipsearch.store.runs import save_image_atomic, write_atomic
 
 
 def test_an_image_is_written_whole_with_the_permissions_of_a_plain_file(tmp_path):

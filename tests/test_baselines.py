@@ -11,9 +11,9 @@ from dipsearch.baselines.common import noise_sigma
 from dipsearch.cli import main
 from dipsearch.cli.problem_args import demo_image_path
 from dipsearch.errors import DipsearchError
-from dipsearch.imageio import center_crop, load_image
 from dipsearch.metrics import psnr
-from dipsearch.tasks import make_problem
+from dipsearch.problems.make import make_problem
+from dipsearch.store.imageio import center_crop, load_image
 
 PROBLEMS = {
     "denoise": dict(noise="gaussian", level=25),

@@ -15,15 +15,15 @@ import pytest
 from optuna.trial import TrialState
 
 from dipsearch import DipsearchError, make_problem
-from dipsearch.evaluate import Evaluation
-from dipsearch.search.optuna_space import genome_from_params, space_to_dict, suggest_genome
-from dipsearch.search.recipe import ProblemRecipe
-from dipsearch.search.samplers import SAMPLERS, TrialReporter, pruner_spec, sampler_spec
-from dipsearch.search.setup import SearchSetup
+from dipsearch.nets.space import find_space, load_space, space_from_dict, space_to_dict
+from dipsearch.problems.recipe import ProblemRecipe
+from dipsearch.scoring.evaluate import Evaluation
+from dipsearch.search.bayes.samplers import SAMPLERS, TrialReporter, pruner_spec, sampler_spec
+from dipsearch.search.bayes.space import genome_from_params, suggest_genome
+from dipsearch.search.bayes.storage import HEARTBEAT, OWNER, STALE, StorageSpec, fail_stale_trials, open_storage
+from dipsearch.search.bayes.study import RESULT, BayesSettings, StudyRunner, StudyStatus, open_study, specs
+from dipsearch.search.prepare import SearchSetup
 from dipsearch.search.spec import SearchSpec
-from dipsearch.search.storage import HEARTBEAT, OWNER, STALE, StorageSpec, fail_stale_trials, open_storage
-from dipsearch.search.study import RESULT, BayesSettings, StudyRunner, StudyStatus, open_study, specs
-from dipsearch.space import find_space, load_space, space_from_dict
 
 TINY = """
 name = "tiny"

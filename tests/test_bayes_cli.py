@@ -16,8 +16,8 @@ from optuna.trial import TrialState
 from test_bayes import TINY
 
 from dipsearch.cli import main
-from dipsearch.search.storage import OWNER, STALE, StorageSpec, open_storage
-from dipsearch.search.study import RESULT, StudyStatus
+from dipsearch.search.bayes.storage import OWNER, STALE, StorageSpec, open_storage
+from dipsearch.search.bayes.study import RESULT, StudyStatus
 
 REPO = Path(__file__).resolve().parent.parent
 

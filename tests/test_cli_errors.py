@@ -12,7 +12,7 @@ from PIL import Image
 
 from dipsearch import DipsearchError
 from dipsearch.cli import build_parser, main
-from dipsearch.imageio import save_image
+from dipsearch.store.imageio import save_image
 
 
 def _folders(out: Path) -> list[Path]:
@@ -91,8 +91,8 @@ def test_search_restricts_the_space_to_networks_that_fit_the_image(tmp_path, ima
 
 
 def test_space_restriction_keeps_only_networks_that_fit():
-    from dipsearch.fit import check_size
-    from dipsearch.space import SPACES_DIR, load_space
+    from dipsearch.fitting.fit import check_size
+    from dipsearch.nets.space import SPACES_DIR, load_space
 
     def refuse_for(side):
         def refuse(spec):
@@ -117,9 +117,9 @@ def test_space_restriction_keeps_only_networks_that_fit():
 def test_a_worker_rebuilds_the_same_cut_space(image_file):
     from dipsearch.cli.problem_args import recipe_from_args
     from dipsearch.cli.search_cmd import search_setup
-    from dipsearch.search.bayes_run import setup_of_study as setup_from_recipe
-    from dipsearch.search.optuna_space import space_to_dict
-    from dipsearch.search.recipe import problem_fingerprint
+    from dipsearch.nets.space import space_to_dict
+    from dipsearch.problems.recipe import problem_fingerprint
+    from dipsearch.search.bayes.api import setup_of_study as setup_from_recipe
 
     args = build_parser().parse_args(_search("bayes", "--clean", image_file("small.png", 32, 32), "--space", "wide"))
     setup = search_setup(args)
@@ -164,7 +164,7 @@ def test_eval_scale_counts_in_what_fits(tmp_path, image_file, capsys):
 
 
 def _failing_fits(monkeypatch):
-    import dipsearch.evaluate as evaluate
+    import dipsearch.scoring.evaluate as evaluate
 
     def broken(*args, **kwargs):
         raise RuntimeError("out of memory on the test device")
@@ -198,7 +198,7 @@ def test_bayes_search_whose_every_trial_failed_exits_non_zero(tmp_path, clean, c
 
 
 def test_a_folder_named_like_a_space_does_not_hide_it(tmp_path, monkeypatch):
-    from dipsearch.space import SPACES_DIR, find_space
+    from dipsearch.nets.space import SPACES_DIR, find_space
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "demo").mkdir()
@@ -337,7 +337,7 @@ def test_noise_free_fit_writes_valid_json(tmp_path, clean):
 
 
 def test_json_writer_turns_non_finite_floats_into_null(tmp_path):
-    from dipsearch.runs import RunDir
+    from dipsearch.store.runs import RunDir
 
     run = RunDir(tmp_path)
     run.write_json("a.json", {"x": float("inf"), "y": [float("-inf"), float("nan"), 1.5], "z": {"w": 2}})
@@ -413,7 +413,7 @@ def test_resume_refuses_the_flags_its_run_folder_decides(tmp_path, capsys):
 
 
 def test_interrupted_bayes_search_prints_how_to_resume(tmp_path, clean, capsys, monkeypatch):
-    import dipsearch.evaluate as evaluate
+    import dipsearch.scoring.evaluate as evaluate
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

@@ -215,10 +215,10 @@ def test_compile_on_a_cpu_is_refused(tmp_path, capsys, image_file):
 def test_bf16_where_the_device_has_none_is_refused(tmp_path, capsys, image_file, monkeypatch):
     import torch
 
-    from dipsearch import engine
+    from dipsearch.fitting import loop as engine
 
     monkeypatch.setattr(engine, "resolve_device", lambda name: torch.device("cuda"))
-    fit_module = sys.modules["dipsearch.fit"]  # the module: `dipsearch.fit` as a name is the fit() function
+    fit_module = sys.modules["dipsearch.fitting.fit"]
     monkeypatch.setattr(fit_module, "resolve_device", lambda name: torch.device("cuda"))
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
     message = _error(tmp_path, capsys, ["fit", "--clean", str(image_file("c.png", 64, 64)), "--precision", "bf16"])

@@ -62,17 +62,22 @@ def test_help_answers_without_heavy_imports(argv):
 
 
 def test_the_cli_names_are_the_modules_own():
-    from dipsearch import fitness, preselect, tasks
+    from dipsearch import preselect
     from dipsearch.cli import names
-    from dipsearch.search import operators, samplers, storage
+    from dipsearch.problems import noise, sr
+    from dipsearch.problems.base import task_names
+    from dipsearch.scoring import fitness
+    from dipsearch.search.bayes import samplers, storage
+    from dipsearch.search.ga import operators
     from dipsearch.stopping import DETECTORS
 
-    assert names.NOISE_KINDS == tasks.NOISE_KINDS and names.DEFAULT_LEVEL == tasks.DEFAULT_LEVEL
-    assert names.TASKS == tasks.TASKS and names.SR_FACTORS == tasks.SR_FACTORS
+    assert names.NOISE_KINDS == noise.NOISE_KINDS and names.DEFAULT_LEVEL == noise.DEFAULT_LEVEL
+    assert names.TASKS == task_names() and names.SR_FACTORS == sr.SR_FACTORS
     assert names.FITNESSES == tuple(fitness.FITNESSES) and names.DETECTORS == tuple(DETECTORS)
     assert names.SAMPLERS == samplers.SAMPLERS and names.PRUNERS == samplers.PRUNERS
     assert names.CROSSOVERS == operators.CROSSOVERS
-    from dipsearch import baselines, choosers
+    from dipsearch import baselines
+    from dipsearch.pipelines import choosers
 
     assert names.BASELINE_TASKS == {n: b.tasks for n, b in baselines.BASELINES.items()}
     assert names.CHOOSERS == tuple(choosers.CHOOSERS)
@@ -96,8 +101,8 @@ def test_the_package_imports_its_public_names_on_first_use():
         import sys
         import dipsearch
         assert "torch" not in sys.modules
-        from dipsearch.fit import FitConfig  # binds the submodule on the package ...
-        assert callable(dipsearch.fit) and dipsearch.fit.__name__ == "fit"  # ... but dipsearch.fit stays the function
+        from dipsearch.fitting.fit import FitConfig
+        assert callable(dipsearch.fit) and dipsearch.fit.__name__ == "fit"
         assert dipsearch.ArchSpec.__name__ == "ArchSpec" and dipsearch.make_problem.__module__ == "dipsearch.problems.make"
         assert set(dipsearch.__all__) <= set(dir(dipsearch))
         try:
@@ -169,7 +174,7 @@ def test_ctrl_c_ends_worker_processes_without_a_traceback():
         from concurrent.futures.process import BrokenProcessPool
         from multiprocessing import get_context
 
-        from dipsearch.launch import quiet_worker
+        from dipsearch.scoring.executors import quiet_worker
 
         if __name__ == "__main__":
             pool = ProcessPoolExecutor(1, mp_context=get_context("spawn"), initializer=quiet_worker,
@@ -187,7 +192,7 @@ def test_importing_dipsearch_leaves_optuna_s_log_level_and_the_optuna_commands_s
     done = _python(f"""
         import optuna
         optuna.logging.set_verbosity(optuna.logging.DEBUG)  # a library user's own choice
-        import dipsearch.choosers, dipsearch.search.bayes, dipsearch.search.bayes_report, dipsearch.search.study
+        import dipsearch.pipelines.choosers, dipsearch.search.bayes, dipsearch.search.bayes.display, dipsearch.search.bayes.study
         print(optuna.logging.get_verbosity())
         from dipsearch.cli import main
         code = main(["worker", "--storage", {str(tmp_path / "empty.journal")!r}, "--study", "nope"])

@@ -11,14 +11,14 @@ from test_rungs import Fake, Interrupt, _cli_args, _maker, _problem, _screened, 
 
 from dipsearch import cli
 from dipsearch.errors import ArgumentError
-from dipsearch.executors import InProcessExecutor
 from dipsearch.metrics import psnr
-from dipsearch.runs import RunDir, read_jsonl
+from dipsearch.scoring.executors import InProcessExecutor
 from dipsearch.search.ensemble import WEIGHTINGS, HeldOutValues, combine, ensemble_weights, fitted_weights
 from dipsearch.search.ga import GAConfig, GASearch
 from dipsearch.search.record import SearchRecord
 from dipsearch.search.result import SearchResult
 from dipsearch.search.rungs import RungPlan, RungRunner, finish
+from dipsearch.store.runs import RunDir, read_jsonl
 
 
 def _values(members, weights=None, noise=0.1, n=4000, seed=0):
@@ -139,7 +139,7 @@ def test_each_pixel_is_averaged_over_the_members_that_fitted_it():
 
 
 def test_members_on_their_own_splits_are_weighed_by_their_own_held_out_error():
-    from dipsearch.fitness import HoldoutFitness
+    from dipsearch.scoring.fitness import HoldoutFitness
     from dipsearch.search.ensemble import make_ensemble, own_splits
 
     problem = _problem()

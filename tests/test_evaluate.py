@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from dipsearch import ArchSpec, DipsearchError, make_problem
-from dipsearch.evaluate import Candidate, candidate_key, evaluate
-from dipsearch.fitness import FITNESSES, Fitness, make_fitness
+from dipsearch.scoring.evaluate import Candidate, candidate_key, evaluate
+from dipsearch.scoring.fitness import FITNESSES, Fitness, make_fitness
 
 SMALL = ArchSpec(
     n_down=[8, 8], n_up=[8, 8], n_skip=[4, 4], k_down=[3] * 2, k_up=[3] * 2, k_skip=[1] * 2, upsample=["bilinear"] * 2

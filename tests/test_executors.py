@@ -6,7 +6,7 @@ import time
 import pytest
 
 from dipsearch import DipsearchError
-from dipsearch.executors import InProcessExecutor, dask_executor, gpu_slots, make_executor
+from dipsearch.scoring.executors import InProcessExecutor, dask_executor, gpu_slots, make_executor
 
 
 def _boom():

@@ -9,9 +9,11 @@ import torch
 from conftest import SMALL, synthetic_image
 
 import dipsearch
-from dipsearch import engine, families
+from dipsearch import families
 from dipsearch.errors import DipsearchError
-from dipsearch.space import space_from_dict
+from dipsearch.fitting import loop as engine
+from dipsearch.fitting import parts
+from dipsearch.nets.space import space_from_dict
 from dipsearch.stopping import DETECTORS, StoppingHook, make_detector, replay
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "extending" / "examples"
@@ -36,10 +38,10 @@ def test_a_registered_detector_stops_a_fit_and_replays(problem, monkeypatch):
 
     detector = make_detector("change", warmup=5)
     hook = StoppingHook.online(detector, detector.rule(patience=20))
-    result = dipsearch.fit(hook.prepare(problem), SMALL, dipsearch.FitConfig(iters=200, seed=0), [hook])
+    result = dipsearch.fit(hook.prepare(problem), SMALL, dipsearch.FitConfig(iters=400, seed=0), [hook])
     summary = result.summary(problem)
     assert summary["stop_detector"] == "change"
-    assert summary["stop_fired"] and summary["stopped_iter"] < summary["iters_run"] < 200
+    assert summary["stop_fired"] and summary["stopped_iter"] < summary["iters_run"] < 400
     assert result.extras["images"]["output_stopped"].shape == problem.clean.shape
 
     # recorded passively, the same statistic is replayed offline under another patience
@@ -66,6 +68,7 @@ def test_a_registered_family_fits_loads_and_is_searched(problem, monkeypatch, tm
 
     monkeypatch.setattr(families, "family_of", family_of)
     monkeypatch.setattr(engine, "family_of", family_of)
+    monkeypatch.setattr(parts, "family_of", family_of)
 
     spec = ConvStackSpec(width=(8, 8))
     result = dipsearch.fit(problem, spec, dipsearch.FitConfig(iters=30, seed=0))

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from dipsearch import fitness
 from dipsearch.errors import ArgumentError
+from dipsearch.scoring import fitness
 from dipsearch.search import base
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "extending" / "examples"
@@ -43,7 +43,7 @@ def test_the_example_searcher_registers_and_runs(tmp_path):
 
 
 def test_the_example_score_registers_runs_and_refuses_what_it_cannot_score(tmp_path):
-    from dipsearch.tasks import make_problem
+    from dipsearch.problems.make import make_problem
 
     example = _load("observed_score")
     assert fitness.make_fitness("observed").name == "observed"

@@ -6,8 +6,8 @@ from dipsearch import ArchSpec, DipsearchError, load_space
 from dipsearch.cli import main
 from dipsearch.errors import ArgumentError
 from dipsearch.families import SPEC_CLASSES, DeepDecoderSpec, count_params_of, family_of
-from dipsearch.genes import FIT_GENES, check_fit_settings, config_settings, fit_settings_of
-from dipsearch.space import SPACES_DIR, space_from_dict
+from dipsearch.nets.genes import FIT_GENES, check_fit_settings, config_settings, fit_settings_of
+from dipsearch.nets.space import SPACES_DIR, space_from_dict
 
 
 def test_the_deep_decoder_space_defaults_to_the_published_network():

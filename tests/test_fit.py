@@ -178,7 +178,7 @@ def test_unknown_device_is_a_clear_error(clean32):
 
 
 def test_min_size_is_the_smallest_square_image_that_fits():
-    from dipsearch.fit import min_size
+    from dipsearch.fitting.fit import min_size
 
     assert min_size(ArchSpec()) == 33  # pads to 64: a 2x2 deepest map
     assert min_size(SMALL) == 9

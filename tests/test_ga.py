@@ -7,14 +7,14 @@ import pytest
 from ga_helpers import TINY_SPACE, deep_space
 
 from dipsearch import make_problem
-from dipsearch.evaluate import Candidate, Evaluation, evaluate
-from dipsearch.executors import InProcessExecutor, local_pool
-from dipsearch.runs import RunDir
-from dipsearch.search.checkpoint import STATE
+from dipsearch.nets.space import space_from_dict
+from dipsearch.scoring.evaluate import Candidate, Evaluation, evaluate
+from dipsearch.scoring.executors import InProcessExecutor, local_pool
 from dipsearch.search.ga import GAConfig, GASearch
+from dipsearch.search.ga.checkpoint import STATE
 from dipsearch.search.record import SearchRecord
-from dipsearch.space import space_from_dict
-from dipsearch.tomlio import load_toml
+from dipsearch.store.runs import RunDir
+from dipsearch.store.tomlio import load_toml
 
 
 def _space(text=TINY_SPACE):

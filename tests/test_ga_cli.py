@@ -13,8 +13,8 @@ import pytest
 from ga_helpers import write_space
 
 from dipsearch import cli
-from dipsearch.runs import read_jsonl
-from dipsearch.tomlio import load_toml
+from dipsearch.store.runs import read_jsonl
+from dipsearch.store.tomlio import load_toml
 
 ROOT = Path(__file__).resolve().parent.parent
 

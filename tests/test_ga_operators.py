@@ -5,8 +5,8 @@ import random
 
 import pytest
 
-from dipsearch.search.operators import blocks, crossover, mutate, mutate_value
-from dipsearch.space import SPACES_DIR, Gene, load_space, space_from_dict
+from dipsearch.nets.space import SPACES_DIR, Gene, load_space, space_from_dict
+from dipsearch.search.ga.operators import blocks, crossover, mutate, mutate_value
 
 MIXED = {
     "name": "mixed",

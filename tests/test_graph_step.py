@@ -1,22 +1,19 @@
 """The captured training step, run as plain Python on the CPU: the loop a CUDA graph replays must be today's fit."""
 
-import json
-from pathlib import Path
-
 import pytest
 import torch
 from conftest import SMALL
+from recorded import assert_matches_recorded
 
 from dipsearch import ArgumentError, FitConfig, FitHook, fit, make_problem
 from dipsearch.cli import main
-from dipsearch.engine import Engine, Ring
 from dipsearch.families import DeepDecoderSpec
+from dipsearch.fitting.loop import Engine
+from dipsearch.fitting.step import Ring
 from dipsearch.stopping import StoppingHook
 from dipsearch.stopping.detectors import WMV
 from dipsearch.stopping.rules import PatienceRule
 from dipsearch.variants.sgld import SGLDHook
-
-RECORDED = json.loads((Path(__file__).parent / "data" / "fit_trace_main.json").read_text())
 
 
 def _problem(clean, seed=0):
@@ -28,12 +25,10 @@ def _rows(result):
 
 
 @pytest.mark.parametrize("trace_every", [1, 5, 50])
-def test_the_captured_step_run_eagerly_reproduces_the_recorded_trace_bit_for_bit(clean32, trace_every):
+def test_the_captured_step_run_eagerly_reproduces_the_recorded_trace(clean32, trace_every):
     config = FitConfig(iters=12, seed=3, device="cpu", ssim_every=5, trace_every=trace_every)
     result = Engine(SMALL, config).run_graphed(_problem(clean32), capture=False)
-    assert _rows(result) == RECORDED["rows"]
-    assert result.output.double().sum().item() == RECORDED["output_sum"]
-    assert result.ema.double().sum().item() == RECORDED["ema_sum"]
+    assert_matches_recorded(result)
 
 
 class _Sabotage(FitHook):
@@ -129,7 +124,8 @@ def test_a_hook_that_needs_the_host_every_step_makes_auto_run_eager_and_say_so(c
     hook = _LiveMean()
     with pytest.warns(RuntimeWarning, match="hook 'live-mean' needs the host every step"):
         result = Engine(SMALL, config).run_graphed(_problem(clean32), [hook], capture=False)
-    assert _rows(result) == RECORDED["rows"] and len(hook.means) == 12
+    assert_matches_recorded(result)
+    assert len(hook.means) == 12
 
 
 def test_cuda_graph_on_with_a_hook_that_needs_the_host_every_step_is_refused(clean32):
@@ -188,11 +184,11 @@ def test_the_cli_refuses_cuda_graph_on_a_cpu(tmp_path, capsys, image_file):
 def test_the_cli_refuses_cuda_graph_on_with_an_online_detector(tmp_path, capsys, image_file, monkeypatch):
     import sys
 
-    from dipsearch import engine
+    from dipsearch.fitting import loop as engine
 
     # A machine with CUDA, as far as the checks go: the refusal comes before anything touches the device.
     monkeypatch.setattr(engine, "resolve_device", lambda name: torch.device("cuda"))
-    monkeypatch.setattr(sys.modules["dipsearch.fit"], "resolve_device", lambda name: torch.device("cuda"))
+    monkeypatch.setattr(sys.modules["dipsearch.fitting.fit"], "resolve_device", lambda name: torch.device("cuda"))
     clean = str(image_file("c.png", 64, 64))
     message = _cli_error(tmp_path, capsys, ["fit", "--clean", clean, "--stop", "wmv", "--cuda-graph", "on"])
     assert message == "error: --cuda-graph on cannot capture this fit: hook 'stop:wmv' needs the host every step"
@@ -205,6 +201,6 @@ def test_cuda_graph_is_a_checked_setting():
 
 def test_the_cli_offers_the_library_s_cuda_graph_modes():
     from dipsearch.cli import names
-    from dipsearch.fit import CUDA_GRAPH_MODES
+    from dipsearch.fitting.fit import CUDA_GRAPH_MODES
 
     assert names.CUDA_GRAPH_MODES == CUDA_GRAPH_MODES

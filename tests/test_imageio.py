@@ -4,7 +4,7 @@ import torch
 from PIL import Image
 
 from dipsearch.errors import DipsearchError
-from dipsearch.imageio import center_crop, crop_to_multiple, load_image, save_image
+from dipsearch.store.imageio import center_crop, crop_to_multiple, load_image, save_image
 
 
 def smooth(c: int = 3, h: int = 32, w: int = 40) -> torch.Tensor:

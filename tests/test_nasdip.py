@@ -7,10 +7,9 @@ import pytest
 import torch
 
 from dipsearch import ArchSpec, DipsearchError, build_net, count_params, load_space
-from dipsearch.fit import min_size
-from dipsearch.search.optuna_space import space_to_dict
-from dipsearch.space import SPACES_DIR, cross_skip_gene, space_from_dict
-from dipsearch.upcell import UP_ACTIVATIONS, UP_OPS, UP_PRIMITIVES
+from dipsearch.fitting.fit import min_size
+from dipsearch.nets.space import SPACES_DIR, cross_skip_gene, space_from_dict, space_to_dict
+from dipsearch.nets.upcell import UP_ACTIVATIONS, UP_OPS, UP_PRIMITIVES
 
 
 def _tiny(**changes) -> ArchSpec:

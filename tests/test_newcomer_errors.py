@@ -135,7 +135,7 @@ def test_invalid_gene_ranges_are_refused_when_the_space_loads(tmp_path, capsys, 
 
 
 def test_shipped_spaces_load():
-    from dipsearch.space import SPACES_DIR, load_space
+    from dipsearch.nets.space import SPACES_DIR, load_space
 
     for path in SPACES_DIR.glob("*.toml"):
         load_space(path)
@@ -277,7 +277,7 @@ def test_preselect_says_when_the_space_has_fewer_networks_than_asked(tmp_path, c
 def test_fit_too_large_for_memory_is_refused_with_the_crop_that_fits(tmp_path, capsys, image_file, monkeypatch):
     import re
 
-    import dipsearch.memory as memory
+    import dipsearch.fitting.memory as memory
 
     monkeypatch.setattr(memory, "available_bytes", lambda device: 200 * 2**20)
     big = image_file("big.png", 512, 512)
@@ -301,7 +301,7 @@ def test_fit_too_large_for_memory_is_refused_with_the_crop_that_fits(tmp_path, c
 def test_memory_estimate_grows_with_the_pixels_and_covers_a_real_fit():
     from conftest import SMALL
 
-    from dipsearch.memory import fit_bytes
+    from dipsearch.fitting.memory import fit_bytes
 
     small, large = fit_bytes(SMALL, 3, 128, 128), fit_bytes(SMALL, 3, 256, 256)
     assert 3.5 < large / small < 4.1
@@ -311,10 +311,10 @@ def test_memory_estimate_grows_with_the_pixels_and_covers_a_real_fit():
 def test_no_crop_fits(tmp_path, monkeypatch):
     import torch
 
-    from dipsearch.arch import ArchSpec
     from dipsearch.errors import ArgumentError
-    from dipsearch.memory import check_fit_memory
-    from dipsearch.tasks import make_problem
+    from dipsearch.fitting.memory import check_fit_memory
+    from dipsearch.nets.arch import ArchSpec
+    from dipsearch.problems.make import make_problem
 
     problem = make_problem("denoise", clean=torch.rand(1, 3, 64, 64))
     with pytest.raises(ArgumentError) as err:
@@ -342,7 +342,7 @@ def test_pillows_decompression_bomb_warning_is_not_shown(image_file, monkeypatch
 
     from PIL import Image
 
-    from dipsearch.imageio import load_image
+    from dipsearch.store.imageio import load_image
 
     path = image_file("large.png", 64, 64)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 3000)  # over the limit, under twice it: Pillow only warns

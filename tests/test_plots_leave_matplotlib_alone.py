@@ -8,8 +8,8 @@ import optuna
 import pytest
 import torch
 
-from dipsearch.report import trace_curve
-from dipsearch.search.bayes_report import write_plots
+from dipsearch.pipelines.report import trace_curve
+from dipsearch.search.bayes.display import write_plots
 from dipsearch.stopping.bench import plot_curves
 from dipsearch.variants.sgld import save_uncertainty
 

@@ -20,8 +20,8 @@ from postgres_server import Server, Unavailable
 from test_bayes import TINY
 
 from dipsearch import DipsearchError
-from dipsearch.search.storage import HOST, OWNER, RETRY_OF, STALE, StorageSpec, open_storage
-from dipsearch.search.study import RECIPE, RESULT, SURPLUS, StudyStatus
+from dipsearch.search.bayes.storage import HOST, OWNER, RETRY_OF, STALE, StorageSpec, open_storage
+from dipsearch.search.bayes.study import RECIPE, RESULT, SURPLUS, StudyStatus
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET = 8

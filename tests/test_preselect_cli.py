@@ -9,7 +9,7 @@ from ga_helpers import deep_space, write_space
 
 from dipsearch import ArchSpec, cli
 from dipsearch.preselect import METRICS
-from dipsearch.tomlio import load_toml
+from dipsearch.store.tomlio import load_toml
 
 
 @pytest.fixture

@@ -14,13 +14,13 @@ from torch import nn
 from dipsearch import fit, make_problem
 from dipsearch.cli import main
 from dipsearch.errors import ArgumentError, DipsearchError
-from dipsearch.fit import FitConfig
-from dipsearch.holdout import hold_out
-from dipsearch.imageio import center_crop, load_image, save_image
+from dipsearch.fitting.fit import FitConfig
 from dipsearch.problems import Problem, generator_from_arch, get_task, require_deepinv, task_names
 from dipsearch.problems.cs_mri import cartesian_mask, zero_filled
 from dipsearch.problems.deblur import CircularBlur, gaussian_kernel, motion_kernel
+from dipsearch.problems.holdout import hold_out
 from dipsearch.problems.recipe import demo_image_path
+from dipsearch.store.imageio import center_crop, load_image, save_image
 
 
 class Blur(nn.Module):
@@ -332,8 +332,8 @@ def test_deepinv_operators_against_the_hand_written_ones():
     """What docs/guide/deepinv.md states: which deepinv operators give the hand-written outputs to float tolerance."""
     dinv = _deepinv()
     from dipsearch.problems.cs_mri import KSpace
+    from dipsearch.problems.noise import add_noise
     from dipsearch.problems.sr import LanczosDownsampler, lanczos_kernel
-    from dipsearch.tasks import add_noise
 
     x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     for kernel in (gaussian_kernel(2.0), motion_kernel(9, 0.7)):  # point-symmetric: convolution == correlation
@@ -372,8 +372,8 @@ def test_searches_score_physics_and_mri_problems_on_held_out_measurements(tmp_pa
     from rich.console import Console
 
     from dipsearch.search import ProblemRecipe, Runtime, SearchSpec, bayes, ga
+    from dipsearch.search.bayes.study import BayesSettings
     from dipsearch.search.ga import GAConfig
-    from dipsearch.search.study import BayesSettings
 
     space = str(write_space(tmp_path))
     torch.set_num_threads(1)
@@ -412,7 +412,7 @@ def test_restore_deblurs_with_a_report_and_the_kernel_beside_it(image_file, tmp_
 
 
 def test_restore_a_physics_problem_from_python(tmp_path):
-    from dipsearch.restore import Pipeline, RestoreSettings
+    from dipsearch.pipelines.restore import Pipeline, RestoreSettings
 
     clean = synthetic_image(64, 64)
     physics = Blur(gaussian_kernel(1.0))

@@ -7,9 +7,10 @@ import torch
 from conftest import SMALL, synthetic_image
 
 from dipsearch import FitConfig, make_problem
-from dipsearch.engine import Engine, FitParts
-from dipsearch.evaluate import Candidate, evaluate
-from dipsearch.replica_members import Member, fit_members
+from dipsearch.fitting.loop import Engine
+from dipsearch.fitting.members import Member, fit_members
+from dipsearch.fitting.parts import FitParts
+from dipsearch.scoring.evaluate import Candidate, evaluate
 from dipsearch.search.member_batches import batches, evaluate_members
 from dipsearch.stopping.spec import StopSpec
 

@@ -6,9 +6,11 @@ from conftest import SMALL, synthetic_image
 from torch import nn
 
 from dipsearch import ArgumentError, DipsearchError, FitConfig, fit, make_problem
-from dipsearch.engine import Engine, FitParts, fit_replicas
 from dipsearch.families import DeepDecoderSpec, family_of
 from dipsearch.families.replicas import Replicas, build_replicas
+from dipsearch.fitting.loop import Engine
+from dipsearch.fitting.parts import FitParts
+from dipsearch.fitting.replicas import fit_replicas
 
 SPECS = [SMALL, DeepDecoderSpec(n_up=(8, 8, 8), k_up=(3, 3, 3), upsample=("bilinear",) * 3)]
 

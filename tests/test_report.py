@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from dipsearch.cli import main
-from dipsearch.report import write_report
+from dipsearch.pipelines.report import write_report
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
@@ -92,7 +92,7 @@ def test_not_a_run_folder(tmp_path, capsys):
 
 def test_report_module_imports_nothing_heavy():
     code = (
-        "import sys, dipsearch.errors; before = set(sys.modules); import dipsearch.report; "
+        "import sys, dipsearch.errors; before = set(sys.modules); import dipsearch.pipelines.report; "
         "new = {m.split('.')[0] for m in set(sys.modules) - before}; print(sorted(new))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

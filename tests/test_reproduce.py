@@ -8,8 +8,8 @@ import pytest
 from conftest import synthetic_image
 
 from dipsearch.cli import main
-from dipsearch.imageio import save_image
-from dipsearch.reproduce import Reproduction
+from dipsearch.pipelines.reproduce import Reproduction
+from dipsearch.store.imageio import save_image
 
 
 @pytest.fixture

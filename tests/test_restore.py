@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from dipsearch.choosers import CHOOSERS
 from dipsearch.cli import main
-from dipsearch.runs import read_jsonl
+from dipsearch.pipelines.choosers import CHOOSERS
+from dipsearch.store.runs import read_jsonl
 
 TINY = [
     "--space",

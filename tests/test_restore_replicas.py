@@ -7,10 +7,10 @@ from conftest import synthetic_image
 
 from dipsearch import make_problem
 from dipsearch.cli import main
-from dipsearch.evaluate import Candidate
-from dipsearch.memory import fit_bytes
+from dipsearch.fitting.memory import fit_bytes
+from dipsearch.nets.space import find_space, load_space
+from dipsearch.scoring.evaluate import Candidate
 from dipsearch.search import member_batches
-from dipsearch.space import find_space, load_space
 
 TINY = ["--space", "demo", "--iters", "110", "--patience", "10", "--device", "cpu", "--no-report"]
 
@@ -57,7 +57,7 @@ def test_members_of_different_networks_are_batched_only_where_they_share_one(ima
 
 
 def test_ctrl_c_during_a_batched_restore_leaves_nothing(image_file, tmp_path, monkeypatch, capsys):
-    from dipsearch import replica_members
+    from dipsearch.fitting import members as replica_members
 
     real, calls = replica_members._Batch._step, []
 
@@ -129,7 +129,7 @@ def test_search_final_rung_replicas_on_with_nothing_to_batch_is_refused(capsys, 
 
 def _watched_fit(watch, name, stop_at):
     """Feed a watch hook the rows of a fit whose held-out MSE falls to step `stop_at` and ends 3 steps later."""
-    from dipsearch.fit import FitResult, StepState
+    from dipsearch.fitting.fitbase import FitResult, StepState
 
     hook = watch.hook(name)
     hook.on_start(None, None, type("Config", (), {"iters": 20})())
@@ -146,7 +146,7 @@ def test_a_watched_restore_shows_a_bar_per_member_on_a_terminal_and_a_line_per_m
 
     from rich.console import Console
 
-    from dipsearch.restore_progress import MemberWatch
+    from dipsearch.pipelines.restore_progress import MemberWatch
 
     terminal = Console(file=io.StringIO(), force_terminal=True, width=150)
     with MemberWatch(terminal) as watch:

@@ -14,13 +14,13 @@ import pytest
 from ga_helpers import TINY_SPACE, write_space
 
 from dipsearch import cli, make_problem
-from dipsearch.evaluate import Candidate, Evaluation
-from dipsearch.executors import InProcessExecutor
-from dipsearch.runs import RunDir, read_jsonl
+from dipsearch.nets.space import space_from_dict
+from dipsearch.scoring.evaluate import Candidate, Evaluation
+from dipsearch.scoring.executors import InProcessExecutor
 from dipsearch.search.ga import GAConfig, GASearch
 from dipsearch.search.record import SearchRecord
 from dipsearch.search.rungs import RungPlan, RungRunner
-from dipsearch.space import space_from_dict
+from dipsearch.store.runs import RunDir, read_jsonl
 
 ROOT = Path(__file__).resolve().parent.parent
 

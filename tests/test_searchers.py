@@ -10,13 +10,14 @@ from rich.console import Console
 
 from dipsearch.cli import main
 from dipsearch.errors import ArgumentError, DipsearchError
-from dipsearch.imageio import save_image
 from dipsearch.search import ProblemRecipe, Runtime, SearchSpec
-from dipsearch.search.base import SEARCHERS, get_searcher, resume, run
+from dipsearch.search.api import resume, run
+from dipsearch.search.base import SEARCHERS, get_searcher
 from dipsearch.search.ga import GAConfig
 from dipsearch.search.random import RandomSettings
 from dipsearch.stopping.spec import StopSpec
-from dipsearch.tomlio import load_toml
+from dipsearch.store.imageio import save_image
+from dipsearch.store.tomlio import load_toml
 
 
 @pytest.fixture(autouse=True)
@@ -73,13 +74,13 @@ def test_a_spec_names_its_searcher_and_reads_back_specs_stored_before_that_name(
 
 
 def test_stop_spec_is_the_one_form_and_equals_its_stored_dict():
-    from dipsearch.evaluate import candidate_key
+    from dipsearch.scoring.evaluate import candidate_key
     from dipsearch.search.rungs import RungPlan
 
     plan = RungPlan(stop={"detector": "wmv", "patience": 5})
     assert isinstance(plan.stop, StopSpec) and plan.stop == {"detector": "wmv", "patience": 5}
     assert RungPlan.from_dict(plan.to_dict()).stop == plan.stop
-    from dipsearch.arch import ArchSpec
+    from dipsearch.nets.arch import ArchSpec
 
     args = (ArchSpec(), {}, 10, "holdout", 1.0, 0, "ema")
     # The cache key hashes the dict form, as before: run folders of earlier versions keep their cache.

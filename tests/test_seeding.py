@@ -10,8 +10,8 @@ from ga_helpers import write_space
 from dipsearch import cli, load_space, make_problem
 from dipsearch.preselect.scoring import ScoreConfig, score_spec
 from dipsearch.preselect.seeding import SeedPlan, initial_genomes
-from dipsearch.runs import read_jsonl
-from dipsearch.tomlio import load_toml
+from dipsearch.store.runs import read_jsonl
+from dipsearch.store.tomlio import load_toml
 
 
 def _key(space, genome):

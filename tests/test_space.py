@@ -3,7 +3,7 @@ import random
 import pytest
 
 from dipsearch import ArchSpec, DipsearchError, load_space
-from dipsearch.space import SPACES_DIR, find_space, space_from_dict
+from dipsearch.nets.space import SPACES_DIR, find_space, space_from_dict
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,12 @@
-"""The stopping benchmark's parallel fits run in dipsearch.executors' pool and record what in-process fits record."""
+"""The stopping benchmark's parallel fits run in dipsearch.scoring.executors' pool and record what in-process fits record."""
 
 import csv
 
 from conftest import SMALL, synthetic_image
 
 from dipsearch import FitConfig
-from dipsearch.imageio import save_image
 from dipsearch.stopping import bench
+from dipsearch.store.imageio import save_image
 
 
 def _traces(folder, workers):

@@ -8,9 +8,9 @@ import torch
 from conftest import SMALL, synthetic_image
 
 from dipsearch import DipsearchError, FitConfig, Problem, fit, make_problem
-from dipsearch.fit import StepState
-from dipsearch.fitness import HoldoutFitness
+from dipsearch.fitting.fit import StepState
 from dipsearch.metrics import psnr
+from dipsearch.scoring.fitness import HoldoutFitness
 from dipsearch.stopping import (
     EMV,
     WMV,

@@ -9,10 +9,10 @@ from optuna.trial import TrialState
 from test_bayes import FakeExecutor, make_setup, tiny_space
 
 from dipsearch.cli import main
-from dipsearch.evaluate import Evaluation
-from dipsearch.search.optuna_space import suggest_genome
-from dipsearch.search.storage import HEARTBEAT, OWNER, RETRY_OF, STALE, StorageSpec, fail_stale_trials
-from dipsearch.search.study import BayesSettings, StudyRunner, StudyStatus, open_study, specs
+from dipsearch.scoring.evaluate import Evaluation
+from dipsearch.search.bayes.space import suggest_genome
+from dipsearch.search.bayes.storage import HEARTBEAT, OWNER, RETRY_OF, STALE, StorageSpec, fail_stale_trials
+from dipsearch.search.bayes.study import BayesSettings, StudyRunner, StudyStatus, open_study, specs
 
 
 def test_runner_waits_for_a_silent_workers_trial_then_fails_it_and_asks_again(tmp_path):
@@ -147,7 +147,7 @@ def test_a_trial_whose_worker_was_lost_fails_with_the_executors_error(tmp_path):
 
 @pytest.mark.parametrize("given, used", [([], 7.0), (["--stale-after", "20"], 20.0)])
 def test_a_worker_judges_heartbeats_by_the_drivers_stale_after_unless_given_its_own(tmp_path, monkeypatch, given, used):
-    import dipsearch.search.bayes_run as bayes_run
+    import dipsearch.search.bayes.api as bayes_run
 
     monkeypatch.chdir(tmp_path)
     common = ["--demo", "--crop", "32", "--storage", "s.journal", "--study", "s"]

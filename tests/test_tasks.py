@@ -9,23 +9,13 @@ import torch.nn.functional as F
 from PIL import Image
 
 from dipsearch.errors import ArgumentError, DipsearchError
-from dipsearch.imageio import save_image
 from dipsearch.metrics import psnr, ssim, ssim_tensor
-from dipsearch.tasks import (
-    DEFAULT_LEVEL,
-    LITERATURE_LEVELS,
-    NOISE_KINDS,
-    Problem,
-    add_noise,
-    bernoulli_mask,
-    lanczos_downsampler,
-    lanczos_kernel,
-    load_mask,
-    make_lr,
-    make_problem,
-    region_mask,
-    text_mask,
-)
+from dipsearch.problems.inpaint import bernoulli_mask, load_mask, region_mask, text_mask
+from dipsearch.problems.make import make_problem
+from dipsearch.problems.noise import DEFAULT_LEVEL, LITERATURE_LEVELS, NOISE_KINDS, add_noise
+from dipsearch.problems.problem import Problem
+from dipsearch.problems.sr import lanczos_downsampler, lanczos_kernel, make_lr
+from dipsearch.store.imageio import save_image
 
 
 def smooth(c: int = 3, h: int = 48, w: int = 48) -> torch.Tensor:

@@ -11,9 +11,9 @@ from ga_helpers import write_space
 
 from dipsearch import FitConfig, fit, make_problem
 from dipsearch.cli import main
-from dipsearch.engine import Lazy
 from dipsearch.errors import ArgumentError, DipsearchError
-from dipsearch.fit import FitHook, StepState
+from dipsearch.fitting.fit import FitHook, StepState
+from dipsearch.fitting.trace import Lazy
 from dipsearch.search.spec import Runtime
 from dipsearch.stopping import StoppingHook, make_detector
 
@@ -21,7 +21,7 @@ pytest.importorskip("tensorboard", reason="the tensorboard extra is not installe
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 from tensorboard.plugins.hparams import plugin_data_pb2  # noqa: E402
 
-from dipsearch.tensorboard import MISSING, TensorBoardHook  # noqa: E402
+from dipsearch.fitting.tensorboard import MISSING, TensorBoardHook  # noqa: E402
 
 
 def _events(logdir: Path) -> EventAccumulator:

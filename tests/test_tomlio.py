@@ -8,7 +8,7 @@ import pytest
 
 from dipsearch import ArchSpec
 from dipsearch.families import DeepDecoderSpec, load_spec
-from dipsearch.tomlio import dumps_toml
+from dipsearch.store.tomlio import dumps_toml
 
 
 def test_a_document_loads_back_as_written_with_none_left_out_at_every_depth():

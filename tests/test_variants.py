@@ -207,7 +207,7 @@ def test_weights_file_round_trip_and_its_errors(clean32, tmp_path):
 
 
 def test_variant_genes_decode_into_fit_settings_and_bad_ones_are_refused():
-    from dipsearch.space import space_from_dict
+    from dipsearch.nets.space import space_from_dict
     from dipsearch.variants import candidate_variant
 
     space = space_from_dict(

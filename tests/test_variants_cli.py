@@ -230,7 +230,7 @@ def test_a_search_starts_matching_candidates_from_init_weights(tmp_path, image_f
     same, other = setup.space.default(), {**setup.space.default(), "k_skip": 3}
     assert setup.candidate(same, 0).init == str(cold / "weights.pt")
     assert setup.candidate(other, 1).init is None  # another architecture: a cold start
-    from dipsearch.evaluate import evaluate
+    from dipsearch.scoring.evaluate import evaluate
 
     evaluation = evaluate(setup.candidate(same, 0))
     assert evaluation.error is None and evaluation.iters_run == 8

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..tasks import Problem
+from ..problems.problem import Problem
 from .common import from_hwc, noise_sigma, to_hwc
 from .registry import Baseline, register
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..tasks import Problem
+from ..problems.problem import Problem
 
 
 def to_hwc(image: torch.Tensor) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import DipsearchError
-from ..tasks import Problem
+from ..problems.problem import Problem
 from .common import from_hwc, to_hwc
 from .registry import Baseline, register
 

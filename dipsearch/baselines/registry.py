@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import DipsearchError
-from ..tasks import Problem
+from ..problems.problem import Problem
 
 
 @dataclass(frozen=True)

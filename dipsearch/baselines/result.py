@@ -7,9 +7,9 @@ from typing import Any
 
 import torch
 
-from ..fit import baseline_psnr
+from ..fitting.fit import baseline_psnr
 from ..metrics import psnr, ssim
-from ..tasks import Problem
+from ..problems.problem import Problem
 from .common import noise_sigma
 from .registry import get_baseline, run_baseline
 

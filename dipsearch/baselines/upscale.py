@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..tasks import Problem
+from ..problems.problem import Problem
 from .registry import Baseline, register
 
 

@@ -29,8 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace, console: Console) -> int:
     from ..baselines import get_baseline
     from ..baselines.result import apply_baseline
-    from ..progress import summary_table
-    from ..runs import RunDir
+    from ..fitting.progress import summary_table
+    from ..store.runs import RunDir
     from .problem_args import problem_from_args, problem_tag
 
     problem = problem_from_args(args)

@@ -108,7 +108,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
-    from ..progress import summary_table
+    from ..fitting.progress import summary_table
     from ..search.bayes import api as bayes_api
     from ..search.bayes.display import top_table
     from ..search.bayes.study import BayesSettings

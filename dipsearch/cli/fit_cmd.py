@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..genes import BUDGET_GENE, CONFIG_GENES, check_fit_settings, check_fit_table
+from ..nets.genes import BUDGET_GENE, CONFIG_GENES, check_fit_settings, check_fit_table
 from .log_args import add_log_flag, log_hooks, wants_tensorboard
 from .names import CUDA_GRAPH_MODES, name_arguments
 from .problem_args import add_problem_args, problem_from_args, problem_tag
@@ -15,7 +15,7 @@ from .variant_args import add_variant_args, split_settings, variant_from_args
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from ..fit import FitConfig
+    from ..fitting.fit import FitConfig
 
 
 def add_fit_settings(parser: argparse.ArgumentParser, iters_default: int | None = None) -> None:
@@ -50,7 +50,7 @@ def add_fast_flags(group: Any) -> None:
 
 def fast_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The FitConfig speed settings the flags ask for: only those that differ from the exact fp32 default."""
-    from ..fit import FitConfig
+    from ..fitting.fit import FitConfig
 
     fast = {
         "precision": getattr(args, "precision", "fp32"),
@@ -86,10 +86,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def resolve_arch(args: argparse.Namespace) -> tuple[Any, dict[str, Any], dict[str, Any]]:
     """The ArchSpec, the fit settings that came with it, and where it came from."""
-    from ..arch import ArchSpec
     from ..families import load_spec
-    from ..space import find_space, load_space
-    from ..tomlio import load_toml
+    from ..nets.arch import ArchSpec
+    from ..nets.space import find_space, load_space
+    from ..store.tomlio import load_toml
 
     if getattr(args, "arch", None):
         spec = load_spec(args.arch)
@@ -116,7 +116,7 @@ def _check_variant_genes(settings: dict[str, Any], source: str) -> None:
 
 
 def fit_config(args: argparse.Namespace, from_arch: dict[str, Any]) -> FitConfig:
-    from ..fit import FitConfig
+    from ..fitting.fit import FitConfig
 
     settings = dict(from_arch)
     for name in (*CONFIG_GENES, BUDGET_GENE):
@@ -127,13 +127,14 @@ def fit_config(args: argparse.Namespace, from_arch: dict[str, Any]) -> FitConfig
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
-    from ..engine import Engine, check_fast_settings
     from ..families import family_of
-    from ..fit import FitHook, check_size, resolve_device
-    from ..memory import check_fit_memory
-    from ..progress import ProgressHook, fit_progress, summary_table
-    from ..runs import RunDir
+    from ..fitting.fit import FitHook, check_size, resolve_device
+    from ..fitting.loop import Engine
+    from ..fitting.memory import check_fit_memory
+    from ..fitting.parts import check_fast_settings
+    from ..fitting.progress import ProgressHook, fit_progress, summary_table
     from ..stopping import prepare_problem
+    from ..store.runs import RunDir
     from ..variants import get_variant, variant_parts
     from ..variants.outputs import save_variant_outputs
     from ..variants.warmstart import FinalWeights

@@ -24,8 +24,8 @@ from .search_cmd import (
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from ..problems.recipe import ProblemRecipe
     from ..search.ga import GAConfig
-    from ..search.recipe import ProblemRecipe
     from ..search.spec import SearchSpec
 
 DEFAULTS = {"pop": 8, "gens": 5, "iters": 400, "space": "default"}
@@ -143,7 +143,7 @@ def _fresh(args: argparse.Namespace, console: Console) -> tuple[ProblemRecipe, S
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
-    from ..progress import summary_table
+    from ..fitting.progress import summary_table
     from ..search.display import top_table
     from ..search.ga import driver as ga_driver
     from ..search.prepare import no_winner

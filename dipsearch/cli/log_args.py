@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..fit import FitHook
+    from ..fitting.fit import FitHook
 
 LOGS = ("none", "tensorboard")
 
@@ -27,7 +27,7 @@ def wants_tensorboard(args: argparse.Namespace) -> bool:
     """True for --log tensorboard; the extra missing fails here, before any run folder is made."""
     if getattr(args, "log", "none") != "tensorboard":
         return False
-    from ..tensorboard import require
+    from ..fitting.tensorboard import require
 
     require()
     return True
@@ -37,6 +37,6 @@ def log_hooks(args: argparse.Namespace, run_path: Path) -> list[FitHook]:
     """The fit hooks --log asks for, writing into the run folder (put them after every other hook)."""
     if not wants_tensorboard(args):
         return []
-    from ..tensorboard import FOLDER, TensorBoardHook
+    from ..fitting.tensorboard import FOLDER, TensorBoardHook
 
     return [TensorBoardHook(Path(run_path) / FOLDER)]

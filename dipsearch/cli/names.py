@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import argparse
 
-from ..genes import VARIANT_GENES  # noqa: F401 - light already (standard library only), so not written again
+from ..nets.genes import VARIANT_GENES  # noqa: F401 - light already (standard library only), so not written again
 
-NOISE_KINDS = ("gaussian", "poisson", "impulse", "speckle")  # dipsearch.tasks.NOISE_KINDS
-DEFAULT_LEVEL = {"gaussian": 25, "poisson": 12, "impulse": 0.5, "speckle": 0.35}  # dipsearch.tasks.DEFAULT_LEVEL
-TASKS = ("denoise", "sr", "inpaint", "deblur", "cs-mri")  # dipsearch.tasks.TASKS
-SR_FACTORS = (2, 4, 8)  # dipsearch.tasks.SR_FACTORS
-FITNESSES = ("holdout", "psnr", "sure")  # keys of dipsearch.fitness.FITNESSES
+NOISE_KINDS = ("gaussian", "poisson", "impulse", "speckle")  # dipsearch.problems.noise.NOISE_KINDS
+DEFAULT_LEVEL = {
+    "gaussian": 25,
+    "poisson": 12,
+    "impulse": 0.5,
+    "speckle": 0.35,
+}  # dipsearch.problems.noise.DEFAULT_LEVEL
+TASKS = ("denoise", "sr", "inpaint", "deblur", "cs-mri")  # dipsearch.problems.base.task_names()
+SR_FACTORS = (2, 4, 8)  # dipsearch.problems.sr.SR_FACTORS
+FITNESSES = ("holdout", "psnr", "sure")  # keys of dipsearch.scoring.fitness.FITNESSES
 DETECTORS = ("wmv", "emv", "sure", "holdout", "spectral")  # keys of dipsearch.stopping.DETECTORS
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "nsga2")  # dipsearch.search.bayes.samplers.SAMPLERS
 PRUNERS = ("hyperband", "median", "sha", "none")  # dipsearch.search.bayes.samplers.PRUNERS
@@ -38,12 +43,12 @@ BASELINE_TASKS = {
     "zero-filled": ("cs-mri",),
     "tv": ("deblur", "cs-mri"),
 }  # dipsearch.baselines.BASELINES: name -> tasks
-CHOOSERS = ("ga", "bayes", "none")  # keys of dipsearch.choosers.CHOOSERS
-RESTORE_BUDGETS = {  # dipsearch.choosers.BUDGETS as (space, pop, gens, trials, search_iters, iters)
+CHOOSERS = ("ga", "bayes", "none")  # keys of dipsearch.pipelines.choosers.CHOOSERS
+RESTORE_BUDGETS = {  # dipsearch.pipelines.choosers.BUDGETS as (space, pop, gens, trials, search_iters, iters)
     "cpu": ("demo", 4, 2, 12, 300, 2400),
     "gpu": ("default", 8, 5, 48, 1200, 3000),
 }
-CUDA_GRAPH_MODES = ("auto", "on", "off")  # dipsearch.fit.CUDA_GRAPH_MODES
+CUDA_GRAPH_MODES = ("auto", "on", "off")  # dipsearch.fitting.fit.CUDA_GRAPH_MODES
 VARIANTS = ("plain", "sgld")  # keys of dipsearch.variants.VARIANTS
 SGLD_ITERS = 20000  # dipsearch.variants.sgld.SGLD.default_iters: the published run length
 SGLD_DEFAULTS = {"sgld_noise": 2.0, "burn_in": 7000, "sample_every": 50}  # dipsearch.variants.VariantSettings()

@@ -51,12 +51,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
-    from ..fit import resolve_device
+    from ..fitting.fit import resolve_device
+    from ..fitting.progress import fit_progress, summary_table
+    from ..nets.space import find_space, load_space
     from ..preselect.pipeline import PreselectConfig, preselect
     from ..preselect.record import write_run
-    from ..progress import fit_progress, summary_table
-    from ..runs import RunDir
-    from ..space import find_space, load_space
+    from ..store.runs import RunDir
 
     for name, value in (DEMO if args.demo else DEFAULTS).items():
         if getattr(args, name) is None:

@@ -60,10 +60,10 @@ def image_files(folder: str) -> list[Path]:
 
 def run(args: argparse.Namespace, console: Console) -> int:
     from ..families import family_of
-    from ..fit import FitConfig
-    from ..runs import versions
-    from ..search.recipe import ProblemRecipe
-    from ..tomlio import dumps_toml
+    from ..fitting.fit import FitConfig
+    from ..problems.recipe import ProblemRecipe
+    from ..store.runs import versions
+    from ..store.tomlio import dumps_toml
     from ..variants.pretrain import pretrain
     from ..variants.warmstart import save_weights
     from .fit_cmd import resolve_arch

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING
 from .names import DEFAULT_LEVEL, NOISE_KINDS, TASKS, name_arguments
 
 if TYPE_CHECKING:
-    from ..search.recipe import ProblemRecipe
-    from ..tasks import Problem
+    from ..problems.problem import Problem
+    from ..problems.recipe import ProblemRecipe
 
-SEED_MAX = 2**32 - 1  # as dipsearch.search.recipe.SEED_MAX (not imported: the help text is built at start-up)
+SEED_MAX = 2**32 - 1  # as dipsearch.problems.recipe.SEED_MAX (not imported: the help text is built at start-up)
 PROBLEM_KEYS = (
     "observation",
     "task",
@@ -33,7 +33,7 @@ PROBLEM_KEYS = (
 
 
 def demo_image_path() -> Path:
-    from ..search.recipe import demo_image_path
+    from ..problems.recipe import demo_image_path
 
     return demo_image_path()
 
@@ -101,7 +101,7 @@ def add_problem_args(parser: argparse.ArgumentParser) -> None:
 
 def recipe_from_args(args: argparse.Namespace) -> ProblemRecipe:
     """The ProblemRecipe the problem flags describe (paths as given)."""
-    from ..search.recipe import ProblemRecipe
+    from ..problems.recipe import ProblemRecipe
 
     return ProblemRecipe(**{k: getattr(args, k) for k in PROBLEM_KEYS})
 

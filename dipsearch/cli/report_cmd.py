@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
-    from ..report import write_report
+    from ..pipelines.report import write_report
 
     path = write_report(args.run_dir)
     console.print(f"report: [bold]{path}[/bold]", soft_wrap=True, highlight=False)

@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # rich is imported when a command runs, not when the parser i
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..reproduce_rows import DIP_METHODS, ROWS
+    from ..pipelines.reproduce_rows import DIP_METHODS, ROWS
     from .names import BASELINE_TASKS
 
     rows = "; ".join(f"{r.name}: {r.description} on {'/'.join(r.sets)}" for r in ROWS.values())
@@ -95,8 +95,8 @@ def summary_table(rows: list[dict]) -> Table:
 
 def run(args: argparse.Namespace, console: Console) -> int:
     from ..errors import DipsearchError
-    from ..reproduce import ReproduceSettings, Reproduction
-    from ..reproduce_rows import all_methods, check_methods, check_methods_apply, get_rows
+    from ..pipelines.reproduce import ReproduceSettings, Reproduction
+    from ..pipelines.reproduce_rows import all_methods, check_methods, check_methods_apply, get_rows
 
     set_threads(args.threads)
     if args.resume:
@@ -138,7 +138,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     for note in sorted(notes):
         console.print(f"note: {note}", highlight=False)
     if not args.no_report:
-        from ..report import write_report
+        from ..pipelines.report import write_report
 
         write_report(job.run.path)
     console.print(f"run folder: [bold]{job.run.path}[/bold]", soft_wrap=True, highlight=False)

@@ -78,7 +78,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def settings_from_args(args: argparse.Namespace):
-    from ..restore import RestoreSettings
+    from ..pipelines.restore import RestoreSettings
     from .log_args import wants_tensorboard
 
     keys = (
@@ -130,7 +130,7 @@ def set_threads(threads: int | None) -> None:
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
-    from ..restore import Pipeline
+    from ..pipelines.restore import Pipeline
     from .problem_args import problem_from_args, problem_tag
 
     set_threads(args.threads)
@@ -139,7 +139,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     result = pipeline.run(args.out, problem_tag(args))
     console.print(stage_table(result.stages, problem.clean is not None))
     if not args.no_report:
-        from ..report import write_report
+        from ..pipelines.report import write_report
 
         write_report(result.run.path)
     console.print(f"restored image: [bold]{result.run.file('restored.png')}[/bold]", soft_wrap=True, highlight=False)

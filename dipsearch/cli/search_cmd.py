@@ -1,7 +1,7 @@
 """`dipsearch search SEARCHER`: the flags every searcher shares, and the group that holds the searchers.
 
 The searchers are the registry's (dipsearch.search.base.SEARCHERS). One with a command-line module of its own
-(Searcher.cli) registers its parser there; any other gets the shared flags, one flag per field of its settings
+(SEARCHER_COMMANDS below) registers its parser there; any other gets the shared flags, one flag per field of its settings
 dataclass and --resume RUN_DIR (`generic_run` below), so that a new searcher needs no command-line code.
 """
 
@@ -212,6 +212,11 @@ def refuse_resume_flags(args: argparse.Namespace, allowed: list[str]) -> None:
         )
 
 
+# The searchers whose flags a module of this package declares (its register(subparsers)). The command line
+# keeps this map, so that the library names no command-line module.
+SEARCHER_COMMANDS = {"ga": "ga_cmd", "bayes": "bayes_cmd"}
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     import importlib
 
@@ -224,11 +229,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     searchers = parser.add_subparsers(dest="searcher", metavar="SEARCHER", required=True)
     for name in SEARCHERS:
-        searcher = searcher_class(name)
-        if searcher.cli is not None:
-            importlib.import_module(searcher.cli).register(searchers)
+        if name in SEARCHER_COMMANDS:
+            importlib.import_module(f".{SEARCHER_COMMANDS[name]}", __package__).register(searchers)
         else:
-            register_generic(searchers, searcher)
+            register_generic(searchers, searcher_class(name))
 
 
 # ---------------------------------------------------------------- searchers without a command-line module
@@ -294,7 +298,7 @@ def generic_run(args: argparse.Namespace, console: Console) -> int:
 def report(done: Any, console: Console, title: str) -> None:
     """The closing tables of a search (its best candidates, the final rung, its scalar figures) and where to go
     next; `done` is a searcher's run object with setup, summary, evaluations, selection and run."""
-    from ..progress import summary_table
+    from ..fitting.progress import summary_table
     from ..search.display import top_table
 
     setup = done.setup

@@ -14,11 +14,11 @@ from .names import DETECTORS, NOISE_KINDS, name_arguments
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from ..fit import FitHook
-    from ..runs import RunDir
-    from ..search.spec import StopSpec
+    from ..fitting.fit import FitHook
+    from ..problems.problem import Problem
     from ..stopping import bench as sb
-    from ..tasks import Problem
+    from ..stopping.spec import StopSpec
+    from ..store.runs import RunDir
 
 # ---------------------------------------------------------------- `dipsearch fit --stop ...`
 
@@ -78,7 +78,7 @@ def add_stop_args(parser: argparse.ArgumentParser) -> None:
 
 def stop_spec_from_args(args: argparse.Namespace) -> StopSpec | None:
     """The StopSpec the --stop flags describe (None for --stop none); bad flags raise an ArgumentError."""
-    from ..search.spec import StopSpec
+    from ..stopping.spec import StopSpec
 
     if getattr(args, "stop", "none") == "none":
         settings = getattr(args, "stop_settings", {})
@@ -179,10 +179,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _protocol(args: argparse.Namespace) -> dict[str, Any]:
-    from ..arch import ArchSpec
     from ..families import load_spec
-    from ..fit import FitConfig
-    from ..holdout import check_fraction
+    from ..fitting.fit import FitConfig
+    from ..nets.arch import ArchSpec
+    from ..problems.holdout import check_fraction
     from ..stopping import bench as sb
 
     if args.crop is not None and args.crop < 8:
@@ -216,7 +216,7 @@ def _protocol(args: argparse.Namespace) -> dict[str, Any]:
 
 def _image_sizes(images: list[str]) -> dict[str, tuple[int, int]]:
     """(height, width) of every image; a missing or unreadable file fails here, before any other flag is judged."""
-    from ..imageio import load_image
+    from ..store.imageio import load_image
 
     return {path: tuple(load_image(path).shape[-2:]) for path in images}
 
@@ -238,9 +238,9 @@ def _check_images(sizes: dict[str, tuple[int, int]], protocol: dict[str, Any]) -
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
-    from ..runs import RunDir
     from ..stopping import bench as sb
-    from ..tomlio import load_toml
+    from ..store.runs import RunDir
+    from ..store.tomlio import load_toml
 
     grid = _csv_list(args.patience_grid, "--patience-grid", int)
     detectors = _csv_list(args.detectors, "--detectors") if args.detectors else None
@@ -328,7 +328,7 @@ def _networks(protocol: dict[str, Any], sizes: dict[str, tuple[int, int]]) -> li
 
 
 def _run_fits(console: Console, jobs: list[sb.FitJob], args: argparse.Namespace) -> None:
-    from ..progress import ProgressHook, fit_progress
+    from ..fitting.progress import ProgressHook, fit_progress
     from ..stopping import bench as sb
 
     class TransientProgress(ProgressHook):

@@ -9,7 +9,7 @@ A family's spec is a frozen dataclass (the hourglass's is `ArchSpec`, unchanged;
     make_input(height, width, scale, gen)     a fresh input of input_shape (U(0, scale) noise by default)
     size_error(height, width) -> str | None   why an image of this size cannot work (None: it can)
     to_dict() / describe()                    file form (with a "family" key unless hourglass) and a label
-    genes                                     the genes a search space may name (dipsearch.genes.FamilyGenes),
+    genes                                     the genes a search space may name (dipsearch.nets.genes.FamilyGenes),
                                               declared once by the family's spec class
 
 Files and dicts name their family with a "family" key; a dict without one is an hourglass ArchSpec, so
@@ -24,9 +24,9 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from ..arch import ArchSpec, read_arch_table
 from ..errors import DipsearchError
-from ..genes import FamilyGenes
+from ..nets.arch import ArchSpec, read_arch_table
+from ..nets.genes import FamilyGenes
 from .deep_decoder import DeepDecoderSpec
 from .hourglass import Hourglass
 

@@ -17,11 +17,11 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ..arch import ACTIVATIONS, PADDINGS, UPSAMPLE_MODES, _activation, _check_choice
 from ..errors import DipsearchError
-from ..genes import FamilyGenes
-from ..tomlio import dumps_toml
-from ..upcell import up_cell
+from ..nets.arch import ACTIVATIONS, PADDINGS, UPSAMPLE_MODES, _activation, _check_choice
+from ..nets.genes import FamilyGenes
+from ..nets.upcell import up_cell
+from ..store.tomlio import dumps_toml
 from .hourglass import padded, size_error
 
 

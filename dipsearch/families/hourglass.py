@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..arch import ArchSpec, build_net
+from ..nets.arch import ArchSpec, build_net
 
 
 def padded(size: int, multiple: int) -> int:

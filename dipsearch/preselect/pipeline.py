@@ -1,7 +1,7 @@
 """Pre-selection as one call: sample candidates, score them without training, keep the best, fit those.
 
 `preselect(problem, space, config)` returns every candidate with its scores and, for the kept ones
-that were fitted, their Evaluation (the search's own unit of work, dipsearch.evaluate). The pick is the
+that were fitted, their Evaluation (the search's own unit of work, dipsearch.scoring.evaluate). The pick is the
 best fitness among the fitted ones, or the best score when nothing is fitted. Writing a run folder is
 the caller's business (the CLI does it with write_run).
 """
@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ArgumentError, check_at_least
-from ..evaluate import Candidate, Evaluation, evaluate
-from ..fitness import make_fitness
-from ..space import SearchSpace
-from ..tasks import Problem
+from ..nets.space import SearchSpace
+from ..problems.problem import Problem
+from ..scoring.evaluate import Candidate, Evaluation, evaluate
+from ..scoring.fitness import make_fitness
 from .metrics import DEFAULT_METRIC, get_metric
 from .scoring import ScoreConfig, Scored, ranked, sample_candidates, score_all
 

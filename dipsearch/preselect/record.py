@@ -19,11 +19,11 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ..arch import build_net, count_params
-from ..evaluate import Evaluation
-from ..runs import RunDir, write_figure
+from ..nets.arch import build_net, count_params
+from ..nets.space import SearchSpace
+from ..scoring.evaluate import Evaluation
 from ..search.record import SearchRecord
-from ..space import SearchSpace
+from ..store.runs import RunDir, write_figure
 from .pipeline import PreselectResult
 
 

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from ..arch import ArchSpec
 from ..errors import DipsearchError, check_at_least
 from ..families import family_of
-from ..fit import min_size, resolve_device
-from ..space import Genome, SearchSpace
-from ..tasks import Problem
+from ..fitting.fit import min_size, resolve_device
+from ..nets.arch import ArchSpec
+from ..nets.space import Genome, SearchSpace
+from ..problems.problem import Problem
 from .metrics import METRICS, get_metric
 
 

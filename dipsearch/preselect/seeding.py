@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ArgumentError, DipsearchError, check_at_least
-from ..runs import RunDir
-from ..space import Genome, SearchSpace
-from ..tasks import Problem
-from ..tomlio import dumps_toml, load_toml
+from ..nets.space import Genome, SearchSpace
+from ..problems.problem import Problem
+from ..store.runs import RunDir
+from ..store.tomlio import dumps_toml, load_toml
 from .metrics import DEFAULT_METRIC, get_metric
 from .scoring import ScoreConfig, ranked, sample_candidates, score_all
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import ArgumentError, DipsearchError
+from .noise_kinds import NOISE_KINDS
 
 if TYPE_CHECKING:
     import torch
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
 # The built-in tasks, one module each, imported with the registry's first use (they import torch; the CLI's
 # parser does not). Their order is the order the CLI offers them in.
 BUILTIN_MODULES = ("denoise", "sr", "inpaint", "deblur", "cs_mri", "physics")
-NOISE_KINDS = ("gaussian", "poisson", "impulse", "speckle")  # as dipsearch.problems.noise (which imports torch)
 
 
 @dataclass(frozen=True)

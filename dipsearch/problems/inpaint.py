@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor, nn
 
 from ..errors import ArgumentError, DipsearchError
-from ..imageio import center_crop, load_image
+from ..store.imageio import center_crop, load_image
 from .base import Built, OptionGroup, Task, TaskInputs, register_task
 from .problem import check_same_shape
 

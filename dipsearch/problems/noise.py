@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from ..errors import DipsearchError
-from .base import NOISE_KINDS
+from .noise_kinds import NOISE_KINDS
 
 # Gaussian sigma is on the 0-255 scale; the others are in the units of their definition.
 DEFAULT_LEVEL: dict[str, float] = {"gaussian": 25, "poisson": 12, "impulse": 0.5, "speckle": 0.35}

@@ -180,6 +180,10 @@ class PhysicsTask(Task):
     def build(self, inputs: TaskInputs) -> Built:
         raise ArgumentError("{task} physics is built with Problem.from_physics(physics, y), not from files")
 
+    def from_physics(self, physics: Any, y: Tensor, clean: Tensor | None = None, **kwargs: Any) -> Problem:
+        """Problem.from_physics: the task that owns these problems builds them."""
+        return problem_from_physics(physics, y, clean, **kwargs)
+
 
 register_task(PhysicsTask())
 

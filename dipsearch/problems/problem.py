@@ -10,8 +10,8 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import DipsearchError
-from ..holdout import HeldOut, hold_out
 from ..metrics import psnr
+from .holdout import HeldOut, hold_out
 
 
 @dataclass
@@ -64,7 +64,7 @@ class Problem:
         return {"observed.png": get_task(self.task).picture(self), **{f"{k}.png": v for k, v in self.artifacts.items()}}
 
     def with_holdout(self, fraction: float, seed: int = 0) -> tuple[Problem, HeldOut]:
-        """Withhold a seeded `fraction` of the known observation pixels from the loss (see dipsearch.holdout).
+        """Withhold a seeded `fraction` of the known observation pixels from the loss (see dipsearch.problems.holdout).
 
         Returns the copy to fit and the HeldOut that scores outputs on the held-out pixels.
         """
@@ -89,9 +89,10 @@ class Problem:
         the measured entries that enter the loss (None: all). A Gaussian noise model of the physics
         (`physics.noise_model.sigma`) is recorded as the problem's noise.
         """
-        from .physics import problem_from_physics
+        from .base import get_task
 
-        return problem_from_physics(physics, y, clean, image_shape=image_shape, mask=mask)
+        # Through the registry: physics.py builds Problems, so it is the one to import problem.py.
+        return get_task("physics").from_physics(physics, y, clean, image_shape=image_shape, mask=mask)
 
 
 def batched(t: Tensor | None, name: str) -> Tensor | None:

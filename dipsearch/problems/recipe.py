@@ -217,7 +217,7 @@ class ProblemRecipe:
         return f"{stem}_{self.task}"
 
     def _load(self, path: str | None, crop: int | None, what: str) -> torch.Tensor | None:
-        from ..imageio import center_crop, load_image
+        from ..store.imageio import center_crop, load_image
 
         if path is None:
             return None
@@ -245,7 +245,7 @@ def as_problem(problem_or_recipe: Problem | ProblemRecipe) -> tuple[Problem, Pro
         return problem, replace(problem_or_recipe.resolved(), fingerprint=problem_fingerprint(problem))
     if not hasattr(problem_or_recipe, "observed"):
         raise ArgumentError(
-            "{problem} must be a ProblemRecipe or a dipsearch.tasks.Problem, got {value}",
+            "{problem} must be a ProblemRecipe or a dipsearch.Problem, got {value}",
             value=type(problem_or_recipe).__name__,
         )
     return problem_or_recipe, ProblemRecipe.of_problem(problem_or_recipe)

@@ -11,7 +11,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 from ..errors import DipsearchError
-from ..imageio import crop_to_multiple
+from ..store.imageio import crop_to_multiple
 from .base import Built, OptionGroup, Task, TaskInputs, register_task
 from .problem import dims
 

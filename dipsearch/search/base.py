@@ -3,8 +3,8 @@
 A searcher turns a problem and a SearchSpec into a run folder under runtime.out/search/ and can continue one.
 Each is one class with:
   name            the registry name (`dipsearch search NAME`, SearchSpec.searcher, config.toml [search] searcher)
-  settings_type() its settings dataclass (SearchSpec.settings), e.g. GAConfig; flags are made from its fields
-                  unless the searcher has its own command-line module (`cli`)
+  settings_type() its settings dataclass (SearchSpec.settings), e.g. GAConfig; the command line makes flags
+                  from its fields unless it has a module of its own for the searcher (its SEARCHER_COMMANDS)
   start / resume  a run in a new folder / the run of an existing folder; both return a SearchRun
 Every searcher takes the SearchSpec's shared settings (space, budget, fitness, stopping, final rung, seeding).
 
@@ -25,14 +25,14 @@ from ..errors import ArgumentError
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
-    from ..evaluate import Evaluation
+    from ..problems.problem import Problem
     from ..problems.recipe import ProblemRecipe
-    from ..tasks import Problem
+    from ..scoring.evaluate import Evaluation
     from .result import SearchResult
     from .spec import Runtime, SearchSpec
 
 SEARCHERS: dict[str, str | type[Searcher]] = {
-    "ga": "dipsearch.search.ga:GASearcher",
+    "ga": "dipsearch.search.ga.searcher:GASearcher",
     "bayes": "dipsearch.search.bayes:BayesSearcher",
     "random": "dipsearch.search.random:RandomSearcher",
 }
@@ -52,7 +52,6 @@ class Searcher(ABC):
 
     name: ClassVar[str]
     summary: ClassVar[str]  # one line for `dipsearch search --help`
-    cli: ClassVar[str | None] = None  # a dipsearch.cli module with register(subparsers); None: flags from settings
 
     @classmethod
     @abstractmethod
@@ -64,7 +63,7 @@ class Searcher(ABC):
         return self.settings_type()()
 
     def restore_settings(self, budget: Any, seed: int) -> Any | None:
-        """The settings `dipsearch restore --search NAME` runs at a restore budget (dipsearch.choosers.Budget);
+        """The settings `dipsearch restore --search NAME` runs at a restore budget (dipsearch.pipelines.choosers.Budget);
         None: the searcher is not offered there."""
         return None
 
@@ -107,22 +106,6 @@ def get_searcher(name: str, argument: str = "searcher") -> Searcher:
     return searcher_class(name, argument)()
 
 
-def run(problem: Problem | ProblemRecipe, spec: SearchSpec, runtime: Runtime | None = None) -> SearchResult:
-    """Run the search spec.searcher names (None: the GA) and return its SearchResult."""
-    from .spec import Runtime
-
-    searcher = get_searcher(spec.searcher or "ga")
-    return searcher.start(problem, spec, runtime or Runtime()).result()
-
-
-def resume(run_dir: str | Path, runtime: Runtime | None = None, **changes: Any) -> SearchResult:
-    """Continue any search run folder with the searcher that made it."""
-    from .spec import Runtime
-
-    searcher = get_searcher(searcher_of_folder(Path(run_dir)), "run_dir")
-    return searcher.resume(run_dir, runtime or Runtime(), **changes).result()
-
-
 def evaluation_result(future: Future) -> Evaluation:
     """A screening fit's result. evaluate() never raises for a failing fit, so an exception here is the
     executor's (a dead worker process, a lost Dask worker): everything finished so far is on record, and the
@@ -145,8 +128,8 @@ def searcher_of_folder(run_dir: Path) -> str:
     """The searcher that made a run folder: config.toml [search] searcher, or, in folders made before that
     key, the one whose settings table the config holds."""
     from ..errors import DipsearchError
-    from ..runs import RunDir
-    from ..tomlio import load_toml
+    from ..store.runs import RunDir
+    from ..store.tomlio import load_toml
 
     config = load_toml(RunDir.open(run_dir).file("config.toml"), "run configuration")
     name = config.get("search", {}).get("searcher") or next((n for n in SEARCHERS if n in config), None)

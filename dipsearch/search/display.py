@@ -11,9 +11,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from ..evaluate import Evaluation
 from ..families import family_of
-from ..space import Genome, SearchSpace
+from ..nets.space import Genome, SearchSpace
+from ..scoring.evaluate import Evaluation
 
 
 class GAObserver(Protocol):

@@ -168,7 +168,7 @@ def to_psnr(mse: float | None) -> float | None:
 
 def held_out_values(fitness: Any, problem: Any, seed: int, images: list[Tensor]) -> HeldOutValues | None:
     """The images' predictions of the pixels `fitness` withholds with `seed` (None when it withholds none)."""
-    from ..fitness import HoldoutFitness
+    from ..scoring.fitness import HoldoutFitness
 
     if not isinstance(fitness, HoldoutFitness):
         return None
@@ -193,7 +193,7 @@ def own_splits(fitness: Any, problem: Any, seeds: list[int], images: list[Tensor
     """Each image scored on the pixels `fitness` withholds with its own seed (None when it withholds none)."""
     from torch import nn
 
-    from ..fitness import HoldoutFitness
+    from ..scoring.fitness import HoldoutFitness
 
     if not isinstance(fitness, HoldoutFitness):
         return None

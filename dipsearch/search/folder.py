@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ArgumentError, DipsearchError
-from ..runs import RunDir
-from ..tomlio import load_toml
+from ..store.runs import RunDir
+from ..store.tomlio import load_toml
 from .prepare import SPACE_SNAPSHOT, space_snapshot
 
 if TYPE_CHECKING:
-    from .base import Runtime
     from .prepare import SearchSetup
+    from .spec import Runtime
 
 
 def create_folder(
@@ -30,7 +30,7 @@ def create_folder(
     seeding: dict[str, Any] | None,
 ) -> RunDir:
     """A new run folder under runtime.out/search/ with everything a resume needs, before the first fit."""
-    from ..fit import resolve_device
+    from ..fitting.fit import resolve_device
     from ..preselect.seeding import record_seeding, save_initial
 
     run = RunDir.create(runtime.out, "search", searcher)

@@ -2,7 +2,7 @@
 
 Candidates that differ only in their seed and held-out split (a restore's default and its restarts, a final
 rung's restarts of the pick) fit one network: `batches` groups them and `evaluate_members` fits a group as one
-batch (dipsearch.replica_members: each member its own seed, split and stopping) and scores each member as
+batch (dipsearch.fitting.members: each member its own seed, split and stopping) and scores each member as
 `evaluate` would score its separate fit. Replicas mode (`--replicas`):
   auto  batch the groups of two or more whose batch the memory estimate allows (the largest that fits);
   on    the same, and a group whose batch does not fit is refused before anything is allocated;
@@ -19,10 +19,10 @@ from typing import Any
 import torch
 
 from ..errors import ArgumentError
-from ..evaluate import Candidate, Evaluation, FitSetup, evaluate, failed
-from ..fit import FitHook, resolve_device
-from ..memory import HEADROOM, _gib, available_bytes, fit_bytes
-from ..replica_members import Member, fit_members
+from ..fitting.fitbase import FitHook, resolve_device
+from ..fitting.members import Member, fit_members
+from ..fitting.memory import HEADROOM, _gib, available_bytes, fit_bytes
+from ..scoring.evaluate import Candidate, Evaluation, FitSetup, evaluate, failed
 
 REPLICAS_MODES = ("auto", "on", "off")
 
@@ -146,7 +146,8 @@ def _evaluate_members(candidates: Sequence[Candidate], loggers: Sequence[Sequenc
             out[i] = failed(candidate, err, start)
             continue
         if candidate.tensorboard is not None:
-            from ..tensorboard import TensorBoardHook, candidate_logdir
+            from ..fitting.tensorboard import TensorBoardHook
+            from ..scoring.evaluate import candidate_logdir
 
             boards[i] = TensorBoardHook(candidate_logdir(candidate.tensorboard, candidate.index))
     order = sorted(setups)
@@ -173,7 +174,7 @@ def _evaluate_members(candidates: Sequence[Candidate], loggers: Sequence[Sequenc
         except Exception as err:  # noqa: BLE001
             out[i] = failed(candidate, err, start)
         if i in boards:
-            from ..tensorboard import log_evaluation
+            from ..scoring.evaluate import log_evaluation
 
             log_evaluation(candidate.tensorboard, candidate, out[i])
     return out

@@ -9,12 +9,12 @@ from types import SimpleNamespace
 from typing import Any
 
 from ..errors import ArgumentError, DipsearchError
-from ..evaluate import Candidate, subsampled_shape
+from ..nets.space import Genome, SearchSpace, find_space, load_space
 from ..problems.base import get_task
+from ..problems.problem import Problem
 from ..problems.recipe import ProblemRecipe
-from ..space import Genome, SearchSpace, find_space, load_space
-from ..tasks import Problem
-from ..tomlio import dumps_toml, load_toml
+from ..scoring.evaluate import Candidate, subsampled_shape
+from ..store.tomlio import dumps_toml, load_toml
 from .rungs import RungPlan
 from .spec import SearchSpec
 
@@ -32,11 +32,11 @@ class SearchSetup:
     note: str | None = None  # how the space was cut down to the networks that fit the image, for the user
     init_weights: Any = None  # the verified warm-start WeightsFile (dipsearch.variants.warmstart), if any
     threads: int | None = None  # torch threads per fit, as resolved for this run
-    tensorboard: str | None = None  # where each candidate writes its TensorBoard run (dipsearch.tensorboard)
+    tensorboard: str | None = None  # where each candidate writes its TensorBoard run (dipsearch.fitting.tensorboard)
 
     def log_into(self, run_path: Path, tensorboard: bool) -> None:
         """Once the run folder exists: with `tensorboard`, the candidates log into its tensorboard/ folder."""
-        from ..tensorboard import FOLDER
+        from ..fitting.tensorboard import FOLDER
 
         self.tensorboard = str(Path(run_path) / FOLDER) if tensorboard else None
 
@@ -98,7 +98,7 @@ class SearchSetup:
 def prepare(problem: Problem, recipe: ProblemRecipe, spec: SearchSpec, remote: bool = False) -> SearchSetup:
     """Check `spec` on `problem` and cut its space to the image; nothing is written. `spec.eval_scale` None
     becomes the default rule's value. remote: the fits run elsewhere (Dask), so this machine's device is not checked."""
-    from ..fitness import make_fitness
+    from ..scoring.fitness import make_fitness
 
     spec.check()
     space = spec.space if isinstance(spec.space, SearchSpace) else load_space(find_space(spec.space))
@@ -107,7 +107,7 @@ def prepare(problem: Problem, recipe: ProblemRecipe, spec: SearchSpec, remote: b
             f"{space.source} declares no gene to search (no [genes.*] or [levels.*] table); "
             "add the genes to vary, or fit one network with `dipsearch fit --space/--arch`"
         )
-    from ..genes import check_fit_settings
+    from ..nets.genes import check_fit_settings
 
     check_fit_settings(space.fixed, f"in [fixed] of {space.source}")
     make_fitness(spec.fitness, problem)  # unknown fitness, or psnr without a clean image: fail before any work
@@ -119,9 +119,9 @@ def prepare(problem: Problem, recipe: ProblemRecipe, spec: SearchSpec, remote: b
             value=get_task(problem.task).title,
         )
     if not remote:
-        from ..engine import check_fast_settings
-        from ..fit import FitConfig, resolve_device
-        from ..memory import check_fit_memory
+        from ..fitting.fit import FitConfig, resolve_device
+        from ..fitting.memory import check_fit_memory
+        from ..fitting.parts import check_fast_settings
 
         check_fast_settings(FitConfig(**spec.fit_options), resolve_device(spec.device))
         check_fit_memory(problem, space.decode(space.default()), resolve_device(spec.device))
@@ -144,7 +144,7 @@ def prepare(problem: Problem, recipe: ProblemRecipe, spec: SearchSpec, remote: b
 def default_eval_scale(problem: Problem, space: SearchSpace) -> float:
     """0.5 (screening on every other pixel, see bench/fidelity.py) unless the task cannot be subsampled
     (super-resolution) or the half image is too small for the space's default network."""
-    from ..fit import check_size
+    from ..fitting.fit import check_size
 
     if not get_task(problem.task).pointwise:
         return 1.0
@@ -174,7 +174,7 @@ def check_final_stop(plan: RungPlan, problem: Problem, seed: int) -> None:
 
 def fit_space_to_image(space: SearchSpace, problem: Problem, scale: float = 1.0) -> tuple[SearchSpace, str | None]:
     """The space cut down to the networks that can fit the image the candidates are scored on."""
-    from ..fit import check_size
+    from ..fitting.fit import check_size
 
     c, h, w = subsampled_shape(problem.image_shape, scale)  # candidates see every (1/scale)-th pixel
     scored = SimpleNamespace(image_shape=(c, h, w))  # all the size rule reads of a problem
@@ -205,7 +205,7 @@ def starting_genomes(
     setup: SearchSetup, room: int, keep: int | None = None
 ) -> tuple[list[Genome], dict[str, Any] | None]:
     """The searcher's first genomes (spec.seeding) and their record; ([], None) when there is no seeding."""
-    from ..fit import resolve_device
+    from ..fitting.fit import resolve_device
     from ..preselect import DEFAULT_METRIC
     from ..preselect.seeding import SeedPlan, initial_genomes
 
@@ -260,7 +260,7 @@ def no_winner(evaluations: list[Any], run_path: Any) -> str:
 
 def space_snapshot(spec: SearchSpec) -> str:
     """SPACE_SNAPSHOT of a run folder: the space as given (a resumed run cuts it to the image again)."""
-    from ..space import SearchSpace, find_space, space_to_dict
+    from ..nets.space import SearchSpace, find_space, space_to_dict
 
     if isinstance(spec.space, SearchSpace):
         return dumps_toml(space_to_dict(spec.space))

@@ -6,7 +6,7 @@ fits the stopped run had finished in its evaluation cache (evaluations.jsonl); t
 seeding and run folder are the ones every searcher shares.
 
     from dipsearch.search import Runtime, SearchSpec
-    from dipsearch.search.base import run
+    from dipsearch.search.api import run
     result = run(recipe, SearchSpec(space="demo", searcher="random", settings=RandomSettings(trials=12)))
 
 Module level imports only the standard library and the plug-in base: the command line reads this module.
@@ -26,12 +26,12 @@ from ..errors import DipsearchError, check_at_least
 from .base import Searcher
 
 if TYPE_CHECKING:
-    from ..evaluate import Evaluation
-    from ..runs import RunDir
-    from ..space import Genome
-    from ..tasks import Problem
+    from ..nets.space import Genome
+    from ..problems.problem import Problem
+    from ..problems.recipe import ProblemRecipe
+    from ..scoring.evaluate import Evaluation
+    from ..store.runs import RunDir
     from .prepare import SearchSetup
-    from .recipe import ProblemRecipe
     from .result import SearchResult
     from .rungs import Selection
     from .spec import Runtime, SearchSpec
@@ -78,8 +78,8 @@ class RandomSearcher(Searcher):
         return RandomSettings
 
     def start(self, problem: Problem | ProblemRecipe, spec: SearchSpec, runtime: Runtime) -> RandomRun:
+        from ..problems.recipe import as_problem
         from .prepare import prepare, starting_genomes
-        from .recipe import as_problem
 
         runtime.check()
         settings = spec.settings_of(self.name) or self.settings_type()()
@@ -92,9 +92,9 @@ class RandomSearcher(Searcher):
 
     def resume(self, run_dir: str | Path, runtime: Runtime, trials: int | None = None, **changes: Any) -> RandomRun:
         from ..preselect.seeding import load_initial
+        from ..problems.recipe import ProblemRecipe
         from .folder import open_folder, refuse_shrink
         from .prepare import SPACE_SNAPSHOT, prepare
-        from .recipe import ProblemRecipe
         from .spec import SearchSpec
 
         if changes:
@@ -149,9 +149,9 @@ def _drive(
     initial: list[Genome],
     seeding: dict[str, Any] | None,
 ) -> RandomRun:
-    from ..evaluate import evaluate
-    from ..executors import InProcessExecutor
     from ..preselect.seeding import record_seeding
+    from ..scoring.evaluate import evaluate
+    from ..scoring.executors import InProcessExecutor
     from .base import evaluation_result
     from .display import best_line
     from .folder import create_folder

@@ -12,10 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..evaluate import Evaluation
 from ..families import spec_to_dict
-from ..runs import RunDir, write_atomic
-from ..space import SearchSpace
+from ..nets.space import SearchSpace
+from ..scoring.evaluate import Evaluation
+from ..store.runs import RunDir, write_atomic
 
 EVALUATIONS = "evaluations.jsonl"
 FINAL_IMAGES = "final"  # the final rung's outputs, one PNG per fit, named by candidate key
@@ -71,7 +71,7 @@ class SearchRecord:
     def final_image(self, key: str):
         """The stopped output of a final-rung fit (a tensor), as kept in final/<key>.png; None if absent.
         The PNG is 8-bit: its rounding error (< 0.002 RMS) is far below any noise a search faces."""
-        from ..imageio import load_image
+        from ..store.imageio import load_image
 
         path = self.run.file(FINAL_IMAGES) / f"{key}.png"
         return load_image(path) if path.is_file() else None

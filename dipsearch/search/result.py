@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DipsearchError
-from ..evaluate import Evaluation
-from ..runs import RunDir
-from ..tomlio import load_toml
+from ..scoring.evaluate import Evaluation
+from ..store.runs import RunDir
+from ..store.tomlio import load_toml
 from .record import EVALUATIONS
 
 BEST_ARCH, BEST_IMAGE, ENSEMBLE_IMAGE = "best_arch.toml", "best_output.png", "ensemble.png"
@@ -55,7 +55,7 @@ class SearchResult:
             path = self.run_dir / name
             if not path.is_file():
                 raise DipsearchError(f"{self.run_dir} has no {name}: {missing}")
-            from ..imageio import load_image
+            from ..store.imageio import load_image
 
             self._images[name] = load_image(path)
         return self._images[name]

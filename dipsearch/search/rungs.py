@@ -34,9 +34,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import ArgumentError, DipsearchError
-from ..evaluate import Candidate, Evaluation, evaluate
-from ..executors import InProcessExecutor
-from ..space import Genome, SearchSpace
+from ..nets.space import Genome, SearchSpace
+from ..scoring.evaluate import Candidate, Evaluation, evaluate
+from ..scoring.executors import InProcessExecutor
 from ..stopping.spec import StopSpec
 from .ensemble import Ensemble, check_weighting, ensemble_weights, held_out_values, make_ensemble, own_splits
 from .member_batches import batches, check_replicas_mode, evaluate_members
@@ -113,7 +113,7 @@ class RungPlan:
 
     def check_weights(self, fitness: Any) -> None:
         """Weights other than equal are judged on held-out pixels: the search's fitness must withhold some."""
-        from ..fitness import HoldoutFitness
+        from ..scoring.fitness import HoldoutFitness
 
         if self.weights not in (None, "equal") and not isinstance(fitness, HoldoutFitness):
             ensemble_weights(self.weights, None, 1)  # raises the one message for weights without held-out pixels
@@ -370,7 +370,7 @@ class RungRunner:
     def _ensemble(self, candidates: list[Finalist], job: Candidate) -> Ensemble | None:
         """The weighted average of the members' stopped outputs (as kept in final/), by the plan's weighting;
         the other weightings' scores beside it, for comparison."""
-        from ..fitness import make_fitness
+        from ..scoring.fitness import make_fitness
 
         members = [
             (f, image)
@@ -409,7 +409,7 @@ class RungRunner:
 
     def _paired_with_default(self, finalists: list[Finalist], jobs: list[Candidate]) -> None:
         """Each finalist's held-out advantage over the default, in standard errors of the paired difference."""
-        from ..fitness import make_fitness
+        from ..scoring.fitness import make_fitness
 
         fitness = make_fitness(jobs[0].fitness)
         if not fitness.paired:

@@ -17,15 +17,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ArgumentError
-from ..stopping.spec import INDEXINGS, StopSpec  # noqa: F401 - StopSpec's earlier home
+from ..stopping.spec import StopSpec
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
 
     from rich.console import Console
 
-    from ..evaluate import Evaluation
-    from ..space import SearchSpace
+    from ..nets.space import SearchSpace
+    from ..scoring.evaluate import Evaluation
     from .bayes.study import BayesSettings
     from .ga.algorithm import GAConfig
     from .rungs import RungPlan
@@ -57,7 +57,7 @@ def default_plan() -> RungPlan:
 class SearchSpec:
     """A search's settings: space, budget, fitness, stopping, final rung, fit options and the searcher's own.
 
-    space: a name in search_spaces/, a TOML path, or a dipsearch.space.SearchSpace.
+    space: a name in search_spaces/, a TOML path, or a dipsearch.nets.space.SearchSpace.
     eval_scale: screen candidates on a 1/2 or 1/4 subsampled image; None: 0.5 where the task and image
         allow it, else 1.
     rungs: the multi-fidelity plan (dipsearch.search.rungs.RungPlan); None: the screening's best is the answer.
@@ -121,7 +121,7 @@ class SearchSpec:
     @property
     def fit_options(self) -> dict[str, Any]:
         """The FitConfig speed settings that differ from exact fp32 eager (part of a candidate's key)."""
-        from ..fit import FitConfig
+        from ..fitting.fit import FitConfig
 
         fast = {"precision": self.precision, "channels_last": self.channels_last, "compile": self.compile}
         return {k: v for k, v in fast.items() if v != FitConfig.__dataclass_fields__[k].default}
@@ -192,7 +192,7 @@ class Runtime:
     on_evaluation: called in this process after each evaluation is recorded (raise KeyboardInterrupt to stop
         the search as Ctrl-C would: the run folder stays resumable).
     tensorboard: each evaluated candidate writes its fit and scores as a TensorBoard run under the run folder's
-        tensorboard/ (dipsearch.tensorboard; needs the tensorboard extra).
+        tensorboard/ (dipsearch.fitting.tensorboard; needs the tensorboard extra).
     """
 
     workers: int | None = None
@@ -206,7 +206,7 @@ class Runtime:
 
     def check(self) -> None:
         if self.tensorboard:
-            from ..tensorboard import require
+            from ..fitting.tensorboard import require
 
             require()
         if self.workers is not None and self.workers < 1:
@@ -216,7 +216,7 @@ class Runtime:
 
     def executor(self) -> Executor:
         """Where the fits run: the Dask scheduler, local worker processes, or this process."""
-        from ..executors import dask_executor, make_executor
+        from ..scoring.executors import dask_executor, make_executor
 
         return dask_executor(self.dask, self.dask_timeout) if self.dask else make_executor(self.workers)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..tasks import Problem
+from ..problems.problem import Problem
 from .detectors import make_detector
 from .hook import StoppingHook
 

@@ -22,14 +22,15 @@ from typing import Any
 
 import torch
 
-from ..arch import ArchSpec
 from ..errors import ArgumentError, DipsearchError, check_at_least
-from ..executors import local_pool
 from ..families import spec_from_dict, spec_to_dict
-from ..fit import FitConfig, FitHook, baseline_psnr, fit
-from ..imageio import center_crop, load_image
-from ..runs import RunDir, dumps_json, rows_to_csv, write_atomic, write_figure
-from ..tasks import LITERATURE_LEVELS, NOISE_KINDS, make_problem
+from ..fitting.fit import FitConfig, FitHook, baseline_psnr, fit
+from ..nets.arch import ArchSpec
+from ..problems.make import make_problem
+from ..problems.noise import LITERATURE_LEVELS, NOISE_KINDS
+from ..scoring.executors import local_pool
+from ..store.imageio import center_crop, load_image
+from ..store.runs import RunDir, dumps_json, rows_to_csv, write_atomic, write_figure
 from .auto import AUTO_SMOOTHING
 from .detectors import DETECTORS, EMV, WMV, Detector, Holdout, Spectral, Sure
 from .hook import StoppingHook
@@ -154,7 +155,7 @@ def run_jobs(
     hooks_factory: Callable[[FitJob], list[FitHook]] | None = None,
 ) -> None:
     """Run the jobs not done yet: in this process for workers == 1 (with per-iteration hooks), else in a pool of
-    one-thread workers (dipsearch.executors, dealt to the GPUs like a search's)."""
+    one-thread workers (dipsearch.scoring.executors, dealt to the GPUs like a search's)."""
     todo = [j for j in jobs if not j.done]
     if workers <= 1:
         torch.set_num_threads(1)  # as in each pool worker: CPU time is shared, one core per fit
@@ -497,9 +498,9 @@ def sample_networks(
     import random
     from types import SimpleNamespace
 
-    from ..genes import config_settings
-    from ..search.setup import fit_space_to_image
-    from ..space import load_space
+    from ..nets.genes import config_settings
+    from ..nets.space import load_space
+    from ..search.prepare import fit_space_to_image
 
     check_at_least("candidates", count, 1)
     space, _ = fit_space_to_image(load_space(space_file), SimpleNamespace(image_shape=image_shape))

@@ -15,13 +15,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..arch import ArchSpec
 from ..errors import ArgumentError, DipsearchError
-from ..fit import FitConfig, StepState
-from ..holdout import HeldOut
+from ..fitting.fit import FitConfig, StepState
 from ..metrics import accumulator
+from ..nets.arch import ArchSpec
 from ..problems.base import get_task
-from ..tasks import Problem
+from ..problems.holdout import HeldOut
+from ..problems.problem import Problem
 from .rules import PatienceRule, PlateauRule, ProgressRule, Rule
 
 
@@ -266,7 +266,7 @@ class Sure(Detector):
         # compromise: F16 64 px, sigma 46, unclipped noise: correlation 0.998 at eps 0.1 vs 0.988 at eps 0.03.
         if self.eps is None:
             self.eps = 0.5 * self.sigma
-        from ..engine import Learner, is_guard_step  # the engine imports the stopping hooks' protocol
+        from ..fitting.parts import Learner, is_guard_step  # the engine imports the stopping hooks' protocol
 
         self.is_guard_step = is_guard_step
         device = problem.observed.device

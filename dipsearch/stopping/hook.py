@@ -8,12 +8,12 @@ from typing import Any
 
 from torch import Tensor
 
-from ..arch import ArchSpec
-from ..engine import Lazy
 from ..errors import DipsearchError
-from ..fit import FitConfig, FitHook, FitResult, StepState
+from ..fitting.fit import FitConfig, FitHook, FitResult, StepState
+from ..fitting.trace import Lazy
 from ..metrics import psnr, ssim_tensor
-from ..tasks import Problem
+from ..nets.arch import ArchSpec
+from ..problems.problem import Problem
 from .detectors import Detector
 from .rules import Decision, Rule
 

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ArgumentError
 
 if TYPE_CHECKING:
-    from ..fit import FitHook
-    from ..tasks import Problem
+    from ..fitting.fit import FitHook
+    from ..problems.problem import Problem
 
 INDEXINGS = ("end", "start")
 AUTO = "auto"  # the recommended stopping for the problem's task and noise, not a detector

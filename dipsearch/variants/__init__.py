@@ -1,4 +1,4 @@
-"""Variants of the DIP fit that plug into the engine's seams (dipsearch.engine) without changing it.
+"""Variants of the DIP fit that plug into the engine's seams (dipsearch.fitting) without changing it.
 
     settings = VariantSettings(variant="sgld", tv=0.001, init="runs/fit/.../weights.pt")
     result = fit_variant(problem, spec, FitConfig(iters=20000), settings, hooks=[...])
@@ -22,11 +22,12 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from ..engine import Engine, FitParts
 from ..errors import ArgumentError, DipsearchError
-from ..fit import FitConfig, FitHook, FitResult
-from ..genes import VARIANT_GENES
-from ..tasks import Problem
+from ..fitting.fit import FitConfig, FitHook, FitResult
+from ..fitting.loop import Engine
+from ..fitting.parts import FitParts
+from ..nets.genes import VARIANT_GENES
+from ..problems.problem import Problem
 from . import sgld as _sgld  # noqa: F401 - registers the variant
 from .base import VARIANTS, Variant, get_variant, owner_of, register_variant
 from .tv import check_tv_weight

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, ClassVar
 from ..errors import ArgumentError
 
 if TYPE_CHECKING:
-    from ..engine import FitParts
-    from ..fit import FitConfig, FitHook
+    from ..fitting.fit import FitConfig, FitHook
+    from ..fitting.parts import FitParts
     from . import VariantSettings
 
 

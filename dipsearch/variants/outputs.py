@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..fit import FitResult
-from ..runs import RunDir
+from ..fitting.fit import FitResult
+from ..store.runs import RunDir
 from .sgld import save_uncertainty
 from .warmstart import WEIGHTS_FILE, save_weights
 

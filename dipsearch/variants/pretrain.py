@@ -17,12 +17,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..engine import Engine, FitParts
 from ..errors import DipsearchError
 from ..families import family_of
-from ..fit import FitConfig, check_size
+from ..fitting.fit import FitConfig, check_size
+from ..fitting.loop import Engine
+from ..fitting.parts import FitParts
 from ..metrics import psnr
-from ..tasks import Problem
+from ..problems.problem import Problem
 from .warmstart import FinalWeights
 
 

@@ -17,11 +17,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..engine import FitParts, Lazy, mse_to_psnr
 from ..errors import ArgumentError
-from ..fit import FitConfig, FitHook, FitResult, StepState
+from ..fitting.fit import FitConfig, FitHook, FitResult, StepState
+from ..fitting.parts import FitParts
+from ..fitting.trace import Lazy, mse_to_psnr
 from ..metrics import accumulator, psnr
-from ..tasks import Problem
+from ..problems.problem import Problem
 from .base import Variant, register_variant
 
 SGLD_ITERS = 20000  # the published run length of Bayesian DIP
@@ -143,7 +144,7 @@ def save_uncertainty(path: Any, uncertainty: Tensor, title: str = "SGLD posterio
     """The uncertainty map as a colour image with its scale bar (in intensity units of the [0, 1] image)."""
     from matplotlib.figure import Figure  # the object API: no pyplot, so no backend is chosen or changed
 
-    from ..runs import write_figure
+    from ..store.runs import write_figure
 
     image = uncertainty[0, 0].numpy()
     height, width = image.shape

@@ -10,8 +10,8 @@ bench/variants.py compares lambda 0.002 and 0.01 against the plain fit (Gaussian
 
 from __future__ import annotations
 
-from ..engine import LossTerm, total_variation
 from ..errors import DipsearchError
+from ..fitting.parts import LossTerm, total_variation
 
 
 def check_tv_weight(weight: object, source: str = "") -> None:

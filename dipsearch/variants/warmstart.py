@@ -21,8 +21,8 @@ from torch import Tensor
 
 from ..errors import ArgumentError
 from ..families import spec_from_dict, spec_to_dict
-from ..fit import FitHook, FitResult
-from ..runs import write_atomic
+from ..fitting.fit import FitHook, FitResult
+from ..store.runs import write_atomic
 
 FORMAT = "dipsearch-weights/1"
 WEIGHTS_FILE = "weights.pt"

@@ -39,7 +39,6 @@ __all__ = [*_NAMES, "BayesSearcher"]
 class BayesSearcher(Searcher):
     name = "bayes"
     summary = "Bayesian search with Optuna (TPE, pruning, storages, workers)"
-    cli = "dipsearch.cli.bayes_cmd"
 
     @classmethod
     def settings_type(cls) -> type:

@@ -1,7 +1,7 @@
 """A Bayesian search from Python: start a study (`run`), continue it from its run folder (`resume`), or
 work on it from another process or host (`work`); search/bayes.py drives the study and its run folder.
 
-The study stores its recipe (search/study.py, user attr "dipsearch"): the problem's ProblemRecipe and
+The study stores its recipe (bayes/study.py, user attr "dipsearch"): the problem's ProblemRecipe and
 fingerprint, the space as tables, the SearchSpec, the sampler and pruner. `resume` and `work` rebuild
 everything from it, so they need nothing but the run folder, or the storage URL and the study name.
 """
@@ -16,9 +16,9 @@ from typing import Any
 
 from ...console import make_console
 from ...errors import ArgumentError, DipsearchError
+from ...problems.problem import Problem
 from ...problems.recipe import ProblemRecipe, as_problem
-from ...tasks import Problem
-from ...tomlio import load_toml
+from ...store.tomlio import load_toml
 from ..prepare import SearchSetup, describe_seeding, fit_space_to_image, prepare, starting_genomes
 from ..result import SearchResult
 from ..spec import Runtime, SearchSpec
@@ -127,7 +127,7 @@ def continue_run(
 ) -> BayesDriven:
     import optuna
 
-    from ...runs import RunDir
+    from ...store.runs import RunDir
     from ..rungs import RungPlan
     from .storage import open_storage
 
@@ -197,7 +197,7 @@ def _drive(setup: SearchSetup, settings: BayesSettings, runtime: Runtime, **wher
 
 def setup_of_study(recipe: dict[str, Any], study: str, device: str) -> SearchSetup:
     """Problem, space and search settings rebuilt from a study's recipe (for workers and resume)."""
-    from ...space import space_from_dict
+    from ...nets.space import space_from_dict
 
     if not recipe:
         raise DipsearchError(f"study {study!r} was not made by `dipsearch search bayes` (it has no recipe)")
@@ -231,7 +231,7 @@ def setup_of_study(recipe: dict[str, Any], study: str, device: str) -> SearchSet
 
 def executor_and_slots(runtime: Runtime) -> tuple[Any, int]:
     """The executor and how many trials to keep in flight on it."""
-    from ...executors import dask_executor, make_executor
+    from ...scoring.executors import dask_executor, make_executor
 
     if runtime.dask:
         executor = dask_executor(runtime.dask, runtime.dask_timeout)
@@ -324,7 +324,7 @@ def work(
     recipe = open_study(spec, study, sampler=None, pruner=None, create=False).user_attrs.get(RECIPE)
     setup = setup_of_study(recipe, study, device)
     if tensorboard:
-        from ...tensorboard import require
+        from ...fitting.tensorboard import require
 
         require()
         setup.log_into(Path(recipe["run_dir"]), True)  # every driver (run_bayes) stores its run folder there

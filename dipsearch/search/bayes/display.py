@@ -14,8 +14,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ...genes import BUDGET_GENE, CONFIG_GENES
-from ...runs import write_figure
+from ...nets.genes import BUDGET_GENE, CONFIG_GENES
+from ...store.runs import write_figure
 from .study import RESULT, StudyStatus
 
 SHOWN_GENES = ("depth", "input_depth", *CONFIG_GENES, BUDGET_GENE, "k_skip")  # the closing table's gene columns

@@ -27,13 +27,13 @@ from rich.console import Console
 
 from ...console import make_console
 from ...errors import DipsearchError
-from ...evaluate import Candidate, Evaluation
-from ...executors import InProcessExecutor
+from ...nets.space import SearchSpace
+from ...problems.problem import Problem
 from ...problems.recipe import ProblemRecipe
-from ...runs import RunDir, save_image_atomic, write_atomic
-from ...space import SearchSpace
-from ...tasks import Problem
-from ...tomlio import load_toml
+from ...scoring.evaluate import Candidate, Evaluation
+from ...scoring.executors import InProcessExecutor
+from ...store.runs import RunDir, save_image_atomic, write_atomic
+from ...store.tomlio import load_toml
 from ..record import EVALUATIONS, SearchRecord
 from ..rungs import RungPlan, RungRunner, Selection, rung_printer
 from ..rungs import finish as finish_rungs

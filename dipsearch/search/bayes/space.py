@@ -3,7 +3,7 @@
 Depth is suggested first; per-level genes are suggested only for the levels below that depth, so the
 sampler sees a conditional space (TPE with group=True models each depth's sub-space separately).
 Genes of inactive levels keep their defaults in the genome, which therefore stays complete and
-passes SearchSpace.validate. Fit-setting genes (dipsearch.genes.FIT_GENES) and input_depth are plain
+passes SearchSpace.validate. Fit-setting genes (dipsearch.nets.genes.FIT_GENES) and input_depth are plain
 global genes here: a space that declares them turns the study into a hyperparameter study.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import optuna
 
-from ...space import Gene, Genome, SearchSpace, space_to_dict  # noqa: F401 - its old home
+from ...nets.space import Gene, Genome, SearchSpace
 
 
 def suggest_gene(trial: optuna.Trial, gene: Gene) -> Any:

@@ -30,10 +30,10 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from ...errors import ArgumentError, DipsearchError
-from ...evaluate import Candidate, Evaluation, evaluate
-from ...executors import InProcessExecutor
+from ...nets.space import SearchSpace, space_to_dict
 from ...problems.recipe import ProblemRecipe, problem_fingerprint
-from ...space import SearchSpace, space_to_dict
+from ...scoring.evaluate import Candidate, Evaluation, evaluate
+from ...scoring.executors import InProcessExecutor
 from ..spec import SearchSpec
 from .samplers import PrunerSpec, SamplerSpec, TrialReporter, pruner_spec, sampler_spec
 from .space import enqueue_default, genome_from_params, suggest_genome

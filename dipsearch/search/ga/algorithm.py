@@ -31,9 +31,9 @@ from typing import Any
 from deap import base, creator, tools
 
 from ...errors import ArgumentError
-from ...evaluate import Candidate, Evaluation, evaluate
-from ...executors import InProcessExecutor
-from ...space import Genome, SearchSpace
+from ...nets.space import Genome, SearchSpace
+from ...scoring.evaluate import Candidate, Evaluation, evaluate
+from ...scoring.executors import InProcessExecutor
 from ..base import evaluation_result
 from ..display import GAObserver, NullObserver
 from ..record import SearchRecord

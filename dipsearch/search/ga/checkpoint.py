@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ...errors import DipsearchError
-from ...runs import RunDir
+from ...store.runs import RunDir
 
 STATE = "ga_state.json"
 VERSION = 1

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import DipsearchError
-from ...evaluate import Evaluation
+from ...problems.problem import Problem
 from ...problems.recipe import ProblemRecipe, as_problem
-from ...runs import RunDir
-from ...tasks import Problem
+from ...scoring.evaluate import Evaluation
+from ...store.runs import RunDir
 from ..folder import create_folder, open_folder, refuse_shrink
 from ..prepare import SPACE_SNAPSHOT, SearchSetup, describe_seeding, prepare, starting_genomes
 from ..result import SearchResult
@@ -62,7 +62,7 @@ def resume(run_dir: str | Path, gens: int | None = None, runtime: Runtime | None
 
 
 def start(problem_or_recipe: Problem | ProblemRecipe, spec: SearchSpec, runtime: Runtime) -> GARun:
-    from ...fit import resolve_device
+    from ...fitting.fit import resolve_device
 
     runtime.check()
     spec = replace(spec, ga=spec.ga or GAConfig(seed=spec.seed))

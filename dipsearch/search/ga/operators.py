@@ -12,7 +12,7 @@ import math
 import random
 from typing import Any
 
-from ...space import Gene, Genome, SearchSpace
+from ...nets.space import Gene, Genome, SearchSpace
 
 CROSSOVERS = ("level", "uniform")
 

@@ -12,7 +12,7 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ...runs import write_figure
+from ...store.runs import write_figure
 
 
 def plot_generations(rows: list[dict[str, Any]], path: Path, fitness_name: str = "fitness") -> None:

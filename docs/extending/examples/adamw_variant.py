@@ -31,9 +31,9 @@ class AdamW(Variant):
 def main(iters: int = 300) -> dict[str, float]:
     """The true PSNR of a plain and an AdamW fit of the demo image's 64 px crop (Gaussian noise, sigma 25)."""
     import dipsearch
-    from dipsearch.imageio import load_image
+    from dipsearch.nets.space import load_space
     from dipsearch.problems.recipe import demo_image_path
-    from dipsearch.space import load_space
+    from dipsearch.store.imageio import load_image
     from dipsearch.variants import VariantSettings, fit_variant
 
     clean = load_image(demo_image_path())[..., :64, :64]

@@ -35,9 +35,9 @@ def main(out: str = "runs") -> dict:
 
     import torch
 
-    from dipsearch.imageio import save_image
     from dipsearch.search import ProblemRecipe, Runtime, SearchSpec
-    from dipsearch.search.base import run
+    from dipsearch.search.api import run
+    from dipsearch.store.imageio import save_image
 
     folder = Path(tempfile.mkdtemp())
     ys, xs = torch.meshgrid(torch.linspace(0, 1, 32), torch.linspace(0, 1, 32), indexing="ij")

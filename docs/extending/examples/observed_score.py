@@ -10,8 +10,8 @@ a `check`; register_fitness makes it a `fitness=` value of every search.
 from __future__ import annotations
 
 from dipsearch.errors import ArgumentError
-from dipsearch.fitness import Fitness, register_fitness
 from dipsearch.metrics import psnr
+from dipsearch.scoring.fitness import Fitness, register_fitness
 
 
 @register_fitness
@@ -33,10 +33,10 @@ def main(out: str = "runs") -> dict:
 
     import torch
 
-    from dipsearch.imageio import save_image
     from dipsearch.search import ProblemRecipe, Runtime, SearchSpec
-    from dipsearch.search.base import run
+    from dipsearch.search.api import run
     from dipsearch.search.random import RandomSettings
+    from dipsearch.store.imageio import save_image
 
     folder = Path(tempfile.mkdtemp())
     ys, xs = torch.meshgrid(torch.linspace(0, 1, 32), torch.linspace(0, 1, 32), indexing="ij")

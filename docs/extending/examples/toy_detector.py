@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from dipsearch.arch import ArchSpec
 from dipsearch.errors import DipsearchError
-from dipsearch.fit import FitConfig, StepState
+from dipsearch.fitting.fit import FitConfig, StepState
+from dipsearch.nets.arch import ArchSpec
+from dipsearch.problems.problem import Problem
 from dipsearch.stopping import Detector
-from dipsearch.tasks import Problem
 
 
 class OutputChange(Detector):

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from dipsearch.errors import DipsearchError
-from dipsearch.genes import FamilyGenes
+from dipsearch.nets.genes import FamilyGenes
 
 
 @dataclass(frozen=True)

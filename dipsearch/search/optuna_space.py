@@ -1,7 +1,0 @@
-"""The old import path of dipsearch.search.bayes.space, kept so that earlier code and notebooks still import it."""
-
-import sys
-
-from .bayes import space as _module
-
-sys.modules[__name__] = _module  # the same module object: attributes and monkeypatches are shared
