@@ -63,8 +63,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="auto",
         metavar="auto|on|off",
         help="fit the members that share a network (the default and its restarts, the pick's restarts) as one "
-        "batch: auto (when two or more share one and the memory estimate allows; default), on, or off (one after "
-        "another)",
+        "batch: auto (on a GPU, when two or more share one and the memory estimate allows; on a CPU, off: no gain "
+        "there; default), on, or off (one after another)",
     )
     g.add_argument("--workers", type=int, metavar="N", help="parallel search fits (default 1, in-process)")
     g.add_argument("--threads", type=int, metavar="N", help="torch threads for the refits (default: torch's)")

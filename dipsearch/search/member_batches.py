@@ -4,7 +4,9 @@ Candidates that differ only in their seed and held-out split (a restore's defaul
 rung's restarts of the pick) fit one network: `batches` groups them and `evaluate_members` fits a group as one
 batch (dipsearch.fitting.members: each member its own seed, split and stopping) and scores each member as
 `evaluate` would score its separate fit. Replicas mode (`--replicas`):
-  auto  batch the groups of two or more whose batch the memory estimate allows (the largest that fits);
+  auto  on a GPU, batch the groups of two or more whose batch the memory estimate allows (the largest that
+        fits); on a CPU, every fit on its own: there a batch of K costs K fits' compute (measured 0.98 of the
+        separate fits' CPU time for restore --demo) and its rounding moves the stops;
   on    the same, and a group whose batch does not fit is refused before anything is allocated;
   off   every fit on its own, one after another.
 """
@@ -76,7 +78,7 @@ def check_replica_memory(
     _, height, width = image_shape
     help = (
         f"use {{replicas:auto}} (batches of {fits} fit) or {{replicas:off}}"
-        if fits >= 2
+        if fits >= 2 and where.type != "cpu"
         else "use {replicas:off} (one fit at a time needs about "
         f"{_gib(fit_bytes(spec, *image_shape))}) or a smaller crop"
     )
@@ -111,6 +113,9 @@ def batches(candidates: Sequence[Candidate], mode: str, available: int | None = 
         group = groups[item]
         first = group[0]
         shape = first.problem.image_shape
+        if mode == "auto" and resolve_device(first.device).type == "cpu":
+            out.extend([c] for c in group)
+            continue
         if len(group) > 1 and mode == "on":
             check_replica_memory(first.arch, shape, first.device, len(group), available)
         size = most_replicas(first.arch, shape, first.device, len(group), available) if len(group) > 1 else 1
