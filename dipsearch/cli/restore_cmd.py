@@ -58,6 +58,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "and K - 1 refits of it with the next seeds; with one up to 3 finalists (the default among them) and "
         "refits of the pick for the rest; 1: the single pick (default: 4 without a search, 5 with one)",
     )
+    g.add_argument(
+        "--replicas",
+        default="auto",
+        metavar="auto|on|off",
+        help="fit the members that share a network (the default and its restarts, the pick's restarts) as one "
+        "batch: auto (on a GPU, when two or more share one and the memory estimate allows; on a CPU, off: no gain "
+        "there; default), on, or off (one after another)",
+    )
     g.add_argument("--workers", type=int, metavar="N", help="parallel search fits (default 1, in-process)")
     g.add_argument("--threads", type=int, metavar="N", help="torch threads for the refits (default: torch's)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
@@ -91,19 +99,24 @@ def settings_from_args(args: argparse.Namespace):
         "seed",
         "device",
         "workers",
+        "replicas",
     )
     return RestoreSettings(**{k: getattr(args, k) for k in keys}, tensorboard=wants_tensorboard(args))
 
 
-def stage_table(stages) -> Table:
+def stage_table(stages, clean: bool = True) -> Table:
+    """Each stage's stop (iters), held-out fitness and ensemble weight; with a clean image its true PSNR and SSIM."""
     from rich.table import Table
 
-    table = Table(title="stages (true PSNR / SSIM: scored after the fact, never used)")
-    for col in ("stage", "what", "iters", "fitness", "PSNR", "SSIM"):
+    scored = " (true PSNR / SSIM: scored after the fact, never used)" if clean else ""
+    table = Table(title="stages" + scored)
+    columns = ("stage", "what", "iters", "fitness", "weight", *(("PSNR", "SSIM") if clean else ()))
+    for col in columns:
         table.add_column(col, justify="left" if col in ("stage", "what") else "right")
     fmt = lambda v, d: "-" if v is None else f"{v:.{d}f}"  # noqa: E731
     for st in stages:
-        table.add_row(st.stage, st.description, fmt(st.iters, 0), fmt(st.fitness, 2), fmt(st.psnr, 2), fmt(st.ssim, 4))
+        row = [st.stage, st.description, fmt(st.iters, 0), fmt(st.fitness, 2), fmt(st.weight, 3)]
+        table.add_row(*row, *((fmt(st.psnr, 2), fmt(st.ssim, 4)) if clean else ()))
     return table
 
 
@@ -148,8 +161,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         except KeyboardInterrupt as err:
             print(discarded_line(err, pipeline.k), file=sys.stderr)
             return exit_status(received)
-    if problem.clean is not None:
-        console.print(stage_table(result.stages))
+    console.print(stage_table(result.stages, problem.clean is not None))
     if not args.no_report:
         from ..pipelines.report import write_report
 

@@ -66,6 +66,7 @@ class ChooseContext:
     plan: Any  # the final rung (search.rungs.RungPlan) every chooser ends in
     workers: int | None = None
     tensorboard: bool = False  # the search's candidates log to TensorBoard (Runtime.tensorboard)
+    watch: Any = None  # shows the final rung's fits as they run (restore_progress.MemberWatch)
 
 
 @dataclass
@@ -175,7 +176,8 @@ def choose_default(ctx: ChooseContext) -> Choice:
     run = RunDir.create(ctx.root, "search", "default")
     run.write_toml("config.toml", setup.config())
     record = SearchRecord(run, setup.space)
-    selection = RungRunner(setup.space, setup.candidate, record, InProcessExecutor(), ctx.plan).run()
+    runner = RungRunner(setup.space, setup.candidate, record, InProcessExecutor(), ctx.plan, watch=ctx.watch)
+    selection = runner.run()
     summary = finish(record, selection, ctx.plan)
     run.write_json("summary.json", summary)
     return Choice([Ranked(ctx.space.default(), None)], None, run.path, summary)
