@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--space", help="search space (overrides the budget's)")
     g.add_argument("--pop", type=int, help="GA population (overrides the budget's)")
     g.add_argument("--gens", type=int, help="GA generations (overrides the budget's)")
-    g.add_argument("--trials", type=int, help="Bayes trials (overrides the budget's)")
+    g.add_argument("--trials", type=int, help="Bayes or random-search trials (overrides the budget's)")
     g.add_argument("--search-iters", type=int, dest="search_iters", help="iterations per search candidate")
     g.add_argument("--iters", type=int, help="iterations of the refit (online stopping usually ends it earlier)")
     g.add_argument(
@@ -75,6 +75,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     add_log_flag(g)
     parser.set_defaults(func=run, uses_optuna=True)  # the CLI quietens Optuna's logging (cli.main)
+    from .names import name_arguments
+
+    name_arguments(parser, final_iters="--iters", final_stop="--stop")  # the final rung is restore's refit
 
 
 def settings_from_args(args: argparse.Namespace):
@@ -129,14 +132,35 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
+def discarded_line(err: BaseException, members: int) -> str:
+    """What an interrupted restore lost: its folder is removed (a restore does not resume), and the fits that had
+    finished in it are named, so that the cost of stopping it is plain."""
+    folder, finished, candidates = getattr(err, "discarded", (None, 0, 0))
+    if folder is None:
+        return "interrupted before the run folder was made: nothing to discard"
+    searched = f" and {candidates} search candidate(s)" if candidates else ""
+    return (
+        f"interrupted: discarded {folder} with {finished} of {members} ensemble member(s){searched} finished "
+        "(restore does not resume; run the command again to start over)"
+    )
+
+
 def run(args: argparse.Namespace, console: Console) -> int:
+    import sys
+
     from ..pipelines.restore import Pipeline
+    from .interrupts import exit_status, terminated_as_interrupt
     from .problem_args import problem_from_args, problem_tag
 
     set_threads(args.threads)
     problem = problem_from_args(args)
     pipeline = Pipeline(problem, settings_from_args(args), console)  # every bad flag fails here, before any folder
-    result = pipeline.run(args.out, problem_tag(args))
+    with terminated_as_interrupt() as received:
+        try:
+            result = pipeline.run(args.out, problem_tag(args))
+        except KeyboardInterrupt as err:
+            print(discarded_line(err, pipeline.k), file=sys.stderr)
+            return exit_status(received)
     console.print(stage_table(result.stages, problem.clean is not None))
     if not args.no_report:
         from ..pipelines.report import write_report

@@ -12,7 +12,7 @@ networks before any fit) plugs in by adding a Chooser to CHOOSERS. The `--search
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,23 @@ class Chooser:
     description: str
     max_candidates: Callable[[Budget], int]  # an upper bound, to refuse --ensemble K before any work
     choose: Callable[[ChooseContext], Choice]
+    reads: tuple[str, ...] = ()  # the Budget's search fields it uses: another one given is refused, not ignored
+
+
+SEARCH_FIELDS = ("pop", "gens", "trials", "search_iters")  # the Budget's fields only a search reads
+
+
+def _fields_read(searcher: Any) -> tuple[str, ...]:
+    """The search fields a searcher's restore settings depend on, found by changing each one: a newly registered
+    searcher needs no list of its own. search_iters is every search's (the candidates' budget)."""
+    base = BUDGETS["cpu"]
+    plain = searcher.restore_settings(base, 0)
+    changed = [
+        f
+        for f in SEARCH_FIELDS[:-1]
+        if searcher.restore_settings(replace(base, **{f: getattr(base, f) + 1}), 0) != plain
+    ]
+    return (*changed, "search_iters")
 
 
 def _ranked_from(run_dir: Path, space: SearchSpace, default_key: str) -> tuple[list[Ranked], Evaluation | None]:
@@ -140,6 +157,7 @@ def searcher_chooser(name: str) -> Chooser | None:
         f"{searcher.summary}, holdout fitness",
         lambda budget: searcher.most_candidates(searcher.restore_settings(budget, 0)),
         choose,
+        _fields_read(searcher),
     )
 
 

@@ -30,6 +30,7 @@ from ..nets.space import SearchSpace, find_space, load_space
 from ..problems.problem import Problem
 from ..scoring.evaluate import stop_hook
 from ..search.member_batches import check_replica_memory, check_replicas_mode
+from ..search.prepare import check_final_stop
 from ..stopping.spec import StopSpec
 from ..store.imageio import load_image
 from ..store.runs import RunDir
@@ -86,6 +87,9 @@ class RestoreSettings:
     def check(self) -> Budget:
         """Validate what needs no image (budget, chooser, ensemble size); returns the resolved budget."""
         _, budget = self.resolved_budget()
+        if self.workers is not None:
+            check_at_least("workers", self.workers, 1)
+        self.check_search_fields()
         if self.tensorboard:
             from ..fitting.tensorboard import require
 
@@ -103,6 +107,12 @@ class RestoreSettings:
                 )
                 + "); use {replicas:auto} or {replicas:off}"
             )
+        if self.search != "none":  # a search too large to draw is refused here, not inside the restore folder
+            from ..search.limits import check_fits
+
+            check_fits(
+                get_chooser(self.search).max_candidates(budget), "{search:{name}} with this budget", name=self.search
+            )
         return budget
 
     def batched(self, budget: Budget, k: int) -> int:
@@ -111,6 +121,19 @@ class RestoreSettings:
         if self.search == "none":
             return k
         return max(k - min(k, self.finalists(budget)), 0)
+
+    def check_search_fields(self) -> None:
+        """A search setting the chosen search does not read is refused: ignoring it would run something else
+        than what was asked."""
+        from .choosers import CHOOSERS, SEARCH_FIELDS
+
+        reads = get_chooser(self.search).reads
+        for key in SEARCH_FIELDS:
+            if getattr(self, key) is not None and key not in reads:
+                users = " or ".join(n for n, c in CHOOSERS.items() if key in c.reads)
+                raise ArgumentError(
+                    "{" + key + "} is for {search} {users}, not {search:{name}}; drop it", users=users, name=self.search
+                )
 
     def members(self, budget: Budget) -> int:
         """K: the ensemble's members, as given (checked against what the chooser can produce) or the default."""
@@ -139,7 +162,7 @@ class RestoreSettings:
         return self.finalists(budget) + RESTART_MEMBERS_MAX - 1
 
     def stop_spec(self) -> StopSpec | None:
-        return None if self.stop == "none" else StopSpec(self.stop, patience=self.patience)
+        return StopSpec.parse(self.stop, patience=self.patience)
 
 
 @dataclass
@@ -190,6 +213,7 @@ class Pipeline:
         if s.replicas == "on":  # the batch of the default and its restarts (a search's pick: checked when known)
             check_replica_memory(spec, self.problem.image_shape, s.device, s.batched(self.budget, self.k))
         if self.stop is not None:  # a detector that cannot work here (or with this budget) fails before any work
+            check_final_stop(self.plan(), self.problem, s.seed)  # in the flags the user gave, before any folder
             hook = stop_hook(self.stop, s.seed, self.problem)
             hook.on_start(hook.prepare(self.problem), spec, FitConfig(iters=self.budget.iters, device="cpu"))
 
@@ -230,9 +254,24 @@ class Pipeline:
         run = RunDir.create(out, "restore", tag)
         try:
             return self._run(run)
-        except BaseException:
+        except BaseException as err:
+            # a restore does not resume, so nothing is kept; what was lost is told (the CLI prints it)
+            err.discarded = (run.path, *self._finished(run.path))
             run.discard()
             raise
+
+    def _finished(self, root: Path) -> tuple[int, int]:
+        """(members of the final rung, search candidates) whose fits had finished, from the search's records."""
+        from ..store.runs import read_jsonl
+
+        members = candidates = 0
+        for records in root.glob("search/*/evaluations.jsonl"):
+            for row in read_jsonl(records):
+                if row.get("rung") == "final":
+                    members += 1
+                else:
+                    candidates += 1
+        return min(members, self.k), candidates
 
     def _say(self, text: str) -> None:
         self.console.print(text, highlight=False)
@@ -249,7 +288,7 @@ class Pipeline:
         stop_name = self.stop.detector if self.stop else "none"
         if s.search == "none":
             self._say(
-                f"restore: the default network of space {self.space.name} at {b.iters} iterations, stop {stop_name}"
+                f"restore: the default network (space {self.space.name}) at {b.iters} iterations, stop {stop_name}"
             )
         else:
             self._say(
@@ -299,12 +338,12 @@ class Pipeline:
             if row.get("restart"):
                 what = f"the pick refitted with seed + {row['restart']}, full budget, stop {stop_name}"
             else:
-                what = f"{'space default' if row['default'] else 'candidate'}, full budget, stop {stop_name}"
+                what = f"{'the default network' if row['default'] else 'candidate'}, full budget, stop {stop_name}"
             iters = row["stopped_iter"] or row["iters_run"]
             stages.append(Stage(name, what, iters, row["psnr"], None, row["score"], folder, member["weight"]))
         (pick,) = [f for f in choice.summary["final"] if f["index"] == choice.summary["final_choice"]]
         q = _score(load_image(choice.run_dir / "best_output.png"), self.problem)[1]
-        what = "the final rung's single choice" + (" (the default)" if pick["default"] else "")
+        what = "the final rung's single choice" + (" (the default network)" if pick["default"] else "")
         stages.append(Stage("pick", what, pick["stopped_iter"] or pick["iters_run"], pick["psnr"], q, pick["score"]))
         return stages
 
@@ -319,7 +358,7 @@ class Pipeline:
             stages.append(
                 Stage(
                     "default (search)",
-                    "space default at the search budget",
+                    "the default network at the search budget",
                     d.iters_run,
                     d.psnr,
                     None,
