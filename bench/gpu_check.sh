@@ -5,7 +5,9 @@
 #   2. the default loop against the bare loop (bench/fit_speed.py, settings default and metrics-every-50);
 #   3. a 2400-step 512 px seed fit (F16, Gaussian sigma 25), eager vs captured: time and PSNR;
 #   4. fits/hour at 128 px: whole 2400-step fits of 16 replicas at once, captured;
-#   5. the denoise row of `dipsearch reproduce` at 512 px on classic9 with dip, dip-stop and cbm3d.
+#   5. the denoise row of `dipsearch reproduce` at 512 px on classic9 with dip, dip-stop and cbm3d;
+#   6. restore with K = 4 members as one batch (--replicas on) against one after another (off) and against a
+#      single member, at 128 px (the demo image) and 512 px (F16): time, restored PSNR (bench/replica_restore.py).
 # Usage: bash bench/gpu_check.sh [--device cuda|cpu] [--quick] [--data DIR] [--out DIR] [--repro-images K]
 #   --quick: tiny sizes and iterations, to check the script end to end (e.g. on a CPU, where "captured" is
 #            the captured loop's Python run eagerly, labelled "ring", and --cuda-graph on is not available).
@@ -44,15 +46,18 @@ if [ "$QUICK" = 1 ]; then
   SIZES="64"; SHORT=2; LONG=3; SECONDS_EACH=0.3; HOUR_SIZE=64; HOUR_ITERS=6
   PSNR_ARGS=(--demo --crop 64 --iters 20)
   REPRO_ARGS=(--size 64 --images "${REPRO_IMAGES:-1}" --iters 150)  # dip-stop's EMV warms up for 100 steps
+  REPLICA_RUNS=("--crop 48 --iters 150")  # auto stopping's EMV warms up for 100 steps
 else
   SIZES="128 256 512"; SHORT=20; LONG=200; SECONDS_EACH=2.5; HOUR_SIZE=128; HOUR_ITERS=2400
   REPRO_ARGS=(--size 512)
   [ -z "$REPRO_IMAGES" ] || REPRO_ARGS+=(--images "$REPRO_IMAGES")
   if [ -f "$DATA/classic9/F16.png" ]; then
     PSNR_ARGS=(--clean "$DATA/classic9/F16.png" --crop 512 --iters 2400)
+    REPLICA_RUNS=("" "--clean $DATA/classic9/F16.png --crop 512")
   else
     echo "note: $DATA/classic9/F16.png not found; the PSNR check uses the 128 px demo image" >&2
     PSNR_ARGS=(--demo --iters 2400)
+    REPLICA_RUNS=("")
   fi
 fi
 THREADS=()
@@ -107,5 +112,17 @@ repro() {
   cat "$summary"
 }
 section reproduce repro
+
+echo "== 6. restore, K = 4 members: one batch vs one after another vs a single member ($DEVICE)"
+replica_restore() {
+  local i=0 run
+  for run in "${REPLICA_RUNS[@]}"; do
+    # shellcheck disable=SC2086 - each run's flags are words
+    "$PY" bench/replica_restore.py --device "$DEVICE" --ensemble 4 --with-one $run "${THREADS[@]}" \
+      --json "$OUT/replica_restore_$i.json" || return 1
+    i=$((i + 1))
+  done
+}
+section replica_restore replica_restore
 echo "== done in $(( $(date +%s) - START )) s; JSON in $OUT"
 exit "$FAILED"

@@ -91,7 +91,7 @@ def test_variants():
 
 
 def test_choosers_and_restore():
-    assert _message(get_chooser, "grid") == "unknown search 'grid'; choose one of ga, bayes, none"
+    assert _message(get_chooser, "grid") == "unknown search 'grid'; choose one of ga, bayes, random, none"
     assert _message(RestoreSettings(budget="huge").check) == "unknown budget 'huge'; choose auto or one of cpu, gpu"
     assert _message(RestoreSettings(budget="cpu", pop=1).check) == "pop must be >= 2, got 1"
     assert _message(RestoreSettings(budget="cpu", search_iters=0).check) == "search_iters must be >= 1, got 0"

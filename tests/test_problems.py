@@ -396,7 +396,7 @@ def test_searches_score_physics_and_mri_problems_on_held_out_measurements(tmp_pa
 # ---------------------------------------------------------------- restore and reports
 
 
-RESTORE_TINY = ["--space", "demo", "--pop", "2", "--gens", "1", "--search-iters", "10", "--iters", "110"]
+RESTORE_TINY = ["--space", "demo", "--iters", "110"]
 RESTORE_TINY += ["--patience", "10", "--device", "cpu"]
 
 

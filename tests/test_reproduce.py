@@ -159,7 +159,7 @@ def test_a_killed_reproduce_resumes_without_recomputing(data, tmp_path, monkeypa
         (["denoise", "--size", "big"], "error: --size takes 'full' or a crop side in px, got 'big'"),
         (
             ["denoise", "--methods", "dip-stop", "--iters", "50"],
-            "error: emv: the warm-up (100 steps) is longer than the run (50)",
+            "error: --iters 50 is too short for dip-stop: 101 iterations at least",
         ),
         ([], "error: name at least one ROW (denoise, sr4, sr8, inpaint), or --resume RUN_DIR"),
     ],

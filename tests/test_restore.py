@@ -9,15 +9,12 @@ from dipsearch.cli import main
 from dipsearch.pipelines.choosers import CHOOSERS
 from dipsearch.store.runs import read_jsonl
 
+# a search flag is refused where the search does not read it: GA's with --search ga, SEARCH with any search
+SEARCH = ["--search-iters", "15"]
+GA = ["--pop", "2", "--gens", "1", *SEARCH]
 TINY = [
     "--space",
     "demo",
-    "--pop",
-    "2",
-    "--gens",
-    "1",
-    "--search-iters",
-    "15",
     "--iters",
     "110",
     "--patience",
@@ -35,7 +32,7 @@ def _run_folder(root):
 
 def test_restore_ga_with_ensemble_scores_every_stage(image_file, tmp_path, capsys):
     clean = image_file(h=64, w=64)
-    argv = ["restore", "--clean", str(clean), "--search", "ga", "--ensemble", "2", "--out", str(tmp_path), *TINY]
+    argv = ["restore", "--clean", str(clean), "--search", "ga", "--ensemble", "2", "--out", str(tmp_path), *TINY, *GA]
     assert main(argv) == 0
     out = capsys.readouterr().out
     run = _run_folder(tmp_path)
@@ -75,6 +72,7 @@ def test_restore_without_search_or_clean(image_file, tmp_path):
 def test_restore_bayes(image_file, tmp_path):
     clean = image_file(h=64, w=64)
     argv = ["restore", "--clean", str(clean), "--search", "bayes", "--trials", "2", "--out", str(tmp_path), *TINY]
+    argv += SEARCH
     assert main(argv) == 0
     summary = json.loads((_run_folder(tmp_path) / "summary.json").read_text())
     assert summary["search"] == "bayes" and summary["candidates"] >= 1 and "default (search)" in summary["stages"]
@@ -92,11 +90,11 @@ def test_restore_bayes(image_file, tmp_path):
             ["--ensemble", "9"],
             "error: --ensemble 9 is larger than the 8 member(s) --search none",
         ),
-        (["--search", "grid"], "error: unknown --search 'grid'; choose one of ga, bayes, none"),
+        (["--search", "grid"], "error: unknown --search 'grid'; choose one of ga, bayes, random, none"),
         (["--budget", "huge"], "error: unknown --budget 'huge'; choose auto or one of cpu, gpu"),
         (["--ensemble", "0"], "error: --ensemble must be >= 1, got 0"),
         (["--stop", "oracle"], "error: unknown detector 'oracle'; choose one of"),
-        (["--iters", "50"], "error: emv: the warm-up (100 steps) is longer than the run (50)"),
+        (["--iters", "50"], "error: --iters 50 is too short for --stop auto: it needs at least 102 iterations"),
     ],
 )
 def test_restore_bad_input(extra, message, image_file, tmp_path, capsys):
@@ -107,7 +105,7 @@ def test_restore_bad_input(extra, message, image_file, tmp_path, capsys):
 
 
 def test_choosers_are_data():
-    assert list(CHOOSERS) == ["ga", "bayes", "none"]
+    assert list(CHOOSERS) == ["ga", "bayes", "random", "none"]
 
 
 def test_restore_without_search_averages_the_default_and_its_restarts(image_file, tmp_path):
@@ -122,7 +120,7 @@ def test_restore_without_search_averages_the_default_and_its_restarts(image_file
 
 def test_a_search_fills_the_members_beyond_its_finalists_with_restarts_of_the_pick(image_file, tmp_path):
     clean = image_file(h=64, w=64)
-    argv = ["restore", "--clean", str(clean), "--search", "ga", "--ensemble", "3", "--out", str(tmp_path), *TINY]
+    argv = ["restore", "--clean", str(clean), "--search", "ga", "--ensemble", "3", "--out", str(tmp_path), *TINY, *GA]
     argv[argv.index("--gens") + 1] = "0"  # two candidates: the default and one more, so two finalists
     assert main(argv) == 0
     run = _run_folder(tmp_path)

@@ -287,7 +287,10 @@ def test_sigkill_in_the_final_rung_then_resume_refits_only_the_missing_finalists
         (["--rungs", "100,x"], "--rungs takes comma-separated iteration budgets, e.g. 600,1200; got '100,x'"),
         (["--rungs", "300,100"], "--rungs budgets must increase, got [300, 100]"),
         (["--rungs", "300", "--final-iters", "200"], "--final-iters (200) must exceed every --rungs budget ([300])"),
-        (["--final-iters", "80"], "--final-iters (80) must exceed the emv detector's warm-up/window (100 steps)"),
+        (
+            ["--final-iters", "80"],
+            "--final-iters 80 is too short for --final-stop auto: it needs at least 102 iterations",
+        ),
         (["--final-stop", "magic"], "unknown detector 'magic'"),
         (
             ["--noise", "poisson", "--final-stop", "sure"],

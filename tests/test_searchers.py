@@ -162,7 +162,10 @@ def test_bayes_to_a_pipe_prints_a_line_per_trial_a_table_of_scalars_and_keeps_a_
     argv = ["search", "bayes", "--clean", str(clean), "--space", str(space), "--iters", "10", "--trials", "2"]
     assert main([*argv, "--final", "2", "--final-iters", "120", "--device", "cpu", "--out", str(out)]) == 0
     captured = capsys.readouterr().out
-    assert [line.split(":")[0] for line in captured.splitlines() if line.startswith("trial ")] == ["trial 0", "trial 1"]
+    assert [line.split(":")[0] for line in captured.splitlines() if line.startswith("trial ")] == [
+        "trial 1/2",
+        "trial 2/2",
+    ]
     assert sum(line.startswith("final rung: evaluation") for line in captured.splitlines()) == 2
     assert "best_genome" not in captured and "'depth'" not in captured and "│ final " not in captured
     (folder,) = (out / "search").glob("*_bayes")

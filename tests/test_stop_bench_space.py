@@ -101,4 +101,6 @@ def test_final_stop_auto_checks_every_detector_it_runs(tmp_path, image_file, cap
     argv = _cli_args(clean, space, tmp_path / "runs", "--final-stop", "auto", "--final-iters", "80")
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert "--final-iters (80) must exceed the emv detector's warm-up/window (100 steps)" in err.replace("\n", " ")
+    assert "--final-iters 80 is too short for --final-stop auto: it needs at least 102 iterations" in " ".join(
+        err.split()
+    )

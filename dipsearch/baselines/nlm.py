@@ -15,8 +15,9 @@ def nlm(problem: Problem) -> torch.Tensor:
     sigma, _ = noise_sigma(problem)
     # h = 0.8 sigma with the noise variance subtracted from the patch distances: scikit-image's advice for
     # fast mode; 5x5 patches searched within 13x13 windows (its example settings for sigma ~ 0.1)
+    observed = to_hwc(problem.observed)
     out = denoise_nl_means(
-        to_hwc(problem.observed),
+        observed,
         h=0.8 * sigma,
         sigma=sigma,
         fast_mode=True,
@@ -24,7 +25,7 @@ def nlm(problem: Problem) -> torch.Tensor:
         patch_distance=6,
         channel_axis=-1,
     )
-    return from_hwc(out)
+    return from_hwc(out.reshape(observed.shape))  # scikit-image drops the axes of a 1x1 image
 
 
 register(

@@ -19,6 +19,7 @@ from .search_cmd import (
     runtime_from_args,
     spec_from_args,
 )
+from .thread_args import add_threads_flag
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -102,6 +103,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--eval-scale and --seed come from it (giving them again is refused)",
     )
     add_study_args(group)
+    add_threads_flag(group)
     parser.set_defaults(func=run, uses_optuna=True)  # the CLI quietens Optuna's logging (cli.main)
     name_arguments(parser, max_iters="--budget-iters")
     remember_resume_defaults(parser, RESUME_FREE)

@@ -24,6 +24,9 @@ def add_fit_settings(parser: argparse.ArgumentParser, iters_default: int | None 
     group.add_argument("--lr", type=float, help="Adam learning rate (default 0.01, or the space/arch file's)")
     group.add_argument("--reg-noise", type=float, dest="reg_noise_std", help="input noise sigma_p (default 1/30)")
     group.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
+    group.add_argument(
+        "--threads", type=int, metavar="N", help="torch threads (default: torch's; CPU results depend on it)"
+    )
     add_fast_flags(group)
     # Only here: a search's fits take the default, auto (captured on CUDA where the hooks allow it).
     group.add_argument(
@@ -138,7 +141,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
     from ..variants import get_variant, variant_parts
     from ..variants.outputs import save_variant_outputs
     from ..variants.warmstart import FinalWeights
+    from .restore_cmd import set_threads
 
+    set_threads(args.threads)
     problem = problem_from_args(args)
     spec, from_arch, source = resolve_arch(args)
     from_arch, variant_genes = split_settings(from_arch)

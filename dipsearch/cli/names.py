@@ -43,7 +43,7 @@ BASELINE_TASKS = {
     "zero-filled": ("cs-mri",),
     "tv": ("deblur", "cs-mri"),
 }  # dipsearch.baselines.BASELINES: name -> tasks
-CHOOSERS = ("ga", "bayes", "none")  # keys of dipsearch.pipelines.choosers.CHOOSERS
+CHOOSERS = ("ga", "bayes", "random", "none")  # keys of dipsearch.pipelines.choosers.CHOOSERS
 RESTORE_BUDGETS = {  # dipsearch.pipelines.choosers.BUDGETS as (space, pop, gens, trials, search_iters, iters)
     "cpu": ("demo", 4, 2, 12, 300, 2400),
     "gpu": ("default", 8, 5, 48, 1200, 3000),

@@ -93,6 +93,27 @@ def summary_table(rows: list[dict]) -> Table:
     return table
 
 
+RESTORE_ONLY = ("search", "search_iters", "pop", "gens", "ensemble")  # flags only the restore method reads
+
+
+def refuse_unused_restore_flags(args: argparse.Namespace, methods: list[str]) -> None:
+    """A restore flag without the restore method would be ignored: refused instead, naming the flag."""
+    if "restore" in methods:
+        return
+    from ..errors import DipsearchError
+
+    given = [
+        flag
+        for dest, (flag, default) in args.resume_fixed.items()
+        if dest in RESTORE_ONLY and getattr(args, dest) != default
+    ]
+    if given:
+        raise DipsearchError(
+            f"{', '.join(given)} {'is a setting' if len(given) == 1 else 'are settings'} of the restore method, "
+            f"which --methods leaves out: add restore to --methods or drop {', '.join(given)}"
+        )
+
+
 def run(args: argparse.Namespace, console: Console) -> int:
     from ..errors import DipsearchError
     from ..pipelines.reproduce import ReproduceSettings, Reproduction
@@ -109,6 +130,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         if not args.rows:
             raise DipsearchError("name at least one ROW (denoise, sr4, sr8, inpaint), or --resume RUN_DIR")
         methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else all_methods(True)
+        refuse_unused_restore_flags(args, methods)
         if args.methods is not None:  # a list the user wrote: each method must apply to one of the rows
             check_methods_apply(get_rows(args.rows), check_methods(methods), every_method=True)
         settings = ReproduceSettings(

@@ -54,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     g.add_argument("--pop", type=int, help="GA population (overrides the budget's)")
     g.add_argument("--gens", type=int, help="GA generations (overrides the budget's)")
-    g.add_argument("--trials", type=int, help="Bayes trials (overrides the budget's)")
+    g.add_argument("--trials", type=int, help="Bayes or random-search trials (overrides the budget's)")
     g.add_argument("--search-iters", type=int, dest="search_iters", help="iterations per search candidate")
     g.add_argument("--iters", type=int, help="iterations of the refit (online stopping usually ends it earlier)")
     g.add_argument(
@@ -72,6 +72,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "and K - 1 refits of it with the next seeds; with one up to 3 finalists (the default among them) and "
         "refits of the pick for the rest; 1: the single pick (default: 4 without a search, 5 with one)",
     )
+    g.add_argument(
+        "--replicas",
+        default="auto",
+        metavar="auto|on|off",
+        help="fit the members that share a network (the default and its restarts, the pick's restarts) as one "
+        "batch: auto (on a GPU, when two or more share one and the memory estimate allows; on a CPU, off: no gain "
+        "there; default), on, or off (one after another)",
+    )
     g.add_argument("--workers", type=int, metavar="N", help="parallel search fits (default 1, in-process)")
     g.add_argument("--threads", type=int, metavar="N", help="torch threads for the refits (default: torch's)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
@@ -81,6 +89,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     add_log_flag(g)
     parser.set_defaults(func=run, uses_optuna=True)  # the CLI quietens Optuna's logging (cli.main)
+    from .names import name_arguments
+
+    name_arguments(parser, final_iters="--iters", final_stop="--stop")  # the final rung is restore's refit
 
 
 def settings_from_args(args: argparse.Namespace):
@@ -103,21 +114,26 @@ def settings_from_args(args: argparse.Namespace):
         "seed",
         "device",
         "workers",
+        "replicas",
     )
     return RestoreSettings(
         **{k: getattr(args, k) for k in keys}, start_from=list(args.start_from), tensorboard=wants_tensorboard(args)
     )
 
 
-def stage_table(stages) -> Table:
+def stage_table(stages, clean: bool = True) -> Table:
+    """Each stage's stop (iters), held-out fitness and ensemble weight; with a clean image its true PSNR and SSIM."""
     from rich.table import Table
 
-    table = Table(title="stages (true PSNR / SSIM: scored after the fact, never used)")
-    for col in ("stage", "what", "iters", "fitness", "PSNR", "SSIM"):
+    scored = " (true PSNR / SSIM: scored after the fact, never used)" if clean else ""
+    table = Table(title="stages" + scored)
+    columns = ("stage", "what", "iters", "fitness", "weight", *(("PSNR", "SSIM") if clean else ()))
+    for col in columns:
         table.add_column(col, justify="left" if col in ("stage", "what") else "right")
     fmt = lambda v, d: "-" if v is None else f"{v:.{d}f}"  # noqa: E731
     for st in stages:
-        table.add_row(st.stage, st.description, fmt(st.iters, 0), fmt(st.fitness, 2), fmt(st.psnr, 2), fmt(st.ssim, 4))
+        row = [st.stage, st.description, fmt(st.iters, 0), fmt(st.fitness, 2), fmt(st.weight, 3)]
+        table.add_row(*row, *((fmt(st.psnr, 2), fmt(st.ssim, 4)) if clean else ()))
     return table
 
 
@@ -133,16 +149,36 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
+def discarded_line(err: BaseException, members: int) -> str:
+    """What an interrupted restore lost: its folder is removed (a restore does not resume), and the fits that had
+    finished in it are named, so that the cost of stopping it is plain."""
+    folder, finished, candidates = getattr(err, "discarded", (None, 0, 0))
+    if folder is None:
+        return "interrupted before the run folder was made: nothing to discard"
+    searched = f" and {candidates} search candidate(s)" if candidates else ""
+    return (
+        f"interrupted: discarded {folder} with {finished} of {members} ensemble member(s){searched} finished "
+        "(restore does not resume; run the command again to start over)"
+    )
+
+
 def run(args: argparse.Namespace, console: Console) -> int:
+    import sys
+
     from ..pipelines.restore import Pipeline
+    from .interrupts import exit_status, terminated_as_interrupt
     from .problem_args import problem_from_args, problem_tag
 
     set_threads(args.threads)
     problem = problem_from_args(args)
     pipeline = Pipeline(problem, settings_from_args(args), console)  # every bad flag fails here, before any folder
-    result = pipeline.run(args.out, problem_tag(args))
-    if problem.clean is not None:
-        console.print(stage_table(result.stages))
+    with terminated_as_interrupt() as received:
+        try:
+            result = pipeline.run(args.out, problem_tag(args))
+        except KeyboardInterrupt as err:
+            print(discarded_line(err, pipeline.k), file=sys.stderr)
+            return exit_status(received)
+    console.print(stage_table(result.stages, problem.clean is not None))
     if not args.no_report:
         from ..pipelines.report import write_report
 

@@ -64,6 +64,12 @@ def add_rung_args(group: argparse._ArgumentGroup) -> None:
         help="the pixels a restart withholds: its own seed's, so that no pixel is missing from every member "
         "(default), or the finalists' (fitted weights need that)",
     )
+    group.add_argument(
+        "--replicas",
+        metavar="auto|on|off",
+        help="fit the final rung's restarts of the pick as one batch: auto (when two or more and the memory "
+        "estimate allows; default), on, or off (one after another)",
+    )
 
 
 def plan_from_args(args: argparse.Namespace) -> RungPlan | None:
@@ -87,6 +93,7 @@ def plan_from_args(args: argparse.Namespace) -> RungPlan | None:
         "weights": getattr(args, "ensemble_weights", None),
         "restarts": getattr(args, "ensemble_restarts", None),
         "splits": getattr(args, "ensemble_splits", None),
+        "replicas": getattr(args, "replicas", None),
     }
     plan = RungPlan(
         final=final,
@@ -95,6 +102,13 @@ def plan_from_args(args: argparse.Namespace) -> RungPlan | None:
         **{k: v for k, v in given.items() if v is not None},
     )
     plan.check()
+    if plan.replicas == "on" and plan.restarts < 2:
+        from ..errors import ArgumentError
+
+        raise ArgumentError(
+            "{replicas:on}: nothing to batch, the final rung's finalists are different networks and a batch of "
+            "restarts of the pick needs {ensemble_restarts} >= 2; use {replicas:auto} or {replicas:off}"
+        )
     return plan
 
 

@@ -21,6 +21,7 @@ from .problem_args import add_problem_args, problem_flags, recipe_from_args
 from .rung_args import add_rung_args, final_table, plan_from_args
 from .seeding_args import add_seeding_args
 from .stop_cmd import add_stop_args, stop_spec_from_args
+from .thread_args import add_threads_flag
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -251,11 +252,13 @@ def register_generic(sub: argparse._SubParsersAction, searcher: Any) -> None:
     group = parser.add_argument_group(searcher.name)
     for f in fields(searcher.settings_type()):
         flag = "--" + f.name.replace("_", "-")
+        text = f.metadata.get("help", f"(default {f.default})")  # a settings field may word its own flag's help
         if f.type in ("bool", bool):
-            group.add_argument(flag, action="store_true", help=f"(default {f.default})")
+            group.add_argument(flag, action="store_true", help=text)
         else:
             kind = {"int": int, "float": float}.get(str(f.type).split(" ")[0], str)
-            group.add_argument(flag, type=kind, metavar="N" if kind is int else "X", help=f"(default {f.default})")
+            group.add_argument(flag, type=kind, metavar="N" if kind is int else "X", help=text)
+    add_threads_flag(group)
     group.add_argument(
         "--resume",
         metavar="RUN_DIR",

@@ -108,11 +108,33 @@ def stop_hook_from_args(args: argparse.Namespace, problem: Problem) -> FitHook |
 # ---------------------------------------------------------------- `dipsearch stop-bench`
 
 
+_KINDS = {int: "whole numbers", float: "numbers"}
+
+
 def _csv_list(text: str, what: str, cast: Any = str) -> list[Any]:
-    try:
-        return [cast(x.strip()) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise DipsearchError(f"{what}: expected a comma-separated list, got {text!r}") from None
+    items = [x.strip() for x in text.split(",") if x.strip()]
+    for item in items:
+        try:
+            cast(item)
+        except ValueError:
+            kind = _KINDS.get(cast, "values")
+            raise DipsearchError(f"{what} takes comma-separated {kind}, got {item!r}") from None
+    return [cast(x) for x in items]
+
+
+def _open_bench(path: str) -> tuple[RunDir, dict[str, Any]]:
+    """A stop-bench run folder and its config.toml; another kind of folder is refused before anything is read."""
+    from ..store.runs import RunDir
+    from ..store.tomlio import load_toml
+
+    run_dir = RunDir.open(path)
+    config = load_toml(run_dir.file("config.toml"))
+    if not isinstance(config.get("protocol"), dict) or not isinstance(config.get("jobs"), dict):
+        raise DipsearchError(
+            f"{run_dir.path} is not a stop-bench run folder (its config.toml has no [protocol] and [jobs]); give a "
+            "folder made by `dipsearch stop-bench`"
+        )
+    return run_dir, config
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -183,15 +205,23 @@ def _protocol(args: argparse.Namespace) -> dict[str, Any]:
     from ..fitting.fit import FitConfig
     from ..nets.arch import ArchSpec
     from ..problems.holdout import check_fraction
+    from ..stopping import EMV, WMV
     from ..stopping import bench as sb
 
     if args.crop is not None and args.crop < 8:
         raise DipsearchError(f"--crop must be at least 8 px, got {args.crop}")
     check_at_least("workers", args.workers, 1)  # before any fit; the CLI renders it as --workers
     check_fraction(args.holdout_fraction)  # before any fit, not in each
-    if args.window > args.iters:
+    # only the detectors that will record are judged (all that apply without --detectors)
+    asked = _csv_list(args.detectors, "--detectors") if args.detectors else list(DETECTORS)
+    if "wmv" in asked:
+        WMV(args.window)  # its own check of the window, before any folder
+    if "wmv" in asked and args.window > args.iters:
         raise DipsearchError(f"the wmv window ({args.window}) is larger than the run ({args.iters} iterations)")
-    if args.iters < 200:
+    warmup = EMV().warmup  # the bench records EMV with its default warm-up
+    if "emv" in asked and args.iters <= warmup:
+        raise DipsearchError(f"--iters {args.iters} is within the emv detector's {warmup}-step warm-up; use > {warmup}")
+    if "spectral" in asked and args.iters < 200:
         raise DipsearchError(
             f"--iters {args.iters} is shorter than the spectral rule's two 100-step windows; use >= 200"
         )
@@ -240,18 +270,17 @@ def _check_images(sizes: dict[str, tuple[int, int]], protocol: dict[str, Any]) -
 def run(args: argparse.Namespace, console: Console) -> int:
     from ..stopping import bench as sb
     from ..store.runs import RunDir
-    from ..store.tomlio import load_toml
 
     grid = _csv_list(args.patience_grid, "--patience-grid", int)
     detectors = _csv_list(args.detectors, "--detectors") if args.detectors else None
+    if detectors:  # an unknown name is named first, before any setting that only some detectors need
+        sb.check_detectors(detectors, ())
     if args.replay:
-        run_dir = RunDir.open(args.replay)
-        protocol = load_toml(run_dir.file("config.toml"))["protocol"]
-        return _report(console, run_dir, sb.write_results(run_dir, protocol, grid, detectors))
+        run_dir, config = _open_bench(args.replay)
+        return _report(console, run_dir, sb.write_results(run_dir, config["protocol"], grid, detectors))
 
     if args.resume:
-        run_dir = RunDir.open(args.resume)
-        config = load_toml(run_dir.file("config.toml"))
+        run_dir, config = _open_bench(args.resume)
         images = args.images or config["jobs"]["images"]
     else:
         if not args.images:
@@ -264,9 +293,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
     for n in noises:
         if n not in NOISE_KINDS:
             raise DipsearchError(f"unknown noise type {n!r}; choose from {', '.join(NOISE_KINDS)}")
-    levels = _csv_list(args.levels, "--levels", int)
-    if any(lv not in sb.LEVEL_NAMES for lv in levels):
-        raise DipsearchError(f"--levels takes 1 (low), 2 (medium) and 3 (high), got {args.levels}")
+    levels = _csv_list(args.levels, "--levels")
+    if not levels or any(lv not in [str(n) for n in sb.LEVEL_NAMES] for lv in levels):
+        raise DipsearchError(f"--levels takes 1 (low), 2 (medium) and 3 (high), got {args.levels!r}")
+    levels = [int(lv) for lv in levels]
     if args.seeds < 1:
         raise DipsearchError(f"--seeds must be >= 1, got {args.seeds}")
     protocol = _protocol(args)

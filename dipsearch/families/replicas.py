@@ -81,6 +81,18 @@ class Replicas(nn.Module):
         net.load_state_dict(self.replica_state(k))
         return net
 
+    def select(self, keep: Sequence[int]) -> Replicas:
+        """The replicas `keep` (indices, in that order) as a batch of their own: copies of their weights and buffers."""
+        index = torch.tensor(list(keep), device=self.stacked[0].device)
+        out = Replicas.__new__(Replicas)
+        nn.Module.__init__(out)
+        out.template, out.param_names, out.buffer_names = self.template, self.param_names, self.buffer_names
+        out.stacked = nn.ParameterList(nn.Parameter(p.detach().index_select(0, index).clone()) for p in self.stacked)
+        for i, buffer in enumerate(self.stacked_buffers()):
+            out.register_buffer(f"buffer_{i}", buffer.index_select(0, index).clone())
+        out.count = len(index)
+        return out
+
     def replica_state(self, k: int) -> dict[str, Tensor]:
         """Replica k's state dict (detached copies)."""
         values = [*(p[k] for p in self.stacked), *(b[k] for b in self.stacked_buffers())]

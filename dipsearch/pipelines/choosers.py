@@ -12,7 +12,7 @@ networks before any fit) plugs in by adding a Chooser to CHOOSERS. The `--search
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,7 @@ class ChooseContext:
     plan: Any  # the final rung (search.rungs.RungPlan) every chooser ends in
     workers: int | None = None
     tensorboard: bool = False  # the search's candidates log to TensorBoard (Runtime.tensorboard)
+    watch: Any = None  # shows the final rung's fits as they run (restore_progress.MemberWatch)
     start_from: list[str] = field(default_factory=list)  # study folders whose best genomes start the search
 
 
@@ -84,6 +85,23 @@ class Chooser:
     description: str
     max_candidates: Callable[[Budget], int]  # an upper bound, to refuse --ensemble K before any work
     choose: Callable[[ChooseContext], Choice]
+    reads: tuple[str, ...] = ()  # the Budget's search fields it uses: another one given is refused, not ignored
+
+
+SEARCH_FIELDS = ("pop", "gens", "trials", "search_iters")  # the Budget's fields only a search reads
+
+
+def _fields_read(searcher: Any) -> tuple[str, ...]:
+    """The search fields a searcher's restore settings depend on, found by changing each one: a newly registered
+    searcher needs no list of its own. search_iters is every search's (the candidates' budget)."""
+    base = BUDGETS["cpu"]
+    plain = searcher.restore_settings(base, 0)
+    changed = [
+        f
+        for f in SEARCH_FIELDS[:-1]
+        if searcher.restore_settings(replace(base, **{f: getattr(base, f) + 1}), 0) != plain
+    ]
+    return (*changed, "search_iters")
 
 
 def _ranked_from(run_dir: Path, space: SearchSpace, default_key: str) -> tuple[list[Ranked], Evaluation | None]:
@@ -141,6 +159,7 @@ def searcher_chooser(name: str) -> Chooser | None:
         f"{searcher.summary}, holdout fitness",
         lambda budget: searcher.most_candidates(searcher.restore_settings(budget, 0)),
         choose,
+        _fields_read(searcher),
     )
 
 
@@ -159,7 +178,8 @@ def choose_default(ctx: ChooseContext) -> Choice:
     run = RunDir.create(ctx.root, "search", "default")
     run.write_toml("config.toml", setup.config())
     record = SearchRecord(run, setup.space)
-    selection = RungRunner(setup.space, setup.candidate, record, InProcessExecutor(), ctx.plan).run()
+    runner = RungRunner(setup.space, setup.candidate, record, InProcessExecutor(), ctx.plan, watch=ctx.watch)
+    selection = runner.run()
     summary = finish(record, selection, ctx.plan)
     run.write_json("summary.json", summary)
     return Choice([Ranked(ctx.space.default(), None)], None, run.path, summary)

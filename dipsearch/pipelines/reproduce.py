@@ -72,7 +72,8 @@ class ReproduceSettings:
             pop=self.pop,
             gens=self.gens,
             iters=self.iters,
-            search_iters=self.search_iters or max(20, self.iters // 4),
+            # without a search there are no candidates to budget (and restore refuses a setting it would ignore)
+            search_iters=None if self.search == "none" else self.search_iters or max(20, self.iters // 4),
             patience=self.patience,
             ensemble=self.ensemble,
             seed=self.seed,
@@ -127,11 +128,35 @@ def check(settings: ReproduceSettings) -> list[Row]:
         images_of(Path(settings.data), row, settings.images, needed)
     if "dip-stop" in settings.methods or "restore" in settings.methods:
         probe = make_problem("denoise", clean=torch.zeros(1, 3, 64, 64))
+        _check_stopping_budget(settings, probe)
         hook = stop_hook(_emv(settings), settings.seed, probe)
         hook.on_start(probe, ArchSpec(), FitConfig(iters=settings.iters, device="cpu"))
     if "restore" in settings.methods:
         settings.restore_settings().check()
     return rows
+
+
+def _check_stopping_budget(settings: ReproduceSettings, probe: Problem) -> None:
+    """--iters too short for the stopping of dip-stop (EMV) or restore (its default stopping), said in the flag
+    the user gave before a detector or the restore's final rung says it in their own terms."""
+    from ..search.prepare import least_final_iters
+    from ..search.rungs import RungPlan
+    from ..stopping import EMV
+
+    warmup = EMV().warmup
+    needs = {"dip-stop": warmup + 1} if "dip-stop" in settings.methods else {}
+    if "restore" in settings.methods:
+        needs["restore"] = least_final_iters(RungPlan(final_iters=settings.iters), probe, settings.seed)[0]
+    least = max(needs.values())
+    if settings.iters < least:
+        raise ArgumentError(
+            "{iters} {value} is too short for {methods}: {least} iterations at least (EMV's {warmup}-step warm-up "
+            "comes first)",
+            value=settings.iters,
+            methods=" and ".join(needs),
+            least=least,
+            warmup=warmup,
+        )
 
 
 def _emv(settings: ReproduceSettings) -> dict[str, Any]:

@@ -29,10 +29,13 @@ from ..metrics import psnr, ssim
 from ..nets.space import SearchSpace, find_space, load_space
 from ..problems.problem import Problem
 from ..scoring.evaluate import stop_hook
+from ..search.member_batches import check_replica_memory, check_replicas_mode
+from ..search.prepare import check_final_stop
 from ..stopping.spec import StopSpec
 from ..store.imageio import load_image
 from ..store.runs import RunDir
 from .choosers import BUDGETS, RESTART_MEMBERS_MAX, Budget, Choice, ChooseContext, get_chooser
+from .restore_progress import MemberWatch
 
 # Members of the ensemble unless --ensemble says otherwise: the default network and three restarts without a
 # search; three finalists and two restarts of the pick with one (the settings bench/default_restarts.py and
@@ -60,6 +63,8 @@ class RestoreSettings:
     device: str = "auto"
     workers: int | None = None
     tensorboard: bool = False  # every fit (search candidates, the final rung) logs to TensorBoard
+    # members of one network (the default and its restarts, the pick's restarts) fitted as one batch: auto, on, off
+    replicas: str = "auto"
 
     def resolved_budget(self) -> tuple[str, Budget]:
         name = self.budget
@@ -97,12 +102,53 @@ class RestoreSettings:
                 "space ({space}: a study's winner_space.toml has the studied network as its default)",
                 name=self.search,
             )
+        if self.workers is not None:
+            check_at_least("workers", self.workers, 1)
+        self.check_search_fields()
         if self.tensorboard:
             from ..fitting.tensorboard import require
 
             require()
-        self.members(budget)
+        k = self.members(budget)
+        check_replicas_mode(self.replicas)
+        if self.replicas == "on" and self.batched(budget, k) < 2:
+            raise ArgumentError(
+                "{replicas:on}: no two members of this restore share a network ("
+                + (
+                    "{ensemble:1} fits the default alone"
+                    if self.search == "none"
+                    else f"{{ensemble:{k}}} leaves "
+                    f"{max(k - self.finalists(budget), 0)} restart(s) of the pick; a batch needs two"
+                )
+                + "); use {replicas:auto} or {replicas:off}"
+            )
+        if self.search != "none":  # a search too large to draw is refused here, not inside the restore folder
+            from ..search.limits import check_fits
+
+            check_fits(
+                get_chooser(self.search).max_candidates(budget), "{search:{name}} with this budget", name=self.search
+            )
         return budget
+
+    def batched(self, budget: Budget, k: int) -> int:
+        """How many members share one network and can fit as one batch: the default and its restarts without a
+        search; the pick's restarts with one (the pick itself is fitted among the finalists before)."""
+        if self.search == "none":
+            return k
+        return max(k - min(k, self.finalists(budget)), 0)
+
+    def check_search_fields(self) -> None:
+        """A search setting the chosen search does not read is refused: ignoring it would run something else
+        than what was asked."""
+        from .choosers import CHOOSERS, SEARCH_FIELDS
+
+        reads = get_chooser(self.search).reads
+        for key in SEARCH_FIELDS:
+            if getattr(self, key) is not None and key not in reads:
+                users = " or ".join(n for n, c in CHOOSERS.items() if key in c.reads)
+                raise ArgumentError(
+                    "{" + key + "} is for {search} {users}, not {search:{name}}; drop it", users=users, name=self.search
+                )
 
     def members(self, budget: Budget) -> int:
         """K: the ensemble's members, as given (checked against what the chooser can produce) or the default."""
@@ -131,7 +177,7 @@ class RestoreSettings:
         return self.finalists(budget) + RESTART_MEMBERS_MAX - 1
 
     def stop_spec(self) -> StopSpec | None:
-        return None if self.stop == "none" else StopSpec(self.stop, patience=self.patience)
+        return StopSpec.parse(self.stop, patience=self.patience)
 
 
 @dataclass
@@ -143,6 +189,7 @@ class Stage:
     ssim: float | None = None
     fitness: float | None = None
     folder: str | None = None
+    weight: float | None = None  # the member's weight in the ensemble (None: not a member)
 
 
 @dataclass
@@ -191,7 +238,10 @@ class Pipeline:
 
             for folder in s.start_from:
                 study_genomes(folder, self.space)
+        if s.replicas == "on":  # the batch of the default and its restarts (a search's pick: checked when known)
+            check_replica_memory(spec, self.problem.image_shape, s.device, s.batched(self.budget, self.k))
         if self.stop is not None:  # a detector that cannot work here (or with this budget) fails before any work
+            check_final_stop(self.plan(), self.problem, s.seed)  # in the flags the user gave, before any folder
             hook = stop_hook(self.stop, s.seed, self.problem)
             hook.on_start(hook.prepare(self.problem), spec, FitConfig(iters=self.budget.iters, device="cpu"))
 
@@ -203,7 +253,13 @@ class Pipeline:
         final = min(self.k, self.settings.finalists(self.budget))
         # RungPlan asks for two finalists at least (the default and the best other); without a search there is
         # no other, and with K = 1 the second one is fitted but not averaged
-        return RungPlan(final=max(final, 2), final_iters=self.budget.iters, stop=self.stop, restarts=self.k - final)
+        return RungPlan(
+            final=max(final, 2),
+            final_iters=self.budget.iters,
+            stop=self.stop,
+            restarts=self.k - final,
+            replicas=self.settings.replicas,
+        )
 
     def config(self) -> dict[str, Any]:
         s = self.settings
@@ -217,6 +273,7 @@ class Pipeline:
                 "ensemble": self.k,
                 "seed": s.seed,
                 "device": self.device,
+                "replicas": s.replicas,
                 "space_file": self.space.source,
                 **({"start_from": [str(Path(f).resolve()) for f in s.start_from]} if s.start_from else {}),
                 **({"arch_file": str(Path(s.arch).resolve())} if s.arch else {}),
@@ -227,9 +284,24 @@ class Pipeline:
         run = RunDir.create(out, "restore", tag)
         try:
             return self._run(run)
-        except BaseException:
+        except BaseException as err:
+            # a restore does not resume, so nothing is kept; what was lost is told (the CLI prints it)
+            err.discarded = (run.path, *self._finished(run.path))
             run.discard()
             raise
+
+    def _finished(self, root: Path) -> tuple[int, int]:
+        """(members of the final rung, search candidates) whose fits had finished, from the search's records."""
+        from ..store.runs import read_jsonl
+
+        members = candidates = 0
+        for records in root.glob("search/*/evaluations.jsonl"):
+            for row in read_jsonl(records):
+                if row.get("rung") == "final":
+                    members += 1
+                else:
+                    candidates += 1
+        return min(members, self.k), candidates
 
     def _say(self, text: str) -> None:
         self.console.print(text, highlight=False)
@@ -246,7 +318,7 @@ class Pipeline:
         stop_name = self.stop.detector if self.stop else "none"
         if s.search == "none":
             self._say(
-                f"restore: the default network of space {self.space.name} at {b.iters} iterations, stop {stop_name}"
+                f"restore: the default network (space {self.space.name}) at {b.iters} iterations, stop {stop_name}"
             )
         else:
             self._say(
@@ -254,20 +326,22 @@ class Pipeline:
                 f"{b.search_iters} iterations per candidate), then the final rung: the finalists, the default "
                 f"among them, at {b.iters} iterations, stop {stop_name}"
             )
-        ctx = ChooseContext(
-            problem,
-            self.space,
-            b,
-            run.path,
-            s.seed,
-            self.console,
-            self.device,
-            self.plan(),
-            s.workers,
-            s.tensorboard,
-            list(s.start_from),
-        )
-        choice: Choice = self.chooser.choose(ctx)
+        with MemberWatch(self.console) as watch:
+            ctx = ChooseContext(
+                problem,
+                self.space,
+                b,
+                run.path,
+                s.seed,
+                self.console,
+                self.device,
+                self.plan(),
+                s.workers,
+                s.tensorboard,
+                watch,
+                list(s.start_from),
+            )
+            choice: Choice = self.chooser.choose(ctx)
         if not choice.ranked:
             raise DipsearchError(f"the search produced no usable candidate: every fit failed (see {choice.run_dir})")
         summary = choice.summary
@@ -290,28 +364,17 @@ class Pipeline:
     def _final_stages(self, choice: Choice, root: Path, stop_name: str) -> list[Stage]:
         """One stage per finalist (the default first, as the reference), per restart of the pick, then the pick."""
         folder = str(choice.run_dir.relative_to(root))
-        rows = sorted(choice.summary["final"], key=lambda f: not f["default"])
         stages = []
-        for i, f in enumerate(rows):
-            name = "default" if f["default"] else f"finalist #{i}"
-            what = f"{'space default' if f['default'] else 'candidate'}, full budget, stop {stop_name}"
-            stages.append(Stage(name, what, f["stopped_iter"] or f["iters_run"], f["psnr"], None, f["score"], folder))
-        for r in choice.summary.get("restarts", []):
-            what = f"the pick refitted with seed + {r['restart']}, full budget, stop {stop_name}"
-            stages.append(
-                Stage(
-                    f"restart #{r['restart']}",
-                    what,
-                    r["stopped_iter"] or r["iters_run"],
-                    r["psnr"],
-                    None,
-                    r["score"],
-                    folder,
-                )
-            )
+        for member, (name, row) in zip(_members(choice.summary), _member_rows(choice.summary)):
+            if row.get("restart"):
+                what = f"the pick refitted with seed + {row['restart']}, full budget, stop {stop_name}"
+            else:
+                what = f"{'the default network' if row['default'] else 'candidate'}, full budget, stop {stop_name}"
+            iters = row["stopped_iter"] or row["iters_run"]
+            stages.append(Stage(name, what, iters, row["psnr"], None, row["score"], folder, member["weight"]))
         (pick,) = [f for f in choice.summary["final"] if f["index"] == choice.summary["final_choice"]]
         q = _score(load_image(choice.run_dir / "best_output.png"), self.problem)[1]
-        what = "the final rung's single choice" + (" (the default)" if pick["default"] else "")
+        what = "the final rung's single choice" + (" (the default network)" if pick["default"] else "")
         stages.append(Stage("pick", what, pick["stopped_iter"] or pick["iters_run"], pick["psnr"], q, pick["score"]))
         return stages
 
@@ -326,7 +389,7 @@ class Pipeline:
             stages.append(
                 Stage(
                     "default (search)",
-                    "space default at the search budget",
+                    "the default network at the search budget",
                     d.iters_run,
                     d.psnr,
                     None,
@@ -362,7 +425,9 @@ class Pipeline:
             "weighting": ensemble["method"] if ensemble and k > 1 else None,
             "weights": [m["weight"] for m in ensemble["members"]] if ensemble and k > 1 else [1.0],
             "stop": self.stop.detector if self.stop else "none",
-            "stopped_iters": [f["stopped_iter"] for f in summary["final"]],
+            # every member's stop: the finalists (the default first), then the restarts
+            "stopped_iters": [m["stopped_iter"] for m in _members(summary)],
+            "members": _members(summary),
             "winner_genome": pick["genome"],
             "winner_fitness": pick["score"],
             "winner_is_default": pick["default"],
@@ -374,3 +439,26 @@ class Pipeline:
             out["stages"] = {st.stage: st.psnr for st in stages}
         out.update(choice.extra)
         return out
+
+
+def _member_rows(summary: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The final rung's fits with their stage names: the finalists (the default first), then the restarts."""
+    rows = sorted(summary["final"], key=lambda f: not f["default"])
+    named = [("default" if f["default"] else f"finalist #{i}", f) for i, f in enumerate(rows)]
+    return named + [(f"restart #{r['restart']}", r) for r in summary.get("restarts", [])]
+
+
+def _members(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each final-rung fit: its stage name, stop, held-out fitness and ensemble weight (None: not averaged)."""
+    ensemble = summary.get("ensemble")
+    weights = {m["key"]: m["weight"] for m in ensemble["members"]} if ensemble else {}
+    return [
+        {
+            "stage": name,
+            "stopped_iter": row["stopped_iter"],
+            "iters_run": row["iters_run"],
+            "fitness": row["score"],
+            "weight": weights.get(row["key"]),
+        }
+        for name, row in _member_rows(summary)
+    ]

@@ -84,6 +84,13 @@ class CompressedSensingMRI(Task):
         acceleration = DEFAULT_ACCELERATION if acceleration is None else float(acceleration)
         if not math.isfinite(acceleration):
             raise ArgumentError("{acceleration} must be finite, got {value}", value=acceleration)
+        if acceleration > w:  # would keep less than one column; rounding up to one would change it unsaid
+            raise ArgumentError(
+                "{acceleration} {value:g} keeps less than one of the image's {w} k-space columns; use "
+                "{acceleration} <= {w}",
+                value=acceleration,
+                w=w,
+            )
         columns = cartesian_mask(w, acceleration, inputs.generator)
         mask = columns.view(1, 1, 1, w).expand(1, 1, h, w).contiguous().to(clean.device)
         operator = KSpace()

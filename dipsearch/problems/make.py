@@ -37,9 +37,10 @@ def make_problem(
         raise DipsearchError(f"{task} needs a clean image (to synthesise the observation) or an observed image")
     meta: dict[str, Any] = {"task": task, "seed": seed, "synthetic": observed is None, "noise": None, "level": None}
     stated = level is not None
+    # A noise kind named but not the default is refused even without a level: otherwise it would be dropped unsaid.
+    if noise not in spec.noises and (stated or spec.noise_by_default or noise != "gaussian"):
+        raise DipsearchError(f"{task} takes {' or '.join(spec.noises) or 'no'} noise, not {noise}")
     if stated or spec.noise_by_default:
-        if noise not in spec.noises:
-            raise DipsearchError(f"{task} takes {' or '.join(spec.noises)} noise, not {noise}")
         meta.update(noise=noise, level=check_level(noise, DEFAULT_LEVEL.get(noise, 0) if level is None else level))
     inputs = TaskInputs(
         clean,

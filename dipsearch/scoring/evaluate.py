@@ -13,6 +13,7 @@ import math
 import socket
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -241,28 +242,29 @@ def subsample(problem: Problem, scale: float) -> Problem:
     )
 
 
-def evaluate(candidate: Candidate) -> Evaluation:
+def evaluate(candidate: Candidate, loggers: Sequence[FitHook] = ()) -> Evaluation:
     """Fit and score one candidate. Module-level and picklable: runs in any executor.
 
     With candidate.threads set, torch runs with that many threads for the duration of the fit and the
-    previous count is restored afterwards (torch's setting is process-wide).
+    previous count is restored afterwards (torch's setting is process-wide). `loggers`: hooks that only watch
+    the fit (a progress display), run after every other hook.
     """
     if candidate.threads is None:
-        return _evaluate(candidate)
+        return _evaluate(candidate, loggers)
     previous = torch.get_num_threads()
     torch.set_num_threads(candidate.threads)
     try:
-        return _evaluate(candidate)
+        return _evaluate(candidate, loggers)
     finally:
         torch.set_num_threads(previous)
 
 
-def _evaluate(candidate: Candidate) -> Evaluation:
+def _evaluate(candidate: Candidate, loggers: Sequence[FitHook] = ()) -> Evaluation:
     if candidate.tensorboard is None:
-        return _fit_and_score(candidate, [])
+        return _fit_and_score(candidate, list(loggers))
     logger = TensorBoardHook(candidate_logdir(candidate.tensorboard, candidate.index))
     try:
-        evaluation = _fit_and_score(candidate, [logger])
+        evaluation = _fit_and_score(candidate, [*loggers, logger])
     finally:
         logger.close()
     log_evaluation(candidate.tensorboard, candidate, evaluation)
@@ -272,8 +274,30 @@ def _evaluate(candidate: Candidate) -> Evaluation:
 def _fit_and_score(candidate: Candidate, loggers: list[FitHook]) -> Evaluation:
     """The evaluation; `loggers` run after every other hook (they read what the others decided)."""
     start = time.perf_counter()
-    base = dict(index=candidate.index, key=candidate.key, genome=candidate.genome, host=socket.gethostname())
     try:
+        setup = FitSetup.of(candidate)
+        result = fit_variant(setup.problem, candidate.arch, setup.config, setup.variant, [*setup.hooks, *loggers])
+        return setup.scored(result, start)
+    except Exception as err:  # noqa: BLE001 - a failing candidate must not stop the search
+        return failed(candidate, err, start)
+
+
+@dataclass
+class FitSetup:
+    """What a candidate's fit is made of (the problem to fit, its config, variant and hooks), and how its result is
+    scored: the halves of an evaluation around the fit, shared by a fit of its own and a member of a batch."""
+
+    candidate: Candidate
+    fitness: Any
+    problem: Problem  # prepared: the fitness's and the stopping's pixels withheld
+    clean: torch.Tensor | None
+    config: FitConfig
+    variant: Any
+    hooks: list[FitHook]
+    running: _RunningFitness | None
+
+    @classmethod
+    def of(cls, candidate: Candidate) -> FitSetup:
         problem = subsample(candidate.problem, candidate.scale)
         fitness = make_fitness(candidate.fitness, problem)
         prepared = fitness.prepare(
@@ -294,47 +318,58 @@ def _fit_and_score(candidate: Candidate, loggers: list[FitHook]) -> Evaluation:
             running = _RunningFitness(candidate, fitness.score)
             hooks.append(running)
         variant = candidate_variant(candidate.fit_settings, iters, candidate.init)
-        result = fit_variant(prepared, candidate.arch, config, variant, [*hooks, *loggers])
+        return cls(candidate, fitness, prepared, problem.clean, config, variant, hooks, running)
+
+    def scored(self, result: Any, start: float) -> Evaluation:
+        """The evaluation of the fit's result: the stopped output (or the variant's, or the EMA) scored."""
+        candidate, fitness = self.candidate, self.fitness
         stopped_iter = result.summary_extra.get("stopped_iter") if candidate.stop is not None else None
         if stopped_iter is not None:
             image = result.extras["images"]["output_stopped"]
             fitness.select_step(int(stopped_iter))
         else:
-            key = get_variant(variant.variant).output_image  # SGLD: the posterior mean
+            key = get_variant(self.variant.variant).output_image  # SGLD: the posterior mean
             image = result.extras.get("images", {}).get(key) if key else None
             if image is None:
                 image = result.ema if (fitness.output or candidate.output) == "ema" else result.output
-        value = fitness.score(image, prepared)
+        value = fitness.score(image, self.problem)
         if math.isnan(value):
             raise DipsearchError(f"the fit diverged: its {candidate.fitness} fitness is NaN")
-        true_psnr = psnr(image, problem.clean) if problem.clean is not None else None
+        true_psnr = psnr(image, self.clean) if self.clean is not None else None
         return Evaluation(
-            **base,
+            **_identity(candidate),
             fitness=value,
             psnr=true_psnr,
             params=result.params,
             iters_run=result.iters_run,
             seconds=time.perf_counter() - start,
-            pruned=bool(running and running.pruned),
+            pruned=bool(self.running and self.running.pruned),
             image=image,
             stopped_iter=stopped_iter,
         )
-    except Exception as err:  # noqa: BLE001 - a failing candidate must not stop the search
-        detail = str(err) if isinstance(err, DipsearchError) else "".join(traceback.format_exception_only(err)).strip()
-        params = None
-        try:
-            params = count_params_of(candidate.arch, candidate.problem.image_shape[0])
-        except Exception:  # noqa: BLE001
-            pass
-        return Evaluation(
-            **base,
-            fitness=None,
-            psnr=None,
-            params=params,
-            iters_run=0,
-            seconds=time.perf_counter() - start,
-            error=detail,
-        )
+
+
+def _identity(candidate: Candidate) -> dict[str, Any]:
+    return dict(index=candidate.index, key=candidate.key, genome=candidate.genome, host=socket.gethostname())
+
+
+def failed(candidate: Candidate, err: Exception, start: float) -> Evaluation:
+    """The evaluation of a candidate whose fit or score raised: the error recorded, the worst fitness."""
+    detail = str(err) if isinstance(err, DipsearchError) else "".join(traceback.format_exception_only(err)).strip()
+    params = None
+    try:
+        params = count_params_of(candidate.arch, candidate.problem.image_shape[0])
+    except Exception:  # noqa: BLE001
+        pass
+    return Evaluation(
+        **_identity(candidate),
+        fitness=None,
+        psnr=None,
+        params=params,
+        iters_run=0,
+        seconds=time.perf_counter() - start,
+        error=detail,
+    )
 
 
 # TensorBoard's view of a candidate lives here, not in tensorboard.py: that module logs fits and knows no

@@ -252,7 +252,10 @@ def make_ensemble(
     available = ("equal", "inverse-mse") if own is not None else WEIGHTINGS if values is not None else ("equal",)
     for name in WEIGHTINGS:
         if name != method and name in available:
-            w, _, other_score, other_true = judged(name)
+            try:
+                w, _, other_score, other_true = judged(name)
+            except ArgumentError:  # a comparison only (e.g. fitted weights on too few held-out values): not shown
+                continue
             alternatives[name] = {"weights": [round(x, 6) for x in w], "heldout_psnr": other_score, "psnr": other_true}
     return Ensemble(method, keys, weights, image, score, true, alternatives)
 

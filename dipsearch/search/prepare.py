@@ -157,18 +157,28 @@ def default_eval_scale(problem: Problem, space: SearchSpace) -> float:
     return 0.5
 
 
+def least_final_iters(plan: RungPlan, problem: Problem, seed: int) -> tuple[int, int]:
+    """The smallest final-rung budget the plan's stopping can work in, and the warm-up or window (in steps) that
+    sets it. Every detector of the hook counts: the recommended (auto) stopping also runs EMV for its image.
+    Raises for a detector that cannot work on the problem (SURE without Gaussian noise)."""
+    hook = plan.stop.hook(seed, problem)
+    need = max(max(getattr(d, "warmup", 0) + 1, d.window) for d in hook.detectors)
+    return need + 1, need - 1
+
+
 def check_final_stop(plan: RungPlan, problem: Problem, seed: int) -> None:
     if plan.stop is None:  # no stopping: nothing to fit inside the budget
         return
-    hook = plan.stop.hook(seed, problem)  # unknown detector, SURE without Gaussian noise
-    # every detector of the hook: the recommended (auto) stopping also runs EMV for its image
-    need, name = max((max(getattr(d, "warmup", 0) + 1, d.window), d.name) for d in hook.detectors)
-    if plan.final_iters <= need:
+    least, steps = least_final_iters(plan, problem, seed)
+    if plan.final_iters < least:
         raise ArgumentError(
-            "{final_iters} ({value}) must exceed the {name} detector's warm-up/window ({steps} steps)",
+            "{final_iters} {value} is too short for {final_stop:{stop}}: it needs at least {least} iterations (a "
+            "{steps}-step warm-up or window comes first); give {final_iters} >= {least}, or {final_stop:none} to "
+            "run any budget",
             value=plan.final_iters,
-            name=name,
-            steps=need - 1,
+            stop=plan.stop.detector,
+            least=least,
+            steps=steps,
         )
 
 

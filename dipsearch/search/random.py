@@ -18,7 +18,7 @@ import json
 import random
 import time
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,11 +41,22 @@ NOVEL_TRIES = 10  # draws per trial before a repeated architecture is accepted (
 
 @dataclass
 class RandomSettings:
-    trials: int = 20  # architectures to fit (repeats of an architecture are drawn again, up to NOVEL_TRIES times)
-    with_default: bool = False  # make the space's default genome the first trial
+    # The metadata's help is the flag's help text (`dipsearch search random --help`).
+    trials: int = field(
+        default=20,
+        metadata={
+            "help": "architectures to fit, each drawn uniformly from the space, repeats drawn again (default 20)"
+        },
+    )
+    with_default: bool = field(
+        default=False, metadata={"help": "make the space's default network the first trial (default: off)"}
+    )
 
     def check(self) -> None:
+        from .limits import check_fits
+
         check_at_least("trials", self.trials, 1)
+        check_fits(self.trials, "{trials} {value}", value=self.trials)
 
 
 @dataclass
@@ -76,6 +87,10 @@ class RandomSearcher(Searcher):
     @classmethod
     def settings_type(cls) -> type:
         return RandomSettings
+
+    def restore_settings(self, budget: Any, seed: int) -> RandomSettings:
+        # the Bayes search's trial count: the two are compared at the same number of fits, the default among them
+        return RandomSettings(trials=budget.trials, with_default=True)
 
     def start(self, problem: Problem | ProblemRecipe, spec: SearchSpec, runtime: Runtime) -> RandomRun:
         from ..problems.recipe import as_problem

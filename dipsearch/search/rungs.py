@@ -26,6 +26,7 @@ stopping), so a killed search resumes inside a rung without refitting finished c
 from __future__ import annotations
 
 import math
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
@@ -38,6 +39,7 @@ from ..scoring.evaluate import Candidate, Evaluation, evaluate
 from ..scoring.executors import InProcessExecutor
 from ..stopping.spec import StopSpec
 from .ensemble import Ensemble, check_weighting, ensemble_weights, held_out_values, make_ensemble, own_splits
+from .member_batches import batches, check_replicas_mode, evaluate_members
 from .record import SearchRecord
 from .result import ENSEMBLE_IMAGE
 
@@ -65,6 +67,9 @@ class RungPlan:
     # the held-out split of a restart: "own" (its seed's) or "shared" (the finalists'); own measured better
     # (docs/guide/ensembles.md)
     splits: str = "own"
+    # fits of one network (restarts; the default and its restarts without a search) as one batch of replicas:
+    # auto, on or off (search/member_batches.py)
+    replicas: str = "auto"
 
     def __post_init__(self) -> None:
         self.stop = StopSpec.of(self.stop)
@@ -95,6 +100,7 @@ class RungPlan:
                 raise ArgumentError(template, value=value, budgets_given=budgets)
         if self.weights is not None:
             check_weighting(self.weights)
+        check_replicas_mode(self.replicas)
         if self.splits not in SPLITS:
             raise ArgumentError(
                 "{splits} must be one of {names}, got {value}", value=self.splits, names=", ".join(SPLITS)
@@ -128,6 +134,7 @@ class RungPlan:
             "weights": self.weights,
             "restarts": self.restarts,
             "splits": self.splits,
+            "replicas": self.replicas,
         }
 
     @classmethod
@@ -142,6 +149,7 @@ class RungPlan:
             weights=data.get("weights"),
             restarts=int(data.get("restarts", 0)),
             splits=data.get("splits", "shared"),  # what plans written before the choice existed did
+            replicas=data.get("replicas", "auto"),
         )
 
 
@@ -242,10 +250,13 @@ class RungRunner:
         plan: RungPlan,
         evaluate_fn: Callable[[Candidate], Evaluation] = evaluate,
         notify: Notify | None = None,
+        watch: Any = None,
     ):
         self.space, self.make_candidate, self.record = space, make_candidate, record
         self.executor, self.plan, self.evaluate_fn = executor, plan, evaluate_fn
         self.notify = notify or (lambda label, evaluation: None)
+        # watch.hook(name, candidate) -> a FitHook that shows a final-rung fit as it runs (in-process executors)
+        self.watch = watch
 
     def candidate(
         self, genome: Genome, budget: int, stop: StopSpec | None, index: int, scale: float | None = None
@@ -292,9 +303,15 @@ class RungRunner:
             ranked = sorted(zip([g for g, _ in promoted], results), key=lambda ge: -ge[1].search_value)
             rows.append({"rung": number, "budget": budget, "candidates": len(promoted), **counts})
         finalists = self._finalists(ranked, sizes[-1])
+        started = time.perf_counter()
         # the full budget at full scale: what the user's refit does
         jobs = [(g, self.candidate(g, self.plan.final_iters, self.plan.stop, -1, scale=1.0)) for g, _, _ in finalists]
-        results, counts = self._run_rung(FINAL, jobs)
+        names = ["default" if is_default else f"finalist #{i}" for i, (_, is_default, _) in enumerate(finalists)]
+        # A single finalist is the pick before it is fitted: its restarts join its rung, to be fitted with it as one
+        # batch (the same fits, logged in the same order, as when they follow it)
+        early = self._restart_jobs(finalists[0][0], jobs[0][1].seed) if len(finalists) == 1 else []
+        results, counts = self._run_rung(FINAL, [*jobs, *[job for job, _ in early]], [*names, *self._restart_names()])
+        early_results, results = results[len(jobs) :], results[: len(jobs)]
         rows.append(
             {
                 "rung": FINAL,
@@ -311,27 +328,43 @@ class RungRunner:
         if choice.evaluation.fitness is None:
             errors = "; ".join(sorted({f.evaluation.error or "failed" for f in out}))
             raise DipsearchError(f"every fit of the final rung failed ({errors})")
-        restarts = self._restarts(choice, jobs[0][1].seed)
+        if early:
+            restarts = [
+                Finalist(choice.genome, e, choice.default, None, restart=offset, split=split)
+                for offset, (e, (_, split)) in enumerate(zip(early_results, early), 1)
+            ]
+        else:
+            restarts = self._restarts(choice, jobs[0][1].seed)
         if restarts:
             rows[-1]["restarts"] = len(restarts)
+        rows[-1]["seconds"] = round(time.perf_counter() - started, 2)  # the finalists' and restarts' fits
         ensemble = self._ensemble([*out, *restarts], jobs[0][1])
         return Selection(choice, out, rows, ensemble, restarts)
+
+    def _restart_jobs(self, genome: Genome, seed: int) -> list[tuple[tuple[Genome, Candidate], int]]:
+        """The jobs of the restarts of `genome` with the next seeds and the seed of the split each withholds."""
+        jobs = []
+        for offset in range(1, self.plan.restarts + 1):
+            job = self.candidate(genome, self.plan.final_iters, self.plan.stop, -1, scale=1.0)
+            split = seed + offset if self.plan.splits == "own" else seed
+            # holdout_seed None: the split of the fit's own seed (and the candidate key of any other such fit)
+            jobs.append(
+                ((genome, replace(job, seed=seed + offset, holdout_seed=None if split != seed else seed)), split)
+            )
+        return jobs
+
+    def _restart_names(self) -> list[str]:
+        return [f"restart #{offset}" for offset in range(1, self.plan.restarts + 1)]
 
     def _restarts(self, choice: Finalist, seed: int) -> list[Finalist]:
         """Refits of the chosen finalist with the next seeds, each withholding its own pixels or the finalists'."""
         if self.plan.restarts == 0:
             return []
-        jobs, splits = [], []
-        for offset in range(1, self.plan.restarts + 1):
-            job = self.candidate(choice.genome, self.plan.final_iters, self.plan.stop, -1, scale=1.0)
-            split = seed + offset if self.plan.splits == "own" else seed
-            # holdout_seed None: the split of the fit's own seed (and the candidate key of any other such fit)
-            jobs.append((choice.genome, replace(job, seed=seed + offset, holdout_seed=None if split != seed else seed)))
-            splits.append(split)
-        results, _ = self._run_rung(FINAL, jobs)
+        jobs = self._restart_jobs(choice.genome, seed)
+        results, _ = self._run_rung(FINAL, [job for job, _ in jobs], self._restart_names())
         return [
             Finalist(choice.genome, e, choice.default, None, restart=offset, split=split)
-            for offset, (e, split) in enumerate(zip(results, splits), 1)
+            for offset, (e, (_, split)) in enumerate(zip(results, jobs), 1)
         ]
 
     def _ensemble(self, candidates: list[Finalist], job: Candidate) -> Ensemble | None:
@@ -412,12 +445,19 @@ class RungRunner:
             out.append((default, True, screened.fitness if screened else None))
         return out
 
-    def _run_rung(self, label: str, jobs: list[tuple[Genome, Candidate]]) -> tuple[list[Evaluation], dict[str, int]]:
-        """Evaluations in job order: from the record when a fit with this key finished before, else fitted."""
+    def _run_rung(
+        self, label: str, jobs: list[tuple[Genome, Candidate]], names: list[str] | None = None
+    ) -> tuple[list[Evaluation], dict[str, int]]:
+        """Evaluations in job order: from the record when a fit with this key finished before, else fitted (fits
+        of one network together as a batch of replicas, as the plan's `replicas` allows). `names`: the jobs'
+        names for the watch (final rung)."""
         results: dict[str, Evaluation] = {}
         todo: list[Candidate] = []
+        named: dict[str, str] = {}
         cached = 0
-        for _, job in jobs:
+        for i, (_, job) in enumerate(jobs):
+            if names is not None:
+                named.setdefault(job.key, names[i])
             known = self.record.lookup_any(job.key)
             if known is not None:
                 results[job.key] = known
@@ -425,22 +465,38 @@ class RungRunner:
             elif job.key not in results and all(t.key != job.key for t in todo):
                 todo.append(replace(job, index=self.record.next_index()))
                 self.record.reserve(todo[-1].index)
+        in_process = isinstance(self.executor, InProcessExecutor)
+        # Only the real evaluation is batched: a caller's own evaluate_fn (a test's, a wrapper) sees every fit.
+        mode = self.plan.replicas if label == FINAL and self.evaluate_fn is evaluate else "off"
+        groups = batches(todo, mode)
         # In-process execution happens at submit time: one at a time, so that each result is logged at once
-        # (a killed search then loses only the fit that was running).
-        window = 1 if isinstance(self.executor, InProcessExecutor) else max(1, len(todo))
-        pending: deque[tuple[Candidate, Future]] = deque()
-        queue = deque(todo)
+        # (a killed search then loses only the fits that were running).
+        window = 1 if in_process else max(1, len(groups))
+        pending: deque[tuple[list[Candidate], Future]] = deque()
+        queue = deque(groups)
         while queue or pending:
             while queue and len(pending) < window:
-                job = queue.popleft()
-                pending.append((job, self.executor.submit(self.evaluate_fn, job)))
-            job, future = pending.popleft()
-            evaluation = _result(future, job)
-            stop = job.stop.to_dict() if job.stop is not None else None
-            self.record.add_rung(evaluation, {"rung": label, "budget": job.iters, "stop": stop})
-            results[job.key] = evaluation
-            self.notify(label, evaluation)
+                group = queue.popleft()
+                watchers = [self._watcher(named, job) for job in group] if in_process else []
+                if len(group) > 1:
+                    future = self.executor.submit(evaluate_members, group, watchers)
+                elif watchers and watchers[0]:
+                    future = self.executor.submit(self.evaluate_fn, group[0], watchers[0])
+                else:
+                    future = self.executor.submit(self.evaluate_fn, group[0])
+                pending.append((group, future))
+            group, future = pending.popleft()
+            for job, evaluation in zip(group, _results(future, group)):
+                stop = job.stop.to_dict() if job.stop is not None else None
+                self.record.add_rung(evaluation, {"rung": label, "budget": job.iters, "stop": stop})
+                results[job.key] = evaluation
+                self.notify(label, evaluation)
         return [results[job.key] for _, job in jobs], {"fits": len(todo), "cached": cached}
+
+    def _watcher(self, named: dict[str, str], job: Candidate) -> list[Any]:
+        if self.watch is None or job.key not in named:
+            return []
+        return [self.watch.hook(named[job.key], job)]
 
 
 def rung_printer(console):
@@ -457,11 +513,12 @@ def rung_printer(console):
     return show
 
 
-def _result(future: Future, job: Candidate) -> Evaluation:
+def _results(future: Future, group: list[Candidate]) -> list[Evaluation]:
     try:
-        return future.result()
-    except Exception as err:  # noqa: BLE001 - a lost worker fails this candidate; the rung goes on
-        return Evaluation.lost(job, err)
+        done = future.result()
+    except Exception as err:  # noqa: BLE001 - a lost worker fails these candidates; the rung goes on
+        return [Evaluation.lost(job, err) for job in group]
+    return done if len(group) > 1 else [done]
 
 
 def finish(record: SearchRecord, selection: Selection, plan: RungPlan) -> dict[str, Any]:

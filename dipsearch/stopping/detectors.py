@@ -91,7 +91,7 @@ class WMV(Detector):
 
     def __init__(self, window: int = 100) -> None:
         if window < 2:
-            raise DipsearchError(f"wmv: window must be >= 2, got {window}")
+            raise ArgumentError("wmv: {window} must be >= 2, got {value}", value=window)
         self.window = window
 
     def start(self, problem: Problem, spec: ArchSpec, config: FitConfig) -> None:

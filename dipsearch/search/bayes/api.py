@@ -345,7 +345,7 @@ def work(
         save_best(trial, evaluation)
         display.update(StudyStatus.of(opened))
         if not progress:
-            console.print(trial_line(trial, evaluation), highlight=False)
+            console.print(trial_line(trial, evaluation, target), highlight=False)
 
     start = time.perf_counter()
     runner = StudyRunner(

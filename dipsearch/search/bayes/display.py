@@ -29,12 +29,16 @@ def _fmt(value: Any, digits: int = 2) -> str:
     return str(value)
 
 
-def trial_line(trial: Any, evaluation: Any) -> str:
-    """One plain line per finished trial (an optuna FrozenTrial and its Evaluation), for logs and pipes."""
-    return (
-        f"trial {trial.number}: {trial.state.name.lower()} value {trial.value} "
-        f"({evaluation.iters_run} iters, {evaluation.seconds:.1f} s)"
-    )
+def trial_line(trial: Any, evaluation: Any, target: int) -> str:
+    """One plain line per finished trial (an optuna FrozenTrial and its Evaluation), for logs and pipes, counted
+    from 1 out of the study's target as the other searchers count theirs."""
+    if trial.state == TrialState.COMPLETE and trial.value is not None:
+        result = f"fitness {trial.value:.2f} dB"
+    elif trial.state == TrialState.PRUNED:
+        result = "pruned"
+    else:
+        result = "failed"
+    return f"trial {trial.number + 1}/{target}: {result} ({evaluation.iters_run} iters, {evaluation.seconds:.1f} s)"
 
 
 class StudyDisplay:

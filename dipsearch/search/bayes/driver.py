@@ -285,7 +285,7 @@ def _drive(
         view.sync({trial.number: evaluation.image})
         display.update(StudyStatus.of(study))
         if not progress:
-            console.print(trial_line(trial, evaluation), highlight=False)
+            console.print(trial_line(trial, evaluation, settings.trials), highlight=False)
         if on_evaluation is not None:
             on_evaluation(evaluation)
 

@@ -34,6 +34,7 @@ from ...nets.space import SearchSpace, space_to_dict
 from ...problems.recipe import ProblemRecipe, problem_fingerprint
 from ...scoring.evaluate import Candidate, Evaluation, evaluate
 from ...scoring.executors import InProcessExecutor
+from ..limits import check_fits
 from ..spec import SearchSpec
 from .samplers import PrunerSpec, SamplerSpec, TrialReporter, pruner_spec, sampler_spec
 from .space import enqueue_default, genome_from_params, suggest_genome
@@ -82,6 +83,7 @@ def specs(space: SearchSpace, iters: int, seed: int, settings: BayesSettings) ->
     """Validated sampler and pruner specs and the report interval (unknown names raise here, early)."""
     if settings.trials < 0:
         raise ArgumentError("{trials} must be >= 0, got {value}", value=settings.trials)
+    check_fits(settings.trials, "{trials} {value}", value=settings.trials)
     check_stale_after(settings.stale_after)
     longest = trial_iters(space, iters)
     every = settings.report_every or max(1, longest // 10)

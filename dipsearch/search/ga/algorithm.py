@@ -99,6 +99,9 @@ class GAConfig:
         for ok, template, value in problems:
             if not ok:
                 raise ArgumentError(template, value=value, choices=", ".join(CROSSOVERS))
+        from ..limits import check_fits
+
+        check_fits(self.pop + self.gens * self.lam, "{pop} {p} and {gens} {g}", p=self.pop, g=self.gens)
 
 
 @dataclass
