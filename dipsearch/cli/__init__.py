@@ -28,6 +28,7 @@ from . import (
     restore_cmd,
     search_cmd,
     stop_cmd,
+    study_cmd,
     worker_cmd,
 )
 
@@ -42,6 +43,7 @@ SUBCOMMANDS = [
     preselect_cmd,
     baseline_cmd,
     restore_cmd,
+    study_cmd,
     reproduce_cmd,
     report_cmd,
     pretrain_cmd,

@@ -38,6 +38,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     g.add_argument("--budget", default="auto", help=f"auto (gpu with CUDA, else cpu) or a preset: {budgets}")
     g.add_argument("--space", help="search space (overrides the budget's)")
+    g.add_argument(
+        "--arch",
+        metavar="FILE",
+        help="restore with this network: an architecture file (a search's best_arch.toml, a study's "
+        "winner_arch.toml) with its [fit] settings; no --search",
+    )
+    g.add_argument(
+        "--start-from",
+        nargs="+",
+        default=[],
+        metavar="STUDY_DIR",
+        dest="start_from",
+        help="with --search: start the search from the best genomes of a study across images (`dipsearch study`)",
+    )
     g.add_argument("--pop", type=int, help="GA population (overrides the budget's)")
     g.add_argument("--gens", type=int, help="GA generations (overrides the budget's)")
     g.add_argument("--trials", type=int, help="Bayes or random-search trials (overrides the budget's)")
@@ -88,6 +102,7 @@ def settings_from_args(args: argparse.Namespace):
         "search",
         "budget",
         "space",
+        "arch",
         "pop",
         "gens",
         "trials",
@@ -101,7 +116,9 @@ def settings_from_args(args: argparse.Namespace):
         "workers",
         "replicas",
     )
-    return RestoreSettings(**{k: getattr(args, k) for k in keys}, tensorboard=wants_tensorboard(args))
+    return RestoreSettings(
+        **{k: getattr(args, k) for k in keys}, start_from=list(args.start_from), tensorboard=wants_tensorboard(args)
+    )
 
 
 def stage_table(stages, clean: bool = True) -> Table:

@@ -129,6 +129,7 @@ def spec_from_args(args: argparse.Namespace, searcher: str | None = None, settin
             preselect_keep=args.preselect_keep,
             preselect_metric=args.preselect_metric,
             seed_from=list(args.seed_from),
+            start_from=list(args.start_from),
         ),
         searcher=searcher,
         settings=settings,

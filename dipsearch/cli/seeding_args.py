@@ -1,4 +1,4 @@
-"""The flags that decide where a search starts: --preselect N and --seed-from RUN_DIR... (ga and bayes)."""
+"""The flags that decide where a search starts: --preselect N, --seed-from RUN_DIR... and --start-from STUDY_DIR."""
 
 from __future__ import annotations
 
@@ -42,5 +42,14 @@ def add_seeding_args(parser: argparse.ArgumentParser) -> None:
         dest="seed_from",
         help="start from the winners (best_arch.toml [genome]) of earlier searches or pre-selections "
         "over the same space: run folders or glob patterns (quote them)",
+    )
+    g.add_argument(
+        "--start-from",
+        nargs="+",
+        default=[],
+        metavar="STUDY_DIR",
+        dest="start_from",
+        help="start from the best genomes of a study across images (`dipsearch study`'s run folder) over the same "
+        "space; they follow the space's default",
     )
     name_arguments(parser, keep="--preselect-keep")  # SeedPlan.keep

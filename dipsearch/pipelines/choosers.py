@@ -67,6 +67,7 @@ class ChooseContext:
     workers: int | None = None
     tensorboard: bool = False  # the search's candidates log to TensorBoard (Runtime.tensorboard)
     watch: Any = None  # shows the final rung's fits as they run (restore_progress.MemberWatch)
+    start_from: list[str] = field(default_factory=list)  # study folders whose best genomes start the search
 
 
 @dataclass
@@ -115,7 +116,7 @@ def _ranked_from(run_dir: Path, space: SearchSpace, default_key: str) -> tuple[l
 def _search(ctx: ChooseContext, searcher: str | None = None, settings: Any = None) -> tuple[Any, Any]:
     """The restore's search as the library runs any search: its spec (ending in the restore's final rung) and a
     runtime writing under the restore folder, without a live display."""
-    from ..search.spec import Runtime, SearchSpec
+    from ..search.spec import Runtime, SearchSpec, Seeding
 
     spec = SearchSpec(
         space=ctx.space,
@@ -128,6 +129,7 @@ def _search(ctx: ChooseContext, searcher: str | None = None, settings: Any = Non
         rungs=ctx.plan,
         searcher=searcher,
         settings=settings,
+        seeding=Seeding(start_from=list(ctx.start_from)),
     )
     runtime = Runtime(
         workers=ctx.workers, out=ctx.root, console=ctx.console, progress=False, tensorboard=ctx.tensorboard

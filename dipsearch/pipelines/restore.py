@@ -49,6 +49,8 @@ class RestoreSettings:
     search: str = "none"
     budget: str = "auto"  # a name in choosers.BUDGETS, or auto: gpu when CUDA is visible, else cpu
     space: str | None = None  # overrides the budget's space
+    arch: str | None = None  # a network file (best_arch.toml, a study's winner_arch.toml) instead of a space
+    start_from: list[str] = field(default_factory=list)  # study folders whose best genomes start the search
     pop: int | None = None
     gens: int | None = None
     trials: int | None = None
@@ -87,6 +89,19 @@ class RestoreSettings:
     def check(self) -> Budget:
         """Validate what needs no image (budget, chooser, ensemble size); returns the resolved budget."""
         _, budget = self.resolved_budget()
+        if self.arch is not None and self.space is not None:
+            raise ArgumentError("give {arch} or {space}, not both: the file is the network, the space its default")
+        if self.start_from and self.search == "none":
+            raise ArgumentError(
+                "{start_from} seeds a search with a study's best genomes; add {search:ga} (or bayes), or restore "
+                "with the study's pick alone ({space} its winner_space.toml)"
+            )
+        if self.arch is not None and self.search != "none":
+            raise ArgumentError(
+                "{arch} fixes the network, so there is nothing to search; drop {search:{name}}, or search from a "
+                "space ({space}: a study's winner_space.toml has the studied network as its default)",
+                name=self.search,
+            )
         if self.workers is not None:
             check_at_least("workers", self.workers, 1)
         self.check_search_fields()
@@ -198,11 +213,19 @@ class Pipeline:
         self.console = console or Console(quiet=True)
         self.budget_name, self.budget = settings.resolved_budget()
         self.chooser = get_chooser(settings.search)
-        self.space: SearchSpace = load_space(find_space(self.budget.space))
+        self.space: SearchSpace = self._space()
         self.stop = settings.stop_spec()
         self.device = str(resolve_device(settings.device))
         self.k = settings.members(self.budget)
         self._check()
+
+    def _space(self) -> SearchSpace:
+        if self.settings.arch is None:
+            return load_space(find_space(self.budget.space))
+        from ..nets.arch_space import space_of_arch
+
+        self.settings.check()  # --arch with --space or a search is refused before the file is read
+        return space_of_arch(self.settings.arch)
 
     def _check(self) -> None:
         s = self.settings
@@ -210,6 +233,11 @@ class Pipeline:
         spec = self.space.decode(self.space.default())
         check_size(self.problem, spec)
         check_fit_memory(self.problem, spec, resolve_device(s.device))
+        if s.start_from:  # a folder that is not a study over this space fails before any work
+            from ..study.start import study_genomes
+
+            for folder in s.start_from:
+                study_genomes(folder, self.space)
         if s.replicas == "on":  # the batch of the default and its restarts (a search's pick: checked when known)
             check_replica_memory(spec, self.problem.image_shape, s.device, s.batched(self.budget, self.k))
         if self.stop is not None:  # a detector that cannot work here (or with this budget) fails before any work
@@ -247,6 +275,8 @@ class Pipeline:
                 "device": self.device,
                 "replicas": s.replicas,
                 "space_file": self.space.source,
+                **({"start_from": [str(Path(f).resolve()) for f in s.start_from]} if s.start_from else {}),
+                **({"arch_file": str(Path(s.arch).resolve())} if s.arch else {}),
             },
         }
 
@@ -309,6 +339,7 @@ class Pipeline:
                 s.workers,
                 s.tensorboard,
                 watch,
+                list(s.start_from),
             )
             choice: Choice = self.chooser.choose(ctx)
         if not choice.ranked:

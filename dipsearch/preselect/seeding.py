@@ -1,10 +1,10 @@
 """Where a search starts: pre-selected samples and an archive of past winners as its first candidates.
 
 `initial_genomes` returns the genomes a GA puts into its initial population, or a Bayesian search enqueues
-as its first trials, in this order: the space's default genome, the winners of earlier runs
-(`--seed-from`: each folder's best_arch.toml [genome]), then the best-scored of `preselect` samples
-(training-free metric, dipsearch.preselect.scoring), distinct by the network they decode to. A series
-of images of the same kind can so start from what worked before.
+as its first trials, in this order: the space's default genome, the best genomes of studies across images
+(`--start-from`: dipsearch.study), the winners of earlier runs (`--seed-from`: each folder's best_arch.toml
+[genome]), then the best-scored of `preselect` samples (training-free metric, dipsearch.preselect.scoring),
+distinct by the network they decode to. A series of images of the same kind can so start from what worked before.
 """
 
 from __future__ import annotations
@@ -33,11 +33,12 @@ class SeedPlan:
     keep: int | None = None  # how many of them to use (None: what the searcher has room for)
     metric: str = DEFAULT_METRIC
     seed_from: list[str] = field(default_factory=list)  # run folders or glob patterns
+    start_from: list[str] = field(default_factory=list)  # study folders: their best genomes follow the default
     inputs: int = 4
 
     @property
     def active(self) -> bool:
-        return bool(self.preselect or self.seed_from)
+        return bool(self.preselect or self.seed_from or self.start_from)
 
     def check(self) -> None:
         get_metric(self.metric)
@@ -114,12 +115,18 @@ def initial_genomes(
         return True
 
     add(space.default())
+    from_study = 0
+    for folder in plan.start_from:
+        from ..study.start import study_genomes
+
+        from_study += sum(add(genome) for genome in study_genomes(folder, space)[0])
     winners = archive_winners(plan.seed_from, space)
     from_archive = sum(add(genome) for _, genome in winners)
     info: dict[str, Any] = {
         **asdict(plan),
         "seed_from_folders": [str(f.resolve()) for f, _ in winners],
         "from_archive": from_archive,
+        "from_study": from_study,
         "preselected": 0,
     }
     if plan.preselect:

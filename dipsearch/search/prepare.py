@@ -227,6 +227,7 @@ def starting_genomes(
         keep=seeding.preselect_keep if seeding.preselect_keep is not None else keep,
         metric=seeding.preselect_metric or DEFAULT_METRIC,
         seed_from=list(seeding.seed_from),
+        start_from=list(seeding.start_from),
     )
     plan.check()
     if not plan.active:
@@ -245,6 +246,8 @@ def starting_genomes(
 
 def describe_seeding(info: dict[str, Any], with_default: bool = True) -> str:
     parts = ["the default genome"] if with_default else []
+    if info.get("from_study"):
+        parts.append(f"{info['from_study']} best genome(s) of {len(info['start_from'])} study(ies)")
     if info["from_archive"]:
         parts.append(f"{info['from_archive']} winner(s) of {len(info['seed_from_folders'])} earlier run(s)")
     if info["preselect"]:

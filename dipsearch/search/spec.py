@@ -41,10 +41,11 @@ class Seeding:
     preselect_keep: int | None = None  # default: the GA's whole population, a quarter of the Bayesian trials
     preselect_metric: str | None = None  # default: dipsearch.preselect.DEFAULT_METRIC
     seed_from: list[str] = field(default_factory=list)  # run folders or glob patterns
+    start_from: list[str] = field(default_factory=list)  # study folders (dipsearch.study): their best genomes
 
     @property
     def active(self) -> bool:
-        return bool(self.preselect or self.seed_from)
+        return bool(self.preselect or self.seed_from or self.start_from)
 
 
 def default_plan() -> RungPlan:
