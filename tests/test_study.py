@@ -287,16 +287,24 @@ def test_the_wilcoxon_pruner_stops_a_clearly_worse_trial(data):
         (["{images}", "--storage", "{other}"], "holds study 'other', made by another tool, not a dipsearch study"),
         (["{images}", "--trials", "0"], "--trials must be >= 1, got 0"),
         (["{images}", "--max-cost", "0"], "--max-cost must be > 0"),
+        (["{images}", "{twin}"], "a.png and twin.png give the same crop: the study would count one picture twice"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_no_run_folder(argv, message, data, tmp_path, capsys):
     (tmp_path / "bad.png").write_text("not an image")
     (tmp_path / "broken.toml").write_text("[genes.depth\nkind = ")
+    (tmp_path / "twin.png").write_bytes((data / "images" / "a.png").read_bytes())
     other = tmp_path / "other.journal"
     from dipsearch.search.bayes.storage import StorageSpec, open_storage
 
     optuna.create_study(study_name="other", storage=open_storage(StorageSpec.parse(str(other))))
-    paths = {"bad": tmp_path / "bad.png", "images": data / "images", "broken": tmp_path / "broken.toml", "other": other}
+    paths = {
+        "bad": tmp_path / "bad.png",
+        "images": data / "images",
+        "broken": tmp_path / "broken.toml",
+        "other": other,
+        "twin": tmp_path / "twin.png",
+    }
     argv = [a.format(**paths) for a in argv]
     out = tmp_path / "runs"
     code = main(

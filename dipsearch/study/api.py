@@ -24,7 +24,7 @@ from ..store.runs import RunDir
 from .display import StudyDisplay
 from .files import FITS, write_comparison, write_pick
 from .genomes import skips_everywhere
-from .instances import Instance, build_instances
+from .instances import Instance, build_instances, check_distinct
 from .outcome import Outcome, outcome
 from .plots import complete_study, importances, write_plots
 from .runner import StudyRunner, counts
@@ -136,6 +136,7 @@ def run_study(
 
     settings = settings.resolved()
     prepared = prepare_study(settings)
+    check_distinct(prepared.instances)  # new studies only: a folder made before this check still resumes
     recipe = make_recipe(settings, prepared.space, prepared.instances, prepared.iters)
     sampler = make_sampler(settings.sampler, settings.seed, settings.trials, settings.objective)
     pruner = make_pruner(settings.objective, settings.p_threshold)

@@ -86,3 +86,23 @@ def build_instances(paths: list[str], sigmas: list[float | None], base: ProblemR
             name = path.stem if sigma is None else f"{path.stem} s{sigma:g}"
             out.append(Instance(len(out), name, recipe, problem))
     return out
+
+
+def check_distinct(instances: list[Instance]) -> None:
+    """Refuse two images whose crops are the same picture (Set5's head and Set14's face are one photo at two
+    sizes): the study's mean would count it twice and the pruner would pair it with itself."""
+    import torch
+
+    seen: dict[tuple, list[Instance]] = {}
+    for inst in instances:
+        clean = inst.problem.clean
+        if clean is None:
+            continue
+        key = (inst.recipe.sigma, tuple(clean.shape), round(float(clean.double().sum()), 6))
+        for twin in seen.get(key, []):  # a flipped picture has the same sum: compare every one
+            if torch.equal(twin.problem.clean, clean):
+                raise DipsearchError(
+                    f"{Path(twin.recipe.clean).name} and {Path(inst.recipe.clean).name} give the same crop: "
+                    "the study would count one picture twice; leave one of them out"
+                )
+        seen.setdefault(key, []).append(inst)
